@@ -1,0 +1,97 @@
+"""verify on real gcc output and on files that are not programs, in-process and through the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, assert_clean_failure, invoke
+from toolkit import elf, verify
+
+
+def test_static_binary_passes_every_check(binaries):
+    verdict = verify.verify(elf.read(str(binaries["static"])), "amd64")
+    assert verdict.ok, verdict.render()
+    assert [c.name for c in verdict.checks] == ["format", "integrity", "linux", "type", "static", "arch"]
+    assert verdict.facts.interpreter is None and verdict.facts.needed == ()
+    assert verdict.facts.libc == "glibc"
+
+
+def test_static_pie_passes_as_static_pie(binaries):
+    verdict = verify.verify(elf.read(str(binaries["static_pie"])))
+    assert verdict.ok, verdict.render()
+    assert verdict.facts.static_pie and verdict.facts.type == "ET_DYN"
+
+
+def test_dynamic_binary_fails_and_names_its_interpreter(binaries):
+    verdict = verify.verify(elf.read(str(binaries["dynamic"])))
+    assert not verdict.ok
+    static = next(c for c in verdict.checks if c.name == "static")
+    assert not static.ok
+    assert "/lib64/ld-linux-x86-64.so.2" in static.detail
+    assert "no such file or directory" in static.detail
+    assert "libc.so.6" in static.detail
+
+
+def test_wrong_arch_says_exec_format_error(binaries):
+    verdict = verify.verify(elf.read(str(binaries["static"])), "arm64")
+    arch = next(c for c in verdict.checks if c.name == "arch")
+    assert not arch.ok and "exec format error" in arch.detail
+
+
+@pytest.mark.parametrize("kind, phrase", [("object", "relocatable object"), ("shared", "library")])
+def test_non_executables_fail_and_say_what_they_are(binaries, kind, phrase):
+    verdict = verify.verify(elf.read(str(binaries[kind])))
+    assert not verdict.ok
+    assert phrase in next(c for c in verdict.checks if c.name == "type").detail
+
+
+def test_cli_human_output_and_exit_codes(binaries, tmp_path):
+    ok = invoke("verify", str(binaries["static"]))
+    assert ok.code == 0, ok
+    assert "PASS  static" in ok.out
+    bad = invoke("verify", str(binaries["dynamic"]))
+    assert_clean_failure(bad, 1)
+    assert "FAIL  static" in bad.out and "/lib64/ld-linux-x86-64.so.2" in bad.out
+
+
+@pytest.mark.parametrize("make, code, phrase", [
+    (lambda p: p.write_text("#!/bin/sh\necho hi\n"), 1, "script for /bin/sh"),
+    (lambda p: p.write_bytes(b""), 1, "empty file"),
+    (lambda p: p.write_bytes(b"\xcf\xfa\xed\xfe" + b"\0" * 60), 1, "Docker Desktop"),
+    (lambda p: p.write_bytes(b"MZ" + b"\0" * 100), 1, "Windows"),
+    (lambda p: None, 2, "no such file"),
+])
+def test_cli_non_programs_fail_clearly_with_valid_json(tmp_path, make, code, phrase):
+    path = tmp_path / "input"
+    make(path)
+    human = invoke("verify", str(path))
+    assert_clean_failure(human, code)
+    assert phrase in human.out + human.err
+    as_json = invoke("verify", str(path), "--json")
+    assert_clean_failure(as_json, code)
+    doc = json.loads(as_json.out)
+    assert doc["ok"] is False and doc["path"] == str(path)
+    for key in ("format", "arch", "interpreter", "needed", "checks", "warnings"):
+        assert key in doc
+    assert phrase in json.dumps(doc)
+
+
+def test_cli_json_for_a_passing_binary(binaries):
+    result = invoke("verify", str(binaries["static"]), "--json", "--arch", "amd64")
+    assert result.code == 0, result
+    doc = json.loads(result.out)
+    assert doc["ok"] is True and doc["arch"] == "amd64" and doc["interpreter"] is None
+    assert {c["name"] for c in doc["checks"]} >= {"format", "static", "arch"}
+    assert all(c["ok"] for c in doc["checks"])
+
+
+def test_verify_never_imports_the_docker_sdk(binaries):
+    code = ("import sys\nfrom toolkit.cli import program\n"
+            f"program.run(['fromscratch', 'verify', {str(binaries['static'])!r}], exit=False)\n"
+            "print('docker loaded' if 'docker' in sys.modules else 'docker not loaded')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert proc.stdout.strip().endswith("docker not loaded"), proc.stdout + proc.stderr

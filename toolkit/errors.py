@@ -1,0 +1,51 @@
+"""The one error root: every failure a user can cause or meet leaves the toolkit as a ToolkitError."""
+
+from __future__ import annotations
+
+
+class ToolkitError(Exception):
+    """A failure explained in one line, with an optional hint on what to do next."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} (hint: {self.hint})"
+        return self.message
+
+
+class InputError(ToolkitError):
+    """An argument or input file that cannot be used as given."""
+
+    exit_code = 2
+
+
+class EngineUnavailable(ToolkitError):
+    """No Docker engine answered."""
+
+    exit_code = 2
+
+
+class EngineError(ToolkitError):
+    """The engine answered, but refused or failed a request."""
+
+
+class BuildFailed(ToolkitError):
+    """A compiler or build step failed; `log` holds its own output."""
+
+    def __init__(self, message: str, hint: str | None = None, log: str = "") -> None:
+        super().__init__(message, hint)
+        self.log = log
+
+
+class VerifyFailed(ToolkitError):
+    """A binary failed verification; `reasons` lists the failed checks in the user's words."""
+
+    def __init__(self, message: str, reasons: list[str], hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.reasons = reasons
