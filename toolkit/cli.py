@@ -21,13 +21,21 @@ from .errors import BuildFailed, ToolkitError
 
 log = logging.getLogger("toolkit")
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HELLO_SRC = Path(__file__).resolve().parent / "csrc" / "hello.c"
+PACKAGED_CSRC = Path(__file__).resolve().parent / "csrc"
+# hello-tiny.c has no libc: -nostdlib and its own _start; the rest is hello-world's recipe for a small file
+# (sections garbage-collected, no unwind tables, .comment, build-id or RELRO padding, stripped).
+TINY_CFLAGS = ("-Os", "-nostdlib", "-static", "-fno-pie", "-no-pie", "-ffreestanding", "-fno-stack-protector",
+               "-fno-asynchronous-unwind-tables", "-fno-unwind-tables", "-fno-ident", "-ffunction-sections",
+               "-fdata-sections", "-Wl,--gc-sections", "-Wl,--build-id=none", "-Wl,-z,norelro")
+# GNU ld on x86 gives code its own page-aligned segment by default; one segment keeps the file under 1 KiB.
+# (zig's linker already does that, and refuses the flag.)
+TINY_GNU_LD_FLAGS = ("-Wl,-z,noseparate-code",)
 
 
-def _hello_source() -> Path:
-    """csrc/hello.c from a checkout, else the copy packaged with the toolkit."""
-    checkout = REPO_ROOT / "csrc" / "hello.c"
-    return checkout if checkout.is_file() else HELLO_SRC
+def _csrc(name: str) -> Path:
+    """A file of csrc/ from a checkout, else the copy packaged with the toolkit."""
+    checkout = REPO_ROOT / "csrc" / name
+    return checkout if checkout.is_file() else PACKAGED_CSRC / name
 
 
 def _setup_logging() -> None:
@@ -79,11 +87,13 @@ def _builder_base(c: Context, given: str | None) -> str:
 
 
 def _compile(c: Context, sources: list[Path], arch: str | None, toolchain: str, out: Path,
-             cflags: list[str], builder_base: str | None) -> Path:
+             cflags: list[str], builder_base: str | None, gnu_ld_flags: tuple[str, ...] = ()) -> Path:
     from . import toolchain as tc
 
     target = targets.lookup(arch) if arch else targets.host()
     chain = tc.select(toolchain, target, base=_builder_base(c, builder_base))
+    if chain.name != "zig":
+        cflags = [*cflags, *gnu_ld_flags]
     chain.compile(sources, target, out, cflags)
     print(f"built {out} for {target.platform} with the {chain.name} toolchain")
     return out
@@ -92,21 +102,29 @@ def _compile(c: Context, sources: list[Path], arch: str | None, toolchain: str, 
 @task(help={"arch": "target architecture (default: this host's)",
             "toolchain": "auto, native or container",
             "out": "output path (default ./hello)",
-            "builder_base": "base image of the build container (default: config builder.base, ubuntu:24.04)"})
+            "builder_base": "base image of the build container (default: config builder.base, ubuntu:24.04)",
+            "tiny": "build csrc/hello-tiny.c instead: no libc, raw system calls, under 1 KiB",
+            "strip": "strip symbols (the default here; --no-strip keeps them)"})
 @cli
 def build_hello(c: Context, arch: str | None = None, toolchain: str = "auto", out: str = "hello",
-                builder_base: str | None = None) -> None:
-    """Compile csrc/hello.c into a static binary (./hello)."""
-    _compile(c, [_hello_source()], arch, toolchain, Path(out), ["-Os", "-s"], builder_base)
+                builder_base: str | None = None, tiny: bool = False, strip: bool = True) -> None:
+    """Compile csrc/hello.c (or, with --tiny, csrc/hello-tiny.c) into a static binary (./hello)."""
+    strip_flags = ["-s"] if strip else []
+    if tiny:
+        _compile(c, [_csrc("hello-tiny.c")], arch, toolchain, Path(out), [*TINY_CFLAGS, *strip_flags],
+                 builder_base, TINY_GNU_LD_FLAGS)
+    else:
+        _compile(c, [_csrc("hello.c")], arch, toolchain, Path(out), ["-Os", *strip_flags], builder_base)
 
 
 @task(iterable=["src"],
       help={"src": "a C source file (repeat for more)", "out": "output path",
             "cflags": "extra compiler flags, e.g. '-O2 -Wall'", "arch": "target architecture",
-            "toolchain": "auto, native or container", "builder_base": "base image of the build container"})
+            "toolchain": "auto, native or container", "builder_base": "base image of the build container",
+            "strip": "strip symbols from the binary (-s)"})
 @cli
 def build(c: Context, src: list[str], out: str = "", cflags: str = "", arch: str | None = None,
-          toolchain: str = "auto", builder_base: str | None = None) -> None:
+          toolchain: str = "auto", builder_base: str | None = None, strip: bool = False) -> None:
     """Compile your own C program into a static binary."""
     from .errors import InputError
 
@@ -116,7 +134,8 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", arch: str
         flags = shlex.split(cflags)
     except ValueError as exc:
         raise InputError(f"--cflags {cflags!r} does not parse ({exc})") from None
-    _compile(c, [Path(s) for s in src], arch, toolchain, Path(out), flags, builder_base)
+    _compile(c, [Path(s) for s in src], arch, toolchain, Path(out), [*flags, *(["-s"] if strip else [])],
+             builder_base)
 
 
 @task(help={"path": "the binary to check", "arch": "require this architecture",
@@ -146,22 +165,95 @@ def _json_dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True)
 
 
-@task(help={"tag": "image name, e.g. hello or hello:1.0", "binary": "the static binary (default ./hello)",
+@task(iterable=["env", "label", "add", "output"],
+      help={"tag": "image name, e.g. hello or hello:1.0", "binary": "the static binary (default ./hello)",
             "cmd": "the command, exec form, e.g. '/hello --flag' (default: /<binary name>)",
+            "entrypoint": "the entrypoint, exec form, e.g. '/app --serve'",
+            "env": "KEY=VALUE in the environment (repeat for more)", "workdir": "the working directory",
+            "label": "KEY=VALUE label (repeat for more)", "user": "numeric UID[:GID] to run as",
+            "nonroot": "run as 65532:65532, with /etc/passwd and /etc/group entries for it",
+            "add": "SRC:DEST, an extra host file or directory (repeat for more)",
+            "ca_certs": "add a CA bundle at /etc/ssl/certs/ca-certificates.crt (the host's, or certifi's)",
+            "tzdata": "add time zone data at /usr/share/zoneinfo", "tmp": "add an empty /tmp (mode 1777)",
+            "output": "oci:DIR, oci-archive:FILE.tar or docker-archive:FILE.tar instead of loading into the "
+                      "engine (repeat for more)",
+            "backend": "python (assemble the image here; default) or dockerfile (docker build FROM scratch)",
             "arch": "require this architecture"})
 @cli
-def image(c: Context, tag: str, binary: str = "hello", cmd: str | None = None,
+def image(c: Context, tag: str, binary: str = "hello", cmd: str | None = None, entrypoint: str | None = None,
+          env: list[str] | None = None, workdir: str | None = None, label: list[str] | None = None,
+          user: str | None = None, nonroot: bool = False, add: list[str] | None = None, ca_certs: bool = False,
+          tzdata: bool = False, tmp: bool = False, output: list[str] | None = None, backend: str = "python",
           arch: str | None = None) -> None:
-    """Verify a static binary and load a FROM scratch image holding only it into the engine."""
+    """Verify a static binary and make a FROM scratch image of it: loaded into the engine, or --output files.
+
+    SOURCE_DATE_EPOCH (default 0) dates the image; the same inputs give the same image ID and digest.
+    """
+    from . import engine, oci
+    from . import image as img
+    from .errors import EngineUnavailable, InputError
+
+    ref = img.normalize_tag(tag)
+    opts = img.options(cmd=cmd, entrypoint=entrypoint, env=env or [], workdir=workdir, label=label or [],
+                       user=user, nonroot=nonroot, add=add or [], ca_certs=ca_certs, tzdata=tzdata, tmp=tmp)
+    outputs = [img.parse_output(o) for o in output or []]
+    epoch = oci.source_date_epoch(0)
+    if arch:
+        targets.lookup(arch)
+    path = Path(binary)
+    if backend not in ("python", "dockerfile"):
+        raise InputError(f"unknown backend {backend!r}", hint="choose python or dockerfile")
+    if backend == "dockerfile":
+        if outputs:
+            raise InputError("--backend dockerfile builds in the engine; --output needs the python backend")
+        info = img.build_with_dockerfile(engine.connect(), path, ref, opts, arch=arch, epoch=epoch)
+        print(f"tag:      {info['tag']}\nid:       {info['id']}\n"
+              f"size:     {info['size']:,} bytes in {_files(info['files'])}; {_layers(info['layers'])}\n"
+              "built by the engine from this Dockerfile:\n" + info["dockerfile"].rstrip())
+        return
+    client = None
+    if not outputs:
+        try:
+            client = engine.connect()
+        except EngineUnavailable as exc:
+            raise EngineUnavailable(exc.message, hint=f"{exc.hint}; or write the image to a file with "
+                                    "--output oci-archive:image.tar, which needs no engine") from None
+    with img.assemble(path, ref, arch=arch, epoch=epoch, opts=opts) as built:
+        image = built.image
+        print(f"tag:      {ref}\nid:       {image.image_id}\ndigest:   {image.manifest_desc.digest}\n"
+              f"platform: {image.platform}\n"
+              f"size:     {built.content:,} bytes in {_files(built.files)}; "
+              f"{_layers(len(image.layers))} of {image.size:,} bytes (uncompressed tar)")
+        for out in outputs:
+            img.write_output([image], out, ref)
+            print(f"wrote {out} (load it with: {out.load_hint()})")
+        if client is not None:
+            info = img.load(client, built)
+            print(f"loaded into the engine as {info['tag']} ({info['size']:,} bytes)")
+
+
+def _layers(n: int) -> str:
+    return f"{n} layer" + ("" if n == 1 else "s")
+
+
+def _files(n: int) -> str:
+    return f"{n} file" + ("" if n == 1 else "s")
+
+
+@task(name="inspect", help={"tag": "an image in the engine", "json": "print one JSON object instead"})
+@cli
+def inspect_image(c: Context, tag: str, json: bool = False) -> None:
+    """Print an image's config, its files and their sizes."""
+    from dataclasses import asdict
+
     from . import engine
     from . import image as img
 
-    ref = img.normalize_tag(tag)
-    path = Path(binary)
-    with img.assemble(path, ref, cmd=cmd, arch=arch) as built:
-        client = engine.connect()
-        info = img.load(client, built)
-    print(f"tag:   {info['tag']}\nid:    {info['id']}\nsize:  {info['size']:,} bytes")
+    info = img.inspect(engine.connect(), tag)
+    if json:
+        print(_json_dumps({**info, "files": [asdict(f) for f in info["files"]]}))
+    else:
+        print(img.render_inspect(info))
 
 
 @task(help={"tag": "the image to run"})
@@ -224,7 +316,7 @@ def _scratch_dir() -> str | None:
     return "/var/tmp" if os.path.isdir("/var/tmp") and os.access("/var/tmp", os.W_OK) else None
 
 
-ns = Collection(build_hello, build, verify, image, run, rootfs, import_rootfs)
+ns = Collection(build_hello, build, verify, image, inspect_image, run, rootfs, import_rootfs)
 ns.configure({"builder": {"base": builder.DEFAULT_BASE}})
 
 program = Program(namespace=ns, name="fromscratch", binary="fromscratch", version=__version__)

@@ -1,20 +1,76 @@
-"""A FROM scratch image from a verified binary: the binary is checked first, then written as one layer."""
+"""A FROM scratch image from a verified binary and options: checked first, then written as one layer and
+loaded into the engine, written to a file, or built by the engine from a generated Dockerfile."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
+import posixpath
+import re
 import shlex
+import shutil
+import tarfile
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from . import elf, engine, oci, targets, verify
 from .errors import InputError, VerifyFailed
+from .files import atomic_output
 
 log = logging.getLogger(__name__)
+
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+HOST_ZONEINFO = Path("/usr/share/zoneinfo")
+NONROOT = 65532  # distroless's nonroot user and group
+_MAX_ID = 2**31 - 1
+_PASSWD = ("root:x:0:0:root:/root:/sbin/nologin\n"
+           f"nonroot:x:{NONROOT}:{NONROOT}:nonroot:/nonexistent:/sbin/nologin\n")
+_GROUP = f"root:x:0:\nnonroot:x:{NONROOT}:\n"
+OUTPUT_KINDS = ("oci", "oci-archive", "docker-archive")
+
+
+@dataclass(frozen=True)
+class Add:
+    """An extra host file or directory, and where it goes in the image (relative to the root)."""
+
+    source: Path
+    dest: str
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything about an image besides its binary, already checked: building from it cannot fail on input."""
+
+    cmd: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    env: tuple[str, ...] = ()
+    workdir: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    user: str | None = None
+    nonroot: bool = False
+    adds: tuple[Add, ...] = ()
+    ca_certs: bool = False
+    tzdata: bool = False
+    tmp: bool = False
+
+
+@dataclass(frozen=True)
+class Output:
+    kind: str  # one of OUTPUT_KINDS
+    path: Path
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.path}"
+
+    def load_hint(self) -> str:
+        if self.kind == "oci":
+            return f"tar -C {shlex.quote(str(self.path))} -c . | docker load"
+        return f"docker load -i {shlex.quote(str(self.path))}"
 
 
 @dataclass(frozen=True)
@@ -22,12 +78,12 @@ class Built:
     tag: str
     image: oci.Image
     verdict: verify.Verdict
+    files: int = 1  # regular files and symlinks in the layer
+    content: int = 0  # their bytes, what `docker images` calls the size
 
 
 def normalize_tag(tag: str) -> str:
     """name -> name:latest; a tag that the engine could not accept is refused here, before any work."""
-    import re
-
     tag = tag.strip()
     ref = r"^[a-z0-9]+([._-]+[a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$"
     if not tag or not re.match(ref, tag):
@@ -37,17 +93,203 @@ def normalize_tag(tag: str) -> str:
     return tag if ":" in last else f"{tag}:latest"
 
 
-def parse_cmd(text: str | None, default: list[str]) -> tuple[str, ...]:
-    """--cmd as a shell-like string -> exec form (scratch has no /bin/sh for a shell form)."""
+def parse_cmd(text: str | None, default: list[str] | None, flag: str = "--cmd") -> tuple[str, ...] | None:
+    """--cmd or --entrypoint as a shell-like string -> exec form (scratch has no /bin/sh for a shell form)."""
     if text is None:
-        return tuple(default)
+        return tuple(default) if default is not None else None
     try:
         words = shlex.split(text)
     except ValueError as exc:
-        raise InputError(f"--cmd {text!r} does not parse ({exc})") from None
+        raise InputError(f"{flag} {text!r} does not parse ({exc})") from None
     if not words:
-        raise InputError("--cmd is empty", hint="give the program to run, e.g. --cmd /hello")
+        raise InputError(f"{flag} is empty", hint=f"give the program to run, e.g. {flag} /hello")
     return tuple(words)
+
+
+def parse_pairs(items: Iterable[str], flag: str) -> list[tuple[str, str]]:
+    """K=V arguments (--env, --label) -> pairs, refusing any without '=' or with an empty or spaced key."""
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or key != key.strip() or any(c.isspace() for c in key):
+            raise InputError(f"{flag} {item!r} is not KEY=VALUE", hint=f"e.g. {flag} LANG=C.UTF-8")
+        pairs.append((key, value))
+    return pairs
+
+
+def parse_user(text: str) -> str:
+    """UID[:GID], numeric: a scratch image has no /etc/passwd to look a name up in."""
+    parts = text.strip().split(":")
+    if len(parts) > 2 or not all(p.isdigit() and int(p) <= _MAX_ID for p in parts):
+        raise InputError(f"--user {text!r} is not numeric UID[:GID]",
+                         hint="a scratch image has no /etc/passwd to resolve names: use e.g. --user 1000:1000, "
+                              "or --nonroot for 65532 with passwd and group entries")
+    return ":".join(str(int(p)) for p in parts)
+
+
+def image_path(text: str, flag: str) -> str:
+    """A path inside the image, relative to its root, normalised; one that climbs out of the root is refused."""
+    depth = 0
+    parts: list[str] = []
+    for part in text.replace("\\", "/").split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                raise InputError(f"{flag} {text!r} leaves the image's root directory",
+                                 hint="give a path inside the image, e.g. /etc/app.conf")
+            parts.pop()
+        else:
+            depth += 1
+            parts.append(part)
+    return "/".join(parts)
+
+
+def parse_add(text: str) -> Add:
+    """SRC:DEST, the last ':' splitting them; DEST ending in / (or /) puts SRC inside that directory."""
+    src, sep, dest = text.rpartition(":")
+    if not sep or not src or not dest:
+        raise InputError(f"--add {text!r} is not SRC:DEST", hint="e.g. --add ./app.conf:/etc/app.conf")
+    source = Path(src)
+    if not source.exists():
+        raise InputError(f"--add {text!r}: {src}: no such file or directory")
+    if not (source.is_file() or source.is_dir()):
+        raise InputError(f"--add {text!r}: {src} is neither a regular file nor a directory")
+    inside = image_path(dest, "--add")
+    if dest.endswith("/") or not inside:
+        inside = posixpath.join(inside, source.resolve().name) if inside else source.resolve().name
+    return Add(source, inside)
+
+
+def options(cmd: str | None = None, entrypoint: str | None = None, env: Sequence[str] = (),
+            workdir: str | None = None, label: Sequence[str] = (), user: str | None = None,
+            nonroot: bool = False, add: Sequence[str] = (), ca_certs: bool = False, tzdata: bool = False,
+            tmp: bool = False) -> Options:
+    """Check every option as the user typed it; any problem is an InputError before anything is written."""
+    if user is not None and nonroot:
+        raise InputError("--user and --nonroot both set the user", hint="give one of them")
+    env_pairs = dict(parse_pairs(env, "--env"))  # a repeated key: the last wins, as in a Dockerfile
+    if workdir is not None:
+        if not workdir.startswith("/"):
+            raise InputError(f"--workdir {workdir!r} is not an absolute path", hint="e.g. --workdir /data")
+        workdir = "/" + image_path(workdir, "--workdir")
+    if ca_certs:
+        ca_bundle()  # fail now, not after the binary is checked
+    if tzdata:
+        zoneinfo_dir()
+    return Options(
+        cmd=parse_cmd(cmd, None), entrypoint=parse_cmd(entrypoint, None, "--entrypoint"),
+        env=tuple(f"{k}={v}" for k, v in env_pairs.items()), workdir=workdir,
+        labels=dict(parse_pairs(label, "--label")),
+        user=f"{NONROOT}:{NONROOT}" if nonroot else (parse_user(user) if user is not None else None),
+        nonroot=nonroot, adds=tuple(parse_add(a) for a in add), ca_certs=ca_certs, tzdata=tzdata, tmp=tmp)
+
+
+def parse_output(text: str) -> Output:
+    kind, sep, path = text.partition(":")
+    if not sep or kind not in OUTPUT_KINDS or not path:
+        raise InputError(f"--output {text!r} is not KIND:PATH",
+                         hint="oci:DIR, oci-archive:FILE.tar or docker-archive:FILE.tar")
+    out = Output(kind, Path(path))
+    if kind == "oci" and out.path.exists():
+        if not out.path.is_dir():
+            raise InputError(f"--output {text}: {path} exists and is not a directory")
+        if any(out.path.iterdir()) and not (out.path / "oci-layout").is_file():
+            raise InputError(f"--output {text}: {path} is a directory that is not an OCI layout",
+                             hint="give a new or empty directory (an existing layout is replaced)")
+    elif kind != "oci" and out.path.is_dir():
+        raise InputError(f"--output {text}: {path} is a directory", hint="give a file name, e.g. image.tar")
+    return out
+
+
+def ca_bundle() -> Path:
+    """The host's CA bundle, else certifi's (the one requests uses)."""
+    if HOST_CA_BUNDLE.is_file():
+        return HOST_CA_BUNDLE
+    try:
+        import certifi
+    except ImportError:
+        raise InputError(f"--ca-certs: no CA bundle at {HOST_CA_BUNDLE} and certifi is not installed",
+                         hint="install ca-certificates (Debian/Ubuntu) or `pip install certifi`") from None
+    return Path(certifi.where())
+
+
+def zoneinfo_dir() -> Path:
+    """The host's zoneinfo, else the tzdata package's (the one Python's zoneinfo falls back on)."""
+    if (HOST_ZONEINFO / "UTC").exists():
+        return HOST_ZONEINFO
+    try:
+        import tzdata  # type: ignore[import-not-found]
+    except ImportError:
+        raise InputError(f"--tzdata: no time zone data at {HOST_ZONEINFO} and the tzdata package is missing",
+                         hint="install tzdata (Debian/Ubuntu) or `pip install tzdata`") from None
+    return Path(tzdata.__file__).parent / "zoneinfo"
+
+
+def tree_entries(source: Path, dest: str) -> Iterator[oci.Entry]:
+    """A host file or directory tree as layer entries at dest; symlinks stay symlinks, modes are normalised."""
+    if not source.is_dir():
+        yield oci.entry_for(source.resolve(), dest)
+        return
+    yield oci.Entry(dest, 0o755, kind="dir")
+    for root, dirs, files in os.walk(source):
+        rel = Path(root).relative_to(source).as_posix()
+        base = dest if rel == "." else f"{dest}/{rel}"
+        for name in sorted(dirs + files):
+            path = Path(root) / name
+            if path.is_symlink():
+                yield oci.Entry(f"{base}/{name}", 0o777, kind="symlink", link=os.readlink(path))
+            elif path.is_dir():
+                yield oci.Entry(f"{base}/{name}", 0o755, kind="dir")
+            elif path.is_file():
+                yield oci.entry_for(path, f"{base}/{name}")
+            else:
+                raise InputError(f"{path}: neither a regular file, a directory nor a symlink",
+                                 hint="a FIFO, socket or device cannot go into an image layer")
+
+
+def contents(binary: Path, opts: Options) -> list[oci.Entry]:
+    """The files of the image: the binary at /<name>, then what the options add. Two at one path are refused."""
+    entries = [oci.entry_for(binary, binary.name, 0o755)]
+    if opts.nonroot:
+        entries += [oci.Entry("etc/passwd", 0o644, data=_PASSWD.encode()),
+                    oci.Entry("etc/group", 0o644, data=_GROUP.encode())]
+    if opts.ca_certs:
+        entries.append(oci.entry_for(ca_bundle(), "etc/ssl/certs/ca-certificates.crt", 0o644))
+    if opts.tzdata:
+        entries += tree_entries(zoneinfo_dir(), "usr/share/zoneinfo")
+    if opts.tmp:
+        entries.append(oci.Entry("tmp", 0o1777, kind="dir"))
+    if opts.workdir and opts.workdir != "/":  # docker build's WORKDIR makes the directory; so do we
+        entries.append(oci.Entry(opts.workdir.strip("/"), 0o755, kind="dir"))
+    for add in opts.adds:
+        entries += tree_entries(add.source, add.dest)
+    seen: dict[str, oci.Entry] = {}
+    for entry in entries:
+        other = seen.get(entry.path)
+        if other is not None and not (other.kind == entry.kind == "dir"):
+            raise InputError(f"two files for /{entry.path} in the image", hint="change an --add DEST")
+        seen[entry.path] = entry
+    for path in seen:
+        parent = posixpath.dirname(path)
+        while parent:
+            if parent in seen and seen[parent].kind != "dir":
+                raise InputError(f"/{path} would be inside /{parent}, which is a file in the image",
+                                 hint="change an --add DEST")
+            parent = posixpath.dirname(parent)
+    return list(seen.values())
+
+
+def runtime_config(binary: Path, verdict: verify.Verdict, opts: Options, arch: str | None) -> oci.ImageConfig:
+    base = platform_of(verdict, arch)
+    cmd = opts.cmd
+    if cmd is None and opts.entrypoint is None:
+        cmd = (f"/{binary.name}",)
+    env = opts.env if any(e.startswith("PATH=") for e in opts.env) else (oci.DEFAULT_PATH, *opts.env)
+    return oci.ImageConfig(architecture=base.architecture, variant=base.variant, cmd=cmd,
+                           entrypoint=opts.entrypoint, env=env, workdir=opts.workdir, user=opts.user,
+                           labels=dict(opts.labels))
 
 
 def checked(binary: Path, arch: str | None = None) -> verify.Verdict:
@@ -72,30 +314,224 @@ def platform_of(verdict: verify.Verdict, arch: str | None = None) -> oci.ImageCo
 
 @contextlib.contextmanager
 def assemble(binary: Path, tag: str, cmd: str | None = None, arch: str | None = None,
-             epoch: int = 0) -> Iterator[Built]:
+             epoch: int = 0, opts: Options | None = None) -> Iterator[Built]:
     """Verify binary and write its one-layer image into a temporary directory that lives for the block."""
+    if opts is None:
+        opts = Options(cmd=parse_cmd(cmd, None))
     verdict = checked(binary, arch)
-    name = binary.name
-    base = platform_of(verdict, arch)
-    config = oci.ImageConfig(architecture=base.architecture, variant=base.variant,
-                             cmd=parse_cmd(cmd, [f"/{name}"]))
-    with tempfile.TemporaryDirectory(prefix="fromscratch-image-") as tmp:
+    config = runtime_config(binary, verdict, opts, arch)
+    entries = contents(binary, opts)
+    with tempfile.TemporaryDirectory(prefix="fromscratch-image-", dir=scratch_dir()) as tmp:
         layer_path = Path(tmp) / "layer.tar"
         with open(layer_path, "wb") as fh:
-            desc = oci.write_layer([oci.entry_for(binary, name, 0o755)], fh, epoch)
+            desc = oci.write_layer(entries, fh, epoch)
         image = oci.make_image([(desc, layer_path)], config, epoch,
-                               created_by=f"fromscratch image: COPY {name} /{name}")
-        yield Built(tag, image, verdict)
+                               created_by=f"fromscratch image: COPY {binary.name} /{binary.name}")
+        yield Built(tag, image, verdict, *tally(entries))
+
+
+def tally(entries: list[oci.Entry]) -> tuple[int, int]:
+    """How many files and symlinks the entries hold, and their bytes counted as `docker images` counts them."""
+    files = [e for e in entries if e.kind != "dir"]
+    size = sum(len(e.link) if e.kind == "symlink" else len(e.data) if e.data is not None
+               else e.source.stat().st_size if e.source else 0 for e in files)
+    return len(files), size
+
+
+def scratch_dir() -> str | None:
+    """Big temporary files go to /var/tmp (disk) rather than a tmpfs /tmp, when it is writable."""
+    return "/var/tmp" if os.path.isdir("/var/tmp") and os.access("/var/tmp", os.W_OK) else None
+
+
+def write_output(images: list[oci.Image], output: Output, tag: str) -> None:
+    """One output, complete or not at all: written beside its target under a temporary name, then renamed."""
+    if output.kind != "oci":
+        with atomic_output(output.path) as tmp, open(tmp, "wb") as fh:
+            oci.write_archive(images, fh, repo_tags=[tag], docker=len(images) == 1)
+        return
+    target = output.path
+    parent = target.parent if str(target.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=parent))
+    old: Path | None = None
+    try:
+        oci.write_layout(images, staging, ref_name=tag)
+        if len(images) == 1:  # makes `tar -C DIR -c . | docker load` work too
+            (staging / "manifest.json").write_bytes(oci.docker_manifest(images[0], [tag]))
+        staging.chmod(0o755)
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=parent))
+            os.replace(target, old / "layout")
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def load(client: Any, built: Built, workdir: Path | None = None) -> dict:
-    """Load into the engine through `docker load`; returns the engine's view: id and size."""
-    with tempfile.TemporaryDirectory(prefix="fromscratch-load-", dir=workdir) as tmp:
-        archive = Path(tmp) / "image.tar"
-        with open(archive, "wb") as fh:
-            oci.write_archive([built.image], fh, repo_tags=[built.tag])
-        with engine.step(f"loading {built.tag} into the engine"), open(archive, "rb") as fh:
-            client.images.load(fh)
+    """Stream the image into the engine (`docker load`), with no archive on disk; returns id and size."""
+    chunks = oci.archive_chunks([built.image], repo_tags=[built.tag])
+    with engine.step(f"loading {built.tag} into the engine"):
+        client.images.load(chunks)
     with engine.step(f"inspecting {built.tag}"):
         attrs = client.images.get(built.tag).attrs
+    if attrs["Id"] != built.image.image_id:
+        log.warning("the engine gave %s the ID %s, not %s", built.tag, attrs["Id"], built.image.image_id)
     return {"tag": built.tag, "id": attrs["Id"], "size": attrs.get("Size", built.image.size)}
+
+
+# --- the documented way: a generated Dockerfile, built by the engine ---------------------------------------
+
+def _dockerfile_word(text: str, what: str) -> str:
+    """A double-quoted Dockerfile word: the builder expands $ and \\ there, so both are escaped."""
+    if "\n" in text or "\r" in text:
+        raise InputError(f"{what} {text!r} holds a line break, which a Dockerfile cannot carry",
+                         hint="use the default backend (python)")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+def dockerfile(config: oci.ImageConfig) -> str:
+    """The Dockerfile that builds the same image: FROM scratch, one COPY of the prepared root, the config."""
+    lines = ["FROM scratch", "COPY rootfs/ /"]
+    for item in config.env:
+        if item == oci.DEFAULT_PATH:
+            continue  # docker build sets this one itself
+        key, _, value = item.partition("=")
+        lines.append(f"ENV {key}={_dockerfile_word(value, '--env')}")
+    for key, value in sorted(config.labels.items()):
+        lines.append(f"LABEL {_dockerfile_word(key, '--label')}={_dockerfile_word(value, '--label')}")
+    if config.user:
+        lines.append(f"USER {config.user}")
+    if config.workdir:
+        lines.append(f"WORKDIR {config.workdir.replace('$', chr(92) + '$')}")
+    if config.entrypoint is not None:
+        lines.append(f"ENTRYPOINT {json.dumps(list(config.entrypoint))}")
+    if config.cmd is not None:
+        lines.append(f"CMD {json.dumps(list(config.cmd))}")
+    return "\n".join(lines) + "\n"
+
+
+def build_with_dockerfile(client: Any, binary: Path, tag: str, opts: Options, arch: str | None = None,
+                          epoch: int = 0) -> dict:
+    """Verify binary, then have the engine build tag from a generated Dockerfile and the same files."""
+    verdict = checked(binary, arch)
+    config = runtime_config(binary, verdict, opts, arch)
+    text = dockerfile(config)
+    entries = contents(binary, opts)
+    context_entries = [oci.Entry("Dockerfile", 0o644, data=text.encode()),
+                       oci.Entry("rootfs", 0o755, kind="dir"),
+                       *(replace(e, path=f"rootfs/{e.path}") for e in entries)]
+    with tempfile.TemporaryDirectory(prefix="fromscratch-context-", dir=scratch_dir()) as tmp:
+        context = Path(tmp) / "context.tar"
+        with open(context, "wb") as fh:
+            oci.write_layer(context_entries, fh, epoch)
+        engine_arch = targets.lookup(client.version().get("Arch", "amd64")).architecture
+        plat = "/".join(p for p in (config.os, config.architecture, config.variant) if p)
+        kwargs = {"platform": plat} if config.architecture != engine_arch else {}
+        log.info("Dockerfile:\n%s", text)
+        with engine.step(f"building {tag} from a Dockerfile"), open(context, "rb") as fh:
+            for chunk in client.api.build(fileobj=fh, custom_context=True, tag=tag, rm=True, forcerm=True,
+                                          decode=True, pull=False, **kwargs):
+                if "error" in chunk:
+                    from .errors import BuildFailed
+
+                    raise BuildFailed(f"docker build of {tag} failed: {chunk['error'].strip()}", log=text)
+    with engine.step(f"inspecting {tag}"):
+        attrs = client.images.get(tag).attrs
+    return {"tag": tag, "id": attrs["Id"], "size": attrs.get("Size", 0),
+            "layers": len(attrs.get("RootFS", {}).get("Layers", [])),
+            "files": tally(entries)[0], "dockerfile": text}
+
+
+# --- reading an image back: config, files and sizes --------------------------------------------------------
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str  # absolute, as in the image
+    kind: str  # file, dir, symlink, hardlink, other
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    link: str = ""
+
+
+def layer_files(layers: Iterable[Any]) -> list[FileInfo]:
+    """The merged view of layer tars (each an open binary stream), applying whiteouts as overlayfs does."""
+    files: dict[str, FileInfo] = {}
+    for stream in layers:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                path = "/" + posixpath.normpath(member.name).lstrip("./").lstrip("/")
+                base = posixpath.basename(path)
+                if base == ".wh..wh..opq":
+                    prefix = posixpath.dirname(path).rstrip("/") + "/"
+                    files = {p: f for p, f in files.items() if not p.startswith(prefix)}
+                    continue
+                if base.startswith(".wh."):
+                    gone = posixpath.join(posixpath.dirname(path), base[4:])
+                    files = {p: f for p, f in files.items() if p != gone and not p.startswith(gone + "/")}
+                    continue
+                kind = ("dir" if member.isdir() else "symlink" if member.issym() else
+                        "hardlink" if member.islnk() else "file" if member.isfile() else "other")
+                files[path] = FileInfo(path, kind, member.mode & 0o7777, member.uid, member.gid,
+                                       member.size if kind == "file" else 0, member.linkname)
+    return [files[p] for p in sorted(files) if p != "/"]
+
+
+def inspect(client: Any, tag: str) -> dict:
+    """An image in the engine: its config, layer count and size, and its files (from `docker save`)."""
+    from docker.errors import ImageNotFound
+
+    with engine.step(f"looking up {tag}"):
+        try:
+            image = client.images.get(tag)
+        except ImageNotFound:
+            raise InputError(f"no image {tag} in the engine",
+                             hint=f"build it first: invoke image --tag {tag}") from None
+    attrs = image.attrs
+    with tempfile.TemporaryDirectory(prefix="fromscratch-inspect-", dir=scratch_dir()) as tmp:
+        saved = Path(tmp) / "image.tar"
+        with engine.step(f"exporting {tag}"), open(saved, "wb") as fh:
+            for chunk in image.save(chunk_size=1 << 20, named=False):
+                fh.write(chunk)
+        with tarfile.open(saved) as tar:
+            manifest_member = tar.extractfile("manifest.json")
+            assert manifest_member is not None
+            manifest = json.load(manifest_member)[0]
+            streams = (tar.extractfile(name) for name in manifest["Layers"])
+            files = layer_files(s for s in streams if s is not None)
+    return {
+        "tag": tag, "id": attrs["Id"], "size": attrs.get("Size", 0),
+        "platform": "/".join(p for p in (attrs.get("Os"), attrs.get("Architecture"), attrs.get("Variant")) if p),
+        "layers": len(attrs.get("RootFS", {}).get("Layers", [])), "created": attrs.get("Created"),
+        # what the image sets: the engine's unset defaults and the builder's parent-image field left out
+        "config": {k: v for k, v in (attrs.get("Config") or {}).items()
+                   if v not in (None, "", [], {}, False) and k != "Image"},
+        "files": files,
+    }
+
+
+def render_inspect(info: dict) -> str:
+    lines = [f"image:    {info['tag']}", f"id:       {info['id']}", f"platform: {info['platform']}",
+             f"created:  {info['created']}",
+             f"size:     {info['size']:,} bytes in {info['layers']} layer{'s' if info['layers'] != 1 else ''}",
+             "config:"]
+    lines += [f"  {key:<12} {json.dumps(value, sort_keys=True)}" for key, value in sorted(info["config"].items())]
+    regular = [f for f in info["files"] if f.kind == "file"]
+    lines.append(f"files:    {len(regular)} regular, {sum(f.size for f in regular):,} bytes")
+    for f in info["files"]:
+        target = f" -> {f.link}" if f.link else ""
+        lines.append(f"  {_mode_string(f)} {f.uid}:{f.gid:<6} {f.size:>10,}  {f.path}{target}")
+    return "\n".join(lines)
+
+
+def _mode_string(f: FileInfo) -> str:
+    return {"dir": "d", "symlink": "l", "hardlink": "h"}.get(f.kind, "-") + stat_filemode(f.mode)
+
+
+def stat_filemode(mode: int) -> str:
+    import stat
+
+    return stat.filemode(mode | stat.S_IFREG)[1:]

@@ -1,27 +1,46 @@
 """Image bytes: a deterministic layer tar, the image config, OCI manifest and index, and the archive writers.
 
-Every blob's digest and size are computed together from the very bytes written, never recomputed apart.
+Every blob's digest and size are computed together from the very bytes written, never recomputed apart, and
+every writer streams: a blob of any size passes through in bounded chunks, never whole in memory.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import io
 import json
 import os
-import shutil
 import stat
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
+
+from .errors import InputError, ToolkitError
 
 MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
+# What `docker build` puts in every image's Env; the Python backend does the same so both backends agree.
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _COPY_CHUNK = 1 << 20
+
+
+def source_date_epoch(default: int = 0) -> int:
+    """SOURCE_DATE_EPOCH from the environment (the reproducible-builds convention), else default."""
+    env = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not env:
+        return default
+    try:
+        value = int(env)
+    except ValueError:
+        raise InputError(f"SOURCE_DATE_EPOCH={env!r} is not a whole number of seconds") from None
+    if value < 0:
+        raise InputError(f"SOURCE_DATE_EPOCH={env!r} is before 1970")
+    return value
 
 
 @dataclass(frozen=True)
@@ -88,17 +107,25 @@ def canonical_json(obj: object) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
 
-def write_layer(entries: Iterable[Entry], out: BinaryIO, epoch: int = 0) -> Descriptor:
-    """Write an uncompressed layer tar: entries sorted, parents implied, owners numeric, mtime = epoch."""
-    writer = _HashingWriter(out)
+def complete(entries: Iterable[Entry]) -> dict[str, Entry]:
+    """Entries by path, with an entry of its own (0755 directory) for every parent that has none."""
     by_path: dict[str, Entry] = {}
     for entry in entries:
         by_path[entry.path.strip("/")] = entry
-    for path in list(by_path):  # every parent directory gets an entry of its own
+    for path in list(by_path):
         parts = path.split("/")[:-1]
         for i in range(1, len(parts) + 1):
-            by_path.setdefault("/".join(parts[:i]), Entry("/".join(parts[:i]), 0o755, kind="dir"))
+            parent = "/".join(parts[:i])
+            by_path.setdefault(parent, Entry(parent, 0o755, kind="dir"))
+    return by_path
+
+
+def write_layer(entries: Iterable[Entry], out: BinaryIO, epoch: int = 0) -> Descriptor:
+    """Write an uncompressed layer tar: entries sorted, parents implied, owners numeric, mtime = epoch."""
+    writer = _HashingWriter(out)
+    by_path = complete(entries)
     with tarfile.open(fileobj=writer, mode="w", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+        tar.copybufsize = _COPY_CHUNK  # type: ignore[attr-defined]
         for path in sorted(by_path):
             entry = by_path[path]
             info = tarfile.TarInfo(path)
@@ -135,8 +162,6 @@ def hash_file(path: Path, media_type: str = MEDIA_LAYER) -> Descriptor:
 
 
 def rfc3339(epoch: int) -> str:
-    import datetime
-
     return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -187,7 +212,7 @@ class ImageConfig:
 
 @dataclass(frozen=True)
 class Image:
-    """One platform's image as blobs on disk: layers (files), config bytes, manifest bytes."""
+    """One platform's image as blobs: layers (files on disk), config bytes, manifest bytes."""
 
     layers: tuple[tuple[Descriptor, Path], ...]
     config: bytes
@@ -203,6 +228,11 @@ class Image:
     @property
     def size(self) -> int:
         return sum(d.size for d, _ in self.layers)
+
+    @property
+    def platform(self) -> str:
+        plat = self.manifest_desc.platform or {}
+        return "/".join(p for p in (plat.get("os"), plat.get("architecture"), plat.get("variant")) if p)
 
 
 def make_image(layers: list[tuple[Descriptor, Path]], config: ImageConfig, epoch: int = 0,
@@ -220,81 +250,147 @@ def make_image(layers: list[tuple[Descriptor, Path]], config: ImageConfig, epoch
                  Descriptor(MEDIA_MANIFEST, man_desc.digest, man_desc.size, platform=config.platform))
 
 
-def index_bytes(manifests: list[Descriptor], ref_name: str | None = None) -> bytes:
-    descs = []
-    for d in manifests:
-        j = d.to_json()
-        if ref_name:
-            j["annotations"] = {"org.opencontainers.image.ref.name": ref_name}
-        descs.append(j)
-    return canonical_json({"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": descs})
+def index_bytes(manifests: list[Descriptor]) -> bytes:
+    return canonical_json({"schemaVersion": 2, "mediaType": MEDIA_INDEX,
+                           "manifests": [d.to_json() for d in manifests]})
+
+
+def image_index(images: list[Image]) -> tuple[bytes, Descriptor]:
+    """The image index of a multi-platform image: one manifest per platform."""
+    data = index_bytes([i.manifest_desc for i in images])
+    return data, blob_bytes(data, MEDIA_INDEX)
+
+
+def top_descriptor(images: list[Image]) -> Descriptor:
+    """What a reference names: the one manifest, or the index of a multi-platform image."""
+    return images[0].manifest_desc if len(images) == 1 else image_index(images)[1]
+
+
+def ref_annotations(ref: str) -> dict[str, str]:
+    """The names tools look for in index.json: the tag for OCI tools, the full name for containerd."""
+    last = ref.rsplit("/", 1)[-1]
+    tag = last.split(":", 1)[1] if ":" in last else "latest"
+    return {"org.opencontainers.image.ref.name": tag, "io.containerd.image.name": ref}
+
+
+def top_index(images: list[Image], ref_name: str | None = None) -> bytes:
+    """index.json of a layout: one descriptor, for the manifest or the multi-platform index, named ref_name."""
+    desc = top_descriptor(images)
+    named = Descriptor(desc.media_type, desc.digest, desc.size, desc.platform,
+                       ref_annotations(ref_name) if ref_name else None)
+    return index_bytes([named])
+
+
+def layout_marker() -> bytes:
+    return canonical_json({"imageLayoutVersion": "1.0.0"})
+
+
+def docker_manifest(image: Image, repo_tags: list[str]) -> bytes:
+    """manifest.json, which `docker load` reads: config and layers by path inside the archive."""
+    return json.dumps([{
+        "Config": f"blobs/sha256/{image.config_desc.hex}",
+        "RepoTags": list(repo_tags),
+        "Layers": [f"blobs/sha256/{d.hex}" for d, _ in image.layers],
+    }], sort_keys=True).encode()
+
+
+def blobs(images: list[Image]) -> Iterator[tuple[Descriptor, Path | bytes]]:
+    """Every blob once, in a fixed order: layers, config and manifest per image, then the index if several."""
+    seen: set[str] = set()
+    for image in images:
+        items: list[tuple[Descriptor, Path | bytes]] = [*image.layers, (image.config_desc, image.config),
+                                                      (image.manifest_desc, image.manifest)]
+        for desc, source in items:
+            if desc.digest not in seen:
+                seen.add(desc.digest)
+                yield desc, source
+    if len(images) > 1:
+        data, desc = image_index(images)
+        yield desc, data
+
+
+def blob_chunks(source: Path | bytes, size: int) -> Iterator[bytes]:
+    """A blob's bytes in bounded chunks; a file that no longer has the size it was hashed at is refused."""
+    if isinstance(source, bytes):
+        yield source
+        return
+    sent = 0
+    with open(source, "rb") as fh:
+        while sent < size and (chunk := fh.read(min(_COPY_CHUNK, size - sent))):
+            sent += len(chunk)
+            yield chunk
+        if sent != size or fh.read(1):
+            raise ToolkitError(f"{source} changed while the image was being written")
+
+
+def _header(name: str, size: int, epoch: int, directory: bool = False) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.mtime = epoch
+    if directory:
+        info.type, info.mode = tarfile.DIRTYPE, 0o755
+    else:
+        info.size, info.mode = size, 0o644
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def _padding(size: int) -> bytes:
+    return b"\0" * (-size % tarfile.BLOCKSIZE)
+
+
+def archive_chunks(images: list[Image], repo_tags: list[str] | None = None, epoch: int = 0,
+                   docker: bool = True) -> Iterator[bytes]:
+    """The bytes of a tar that is an OCI image layout and, when docker is true, a `docker load` archive too.
+
+    Streamed in pieces of at most 1 MiB, so that a layer of any size goes to a file, or straight to the
+    engine, without being held in memory. The same images give the same bytes.
+    """
+    if docker and len(images) != 1:
+        raise InputError("a docker archive holds one platform's image",
+                         hint="use oci-archive: or oci: for a multi-platform image")
+    written = 0
+
+    def member(name: str, size: int, source: Path | bytes) -> Iterator[bytes]:
+        nonlocal written
+        header = _header(name, size, epoch)
+        written += len(header) + size + len(_padding(size))
+        yield header
+        yield from blob_chunks(source, size)
+        yield _padding(size)
+
+    for directory in ("blobs", "blobs/sha256"):
+        header = _header(directory, 0, epoch, directory=True)
+        written += len(header)
+        yield header
+    for desc, source in blobs(images):
+        yield from member(f"blobs/sha256/{desc.hex}", desc.size, source)
+    for name, data in (("oci-layout", layout_marker()),
+                       ("index.json", top_index(images, repo_tags[0] if repo_tags else None))):
+        yield from member(name, len(data), data)
+    if docker:
+        data = docker_manifest(images[0], repo_tags or [])
+        yield from member("manifest.json", len(data), data)
+    # the end-of-archive marker (two zero blocks), then zeros to a whole record, as tar(1) and tarfile do
+    end = 2 * tarfile.BLOCKSIZE
+    yield b"\0" * (end + (-(written + end) % tarfile.RECORDSIZE))
 
 
 def write_archive(images: list[Image], out: BinaryIO, repo_tags: list[str] | None = None,
-                  epoch: int = 0) -> None:
-    """A tar that is both an OCI image layout and a `docker load` archive (manifest.json), streamed."""
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-        def add_bytes(name: str, data: bytes) -> None:
-            info = _file_info(name, len(data), epoch)
-            tar.addfile(info, io.BytesIO(data))
-
-        added: set[str] = set()
-        add_dir = _dir_adder(tar, epoch)
-        add_dir("blobs")
-        add_dir("blobs/sha256")
-        for image in images:
-            for desc, path in image.layers:
-                name = f"blobs/sha256/{desc.hex}"
-                if name not in added:
-                    added.add(name)
-                    with open(path, "rb") as fh:
-                        tar.addfile(_file_info(name, desc.size, epoch), fh)
-            for data, desc in ((image.config, image.config_desc), (image.manifest, image.manifest_desc)):
-                name = f"blobs/sha256/{desc.hex}"
-                if name not in added:
-                    added.add(name)
-                    add_bytes(name, data)
-        add_bytes("oci-layout", canonical_json({"imageLayoutVersion": "1.0.0"}))
-        ref = repo_tags[0] if repo_tags else None
-        add_bytes("index.json", index_bytes([i.manifest_desc for i in images], ref))
-        if len(images) == 1:  # docker load reads manifest.json; it holds one image per platform here
-            image = images[0]
-            add_bytes("manifest.json", json.dumps([{
-                "Config": f"blobs/sha256/{image.config_desc.hex}",
-                "RepoTags": list(repo_tags or []),
-                "Layers": [f"blobs/sha256/{d.hex}" for d, _ in image.layers],
-            }], sort_keys=True).encode())
-
-
-def _file_info(name: str, size: int, epoch: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size = size
-    info.mode = 0o644
-    info.mtime = epoch
-    return info
-
-
-def _dir_adder(tar: tarfile.TarFile, epoch: int):
-    def add(name: str) -> None:
-        info = tarfile.TarInfo(name)
-        info.type = tarfile.DIRTYPE
-        info.mode = 0o755
-        info.mtime = epoch
-        tar.addfile(info)
-    return add
+                  epoch: int = 0, docker: bool = True) -> None:
+    """archive_chunks written to an open file."""
+    for chunk in archive_chunks(images, repo_tags, epoch, docker):
+        out.write(chunk)
 
 
 def write_layout(images: list[Image], directory: Path, ref_name: str | None = None) -> None:
     """An OCI image layout directory (oci-layout, index.json, blobs/sha256/...)."""
-    blobs = directory / "blobs" / "sha256"
-    blobs.mkdir(parents=True, exist_ok=True)
-    for image in images:
-        for desc, path in image.layers:
-            shutil.copyfile(path, blobs / desc.hex)
-        (blobs / image.config_desc.hex).write_bytes(image.config)
-        (blobs / image.manifest_desc.hex).write_bytes(image.manifest)
-    (directory / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
-    (directory / "index.json").write_bytes(index_bytes([i.manifest_desc for i in images], ref_name))
+    blob_dir = directory / "blobs" / "sha256"
+    blob_dir.mkdir(parents=True, exist_ok=True)
+    for desc, source in blobs(images):
+        with open(blob_dir / desc.hex, "wb") as fh:
+            for chunk in blob_chunks(source, desc.size):
+                fh.write(chunk)
+    (directory / "oci-layout").write_bytes(layout_marker())
+    (directory / "index.json").write_bytes(top_index(images, ref_name))
 
 
 def entry_for(source: Path, dest: str, mode: int | None = None) -> Entry:
