@@ -312,8 +312,9 @@ def import_rootfs(c: Context, path: str, tag: str) -> None:
 
 
 def _scratch_dir() -> str | None:
-    """Big temporary trees go to /var/tmp (disk) rather than a tmpfs /tmp."""
-    return "/var/tmp" if os.path.isdir("/var/tmp") and os.access("/var/tmp", os.W_OK) else None
+    from .files import scratch_dir
+
+    return scratch_dir()
 
 
 ns = Collection(build_hello, build, verify, image, inspect_image, run, rootfs, import_rootfs)

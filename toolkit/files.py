@@ -35,3 +35,10 @@ def atomic_output(out: Path, mode: int | None = None) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def scratch_dir() -> str | None:
+    """Where big temporary files go: TMPDIR when set, else /var/tmp (disk) rather than a tmpfs /tmp."""
+    if os.environ.get("TMPDIR"):
+        return None
+    return "/var/tmp" if os.path.isdir("/var/tmp") and os.access("/var/tmp", os.W_OK) else None

@@ -20,7 +20,7 @@ from typing import Any
 
 from . import elf, engine, oci, targets, verify
 from .errors import InputError, VerifyFailed
-from .files import atomic_output
+from .files import atomic_output, scratch_dir
 
 log = logging.getLogger(__name__)
 
@@ -233,10 +233,10 @@ def tree_entries(source: Path, dest: str) -> Iterator[oci.Entry]:
         yield oci.entry_for(source.resolve(), dest)
         return
     yield oci.Entry(dest, 0o755, kind="dir")
-    for root, dirs, files in os.walk(source):
+    for root, dirs, names in os.walk(source):
         rel = Path(root).relative_to(source).as_posix()
         base = dest if rel == "." else f"{dest}/{rel}"
-        for name in sorted(dirs + files):
+        for name in sorted(dirs + names):
             path = Path(root) / name
             if path.is_symlink():
                 yield oci.Entry(f"{base}/{name}", 0o777, kind="symlink", link=os.readlink(path))
@@ -336,11 +336,6 @@ def tally(entries: list[oci.Entry]) -> tuple[int, int]:
     size = sum(len(e.link) if e.kind == "symlink" else len(e.data) if e.data is not None
                else e.source.stat().st_size if e.source else 0 for e in files)
     return len(files), size
-
-
-def scratch_dir() -> str | None:
-    """Big temporary files go to /var/tmp (disk) rather than a tmpfs /tmp, when it is writable."""
-    return "/var/tmp" if os.path.isdir("/var/tmp") and os.access("/var/tmp", os.W_OK) else None
 
 
 def write_output(images: list[oci.Image], output: Output, tag: str) -> None:
