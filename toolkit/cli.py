@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -130,10 +131,7 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", arch: str
 
     if not out:
         raise InputError("--out is required", hint="e.g. --out ./app")
-    try:
-        flags = shlex.split(cflags)
-    except ValueError as exc:
-        raise InputError(f"--cflags {cflags!r} does not parse ({exc})") from None
+    flags = _split_flags(cflags)
     _compile(c, [Path(s) for s in src], arch, toolchain, Path(out), [*flags, *(["-s"] if strip else [])],
              builder_base)
 
@@ -165,7 +163,7 @@ def _json_dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True)
 
 
-@task(iterable=["env", "label", "add", "output"],
+@task(iterable=["env", "label", "add", "output", "src"],
       help={"tag": "image name, e.g. hello or hello:1.0", "binary": "the static binary (default ./hello)",
             "cmd": "the command, exec form, e.g. '/hello --flag' (default: /<binary name>)",
             "entrypoint": "the entrypoint, exec form, e.g. '/app --serve'",
@@ -178,18 +176,25 @@ def _json_dumps(obj: Any) -> str:
             "output": "oci:DIR, oci-archive:FILE.tar or docker-archive:FILE.tar instead of loading into the "
                       "engine (repeat for more)",
             "backend": "python (assemble the image here; default) or dockerfile (docker build FROM scratch)",
-            "arch": "require this architecture"})
+            "arch": "require this architecture",
+            "platform": "build for these platforms (linux/amd64,linux/arm64,... or all): one image index",
+            "src": "with --platform: C sources to compile for each (default csrc/hello.c)",
+            "tiny": "with --platform: compile csrc/hello-tiny.c", "cflags": "with --platform: compiler flags",
+            "toolchain": "with --platform: auto, native or container",
+            "builder_base": "with --platform: base image of the build container"})
 @cli
 def image(c: Context, tag: str, binary: str = "hello", cmd: str | None = None, entrypoint: str | None = None,
           env: list[str] | None = None, workdir: str | None = None, label: list[str] | None = None,
           user: str | None = None, nonroot: bool = False, add: list[str] | None = None, ca_certs: bool = False,
           tzdata: bool = False, tmp: bool = False, output: list[str] | None = None, backend: str = "python",
-          arch: str | None = None) -> None:
+          arch: str | None = None, platform: str | None = None, src: list[str] | None = None,
+          tiny: bool = False, cflags: str = "", toolchain: str = "auto", builder_base: str | None = None) -> None:
     """Verify a static binary and make a FROM scratch image of it: loaded into the engine, or --output files.
 
     SOURCE_DATE_EPOCH (default 0) dates the image; the same inputs give the same image ID and digest.
+    With --platform it compiles the program once per platform and makes one multi-platform image.
     """
-    from . import engine, oci
+    from . import engine, oci, store
     from . import image as img
     from .errors import EngineUnavailable, InputError
 
@@ -200,12 +205,19 @@ def image(c: Context, tag: str, binary: str = "hello", cmd: str | None = None, e
     epoch = oci.source_date_epoch(0)
     if arch:
         targets.lookup(arch)
+    platforms = targets.parse_archs(platform) if platform is not None else []
+    if platforms and arch:
+        raise InputError("--arch and --platform both choose the architecture", hint="give one of them")
+    if len(platforms) > 1 and any(o.kind == "docker-archive" for o in outputs):
+        raise InputError("a docker-archive holds one platform's image",
+                         hint="use --output oci-archive:FILE.tar or oci:DIR for several platforms")
     path = Path(binary)
     if backend not in ("python", "dockerfile"):
         raise InputError(f"unknown backend {backend!r}", hint="choose python or dockerfile")
     if backend == "dockerfile":
-        if outputs:
-            raise InputError("--backend dockerfile builds in the engine; --output needs the python backend")
+        if outputs or platforms:
+            raise InputError("--backend dockerfile builds one image in the engine; "
+                             "--output and --platform need the python backend")
         info = img.build_with_dockerfile(engine.connect(), path, ref, opts, arch=arch, epoch=epoch)
         print(f"tag:      {info['tag']}\nid:       {info['id']}\n"
               f"size:     {info['size']:,} bytes in {_files(info['files'])}; {_layers(info['layers'])}\n"
@@ -216,20 +228,78 @@ def image(c: Context, tag: str, binary: str = "hello", cmd: str | None = None, e
         try:
             client = engine.connect()
         except EngineUnavailable as exc:
-            raise EngineUnavailable(exc.message, hint=f"{exc.hint}; or write the image to a file with "
-                                    "--output oci-archive:image.tar, which needs no engine") from None
-    with img.assemble(path, ref, arch=arch, epoch=epoch, opts=opts) as built:
-        image = built.image
-        print(f"tag:      {ref}\nid:       {image.image_id}\ndigest:   {image.manifest_desc.digest}\n"
-              f"platform: {image.platform}\n"
-              f"size:     {built.content:,} bytes in {_files(built.files)}; "
-              f"{_layers(len(image.layers))} of {image.size:,} bytes (uncompressed tar)")
+            if not platforms:
+                raise EngineUnavailable(exc.message, hint=f"{exc.hint}; or write the image to a file with "
+                                        "--output oci-archive:image.tar, which needs no engine") from None
+    with contextlib.ExitStack() as stack:
+        if platforms:
+            sources = [Path(s) for s in src or []] or [_csrc("hello-tiny.c" if tiny else "hello.c")]
+            flags = [*(TINY_CFLAGS if tiny else ("-Os",)), "-s", *_split_flags(cflags)]
+            bins = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fromscratch-bins-")))
+            built = []
+            for target in platforms:
+                binary_out = bins / target.name / path.name
+                _compile(c, sources, target.name, toolchain, binary_out, flags, builder_base,
+                         TINY_GNU_LD_FLAGS if tiny else ())
+                built.append(stack.enter_context(img.assemble(binary_out, ref, arch=target.name, epoch=epoch,
+                                                              opts=opts)))
+        else:
+            built = [stack.enter_context(img.assemble(path, ref, arch=arch, epoch=epoch, opts=opts))]
+        images = [b.image for b in built]
+        print(f"tag:      {ref}\ndigest:   {oci.top_descriptor(images).digest}")
+        for b in built:
+            print(f"{'platform:':<10}{b.image.platform}\n  id:     {b.image.image_id}\n"
+                  f"  size:   {b.content:,} bytes in {_files(b.files)}; "
+                  f"{_layers(len(b.image.layers))} of {b.image.size:,} bytes (uncompressed tar)")
         for out in outputs:
-            img.write_output([image], out, ref)
-            print(f"wrote {out} (load it with: {out.load_hint()})")
+            img.write_output(images, out, ref)
+            hint = out.load_hint() if len(images) == 1 else f"invoke push --tag {ref}, or skopeo"
+            print(f"wrote {out} (load it with: {hint})")
+        if platforms:
+            img.write_output(images, img.Output("oci", store.path_for(ref)), ref)
+            print(f"kept for `invoke push --tag {ref}` in {store.path_for(ref)}")
+        else:
+            store.forget(ref)
         if client is not None:
-            info = img.load(client, built)
-            print(f"loaded into the engine as {info['tag']} ({info['size']:,} bytes)")
+            native = targets.lookup(client.version().get("Arch", "amd64")).architecture
+            loaded: list[list[str]] = []  # the engine's own architecture also gets the plain tag, once
+            for b in built:
+                target = targets.lookup(b.image.platform)
+                tags = [f"{ref}-{target.name}"] if platforms else []  # hello:1.0-arm64, hello:1.0-arm-v7
+                if target.architecture == native and not any(ref in t for t in loaded):
+                    tags.insert(0, ref)
+                loaded.append(tags)
+                info = img.load(client, b, tags)
+                print(f"loaded {b.image.platform} into the engine as {', '.join(tags or [ref])} "
+                      f"({info['size']:,} bytes)")
+
+
+def _split_flags(cflags: str) -> list[str]:
+    from .errors import InputError
+
+    try:
+        return shlex.split(cflags)
+    except ValueError as exc:
+        raise InputError(f"--cflags {cflags!r} does not parse ({exc})") from None
+
+
+@task(help={"tag": "REGISTRY/NAME[:TAG], as built by `invoke image --tag` (multi-platform or in the engine)",
+            "insecure": "plain HTTP (the default only for localhost and 127.0.0.1 registries)"})
+@cli
+def push(c: Context, tag: str, insecure: bool = False) -> None:
+    """Push an image to a registry: its blobs, each platform's manifest and the index, then the tag."""
+    from . import engine, registry, store
+    from . import image as img
+
+    local = img.normalize_tag(tag)
+    ref = registry.parse_reference(local)
+    images = store.find(local)
+    with tempfile.TemporaryDirectory(prefix="fromscratch-push-", dir=_scratch_dir()) as tmp:
+        if images is None:
+            images = img.from_engine(engine.connect(), local, Path(tmp))
+        top = registry.push(images, ref, registry.client(ref, insecure or None))
+    platforms = ", ".join(i.platform for i in images)
+    print(f"pushed {ref}\ndigest:   {top.digest}\nplatforms: {platforms}")
 
 
 def _layers(n: int) -> str:
@@ -317,7 +387,7 @@ def _scratch_dir() -> str | None:
     return scratch_dir()
 
 
-ns = Collection(build_hello, build, verify, image, inspect_image, run, rootfs, import_rootfs)
+ns = Collection(build_hello, build, verify, image, inspect_image, push, run, rootfs, import_rootfs)
 ns.configure({"builder": {"base": builder.DEFAULT_BASE}})
 
 program = Program(namespace=ns, name="fromscratch", binary="fromscratch", version=__version__)

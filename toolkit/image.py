@@ -364,16 +364,17 @@ def write_output(images: list[oci.Image], output: Output, tag: str) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def load(client: Any, built: Built, workdir: Path | None = None) -> dict:
+def load(client: Any, built: Built, tags: Sequence[str] = ()) -> dict:
     """Stream the image into the engine (`docker load`), with no archive on disk; returns id and size."""
-    chunks = oci.archive_chunks([built.image], repo_tags=[built.tag])
-    with engine.step(f"loading {built.tag} into the engine"):
+    tags = list(tags) or [built.tag]
+    chunks = oci.archive_chunks([built.image], repo_tags=tags)
+    with engine.step(f"loading {tags[0]} into the engine"):
         client.images.load(chunks)
-    with engine.step(f"inspecting {built.tag}"):
-        attrs = client.images.get(built.tag).attrs
+    with engine.step(f"inspecting {tags[0]}"):
+        attrs = client.images.get(tags[0]).attrs
     if attrs["Id"] != built.image.image_id:
-        log.warning("the engine gave %s the ID %s, not %s", built.tag, attrs["Id"], built.image.image_id)
-    return {"tag": built.tag, "id": attrs["Id"], "size": attrs.get("Size", built.image.size)}
+        log.warning("the engine gave %s the ID %s, not %s", tags[0], attrs["Id"], built.image.image_id)
+    return {"tag": tags[0], "id": attrs["Id"], "size": attrs.get("Size", built.image.size)}
 
 
 # --- the documented way: a generated Dockerfile, built by the engine ---------------------------------------
@@ -475,22 +476,54 @@ def layer_files(layers: Iterable[Any]) -> list[FileInfo]:
     return [files[p] for p in sorted(files) if p != "/"]
 
 
-def inspect(client: Any, tag: str) -> dict:
-    """An image in the engine: its config, layer count and size, and its files (from `docker save`)."""
+def _engine_image(client: Any, tag: str) -> Any:
     from docker.errors import ImageNotFound
 
     with engine.step(f"looking up {tag}"):
         try:
-            image = client.images.get(tag)
+            return client.images.get(tag)
         except ImageNotFound:
             raise InputError(f"no image {tag} in the engine",
                              hint=f"build it first: invoke image --tag {tag}") from None
+
+
+def _save(image: Any, tag: str, dest: Path) -> Path:
+    """`docker save` of one image, streamed to dest."""
+    with engine.step(f"exporting {tag}"), open(dest, "wb") as fh:
+        for chunk in image.save(chunk_size=1 << 20, named=False):
+            fh.write(chunk)
+    return dest
+
+
+def from_engine(client: Any, tag: str, workdir: Path) -> list[oci.Image]:
+    """An engine's image as blobs in workdir. The engine keeps the config bytes and, through tar-split, the
+    layer bytes it was given, so an image this tool loaded comes back with its own digests."""
+    saved = _save(_engine_image(client, tag), tag, workdir / "saved.tar")
+    layers = []
+    with tarfile.open(saved) as tar:
+        manifest_member = tar.extractfile("manifest.json")
+        assert manifest_member is not None
+        manifest = json.load(manifest_member)[0]
+        config_member = tar.extractfile(manifest["Config"])
+        assert config_member is not None
+        config = config_member.read()
+        for i, name in enumerate(manifest["Layers"]):
+            src = tar.extractfile(name)
+            assert src is not None
+            path = workdir / f"layer{i}.tar"
+            with src, open(path, "wb") as fh:
+                shutil.copyfileobj(src, fh, 1 << 20)
+            layers.append((oci.hash_file(path), path))
+    saved.unlink()
+    return [oci.image_from(layers, config)]
+
+
+def inspect(client: Any, tag: str) -> dict:
+    """An image in the engine: its config, layer count and size, and its files (from `docker save`)."""
+    image = _engine_image(client, tag)
     attrs = image.attrs
     with tempfile.TemporaryDirectory(prefix="fromscratch-inspect-", dir=scratch_dir()) as tmp:
-        saved = Path(tmp) / "image.tar"
-        with engine.step(f"exporting {tag}"), open(saved, "wb") as fh:
-            for chunk in image.save(chunk_size=1 << 20, named=False):
-                fh.write(chunk)
+        saved = _save(image, tag, Path(tmp) / "image.tar")
         with tarfile.open(saved) as tar:
             manifest_member = tar.extractfile("manifest.json")
             assert manifest_member is not None

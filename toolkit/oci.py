@@ -238,7 +238,14 @@ class Image:
 def make_image(layers: list[tuple[Descriptor, Path]], config: ImageConfig, epoch: int = 0,
                created_by: str = "fromscratch") -> Image:
     cfg = canonical_json(config.to_json([d.digest for d, _ in layers], epoch, created_by))
-    cfg_desc = blob_bytes(cfg, MEDIA_CONFIG)
+    return image_from(layers, cfg)
+
+
+def image_from(layers: list[tuple[Descriptor, Path]], config: bytes) -> Image:
+    """An image around config bytes kept exactly as given (their digest is the image ID)."""
+    cfg_desc = blob_bytes(config, MEDIA_CONFIG)
+    parsed = json.loads(config)
+    platform = {k: parsed[k] for k in ("architecture", "os", "variant") if parsed.get(k)}
     manifest = canonical_json({
         "schemaVersion": 2,
         "mediaType": MEDIA_MANIFEST,
@@ -246,8 +253,29 @@ def make_image(layers: list[tuple[Descriptor, Path]], config: ImageConfig, epoch
         "layers": [d.to_json() for d, _ in layers],
     })
     man_desc = blob_bytes(manifest, MEDIA_MANIFEST)
-    return Image(tuple(layers), cfg, cfg_desc, manifest,
-                 Descriptor(MEDIA_MANIFEST, man_desc.digest, man_desc.size, platform=config.platform))
+    return Image(tuple(layers), config, cfg_desc, manifest,
+                 Descriptor(MEDIA_MANIFEST, man_desc.digest, man_desc.size, platform=platform))
+
+
+def read_layout(directory: Path) -> list[Image]:
+    """The images of a one-reference OCI layout (as write_layout makes): one, or one per platform."""
+    blob_dir = directory / "blobs" / "sha256"
+
+    def blob(digest: str) -> bytes:
+        return (blob_dir / digest.split(":", 1)[1]).read_bytes()
+
+    try:
+        top = json.loads((directory / "index.json").read_bytes())["manifests"][0]
+        manifests = json.loads(blob(top["digest"]))["manifests"] if top["mediaType"] == MEDIA_INDEX else [top]
+        images = []
+        for desc in manifests:
+            manifest = json.loads(blob(desc["digest"]))
+            layers = [(Descriptor(d["mediaType"], d["digest"], d["size"]), blob_dir / d["digest"].split(":")[1])
+                      for d in manifest["layers"]]
+            images.append(image_from(layers, blob(manifest["config"]["digest"])))
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        raise InputError(f"{directory}: not an OCI image layout this tool wrote ({exc})") from None
+    return images
 
 
 def index_bytes(manifests: list[Descriptor]) -> bytes:

@@ -1,0 +1,36 @@
+"""The local store of multi-platform images: one OCI layout per name, kept for `invoke push`, because an
+engine of this era holds one platform per tag and cannot keep an image index."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from . import oci
+
+
+def root() -> Path:
+    """FROMSCRATCH_STORE, else $XDG_CACHE_HOME/fromscratch/images, else ~/.cache/fromscratch/images."""
+    if os.environ.get("FROMSCRATCH_STORE"):
+        return Path(os.environ["FROMSCRATCH_STORE"])
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "fromscratch" / "images"
+
+
+def path_for(ref: str) -> Path:
+    """The layout directory of a name: readable, and unique even where two names read the same."""
+    readable = "".join(c if c.isalnum() or c in "._-" else "_" for c in ref)
+    return root() / f"{readable}-{hashlib.sha256(ref.encode()).hexdigest()[:8]}"
+
+
+def find(ref: str) -> list[oci.Image] | None:
+    """The images stored under ref, or None."""
+    layout = path_for(ref)
+    return oci.read_layout(layout) if (layout / "index.json").is_file() else None
+
+
+def forget(ref: str) -> None:
+    """Drop what is stored under ref: a newer one-platform image of that name lives in the engine."""
+    shutil.rmtree(path_for(ref), ignore_errors=True)
