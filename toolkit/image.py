@@ -366,10 +366,23 @@ def write_output(images: list[oci.Image], output: Output, tag: str) -> None:
 
 def load(client: Any, built: Built, tags: Sequence[str] = ()) -> dict:
     """Stream the image into the engine (`docker load`), with no archive on disk; returns id and size."""
+    from docker.errors import ImageNotFound
+
     tags = list(tags) or [built.tag]
-    chunks = oci.archive_chunks([built.image], repo_tags=tags)
-    with engine.step(f"loading {tags[0]} into the engine"):
-        client.images.load(chunks)
+    with engine.step(f"looking up {built.image.image_id}"):
+        try:  # the same ID is the same config and layers: tagging it is all a load would do
+            present = client.images.get(built.image.image_id)
+        except ImageNotFound:
+            present = None
+    if present is not None:
+        with engine.step(f"tagging {tags[0]}"):
+            for ref in tags:
+                repository, _, tag = ref.rpartition(":")
+                present.tag(repository, tag)
+    else:
+        chunks = oci.archive_chunks([built.image], repo_tags=tags)
+        with engine.step(f"loading {tags[0]} into the engine"):
+            client.images.load(chunks)
     with engine.step(f"inspecting {tags[0]}"):
         attrs = client.images.get(tags[0]).attrs
     if attrs["Id"] != built.image.image_id:

@@ -16,7 +16,7 @@ def test_wheel_ships_hello_c_and_the_console_script(tmp_path):
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         entry_points = next(zf.read(n).decode() for n in names if n.endswith("entry_points.txt"))
-    assert "toolkit/csrc/hello.c" in names
+    assert {"toolkit/csrc/hello.c", "toolkit/csrc/hello-tiny.c", "toolkit/csrc/platform.h"} <= names
     assert (REPO / "csrc" / "hello.c").read_bytes() == zipfile.ZipFile(wheel).read("toolkit/csrc/hello.c")
     assert "fromscratch = toolkit.cli:program.run" in entry_points
 
