@@ -253,8 +253,11 @@ def image(c: Context, tag: str, binary: str = "hello", cmd: str | None = None, e
                   f"{_layers(len(b.image.layers))} of {b.image.size:,} bytes (uncompressed tar)")
         for out in outputs:
             img.write_output(images, out, ref)
-            hint = out.load_hint() if len(images) == 1 else f"invoke push --tag {ref}, or skopeo"
-            print(f"wrote {out} (load it with: {hint})")
+            if len(images) == 1:
+                print(f"wrote {out} (load it with: {out.load_hint()})")
+            else:  # docker load takes one platform's image
+                print(f"wrote {out}, an index of {len(images)} platforms (push it to a registry with "
+                      f"`invoke push --tag {ref}`)")
         if platforms:
             img.write_output(images, img.Output("oci", store.path_for(ref)), ref)
             print(f"kept for `invoke push --tag {ref}` in {store.path_for(ref)}")

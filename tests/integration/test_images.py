@@ -34,9 +34,9 @@ def test_default_loads_into_the_engine_with_the_computed_id(tmp_path, docker_cli
     tag = image_tag()
     made = invoke("image", "--tag", tag, cwd=tmp_path)
     assert made.code == 0, made
-    computed = next(line.split()[1] for line in made.out.splitlines() if line.startswith("id:"))
+    computed = next(line.split()[1] for line in map(str.strip, made.out.splitlines()) if line.startswith("id:"))
     assert docker_client.images.get(tag).id == computed
-    assert "1 file;" in made.out and "1 layer" in made.out and "loaded into the engine" in made.out
+    assert "1 file;" in made.out and "1 layer" in made.out and "into the engine as" in made.out
     assert "Hello from fromscratch!" in _run(docker_client, tag)
     shown = invoke("inspect", "--tag", tag)
     assert shown.code == 0, shown
@@ -76,7 +76,7 @@ def test_archives_and_layouts_load_with_docker_load(tmp_path, docker_client, ima
                   "--output", "oci-archive:o.tar", cwd=tmp_path)
     assert made.code == 0, made
     assert not [i for i in docker_client.images.list() if tag in i.tags]  # --output alone does not load
-    computed = next(line.split()[1] for line in made.out.splitlines() if line.startswith("id:"))
+    computed = next(line.split()[1] for line in map(str.strip, made.out.splitlines()) if line.startswith("id:"))
     for archive in ("d.tar", "o.tar"):
         with open(tmp_path / archive, "rb") as fh:
             loaded = docker_client.images.load(fh)

@@ -38,7 +38,7 @@ def _layout(directory: Path) -> tuple[dict, dict, Path]:
 
 
 def _field(out: str, name: str) -> str:
-    return next(line.split(None, 1)[1] for line in out.splitlines() if line.startswith(f"{name}:"))
+    return next(line.split(None, 1)[1] for line in map(str.strip, out.splitlines()) if line.startswith(f"{name}:"))
 
 
 def test_output_without_an_engine_is_reproducible(hello, tmp_path):
