@@ -41,6 +41,10 @@ class BuildImage:
             f"WORKDIR {SRC_DIR}\n"
         )
 
+    def serves(self, target: targets.Target, host_arch: str) -> bool:
+        """True when this image has a gcc for target (its own for the host's architecture)."""
+        return target.architecture == host_arch or all(p in self.packages for p in target.packages)
+
     @property
     def tag(self) -> str:
         digest = hashlib.sha256(self.dockerfile.encode()).hexdigest()[:16]

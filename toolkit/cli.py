@@ -88,44 +88,65 @@ def _builder_base(c: Context, given: str | None) -> str:
 
 
 def _compile(c: Context, sources: list[Path], arch: str | None, toolchain: str, out: Path,
-             cflags: list[str], builder_base: str | None, gnu_ld_flags: tuple[str, ...] = ()) -> Path:
+             cflags: list[str], builder_base: str | None, gnu_ld_flags: tuple[str, ...] = (), *,
+             per_target: bool = False, jobs: int = 1) -> None:
+    """Build for every target arch names (default: this host), jobs at a time; report each, fail if any did."""
     from . import toolchain as tc
 
-    target = targets.lookup(arch) if arch else targets.host()
-    chain = tc.select(toolchain, target, base=_builder_base(c, builder_base))
+    wanted = targets.parse_archs(arch) if arch else [targets.host()]
+    outs = tc.output_paths(out, wanted, per_target or len(wanted) > 1)
+    chain = tc.select(toolchain, wanted, base=_builder_base(c, builder_base))
     if chain.name != "zig":
         cflags = [*cflags, *gnu_ld_flags]
-    chain.compile(sources, target, out, cflags)
-    print(f"built {out} for {target.platform} with the {chain.name} toolchain")
-    return out
+
+    def report(done: tc.Outcome) -> None:
+        if done.error is None:
+            print(f"built {done.out} for {done.target.platform} with the {chain.name} toolchain", flush=True)
+
+    failed = [d for d in tc.build_all(chain, sources, wanted, outs, cflags, jobs, on_done=report) if d.error]
+    if failed:
+        if len(wanted) == 1 and failed[0].error is not None:
+            raise failed[0].error
+        logs = "\n".join(f"--- {f.target.name}: {f.error}\n{getattr(f.error, 'log', '')}".rstrip()
+                         for f in failed)
+        raise BuildFailed(f"{len(failed)} of {len(wanted)} targets failed: "
+                          + ", ".join(f.target.name for f in failed), log=logs)
 
 
-@task(help={"arch": "target architecture (default: this host's)",
-            "toolchain": "auto, native or container",
-            "out": "output path (default ./hello)",
+_ARCH_HELP = "target architecture(s): a name (arm64, arm32v7, linux/arm/v7), a comma-separated list, or all"
+_JOBS_HELP = "build this many targets at once (default 1)"
+_TOOLCHAIN_HELP = "auto, native, container or zig"
+
+
+@task(help={"arch": _ARCH_HELP + " (default: this host's)",
+            "toolchain": _TOOLCHAIN_HELP,
+            "out": "output path (default ./hello, or ./hello-<arch> for each --arch; several targets add -<arch>)",
             "builder_base": "base image of the build container (default: config builder.base, ubuntu:24.04)",
             "tiny": "build csrc/hello-tiny.c instead: no libc, raw system calls, under 1 KiB",
-            "strip": "strip symbols (the default here; --no-strip keeps them)"})
+            "strip": "strip symbols (the default here; --no-strip keeps them)",
+            "jobs": _JOBS_HELP})
 @cli
-def build_hello(c: Context, arch: str | None = None, toolchain: str = "auto", out: str = "hello",
-                builder_base: str | None = None, tiny: bool = False, strip: bool = True) -> None:
-    """Compile csrc/hello.c (or, with --tiny, csrc/hello-tiny.c) into a static binary (./hello)."""
+def build_hello(c: Context, arch: str | None = None, toolchain: str = "auto", out: str | None = None,
+                builder_base: str | None = None, tiny: bool = False, strip: bool = True, jobs: int = 1) -> None:
+    """Compile csrc/hello.c (or, with --tiny, csrc/hello-tiny.c) into a static binary (./hello, or ./hello-<arch>)."""
     strip_flags = ["-s"] if strip else []
+    per_target = out is None and bool(arch)
     if tiny:
-        _compile(c, [_csrc("hello-tiny.c")], arch, toolchain, Path(out), [*TINY_CFLAGS, *strip_flags],
-                 builder_base, TINY_GNU_LD_FLAGS)
+        _compile(c, [_csrc("hello-tiny.c")], arch, toolchain, Path(out or "hello"), [*TINY_CFLAGS, *strip_flags],
+                 builder_base, TINY_GNU_LD_FLAGS, per_target=per_target, jobs=jobs)
     else:
-        _compile(c, [_csrc("hello.c")], arch, toolchain, Path(out), ["-Os", *strip_flags], builder_base)
+        _compile(c, [_csrc("hello.c")], arch, toolchain, Path(out or "hello"), ["-Os", *strip_flags],
+                 builder_base, per_target=per_target, jobs=jobs)
 
 
 @task(iterable=["src"],
-      help={"src": "a C source file (repeat for more)", "out": "output path",
-            "cflags": "extra compiler flags, e.g. '-O2 -Wall'", "arch": "target architecture",
-            "toolchain": "auto, native or container", "builder_base": "base image of the build container",
-            "strip": "strip symbols from the binary (-s)"})
+      help={"src": "a C source file (repeat for more)", "out": "output path (several targets add -<arch>)",
+            "cflags": "extra compiler flags, e.g. '-O2 -Wall'", "arch": _ARCH_HELP,
+            "toolchain": _TOOLCHAIN_HELP, "builder_base": "base image of the build container",
+            "strip": "strip symbols from the binary (-s)", "jobs": _JOBS_HELP})
 @cli
 def build(c: Context, src: list[str], out: str = "", cflags: str = "", arch: str | None = None,
-          toolchain: str = "auto", builder_base: str | None = None, strip: bool = False) -> None:
+          toolchain: str = "auto", builder_base: str | None = None, strip: bool = False, jobs: int = 1) -> None:
     """Compile your own C program into a static binary."""
     from .errors import InputError
 
@@ -133,7 +154,7 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", arch: str
         raise InputError("--out is required", hint="e.g. --out ./app")
     flags = _split_flags(cflags)
     _compile(c, [Path(s) for s in src], arch, toolchain, Path(out), [*flags, *(["-s"] if strip else [])],
-             builder_base)
+             builder_base, jobs=jobs)
 
 
 @task(help={"path": "the binary to check", "arch": "require this architecture",
@@ -384,13 +405,29 @@ def import_rootfs(c: Context, path: str, tag: str) -> None:
     print(f"tag:   {info['tag']}\nid:    {info['id']}\nsize:  {info['size']:,} bytes")
 
 
+@task(help={"arch": "only these architectures (default: all)",
+            "check": "only report what is registered; needs no root and changes nothing"})
+@cli
+def binfmt(c: Context, arch: str = "all", check: bool = False) -> None:
+    """Register QEMU user-mode handlers (Debian's qemu-user-static, fix-binary) so foreign images run."""
+    from . import binfmt as bf
+
+    statuses = bf.ensure(targets.parse_archs(arch), targets.host(), change=not check)
+    for status in statuses:
+        print(status.render())
+    bad = [s for s in statuses if not s.ok]
+    if bad:
+        raise ToolkitError(f"{len(bad)} target(s) cannot run on this host: "
+                           + ", ".join(s.target.name for s in bad))
+
+
 def _scratch_dir() -> str | None:
     from .files import scratch_dir
 
     return scratch_dir()
 
 
-ns = Collection(build_hello, build, verify, image, inspect_image, push, run, rootfs, import_rootfs)
+ns = Collection(build_hello, build, verify, image, inspect_image, push, run, rootfs, import_rootfs, binfmt)
 ns.configure({"builder": {"base": builder.DEFAULT_BASE}})
 
 program = Program(namespace=ns, name="fromscratch", binary="fromscratch", version=__version__)

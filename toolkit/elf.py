@@ -45,6 +45,9 @@ _ELF_TYPES = {
     "ET_EXEC": "executable", "ET_DYN": "shared object", "ET_REL": "relocatable object (.o)",
     "ET_CORE": "core dump", "ET_NONE": "no type",
 }
+# .ARM.attributes Tag_CPU_arch -> ARM architecture version ("Addenda to, and Errata in, the ABI for the Arm
+# Architecture"): 3-5 are v5T/v5TE/v5TEJ, 6-9 and the v6-M profiles are v6, 10 and v7E-M are v7, 14 on are v8+.
+_ARM_CPU_ARCH = {0: 3, 1: 4, 2: 4, 3: 5, 4: 5, 5: 5, 6: 6, 7: 6, 8: 6, 9: 6, 10: 7, 11: 6, 12: 6, 13: 7}
 _MACHO_THIN = {b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe"}
 
 
@@ -62,7 +65,7 @@ class ElfFacts:
     endianness: str | None = None
     machine: str | None = None  # pyelftools' e_machine name, e.g. EM_X86_64
     arch: str | None = None  # OCI architecture, e.g. amd64; None when the table has no match
-    variants: tuple[str, ...] = ()  # candidate OCI variants (ARM headers do not say which)
+    variants: tuple[str, ...] = ()  # OCI variants that run it, oldest first (ARM: from .ARM.attributes if any)
     osabi: str | None = None  # human name of EI_OSABI
     abi_tag_os: str | None = None  # OS named by NT_GNU_ABI_TAG
     min_kernel: str | None = None
@@ -78,6 +81,7 @@ class ElfFacts:
     runtime_loading: tuple[str, ...] = ()  # NSS/iconv/dlopen users found
     arm_eabi: int | None = None
     arm_float_abi: str | None = None  # hard, soft
+    arm_arch: int | None = None  # ARM architecture version the code needs (Tag_CPU_arch), e.g. 5, 6, 7
     corrupt: tuple[str, ...] = field(default=())  # why the headers cannot be trusted
 
     @property
@@ -218,13 +222,15 @@ def _facts(elf, fh: BinaryIO, base: dict) -> ElfFacts:
 
     matches = targets.for_elf(elf_class, endianness, machine)
     arch = matches[0].architecture if matches else None
-    arm_eabi = arm_float = None
+    arm_eabi = arm_float = arm_arch = None
     variants: tuple[str, ...] = ()
     if machine == "EM_ARM":
         flags = header["e_flags"]
         arm_eabi = (flags >> 24) & 0xFF
         arm_float = "hard" if flags & 0x400 else "soft" if flags & 0x200 else None
-        variants = tuple(t.variant for t in matches if t.variant)
+        arm_arch = _arm_arch(elf) if not corrupt else None
+        runs_on = targets.arm_targets_running(arm_arch) if arm_arch else matches
+        variants = tuple(t.variant for t in runs_on if t.variant)
     elif matches and matches[0].variant:
         variants = (matches[0].variant,)
 
@@ -238,7 +244,23 @@ def _facts(elf, fh: BinaryIO, base: dict) -> ElfFacts:
         type=etype, entry=header["e_entry"], interpreter=interpreter, needed=tuple(needed),
         has_dynamic=has_dynamic, static_pie=static_pie, stripped=stripped, build_id=build_id,
         libc=libc, runtime_loading=tuple(runtime_loading), arm_eabi=arm_eabi,
-        arm_float_abi=arm_float, corrupt=tuple(corrupt), **base)
+        arm_float_abi=arm_float, arm_arch=arm_arch, corrupt=tuple(corrupt), **base)
+
+
+def _arm_arch(elf) -> int | None:
+    """The ARM architecture version from .ARM.attributes (the linker keeps the highest of all inputs)."""
+    section = elf.get_section_by_name(".ARM.attributes")
+    if section is None or not hasattr(section, "iter_subsections"):
+        return None
+    try:
+        for sub in section.iter_subsections():
+            for subsub in sub.iter_subsubsections():
+                for attr in subsub.iter_attributes():
+                    if attr.tag == "TAG_CPU_ARCH":
+                        return _ARM_CPU_ARCH.get(attr.value, 8 if attr.value >= 14 else None)
+    except Exception:  # a malformed attributes section says nothing about the variant
+        return None
+    return None
 
 
 def _symbol_names(elf) -> set[str]:

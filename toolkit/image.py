@@ -305,10 +305,13 @@ def platform_of(verdict: verify.Verdict, arch: str | None = None) -> oci.ImageCo
     facts = verdict.facts
     if arch:
         target = targets.lookup(arch)
-    else:
-        matches = targets.for_elf(facts.elf_class or 0, facts.endianness or "", facts.machine or "")
-        # ARM headers do not say the variant; v7 is what `docker run --platform linux/arm` means.
-        target = next((t for t in matches if t.variant == "v7"), matches[0])
+        return oci.ImageConfig(architecture=target.architecture, variant=target.variant)
+    if facts.arm_arch and facts.variants:
+        # the oldest variant that runs it: a v5 binary in a v5 image also runs on v6 and v7 hosts
+        return oci.ImageConfig(architecture=facts.arch or "arm", variant=facts.variants[0])
+    matches = targets.for_elf(facts.elf_class or 0, facts.endianness or "", facts.machine or "")
+    # an ARM binary without .ARM.attributes does not say its variant; v7 is what `--platform linux/arm` means
+    target = next((t for t in matches if t.variant == "v7"), matches[0])
     return oci.ImageConfig(architecture=target.architecture, variant=target.variant)
 
 

@@ -14,14 +14,17 @@ class Target:
     name: str  # our key: the OCI architecture, plus "-variant" where there is one (arm-v7)
     architecture: str  # OCI/Docker architecture
     variant: str | None  # OCI variant (v5, v6, v7, v8) or None
-    triplet: str  # GNU triplet of the Debian/Ubuntu cross gcc
+    triplet: str  # GNU triplet of the Debian/Ubuntu cross gcc (the compiler is <triplet>-gcc)
     debian_arch: str  # dpkg architecture name (libc6-dev-<debian_arch>-cross)
     elf_class: int  # 32 or 64
     endianness: str  # "little" or "big"
     e_machine: str  # as pyelftools names it
-    qemu: str | None  # QEMU user-mode binary suffix (qemu-<qemu>-static); None for the host itself
+    qemu: str  # QEMU user-mode name: /usr/bin/qemu-<qemu>-static, Debian's /usr/share/binfmts/qemu-<qemu>
     zig: str  # zig cc -target
-    cflags: tuple[str, ...] = ()  # extra flags that pick the variant from a shared compiler
+    cflags: tuple[str, ...] = ()  # gcc flags that pick the variant from a shared cross compiler
+    zig_cpu: str | None = None  # zig cc -mcpu, where the target triple alone does not pick the variant
+    arm_arch: int | None = None  # ARM architecture version (5, 6, 7): the .ARM.attributes Tag_CPU_arch floor
+    native_on: tuple[str, ...] = ()  # other host architectures whose kernels run this target without QEMU
     aliases: tuple[str, ...] = ()  # other names users type: hello-world's, uname -m's, Debian's
 
     os: str = "linux"
@@ -38,8 +41,15 @@ class Target:
 
     @property
     def packages(self) -> tuple[str, ...]:
-        """Debian/Ubuntu packages that give a static cross compiler for this target."""
-        return (f"gcc-{self.triplet}", f"libc6-dev-{self.debian_arch}-cross")
+        """Debian/Ubuntu packages that give a static cross compiler for this target.
+
+        Debian package names cannot hold "_", so x86_64's compiler is in gcc-x86-64-linux-gnu.
+        """
+        return (f"gcc-{self.triplet.replace('_', '-')}", f"libc6-dev-{self.debian_arch}-cross")
+
+    def runs_natively_on(self, host: Target) -> bool:
+        """True when a host of that architecture runs this target's binaries without emulation."""
+        return self.architecture == host.architecture or host.architecture in self.native_on
 
     def oci_platform(self) -> dict[str, str]:
         plat = {"os": self.os, "architecture": self.architecture}
@@ -48,29 +58,32 @@ class Target:
         return plat
 
 
+# Checked against Debian bookworm (apt-cache policy gcc-<triplet> libc6-dev-<arch>-cross, qemu-user-static's
+# /usr/share/binfmts) and zig 0.13+ target names. armel (ARMv5TE, soft float) serves v5 and v6, armhf v7.
 TARGETS: tuple[Target, ...] = (
     Target("amd64", "amd64", None, "x86_64-linux-gnu", "amd64", 64, "little", "EM_X86_64",
-           "x86_64", "x86_64-linux-musl", aliases=("x86_64", "x86-64")),
+           qemu="x86_64", zig="x86_64-linux-musl", aliases=("x86_64", "x86-64")),
     Target("arm-v5", "arm", "v5", "arm-linux-gnueabi", "armel", 32, "little", "EM_ARM",
-           "arm", "arm-linux-musleabi", cflags=("-march=armv5te", "-marm"),
-           aliases=("arm32v5", "armel", "armv5")),
+           qemu="arm", zig="arm-linux-musleabi", cflags=("-march=armv5te", "-marm"), zig_cpu="arm926ej_s",
+           arm_arch=5, aliases=("arm32v5", "armel", "armv5", "armv5l", "armv5te")),
     Target("arm-v6", "arm", "v6", "arm-linux-gnueabi", "armel", 32, "little", "EM_ARM",
-           "arm", "arm-linux-musleabi", cflags=("-march=armv6", "-marm"),
-           aliases=("arm32v6", "armv6")),
+           qemu="arm", zig="arm-linux-musleabi", cflags=("-march=armv6", "-marm"), zig_cpu="arm1176jzf_s",
+           arm_arch=6, aliases=("arm32v6", "armv6", "armv6l")),
     Target("arm-v7", "arm", "v7", "arm-linux-gnueabihf", "armhf", 32, "little", "EM_ARM",
-           "arm", "arm-linux-musleabihf", aliases=("arm32v7", "armhf", "armv7", "arm", "armv7l")),
+           qemu="arm", zig="arm-linux-musleabihf", arm_arch=7,
+           aliases=("arm32v7", "armhf", "armv7", "arm", "armv7l")),
     Target("arm64", "arm64", "v8", "aarch64-linux-gnu", "arm64", 64, "little", "EM_AARCH64",
-           "aarch64", "aarch64-linux-musl", aliases=("arm64v8", "aarch64", "arm64-v8")),
+           qemu="aarch64", zig="aarch64-linux-musl", aliases=("arm64v8", "aarch64", "arm64-v8")),
     Target("386", "386", None, "i686-linux-gnu", "i386", 32, "little", "EM_386",
-           "i386", "x86-linux-musl", aliases=("i386", "i686", "x86")),
-    Target("mips64le", "mips64le", None, "mips64el-linux-gnuabi64", "mips64el", 64, "little",
-           "EM_MIPS", "mips64el", "mips64el-linux-muslabi64", aliases=("mips64el",)),
-    Target("ppc64le", "ppc64le", None, "powerpc64le-linux-gnu", "ppc64el", 64, "little",
-           "EM_PPC64", "ppc64le", "powerpc64le-linux-musl", aliases=("ppc64el", "powerpc64le")),
+           qemu="i386", zig="x86-linux-musl", native_on=("amd64",), aliases=("i386", "i686", "x86")),
+    Target("mips64le", "mips64le", None, "mips64el-linux-gnuabi64", "mips64el", 64, "little", "EM_MIPS",
+           qemu="mips64el", zig="mips64el-linux-muslabi64", aliases=("mips64el",)),
+    Target("ppc64le", "ppc64le", None, "powerpc64le-linux-gnu", "ppc64el", 64, "little", "EM_PPC64",
+           qemu="ppc64le", zig="powerpc64le-linux-musl", aliases=("ppc64el", "powerpc64le")),
     Target("riscv64", "riscv64", None, "riscv64-linux-gnu", "riscv64", 64, "little", "EM_RISCV",
-           "riscv64", "riscv64-linux-musl"),
+           qemu="riscv64", zig="riscv64-linux-musl"),
     Target("s390x", "s390x", None, "s390x-linux-gnu", "s390x", 64, "big", "EM_S390",
-           "s390x", "s390x-linux-musl"),
+           qemu="s390x", zig="s390x-linux-musl"),
 )
 
 _BY_NAME: dict[str, Target] = {}
@@ -123,6 +136,12 @@ def host() -> Target:
     import platform
 
     return lookup(platform.machine() or "amd64")
+
+
+def arm_targets_running(arch_version: int) -> list[Target]:
+    """ARM targets whose CPUs run code built for this ARM architecture version, oldest first."""
+    return sorted((t for t in TARGETS if t.arm_arch and t.arm_arch >= arch_version),
+                  key=lambda t: t.arm_arch or 0)
 
 
 def for_elf(elf_class: int, endianness: str, e_machine: str) -> list[Target]:

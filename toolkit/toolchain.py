@@ -1,33 +1,52 @@
-"""Compilers behind one interface: compile(sources, target, out, cflags) -> path of a static binary."""
+"""Compilers behind one interface: compile(sources, target, out, cflags) -> path of a static binary that passes verify.
+
+Three of them: the host's gcc (native), gcc in a build container, and zig cc; build_all runs any of them for
+several targets at once.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import logging
 import os
 import platform
 import shutil
 import subprocess
+import sys
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import builder, engine, targets
-from .errors import BuildFailed, InputError
+from . import builder, elf, engine, targets, verify
+from .errors import BuildFailed, InputError, ToolkitError
 from .files import atomic_output
 
 log = logging.getLogger(__name__)
 
 STATIC_FLAGS = ("-static",)
-STRIP_FLAGS = ("-s",)
 
 
 class Toolchain(Protocol):
     name: str
 
+    def prepare(self, wanted: Sequence[targets.Target]) -> None:
+        """Check or set up what building these targets needs, once, before any compile; raise naming what is missing."""
+
     def compile(self, sources: Sequence[Path], target: targets.Target, out: Path,
                 cflags: Sequence[str] = ()) -> Path: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One target's result in a multi-target build: the binary at out, or the error that stopped it."""
+
+    target: targets.Target
+    out: Path
+    error: ToolkitError | None = None
 
 
 def check_sources(sources: Sequence[Path]) -> list[Path]:
@@ -47,6 +66,65 @@ def gcc_args(target: targets.Target, cflags: Sequence[str]) -> list[str]:
     return [*STATIC_FLAGS, *target.cflags, *cflags]
 
 
+def output_paths(base: Path, wanted: Sequence[targets.Target], per_target: bool) -> dict[str, Path]:
+    """Where each target's binary goes: base itself, or base-<target> (hello-arm-v7) for each when per_target."""
+    if not per_target:
+        if len(wanted) != 1:
+            raise InputError(f"{len(wanted)} targets cannot share the one output {base}")
+        return {wanted[0].name: base}
+    return {t.name: base.with_name(f"{base.name}-{t.name}") for t in wanted}
+
+
+def build_all(chain: Toolchain, sources: Sequence[Path], wanted: Sequence[targets.Target],
+              outs: dict[str, Path], cflags: Sequence[str] = (), jobs: int = 1) -> list[Outcome]:
+    """Build every wanted target, jobs at a time; one target's failure does not stop the others."""
+    sources = check_sources(sources)
+    if jobs < 1:
+        raise InputError(f"--jobs {jobs}: give 1 or more")
+    chain.prepare(wanted)  # once, before any thread: a build image is built by one caller only
+
+    def one(target: targets.Target) -> Outcome:
+        try:
+            chain.compile(sources, target, outs[target.name], cflags)
+        except ToolkitError as exc:
+            return Outcome(target, outs[target.name], exc)
+        return Outcome(target, outs[target.name])
+
+    if jobs == 1 or len(wanted) == 1:
+        return [one(t) for t in wanted]
+    pool = ThreadPoolExecutor(max_workers=min(jobs, len(wanted)), thread_name_prefix="build")
+    try:
+        futures = [pool.submit(one, t) for t in wanted]
+        return [f.result() for f in futures]
+    finally:
+        # on Ctrl-C, builds not yet started are dropped; running ones finish and clean up after themselves
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _check_output(path: Path, target: targets.Target, who: str) -> None:
+    """The compiler's output must pass verify for its target before it takes the user's file name."""
+    verdict = verify.verify(elf.read(str(path)), target.name)
+    if not verdict.ok:
+        raise BuildFailed(f"{who} built a binary for {target.platform} that fails verify: "
+                          + "; ".join(verdict.failures))
+
+
+def _run_compiler(run: Any, cmd_for: Callable[[Path], list[str]], out: Path, target: targets.Target,
+                  who: str) -> Path:
+    """Run a compiler command that writes to a temporary path; the result is checked, then renamed to out."""
+    with atomic_output(out, mode=0o755) as tmp:
+        cmd = cmd_for(tmp)
+        log.info("%s", " ".join(cmd))
+        proc = run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BuildFailed(f"{who} failed for {target.platform} (exit {proc.returncode})",
+                              log=(proc.stderr + proc.stdout).strip())
+        if proc.stderr.strip():
+            log.warning("%s", proc.stderr.strip())
+        _check_output(tmp, target, who)
+    return out
+
+
 class NativeGcc:
     """The host's gcc, or its cross gcc for a foreign target (Linux hosts)."""
 
@@ -55,18 +133,24 @@ class NativeGcc:
     def __init__(self, run: Any = subprocess.run) -> None:
         self._run = run
 
-    def compiler(self, target: targets.Target) -> str:
+    def _find(self, target: targets.Target) -> str | None:
         if target.architecture == targets.host().architecture and shutil.which("gcc"):
             return "gcc"
-        if shutil.which(target.gcc):
-            return target.gcc
-        raise BuildFailed(f"no gcc for {target.platform} on this host (looked for {target.gcc})",
-                          hint=f"install {' '.join(target.packages)} (Debian/Ubuntu), "
-                               "or use --toolchain container")
+        return target.gcc if shutil.which(target.gcc) else None
 
-    def missing_static_libc(self, target: targets.Target) -> str | None:
-        """None when `gcc -static` can link; else the package that gives libc.a."""
-        cc = self.compiler(target)
+    def compiler(self, target: targets.Target) -> str:
+        cc = self._find(target)
+        if cc is None:
+            raise BuildFailed(f"no gcc for {target.platform} on this host (looked for {target.gcc})",
+                              hint=f"install {' '.join(target.packages)} (Debian/Ubuntu), "
+                                   "or use --toolchain container or --toolchain zig")
+        return cc
+
+    def missing(self, target: targets.Target) -> str | None:
+        """None when a gcc that links statically for target is here; else the package(s) that give one."""
+        cc = self._find(target)
+        if cc is None:
+            return " ".join(target.packages)
         proc = self._run([cc, "-print-file-name=libc.a"], capture_output=True, text=True)
         found = proc.stdout.strip()
         if proc.returncode == 0 and os.path.isabs(found) and os.path.exists(found):
@@ -76,31 +160,53 @@ class NativeGcc:
         return target.packages[1]
 
     def available(self, target: targets.Target) -> bool:
+        return platform.system() == "Linux" and self.missing(target) is None
+
+    def prepare(self, wanted: Sequence[targets.Target]) -> None:
         if platform.system() != "Linux":
-            return False
-        try:
-            return self.missing_static_libc(target) is None
-        except BuildFailed:
-            return False
+            raise BuildFailed(f"the native toolchain builds Linux binaries on a Linux host, not {platform.system()}",
+                              hint="use --toolchain container or --toolchain zig")
+        missing = {t.platform: m for t in wanted if (m := self.missing(t))}
+        if missing:
+            packages = " ".join(dict.fromkeys(" ".join(missing.values()).split(" ")))
+            raise BuildFailed(f"no gcc that links statically for {', '.join(missing)} on this host",
+                              hint=f"install {packages}, or use --toolchain container or --toolchain zig")
 
     def compile(self, sources: Sequence[Path], target: targets.Target, out: Path,
                 cflags: Sequence[str] = ()) -> Path:
         sources = check_sources(sources)
+        self.prepare([target])
         cc = self.compiler(target)
-        missing = self.missing_static_libc(target)
-        if missing:
-            raise BuildFailed(f"{cc} cannot link statically: static libc (libc.a) is missing",
-                              hint=f"install {missing}, or use --toolchain container")
-        with atomic_output(out, mode=0o755) as tmp:
-            cmd = [cc, *gcc_args(target, cflags), *map(str, sources), "-o", str(tmp)]
-            log.info("%s", " ".join(cmd))
-            proc = self._run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise BuildFailed(f"{cc} failed (exit {proc.returncode})",
-                                  log=(proc.stderr + proc.stdout).strip())
-            if proc.stderr.strip():
-                log.warning("%s", proc.stderr.strip())
-        return out
+        return _run_compiler(self._run, lambda tmp: [cc, *gcc_args(target, cflags), *map(str, sources),
+                                                     "-o", str(tmp)], out, target, cc)
+
+
+class ZigCc:
+    """`zig cc` from the ziglang package on PyPI: every target, static musl, no Docker and no cross packages."""
+
+    name = "zig"
+
+    def __init__(self, run: Any = subprocess.run, python: str = sys.executable) -> None:
+        self._run = run
+        self._python = python
+
+    def prepare(self, wanted: Sequence[targets.Target]) -> None:
+        if importlib.util.find_spec("ziglang") is None:
+            raise BuildFailed("the zig toolchain needs the ziglang package, which is not installed",
+                              hint="pip install 'fromscratch[zig]' (or pip install ziglang)")
+
+    def command(self, target: targets.Target, sources: Sequence[Path], out: Path,
+                cflags: Sequence[str] = ()) -> list[str]:
+        cpu = [f"-mcpu={target.zig_cpu}"] if target.zig_cpu else []
+        return [self._python, "-m", "ziglang", "cc", "-target", target.zig, *cpu, *STATIC_FLAGS, *cflags,
+                *map(str, sources), "-o", str(out)]
+
+    def compile(self, sources: Sequence[Path], target: targets.Target, out: Path,
+                cflags: Sequence[str] = ()) -> Path:
+        sources = check_sources(sources)
+        self.prepare([target])
+        return _run_compiler(self._run, lambda tmp: self.command(target, sources, tmp, cflags), out, target,
+                             "zig cc")
 
 
 class ContainerGcc:
@@ -111,16 +217,29 @@ class ContainerGcc:
     def __init__(self, client: Any, base: str = builder.DEFAULT_BASE) -> None:
         self._client = client
         self._base = base
+        self._image: builder.BuildImage | None = None
+        self._host_arch: str | None = None
 
     def _image_arch(self) -> str:
-        info = self._client.version()
-        return targets.lookup(info.get("Arch", "amd64")).architecture
+        if self._host_arch is None:
+            with engine.step("asking the engine for its architecture"):
+                info = self._client.version()
+            self._host_arch = targets.lookup(info.get("Arch", "amd64")).architecture
+        return self._host_arch
+
+    def prepare(self, wanted: Sequence[targets.Target]) -> None:
+        """Build (or find) the one build image that serves every wanted target."""
+        image = builder.for_targets(self._base, list(wanted), self._image_arch())
+        builder.ensure(self._client, image)
+        self._image = image
 
     def compile(self, sources: Sequence[Path], target: targets.Target, out: Path,
                 cflags: Sequence[str] = ()) -> Path:
         sources = check_sources(sources)
         host_arch = self._image_arch()
-        image = builder.ensure(self._client, builder.for_targets(self._base, [target], host_arch))
+        if self._image is None or not self._image.serves(target, host_arch):
+            self.prepare([target])
+        assert self._image is not None
         cc = "gcc" if target.architecture == host_arch else target.gcc
         name = out.name or "a.out"
         cmd = [cc, *gcc_args(target, cflags), *(s.name for s in sources), "-o", f"{builder.OUT_DIR}/{name}"]
@@ -128,21 +247,23 @@ class ContainerGcc:
         try:
             with engine.step("creating the build container"):
                 container = self._client.containers.create(
-                    image, command=cmd, network_disabled=True, working_dir=builder.SRC_DIR,
+                    self._image.tag, command=cmd, network_disabled=True, working_dir=builder.SRC_DIR,
                     labels={"org.fromscratch.role": "build"})
                 container.put_archive(builder.SRC_DIR, _source_tar(sources))
-            with engine.step("compiling in the build container"):
+            with engine.step(f"compiling for {target.platform} in the build container"):
                 container.start()
                 status = container.wait()
                 output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace").strip()
             if status.get("StatusCode", 1) != 0:
-                raise BuildFailed(f"{cc} failed in the build container (exit {status.get('StatusCode')})",
-                                  log=output)
+                raise BuildFailed(f"{cc} failed for {target.platform} in the build container "
+                                  f"(exit {status.get('StatusCode')})", log=output)
             if output:
                 log.warning("%s", output)
-            with atomic_output(out, mode=0o755) as tmp, engine.step("copying the binary out"):
-                stream, _ = container.get_archive(f"{builder.OUT_DIR}/{name}")
-                _extract_one(stream, tmp)
+            with atomic_output(out, mode=0o755) as tmp:
+                with engine.step("copying the binary out"):
+                    stream, _ = container.get_archive(f"{builder.OUT_DIR}/{name}")
+                    _extract_one(stream, tmp)
+                _check_output(tmp, target, cc)
         finally:
             if container is not None:
                 with engine.step("removing the build container"):
@@ -203,15 +324,19 @@ class _ChunkReader(io.RawIOBase):
         return n
 
 
-def select(name: str, target: targets.Target, connect: Any = engine.connect,
+TOOLCHAINS = ("auto", "native", "container", "zig")
+
+
+def select(name: str, wanted: Sequence[targets.Target], connect: Any = engine.connect,
            base: str = builder.DEFAULT_BASE) -> Toolchain:
-    """auto: native on a Linux host that has gcc and static libc for the target, else container."""
+    """auto: native on a Linux host whose gcc links statically for every wanted target, else container."""
     if name == "native":
         return NativeGcc()
     if name == "container":
         return ContainerGcc(connect(), base)
+    if name == "zig":
+        return ZigCc()
     if name == "auto":
         native = NativeGcc()
-        return native if native.available(target) else ContainerGcc(connect(), base)
-    raise InputError(f"unknown toolchain {name!r}", hint="choose auto, native or container")
-
+        return native if all(native.available(t) for t in wanted) else ContainerGcc(connect(), base)
+    raise InputError(f"unknown toolchain {name!r}", hint=f"choose {', '.join(TOOLCHAINS)}")

@@ -43,7 +43,7 @@ class Verdict:
             "entry": f.entry, "osabi": f.osabi, "interpreter": f.interpreter,
             "needed": list(f.needed), "static_pie": f.static_pie, "stripped": f.stripped,
             "build_id": f.build_id, "min_kernel": f.min_kernel, "libc": f.libc, "size": f.size,
-            "executable": f.executable,
+            "executable": f.executable, "arm_arch": f.arm_arch,
             "checks": [asdict(c) for c in self.checks], "warnings": list(self.warnings),
         }
 
@@ -125,6 +125,10 @@ def _arch(f: ElfFacts, want: targets.Target) -> Check:
     if f.arch != want.architecture:
         return Check("arch", False, f"built for {f.arch or f.machine}, not {want.architecture}: the container "
                      "would fail with \"exec format error\"")
+    if want.variant and f.arm_arch and want.variant not in f.variants:
+        runs = f"runs on {f.arch} {'/'.join(f.variants)}" if f.variants else "no Docker arm variant runs it"
+        return Check("arch", False, f"built for ARMv{f.arm_arch} ({runs}), not {want.platform}: an older CPU "
+                     "stops at the first newer instruction (SIGILL)")
     if want.variant and f.variants and want.variant not in f.variants:
         return Check("arch", False, f"built for {f.arch} {'/'.join(f.variants)}, not {want.platform}")
     return Check("arch", True, want.platform)
