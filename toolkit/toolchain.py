@@ -150,7 +150,7 @@ class NativeGcc:
         """None when a gcc that links statically for target is here; else the package(s) that give one."""
         cc = self._find(target)
         if cc is None:
-            return " ".join(target.packages)
+            return "gcc libc6-dev" if target.architecture == targets.host().architecture else " ".join(target.packages)
         proc = self._run([cc, "-print-file-name=libc.a"], capture_output=True, text=True)
         found = proc.stdout.strip()
         if proc.returncode == 0 and os.path.isabs(found) and os.path.exists(found):
