@@ -76,8 +76,12 @@ def output_paths(base: Path, wanted: Sequence[targets.Target], per_target: bool)
 
 
 def build_all(chain: Toolchain, sources: Sequence[Path], wanted: Sequence[targets.Target],
-              outs: dict[str, Path], cflags: Sequence[str] = (), jobs: int = 1) -> list[Outcome]:
-    """Build every wanted target, jobs at a time; one target's failure does not stop the others."""
+              outs: dict[str, Path], cflags: Sequence[str] = (), jobs: int = 1,
+              on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Build every wanted target, jobs at a time; one target's failure does not stop the others.
+
+    on_done hears of each target as it finishes (from a worker thread); the list comes back in wanted's order.
+    """
     sources = check_sources(sources)
     if jobs < 1:
         raise InputError(f"--jobs {jobs}: give 1 or more")
@@ -86,9 +90,12 @@ def build_all(chain: Toolchain, sources: Sequence[Path], wanted: Sequence[target
     def one(target: targets.Target) -> Outcome:
         try:
             chain.compile(sources, target, outs[target.name], cflags)
+            done = Outcome(target, outs[target.name])
         except ToolkitError as exc:
-            return Outcome(target, outs[target.name], exc)
-        return Outcome(target, outs[target.name])
+            done = Outcome(target, outs[target.name], exc)
+        if on_done is not None:
+            on_done(done)
+        return done
 
     if jobs == 1 or len(wanted) == 1:
         return [one(t) for t in wanted]
