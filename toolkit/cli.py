@@ -157,11 +157,13 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", arch: str
              builder_base, jobs=jobs)
 
 
-@task(help={"path": "the binary to check", "arch": "require this architecture",
-            "json": "print one JSON object instead of lines"})
+@task(help={"path": "the binary to check, or a directory to check every ELF file in",
+            "arch": "require this architecture", "json": "print one JSON document instead of lines"})
 def verify(c: Context, path: str, arch: str | None = None, json: bool = False) -> None:
-    """Check that a file is a static Linux ELF executable (exit 0 ok, 1 a check failed, 2 unreadable)."""
-    from . import elf
+    """Check that a file (or every ELF under a directory) is a static Linux ELF executable.
+
+    Exit 0 when every check passes, 1 when one fails, 2 when the input cannot be read.
+    """
     from . import verify as policy
     from .errors import InputError
 
@@ -170,18 +172,39 @@ def verify(c: Context, path: str, arch: str | None = None, json: bool = False) -
     try:
         if arch:
             targets.lookup(arch)
-        verdict = policy.verify(elf.read(path), arch)
+        result = policy.verify_tree(path, arch) if os.path.isdir(path) else _verify_file(path, arch)
     except InputError as exc:
         if as_json:
             print(_json_dumps(policy.unreadable_dict(path, str(exc))))
         raise Exit(f"error: {exc}", code=2) from None
-    print(_json_dumps(verdict.to_dict()) if as_json else verdict.render())
-    if not verdict.ok:
+    print(_json_dumps(result.to_dict()) if as_json else result.render())
+    if not result.ok:
         raise Exit(code=1)
+
+
+def _verify_file(path: str, arch: str | None) -> Any:
+    from . import elf
+    from . import verify as policy
+
+    return policy.verify(elf.read(path), arch)
 
 
 def _json_dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True)
+
+
+@task(name="verify-image", help={"tag": "the image to check, e.g. hello or fromscratch/debian:bookworm",
+                                 "json": "print one JSON document instead of lines"})
+@cli
+def verify_image(c: Context, tag: str, json: bool = False) -> None:
+    """Check an image without running it: its command, and every ELF's interpreter and libraries inside it."""
+    from . import engine, imagecheck
+
+    client = engine.connect()
+    verdict = imagecheck.verify_image(client, tag)
+    print(_json_dumps(verdict.to_dict()) if json else verdict.render())
+    if not verdict.ok:
+        raise Exit(code=1)
 
 
 @task(iterable=["env", "label", "add", "output", "src"],
@@ -427,7 +450,8 @@ def _scratch_dir() -> str | None:
     return scratch_dir()
 
 
-ns = Collection(build_hello, build, verify, image, inspect_image, push, run, rootfs, import_rootfs, binfmt)
+ns = Collection(build_hello, build, verify, verify_image, image, inspect_image, push, run, rootfs, import_rootfs,
+                binfmt)
 ns.configure({"builder": {"base": builder.DEFAULT_BASE}})
 
 program = Program(namespace=ns, name="fromscratch", binary="fromscratch", version=__version__)

@@ -1,49 +1,65 @@
-"""Read-only facts about one file: what it is and, for an ELF, what the kernel and loader will see. No policy."""
+"""Read-only facts about one file: what it is and, for an ELF, what the kernel and loader will see. No policy.
+
+The ELF structures the kernel and ld.so read (ELF header, program headers, PT_INTERP, PT_DYNAMIC, PT_NOTE, and
+the section header table for `stripped`) are fixed-layout records, read here with `struct` straight from the
+bytes: about fifty times faster than building pyelftools objects, which is what lets a whole root filesystem
+be checked in scanelf's time. tests/unit/test_elf.py holds every fact against pyelftools on real binaries.
+"""
 
 from __future__ import annotations
 
+import io
 import os
 import stat
-from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
 
 from . import targets
 from .errors import InputError
 
+ELF_MAGIC = b"\x7fELF"
+_HEAD = 4096  # one read that holds the headers, PT_INTERP and notes of nearly every binary
+_META_CAP = 16 << 20  # most bytes read for one dynamic segment, note segment or string table
+_SYMTAB_CAP = 64 << 20
+_SCAN_CHUNK = 1 << 20
+_PATH_MAX = 4096  # the kernel refuses a PT_INTERP longer than this
+
+PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_NOTE = 1, 2, 3, 4
+DT_NULL, DT_NEEDED, DT_STRTAB, DT_STRSZ, DT_SONAME, DT_RPATH, DT_RUNPATH = 0, 1, 5, 10, 14, 15, 29
+DT_FLAGS_1, DF_1_PIE = 0x6FFFFFFB, 0x08000000
+SHT_SYMTAB, SHT_ARM_ATTRIBUTES = 2, 0x70000003
+NT_GNU_ABI_TAG, NT_GNU_BUILD_ID = 1, 3
+EM_ARM = 40
+PN_XNUM = 0xFFFF
+
 # Strings that glibc's static NSS machinery leaves in a binary even when it is stripped: the program may
-# try to load libnss_*.so at run time, which a scratch image lacks. (gconv strings are not a sign: all of
-# glibc's stdio carries them.)
-_RUNTIME_LOADING_MARKERS: dict[bytes, str] = {
-    b"/etc/nsswitch.conf": "NSS (getaddrinfo, gethostbyname, getpwnam, getgrnam, ...)",
-    b"libnss_": "NSS modules (libnss_*.so)",
-}
-# Symbol names that pull that machinery in, read from the symbol table when the binary has one.
-_RUNTIME_LOADING_SYMBOLS = (
+# try to load libnss_*.so at run time, which a scratch image lacks. (gconv and dlopen strings are not a sign:
+# every static glibc binary carries them.)
+_RUNTIME_LOADING_MARKERS = (b"/etc/nsswitch.conf", b"libnss_")
+NSS_MACHINERY = "NSS"  # what runtime_loading holds when only those strings, not symbol names, were found
+# Symbol names that pull that machinery in, read from the symbol table when the binary has one. (dlopen
+# itself is not here: static glibc always defines it, used or not.)
+_RUNTIME_LOADING_SYMBOLS = frozenset((
     "getaddrinfo", "gethostbyname", "gethostbyname2", "gethostbyaddr", "getnameinfo",
     "getpwnam", "getpwuid", "getpwnam_r", "getpwuid_r", "getgrnam", "getgrgid", "getgrouplist",
     "initgroups", "getservbyname", "getservbyport", "getprotobyname", "iconv_open",
-)
+))
 _GLIBC_MARKERS = (b"FATAL: kernel too old", b"GLIBC_PRIVATE", b"GNU C Library")
 _MUSL_MARKERS = (b"ld-musl-", b"No error information")
-_SCAN_CHUNK = 1 << 20
-_DF_1_PIE = 0x08000000
 
-_ABI_OS = {
-    "ELF_NOTE_OS_LINUX": "Linux", "ELF_NOTE_OS_GNU": "GNU/Hurd",
-    "ELF_NOTE_OS_SOLARIS2": "Solaris", "ELF_NOTE_OS_FREEBSD": "FreeBSD",
-}
+_ABI_TAG_OS = {0: "Linux", 1: "GNU/Hurd", 2: "Solaris", 3: "FreeBSD", 4: "NetBSD", 5: "Syllable"}
 _OSABI = {
-    "ELFOSABI_SYSV": "SYSV", "ELFOSABI_LINUX": "GNU/Linux", "ELFOSABI_HPUX": "HP-UX",
-    "ELFOSABI_NETBSD": "NetBSD", "ELFOSABI_SOLARIS": "Solaris", "ELFOSABI_AIX": "AIX",
-    "ELFOSABI_IRIX": "IRIX", "ELFOSABI_FREEBSD": "FreeBSD", "ELFOSABI_TRU64": "Tru64",
-    "ELFOSABI_MODESTO": "Modesto", "ELFOSABI_OPENBSD": "OpenBSD", "ELFOSABI_OPENVMS": "OpenVMS",
-    "ELFOSABI_NSK": "NonStop Kernel", "ELFOSABI_AROS": "AROS", "ELFOSABI_FENIXOS": "FenixOS",
-    "ELFOSABI_CLOUD": "CloudABI", "ELFOSABI_SORTIX": "Sortix", "ELFOSABI_ARM_AEABI": "ARM EABI",
-    "ELFOSABI_ARM": "ARM", "ELFOSABI_STANDALONE": "standalone (embedded)",
+    0: "SYSV", 1: "HP-UX", 2: "NetBSD", 3: "GNU/Linux", 4: "GNU/Hurd", 6: "Solaris", 7: "AIX", 8: "IRIX",
+    9: "FreeBSD", 10: "Tru64", 11: "Modesto", 12: "OpenBSD", 13: "OpenVMS", 14: "NonStop Kernel",
+    15: "AROS", 16: "FenixOS", 17: "CloudABI", 53: "Sortix", 64: "ARM EABI", 97: "ARM",
+    255: "standalone (embedded)",
 }
-_ELF_TYPES = {
+_E_TYPES = {0: "ET_NONE", 1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
+_TYPE_PHRASES = {
     "ET_EXEC": "executable", "ET_DYN": "shared object", "ET_REL": "relocatable object (.o)",
-    "ET_CORE": "core dump", "ET_NONE": "no type",
+    "ET_CORE": "core dump", "ET_NONE": "file of no type",
 }
 # .ARM.attributes Tag_CPU_arch -> ARM architecture version ("Addenda to, and Errata in, the ABI for the Arm
 # Architecture"): 3-5 are v5T/v5TE/v5TEJ, 6-9 and the v6-M profiles are v6, 10 and v7E-M are v7, 14 on are v8+.
@@ -53,19 +69,20 @@ _MACHO_THIN = {b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"
 
 @dataclass(frozen=True)
 class ElfFacts:
-    """What a file is. For non-ELF inputs only path, format, size and describe are set."""
+    """What a file is. For non-ELF inputs only path, format, size, mode and describe are set."""
 
     path: str
-    format: str  # elf, empty, directory, script, mach-o, mach-o-universal, pe, data
-    describe: str  # one phrase a user recognises: "ELF 64-bit LSB executable, x86-64", "shell script"
+    format: str  # elf, empty, directory, script, mach-o, mach-o-universal, pe, data, symlink, special, unreadable
+    describe: str  # one phrase a user recognises: "ELF 64-bit LSB executable, amd64", "a script for /bin/sh"
     size: int = 0
     executable: bool = False  # any execute bit in the mode
     script_interpreter: str | None = None
+    link: str | None = None  # a symlink's target
     elf_class: int | None = None
     endianness: str | None = None
     machine: str | None = None  # pyelftools' e_machine name, e.g. EM_X86_64
     arch: str | None = None  # OCI architecture, e.g. amd64; None when the table has no match
-    variants: tuple[str, ...] = ()  # OCI variants that run it, oldest first (ARM: from .ARM.attributes if any)
+    variants: tuple[str, ...] = ()  # OCI variants whose CPUs run this code (ARM: from Tag_CPU_arch)
     osabi: str | None = None  # human name of EI_OSABI
     abi_tag_os: str | None = None  # OS named by NT_GNU_ABI_TAG
     min_kernel: str | None = None
@@ -73,16 +90,19 @@ class ElfFacts:
     entry: int | None = None
     interpreter: str | None = None
     needed: tuple[str, ...] = ()
+    soname: str | None = None
+    rpath: tuple[str, ...] = ()
+    runpath: tuple[str, ...] = ()
     has_dynamic: bool = False
     static_pie: bool = False
     stripped: bool | None = None
     build_id: str | None = None
     libc: str | None = None  # glibc, musl, none, unknown
-    runtime_loading: tuple[str, ...] = ()  # NSS/iconv/dlopen users found
+    runtime_loading: tuple[str, ...] = ()  # NSS/iconv calls found in .symtab, or (NSS_MACHINERY,) when stripped
     arm_eabi: int | None = None
     arm_float_abi: str | None = None  # hard, soft
-    arm_arch: int | None = None  # ARM architecture version the code needs (Tag_CPU_arch), e.g. 5, 6, 7
-    corrupt: tuple[str, ...] = field(default=())  # why the headers cannot be trusted
+    arm_arch: int | None = None  # ARM architecture version the code needs (Tag_CPU_arch), e.g. 7
+    corrupt: tuple[str, ...] = ()  # why the headers cannot be trusted
 
     @property
     def is_elf(self) -> bool:
@@ -90,7 +110,11 @@ class ElfFacts:
 
     @property
     def type_name(self) -> str:
-        return _ELF_TYPES.get(self.type or "", self.type or "unknown type")
+        return _TYPE_PHRASES.get(self.type or "", self.type or "unknown type")
+
+    @property
+    def is_static(self) -> bool:
+        return self.interpreter is None and not self.needed
 
 
 def read(path: str) -> ElfFacts:
@@ -106,189 +130,553 @@ def read(path: str) -> ElfFacts:
     if not stat.S_ISREG(st.st_mode):
         raise InputError(f"{path}: not a regular file (a FIFO, socket or device)",
                          hint="pass the binary itself")
-    executable = bool(st.st_mode & 0o111)
     try:
-        with open(path, "rb") as fh:
-            return _read_open(path, fh, st.st_size, executable)
+        with open(path, "rb", buffering=0) as fh:
+            return read_stream(fh, path, st.st_size, st.st_mode)
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def _read_open(path: str, fh: BinaryIO, size: int, executable: bool) -> ElfFacts:
-    head = fh.read(64)
-    base: dict[str, Any] = {"path": path, "size": size, "executable": executable}
+def read_stream(fh: BinaryIO, path: str, size: int, mode: int = 0o755) -> ElfFacts:
+    """Facts about a regular file already open (a file, a BytesIO, a member of an image's tar)."""
+    fd = fh.fileno() if isinstance(fh, io.FileIO) else None
+    return _facts_from(_Source(fh, size, fd), _Base(path, size, bool(mode & 0o111)))
+
+
+def _facts_from(src: _Source, base: _Base) -> ElfFacts:
+    if src.head[:4] == ELF_MAGIC:
+        try:
+            return _Parser(src, base).facts()
+        except (struct.error, ValueError, OverflowError) as exc:  # a record cut short by a lying size
+            return _broken(base, f"unreadable ELF headers ({exc})")
+    return sniff(src.head, base.path, base.size, base.executable)
+
+
+def sniff(head: bytes, path: str, size: int, executable: bool) -> ElfFacts:
+    """What a non-ELF file is, from its first bytes."""
+    fmt, describe, interp = _classify(head)
+    corrupt = (f"truncated: the file ends after {size} bytes, inside the ELF identification",) \
+        if fmt == "elf" else ()
+    return ElfFacts(path=path, format=fmt, describe=describe, size=size, executable=executable,
+                    script_interpreter=interp, corrupt=corrupt)
+
+
+def _classify(head: bytes) -> tuple[str, str, str | None]:
+    """(format, phrase, script interpreter) of a file that does not start with a whole ELF identification."""
     if not head:
-        return ElfFacts(format="empty", describe="an empty file", **base)
-    if head.startswith(b"\x7fELF"):
-        return _read_elf(fh, base)
+        return "empty", "an empty file", None
     if head.startswith(b"#!"):
-        line = head[2:].split(b"\n", 1)[0].strip().decode("utf-8", "replace")
-        interp = line.split()[0] if line else ""
-        return ElfFacts(format="script", describe=f"a script for {interp or 'no interpreter'}",
-                        script_interpreter=interp or None, **base)
+        # The kernel ends the interpreter at a space, tab or newline only: a CR stays part of the name.
+        line = head[2:].split(b"\n", 1)[0].lstrip(b" \t")
+        interp = line.replace(b"\t", b" ").split(b" ", 1)[0].decode("utf-8", "replace")
+        return "script", f"a script for {interp!r}" if "\r" in interp else \
+            f"a script for {interp or 'no interpreter'}", interp or None
     if head[:4] in _MACHO_THIN:
-        return ElfFacts(format="mach-o", describe="a Mach-O binary (macOS)", **base)
+        return "mach-o", "a Mach-O binary (macOS)", None
     # 0xcafebabe is also a Java class file; Mach-O universal headers count a few architectures.
     if head[:4] == b"\xca\xfe\xba\xbe" and len(head) >= 8 and int.from_bytes(head[4:8], "big") < 40:
-        return ElfFacts(format="mach-o-universal", describe="a universal Mach-O binary (macOS)", **base)
+        return "mach-o-universal", "a universal Mach-O binary (macOS)", None
     if head[:2] == b"MZ":
-        return ElfFacts(format="pe", describe="a PE/COFF binary (Windows .exe or .dll)", **base)
-    return ElfFacts(format="data", describe="not an executable (no ELF header)", **base)
+        return "pe", "a PE/COFF binary (Windows .exe or .dll)", None
+    if head[:4] == ELF_MAGIC[:len(head)]:
+        return "elf", "an ELF file cut short", None
+    return "data", "not an executable (no ELF header)", None
 
 
-def _read_elf(fh: BinaryIO, base: dict) -> ElfFacts:
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
+@dataclass(frozen=True)
+class OtherFile:
+    """An entry of a tree that is not an ELF file: what it is, in a phrase (cheap: a tree holds thousands)."""
 
-    # pyelftools raises its own ELFError and, on hostile input, the odd struct/construct/
-    # Index/Value error; they all mean the same to a user: the headers cannot be read.
+    path: str
+    format: str  # as ElfFacts.format, plus symlink, special and unreadable
+    describe: str
+
+    is_elf = False
+
+
+def walk(root: str) -> Iterator[ElfFacts | OtherFile]:
+    """Every entry under root except directories, in sorted order: ElfFacts for ELF files, OtherFile for the
+    rest. Symlinks are not followed. Paths are relative to root. Unreadable entries never raise."""
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        here = os.path.join(root, rel_dir) if rel_dir else root
+        try:
+            with os.scandir(here) as it:
+                entries = {e.name: e for e in it}
+        except OSError as exc:
+            if not rel_dir:
+                raise InputError(f"{root}: cannot read ({exc.strerror})") from None
+            yield OtherFile(rel_dir, "unreadable", f"cannot read this directory ({exc.strerror})")
+            continue
+        subdirs = []
+        for name in sorted(entries):
+            entry = entries[name]
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirs.append(rel)
+                elif entry.is_symlink():
+                    yield OtherFile(rel, "symlink", f"a symbolic link to {os.readlink(entry.path)}")
+                elif entry.is_file(follow_symlinks=False):
+                    yield _read_entry(entry.path, rel)
+                else:
+                    yield OtherFile(rel, "special", "a device, FIFO or socket")
+            except OSError as exc:
+                yield OtherFile(rel, "unreadable", f"cannot read ({exc.strerror})")
+        stack.extend(reversed(subdirs))
+
+
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)  # never hang on a FIFO
+
+
+def _read_entry(full: str, rel: str) -> ElfFacts | OtherFile:
+    # os.open/os.read rather than open(): no file object, no fstat, for the thousands of files that are not ELF
+    fd = os.open(full, _OPEN_FLAGS)
     try:
-        elf = ELFFile(fh)
-        return _facts(elf, fh, base)
-    except ELFError as exc:
-        return _unreadable(base, str(exc))
-    except Exception as exc:  # hostile headers also raise struct/construct/Index errors
-        return _unreadable(base, str(exc) or type(exc).__name__)
+        head = os.read(fd, 64)
+        if head[:4] != ELF_MAGIC:
+            fmt, describe, _ = _classify(head)
+            if fmt != "elf":
+                return OtherFile(rel, fmt, describe)
+        st = os.fstat(fd)
+        src = _Source(None, st.st_size, fd)
+        return _facts_from(src, _Base(rel, st.st_size, bool(st.st_mode & 0o111)))
+    finally:
+        os.close(fd)
 
 
-def _unreadable(base: dict, reason: str) -> ElfFacts:
-    return ElfFacts(format="elf", describe="an ELF file with unreadable headers",
-                    corrupt=(f"unreadable ELF headers: {reason.splitlines()[0] if reason else 'unknown'}",),
-                    **base)
+@dataclass(frozen=True)
+class _Base:
+    path: str
+    size: int
+    executable: bool
 
 
-def _facts(elf, fh: BinaryIO, base: dict) -> ElfFacts:
-    size = base["size"]
-    header = elf.header
-    elf_class = elf.elfclass
-    endianness = "little" if elf.little_endian else "big"
-    machine = header["e_machine"]
-    corrupt: list[str] = []
+def _broken(base: _Base, reason: str, **known: object) -> ElfFacts:
+    return ElfFacts(path=base.path, format="elf", describe="an ELF file with corrupt headers", size=base.size,
+                    executable=base.executable, corrupt=(reason,), **known)  # type: ignore[arg-type]
 
-    phoff, phnum, phentsize = header["e_phoff"], header["e_phnum"], header["e_phentsize"]
-    if phnum and phoff + phnum * phentsize > size:
-        corrupt.append(f"the program header table ends at byte {phoff + phnum * phentsize}, "
-                       f"past the end of the file ({size} bytes): truncated or corrupt")
 
-    interpreter = None
-    needed: list[str] = []
-    has_dynamic = False
+class _Source:
+    """Random access to a file's bytes; the first 4 KiB are read once and served from memory."""
+
+    def __init__(self, fh: BinaryIO | None, size: int, fd: int | None = None) -> None:
+        self.fh = fh
+        self.size = size
+        self._fd = fd
+        if fd is not None:
+            self.head = os.pread(fd, _HEAD, 0)
+        else:
+            assert fh is not None
+            fh.seek(0)
+            self.head = fh.read(_HEAD)
+
+    def read_at(self, offset: int, count: int) -> bytes:
+        """Up to count bytes at offset: fewer at the end of the file, none outside it."""
+        if offset < 0 or count <= 0 or offset >= self.size:
+            return b""
+        end = min(offset + count, self.size)
+        if end <= len(self.head):
+            return self.head[offset:end]
+        if self._fd is not None:
+            return os.pread(self._fd, end - offset, offset)
+        assert self.fh is not None
+        self.fh.seek(offset)
+        return self.fh.read(end - offset)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    ehdr: struct.Struct
+    phdr: struct.Struct
+    shdr: struct.Struct
+    dyn: struct.Struct
+    sym: struct.Struct
+    word: struct.Struct
+    note: struct.Struct  # namesz, descsz, type
+    abi_tag: struct.Struct  # os, major, minor, tiny
+
+
+def _layout(elf_class: int, order: str) -> _Layout:
+    words = (struct.Struct(order + "I"), struct.Struct(order + "III"), struct.Struct(order + "IIII"))
+    if elf_class == 64:
+        return _Layout(struct.Struct(order + "HHIQQQIHHHHHH"), struct.Struct(order + "IIQQQQQQ"),
+                       struct.Struct(order + "IIQQQQIIQQ"), struct.Struct(order + "qQ"),
+                       struct.Struct(order + "IBBHQQ"), *words)
+    return _Layout(struct.Struct(order + "HHIIIIIHHHHHH"), struct.Struct(order + "IIIIIIII"),
+                   struct.Struct(order + "IIIIIIIIII"), struct.Struct(order + "iI"),
+                   struct.Struct(order + "IIIBBH"), *words)
+
+
+_LAYOUTS = {(cls, endian): _layout(cls, "<" if endian == "little" else ">")
+            for cls in (32, 64) for endian in ("little", "big")}
+
+
+class _Parser:
+    """One ELF file's headers, read in the order the kernel reads them; problems collect in `corrupt`."""
+
+    def __init__(self, src: _Source, base: _Base) -> None:
+        self.src = src
+        self.base = base
+        self.corrupt: list[str] = []
+
+    def facts(self) -> ElfFacts:
+        src, base = self.src, self.base
+        head = src.head
+        if len(head) < 16:
+            return _broken(base, f"truncated: the file ends after {base.size} bytes, inside the ELF header")
+        cls_byte, data_byte, osabi_byte = head[4], head[5], head[7]
+        if cls_byte not in (1, 2):
+            return _broken(base, f"corrupt ELF header: class byte {cls_byte} is neither 32-bit nor 64-bit")
+        if data_byte not in (1, 2):
+            return _broken(base, f"corrupt ELF header: data byte {data_byte} is neither LSB nor MSB")
+        elf_class = 64 if cls_byte == 2 else 32
+        endianness = "little" if data_byte == 1 else "big"
+        lay = _LAYOUTS[(elf_class, endianness)]
+        self.lay = lay
+        header_size = 16 + lay.ehdr.size
+        if base.size < header_size or len(head) < header_size:
+            return _broken(base, f"truncated: the file ends after {base.size} bytes, inside the "
+                                 f"{header_size}-byte ELF header", elf_class=elf_class, endianness=endianness)
+        (etype_no, machine_no, _version, entry, phoff, shoff, flags, _ehsize, phentsize, phnum, shentsize,
+         shnum, _shstrndx) = lay.ehdr.unpack_from(head, 16)
+        etype = _E_TYPES.get(etype_no, f"0x{etype_no:x}")
+        machine = targets.machine_name(machine_no) or _other_machine_name(machine_no)
+        sections = self._sections(shoff, shnum, shentsize)
+        if phnum == PN_XNUM and sections:
+            phnum = sections[0][7]  # more than 65534 program headers: the count is in section 0's sh_info
+        load, interp, dynamic, notes = self._segments(etype, phoff, phnum, phentsize)
+
+        interpreter = self._interpreter(interp) if interp else None
+        dyn = self._dynamic(dynamic, load) if dynamic else _Dynamic()
+        build_id, abi_tag_os, min_kernel = self._notes(notes)
+        has_symtab = any(s[1] == SHT_SYMTAB for s in sections)
+
+        static = interpreter is None and not dyn.needed
+        loadable = etype in ("ET_EXEC", "ET_DYN") and not self.corrupt
+        symbols = self._symbol_names(sections) if static and loadable and has_symtab else set()
+        markers = self._scan_markers() if static and loadable else set()
+        if symbols:
+            runtime_loading = sorted(_RUNTIME_LOADING_SYMBOLS & symbols)
+        else:
+            runtime_loading = [NSS_MACHINERY] if any(m in markers for m in _RUNTIME_LOADING_MARKERS) else []
+        # A shared library also lacks PT_INTERP; a static-pie says DF_1_PIE, or has an entry and no soname.
+        static_pie = (etype == "ET_DYN" and static and dynamic is not None
+                      and (dyn.pie_flag or (entry != 0 and dyn.soname is None)))
+
+        matches = targets.for_elf(elf_class, endianness, machine)
+        arch = matches[0].architecture if matches else None
+        variants = tuple(t.variant for t in matches if t.variant)
+        arm_eabi = arm_float = arm_arch = None
+        if machine_no == EM_ARM:
+            arm_eabi = (flags >> 24) & 0xFF
+            arm_float = "hard" if flags & 0x400 else "soft" if flags & 0x200 else None
+            cpu_arch, vfp_args = self._arm_attributes(sections)
+            arm_arch = _ARM_CPU_ARCH.get(cpu_arch, 8) if cpu_arch is not None else None
+            if arm_float is None and vfp_args is not None:
+                arm_float = "hard" if vfp_args == 1 else "soft"
+            if arm_arch is not None:
+                variants = tuple(t.variant for t in targets.arm_targets_running(arm_arch) if t.variant)
+        return ElfFacts(
+            path=base.path, format="elf", size=base.size, executable=base.executable,
+            describe=_describe(elf_class, endianness, etype, interpreter, static_pie, arch or machine),
+            elf_class=elf_class, endianness=endianness, machine=machine, arch=arch, variants=variants,
+            osabi=_OSABI.get(osabi_byte, f"OS/ABI {osabi_byte}"), abi_tag_os=abi_tag_os, min_kernel=min_kernel,
+            type=etype, entry=entry, interpreter=interpreter, needed=dyn.needed, soname=dyn.soname,
+            rpath=dyn.rpath, runpath=dyn.runpath, has_dynamic=dynamic is not None, static_pie=static_pie,
+            stripped=not has_symtab, build_id=build_id,
+            libc=_libc(interpreter, dyn.needed, markers, symbols) if not self.corrupt else "unknown",
+            runtime_loading=tuple(runtime_loading), arm_eabi=arm_eabi, arm_float_abi=arm_float,
+            arm_arch=arm_arch, corrupt=tuple(self.corrupt))
+
+    def _past_end(self, what: str, end: int) -> None:
+        self.corrupt.append(f"{what} ends at byte {end:,}, past the end of the file ({self.base.size:,} bytes): "
+                            "truncated or corrupt")
+
+    def _sections(self, shoff: int, shnum: int, shentsize: int) -> list[tuple]:
+        lay = self.lay
+        if not shoff or shentsize != lay.shdr.size:
+            return []
+        if shnum == 0:  # 65280 sections or more: the count is in section 0's sh_size
+            first = self.src.read_at(shoff, shentsize)
+            shnum = lay.shdr.unpack(first)[5] if len(first) == shentsize else 0
+            if not shnum or shnum * shentsize > _META_CAP:
+                return []
+        end = shoff + shnum * shentsize
+        if end > self.base.size:
+            self._past_end("the section header table", end)
+            return []
+        return list(lay.shdr.iter_unpack(self.src.read_at(shoff, shnum * shentsize)))
+
+    def _segments(self, etype: str, phoff: int, phnum: int, phentsize: int):
+        """(PT_LOAD list, PT_INTERP, PT_DYNAMIC, PT_NOTE list), each as (offset, vaddr, filesz, align)."""
+        lay = self.lay
+        load: list[tuple[int, int, int]] = []
+        interp = dynamic = None
+        notes: list[tuple[int, int, int]] = []
+        if phnum == 0:
+            if etype in ("ET_EXEC", "ET_DYN"):
+                self.corrupt.append("no program headers: there is nothing the kernel could load")
+            return load, interp, dynamic, notes
+        if phentsize != lay.phdr.size:
+            self.corrupt.append(f"corrupt ELF header: program header entries are {phentsize} bytes, "
+                                f"not {lay.phdr.size}")
+            return load, interp, dynamic, notes
+        end = phoff + phnum * phentsize
+        if end > self.base.size:
+            self._past_end("the program header table", end)
+            return load, interp, dynamic, notes
+        is64 = lay.phdr.size == 56
+        for rec in lay.phdr.iter_unpack(self.src.read_at(phoff, phnum * phentsize)):
+            if is64:
+                ptype, offset, vaddr, filesz, align = rec[0], rec[2], rec[3], rec[5], rec[7]
+            else:
+                ptype, offset, vaddr, filesz, align = rec[0], rec[1], rec[2], rec[4], rec[7]
+            if ptype == PT_LOAD:
+                if filesz and offset + filesz > self.base.size:
+                    if not any("PT_LOAD" in c for c in self.corrupt):
+                        self._past_end("a PT_LOAD segment", offset + filesz)
+                load.append((offset, vaddr, filesz))
+            elif ptype in (PT_INTERP, PT_DYNAMIC, PT_NOTE):
+                name = {PT_INTERP: "PT_INTERP", PT_DYNAMIC: "PT_DYNAMIC", PT_NOTE: "a PT_NOTE segment"}[ptype]
+                if offset + filesz > self.base.size:
+                    self._past_end(name, offset + filesz)
+                elif ptype == PT_INTERP and interp is None:  # the kernel uses the first one
+                    interp = (offset, filesz)
+                elif ptype == PT_DYNAMIC and dynamic is None:
+                    dynamic = (offset, filesz)
+                elif ptype == PT_NOTE:
+                    notes.append((offset, filesz, align))
+        if etype in ("ET_EXEC", "ET_DYN") and not load:
+            self.corrupt.append("no PT_LOAD segment: there is nothing the kernel could load")
+        return load, interp, dynamic, notes
+
+    def _interpreter(self, interp: tuple[int, int]) -> str:
+        offset, filesz = interp
+        data = self.src.read_at(offset, min(filesz, _PATH_MAX + 1))
+        if filesz > _PATH_MAX or filesz < 2 or b"\0" not in data:
+            self.corrupt.append(f"corrupt PT_INTERP ({filesz} bytes, not a NUL-terminated path): the kernel "
+                                "refuses to run it")
+        return data.split(b"\0", 1)[0].decode("utf-8", "replace") or "(empty)"
+
+    def _dynamic(self, dynamic: tuple[int, int], load: list[tuple[int, int, int]]) -> _Dynamic:
+        lay = self.lay
+        offset, filesz = dynamic
+        count = min(filesz, _META_CAP) // lay.dyn.size
+        data = self.src.read_at(offset, count * lay.dyn.size)
+        strtab = strsz = None
+        pie = False
+        wanted: list[tuple[int, int]] = []  # (tag, string offset), in file order
+        for tag, val in lay.dyn.iter_unpack(data):
+            if tag == DT_NULL:
+                break
+            if tag in (DT_NEEDED, DT_SONAME, DT_RPATH, DT_RUNPATH):
+                wanted.append((tag, val))
+            elif tag == DT_STRTAB:
+                strtab = val
+            elif tag == DT_STRSZ:
+                strsz = val
+            elif tag == DT_FLAGS_1:
+                pie = bool(val & DF_1_PIE)
+        out = _Dynamic(pie_flag=pie)
+        if not wanted:
+            return out
+        strings = b""
+        stroff = _vaddr_to_offset(strtab, load) if strtab is not None else None
+        if stroff is None:
+            self.corrupt.append("corrupt PT_DYNAMIC: DT_STRTAB does not lie in a loaded segment, so the "
+                                "loader cannot read the names of the libraries it needs")
+        else:
+            strings = self.src.read_at(stroff, min(strsz if strsz else _META_CAP, _META_CAP))
+        for tag, val in wanted:
+            end = strings.find(b"\0", val) if val < len(strings) else -1
+            if end < 0:
+                if stroff is not None:
+                    self.corrupt.append(f"corrupt PT_DYNAMIC: a name at string offset {val} lies outside "
+                                        "the string table")
+                name = "(unreadable)"
+            else:
+                name = strings[val:end].decode("utf-8", "replace")
+            if tag == DT_NEEDED:
+                out.needed += (name,)
+            elif tag == DT_SONAME:
+                out.soname = name
+            elif tag == DT_RPATH:
+                out.rpath += tuple(p for p in name.split(":") if p)
+            else:
+                out.runpath += tuple(p for p in name.split(":") if p)
+        return out
+
+    def _notes(self, notes: list[tuple[int, int, int]]) -> tuple[str | None, str | None, str | None]:
+        lay = self.lay
+        build_id = abi_os = min_kernel = None
+        for offset, filesz, align in notes:
+            data = self.src.read_at(offset, min(filesz, _META_CAP))
+            step = 8 if align == 8 else 4
+            pos = 0
+            while pos + 12 <= len(data):
+                namesz, descsz, ntype = lay.note.unpack_from(data, pos)
+                name_at = pos + 12
+                desc_at = _align(name_at + namesz, step)
+                end = desc_at + descsz
+                if end > len(data):
+                    break
+                if data[name_at:name_at + namesz].rstrip(b"\0") == b"GNU":
+                    desc = data[desc_at:end]
+                    if ntype == NT_GNU_BUILD_ID and desc:
+                        build_id = desc.hex()
+                    elif ntype == NT_GNU_ABI_TAG and descsz >= 16:
+                        os_no, major, minor, tiny = lay.abi_tag.unpack_from(desc)
+                        abi_os = _ABI_TAG_OS.get(os_no, f"OS {os_no}")
+                        min_kernel = f"{major}.{minor}.{tiny}"
+                pos = _align(end, step)
+        return build_id, abi_os, min_kernel
+
+    def _symbol_names(self, sections: list[tuple]) -> set[str]:
+        """Names in .symtab (static binaries have no .dynsym)."""
+        sym = self.lay.sym
+        for sh in sections:
+            if sh[1] != SHT_SYMTAB or not 0 <= sh[6] < len(sections):
+                continue
+            strtab = sections[sh[6]]
+            names = self.src.read_at(strtab[4], min(strtab[5], _SYMTAB_CAP))
+            table = self.src.read_at(sh[4], min(sh[5], _SYMTAB_CAP))
+            table = table[:len(table) - len(table) % sym.size]
+            out = set()
+            for rec in sym.iter_unpack(table):
+                start = rec[0]
+                if 0 < start < len(names):
+                    end = names.find(b"\0", start)
+                    out.add(names[start:end if end >= 0 else len(names)].decode("utf-8", "replace"))
+            return out
+        return set()
+
+    def _scan_markers(self) -> set[bytes]:
+        """Which known byte strings occur in the file, read in chunks so a huge binary stays cheap in memory."""
+        wanted = [*_RUNTIME_LOADING_MARKERS, *_GLIBC_MARKERS, *_MUSL_MARKERS]
+        overlap = max(len(m) for m in wanted)
+        found: set[bytes] = set()
+        tail = b""
+        offset = 0
+        while len(found) < len(wanted) and offset < self.base.size:
+            chunk = self.src.read_at(offset, _SCAN_CHUNK)
+            if not chunk:
+                break
+            offset += len(chunk)
+            window = tail + chunk
+            found.update(m for m in wanted if m not in found and m in window)
+            tail = window[-overlap:]
+        return found
+
+    def _arm_attributes(self, sections: list[tuple]) -> tuple[int | None, int | None]:
+        """(Tag_CPU_arch, Tag_ABI_VFP_args) from the "aeabi" subsection of .ARM.attributes."""
+        sec = next((s for s in sections if s[1] == SHT_ARM_ATTRIBUTES), None)
+        if sec is None:
+            return None, None
+        data = self.src.read_at(sec[4], min(sec[5], 1 << 16))
+        if data[:1] != b"A":
+            return None, None
+        word = self.lay.word
+        cpu_arch = vfp_args = None
+        pos = 1
+        while pos + 4 <= len(data):
+            length = word.unpack_from(data, pos)[0]
+            if length < 5 or pos + length > len(data):
+                break
+            vendor, _, body = data[pos + 4:pos + length].partition(b"\0")
+            if vendor == b"aeabi":
+                sub = 0
+                while sub + 5 <= len(body):
+                    tag, size = body[sub], word.unpack_from(body, sub + 1)[0]
+                    if size < 5:
+                        break
+                    if tag == 1:  # Tag_File: attributes of the whole file
+                        found = _arm_file_attributes(body[sub + 5:sub + size])
+                        cpu_arch = found.get(6, cpu_arch)
+                        vfp_args = found.get(28, vfp_args)
+                    sub += size
+            pos += length
+        return cpu_arch, vfp_args
+
+
+@dataclass
+class _Dynamic:
+    needed: tuple[str, ...] = ()
     soname: str | None = None
-    pie_flag = False
-    build_id = None
-    abi_tag_os = None
-    min_kernel = None
-    if not corrupt:
-        for seg in elf.iter_segments():
-            ptype = seg["p_type"]
-            if ptype == "PT_LOAD" and seg["p_filesz"] and seg["p_offset"] + seg["p_filesz"] > size:
-                corrupt.append(f"a PT_LOAD segment ends at byte {seg['p_offset'] + seg['p_filesz']}, "
-                               f"past the end of the file ({size} bytes): truncated or corrupt")
-            elif ptype == "PT_INTERP":
-                interpreter = seg.get_interp_name().rstrip("\x00") or "(empty)"
-            elif ptype == "PT_DYNAMIC":
-                has_dynamic = True
-                try:
-                    for tag in seg.iter_tags():
-                        if tag.entry.d_tag == "DT_NEEDED":
-                            needed.append(tag.needed)
-                        elif tag.entry.d_tag == "DT_SONAME":
-                            soname = tag.soname
-                        elif tag.entry.d_tag == "DT_FLAGS_1":
-                            pie_flag = bool(tag.entry.d_val & _DF_1_PIE)
-                except Exception:  # a dynamic segment whose string table cannot be found
-                    needed.append("(unreadable DT_NEEDED entry)")
-            elif ptype == "PT_NOTE":
-                for note in seg.iter_notes():
-                    if note["n_type"] == "NT_GNU_BUILD_ID":
-                        build_id = note["n_desc"]
-                    elif note["n_type"] == "NT_GNU_ABI_TAG":
-                        desc = note["n_desc"]
-                        abi_tag_os = _ABI_OS.get(desc["abi_os"], str(desc["abi_os"]))
-                        min_kernel = f"{desc['abi_major']}.{desc['abi_minor']}.{desc['abi_tiny']}"
-
-    symbols = _symbol_names(elf) if not corrupt else set()
-    stripped = not symbols
-    markers = _scan_markers(fh, size) if not corrupt else set()
-    runtime_loading = sorted(s for s in _RUNTIME_LOADING_SYMBOLS if s in symbols)
-    if not symbols:
-        runtime_loading = sorted(label for m, label in _RUNTIME_LOADING_MARKERS.items() if m in markers)
-
-    etype = header["e_type"]
-    # A shared library also lacks PT_INTERP; a static-pie says DF_1_PIE, or at least has an entry and no soname.
-    static_pie = (etype == "ET_DYN" and interpreter is None and not needed and has_dynamic
-                  and (pie_flag or (header["e_entry"] != 0 and soname is None)))
-    libc = _libc(interpreter, needed, markers, symbols)
-
-    matches = targets.for_elf(elf_class, endianness, machine)
-    arch = matches[0].architecture if matches else None
-    arm_eabi = arm_float = arm_arch = None
-    variants: tuple[str, ...] = ()
-    if machine == "EM_ARM":
-        flags = header["e_flags"]
-        arm_eabi = (flags >> 24) & 0xFF
-        arm_float = "hard" if flags & 0x400 else "soft" if flags & 0x200 else None
-        arm_arch = _arm_arch(elf) if not corrupt else None
-        runs_on = targets.arm_targets_running(arm_arch) if arm_arch else matches
-        variants = tuple(t.variant for t in runs_on if t.variant)
-    elif matches and matches[0].variant:
-        variants = (matches[0].variant,)
-
-    osabi_raw = header["e_ident"]["EI_OSABI"]
-    describe = (f"ELF {elf_class}-bit {'LSB' if endianness == 'little' else 'MSB'} "
-                f"{_ELF_TYPES.get(etype, etype)}, {arch or machine}")
-    return ElfFacts(
-        format="elf", describe=describe, elf_class=elf_class, endianness=endianness,
-        machine=machine, arch=arch, variants=variants,
-        osabi=_OSABI.get(osabi_raw, str(osabi_raw)), abi_tag_os=abi_tag_os, min_kernel=min_kernel,
-        type=etype, entry=header["e_entry"], interpreter=interpreter, needed=tuple(needed),
-        has_dynamic=has_dynamic, static_pie=static_pie, stripped=stripped, build_id=build_id,
-        libc=libc, runtime_loading=tuple(runtime_loading), arm_eabi=arm_eabi,
-        arm_float_abi=arm_float, arm_arch=arm_arch, corrupt=tuple(corrupt), **base)
+    rpath: tuple[str, ...] = ()
+    runpath: tuple[str, ...] = ()
+    pie_flag: bool = False
 
 
-def _arm_arch(elf) -> int | None:
-    """The ARM architecture version from .ARM.attributes (the linker keeps the highest of all inputs)."""
-    section = elf.get_section_by_name(".ARM.attributes")
-    if section is None or not hasattr(section, "iter_subsections"):
-        return None
-    try:
-        for sub in section.iter_subsections():
-            for subsub in sub.iter_subsubsections():
-                for attr in subsub.iter_attributes():
-                    if attr.tag == "TAG_CPU_ARCH":
-                        return _ARM_CPU_ARCH.get(attr.value, 8 if attr.value >= 14 else None)
-    except Exception:  # a malformed attributes section says nothing about the variant
-        return None
+def _arm_file_attributes(data: bytes) -> dict[int, int]:
+    """Integer attributes of an ARM EABI attribute list; string-valued ones are skipped."""
+    out: dict[int, int] = {}
+    pos = 0
+    while pos < len(data):
+        tag, pos = _uleb128(data, pos)
+        if tag in (4, 5, 67) or (tag > 32 and tag % 2 == 1):  # NUL-terminated string values
+            end = data.find(b"\0", pos)
+            if end < 0:
+                break
+            pos = end + 1
+        elif tag == 32:  # Tag_compatibility: a number, then a string
+            _, pos = _uleb128(data, pos)
+            end = data.find(b"\0", pos)
+            if end < 0:
+                break
+            pos = end + 1
+        else:
+            value, pos = _uleb128(data, pos)
+            out[tag] = value
+    return out
+
+
+def _uleb128(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while pos < len(data):
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80 or shift > 63:
+            break
+    return value, pos if pos <= len(data) else len(data)
+
+
+def _align(value: int, step: int) -> int:
+    return (value + step - 1) & ~(step - 1)
+
+
+def _vaddr_to_offset(addr: int, load: list[tuple[int, int, int]]) -> int | None:
+    for offset, vaddr, filesz in load:
+        if vaddr <= addr < vaddr + filesz:
+            return addr - vaddr + offset
     return None
 
 
-def _symbol_names(elf) -> set[str]:
-    """Function and object names from .symtab (static binaries have no .dynsym); empty when stripped."""
-    section = elf.get_section_by_name(".symtab")
-    if section is None or not hasattr(section, "iter_symbols"):
-        return set()
-    return {sym.name for sym in section.iter_symbols() if sym.name}
+def _describe(elf_class: int, endianness: str, etype: str, interpreter: str | None, static_pie: bool,
+              machine: str) -> str:
+    if etype == "ET_DYN" and interpreter:
+        kind = "pie executable"
+    elif static_pie:
+        kind = "static-pie executable"
+    else:
+        kind = _TYPE_PHRASES.get(etype, f"file of type {etype}")
+    return f"ELF {elf_class}-bit {'LSB' if endianness == 'little' else 'MSB'} {kind}, {machine}"
 
 
-def _scan_markers(fh: BinaryIO, size: int) -> set[bytes]:
-    """Which known byte strings occur in the file, read in chunks so a huge binary stays cheap in memory."""
-    wanted = [*_RUNTIME_LOADING_MARKERS, *_GLIBC_MARKERS, *_MUSL_MARKERS]
-    overlap = max(len(m) for m in wanted)
-    found: set[bytes] = set()
-    fh.seek(0)
-    tail = b""
-    while len(found) < len(wanted):
-        chunk = fh.read(_SCAN_CHUNK)
-        if not chunk:
-            break
-        window = tail + chunk
-        found.update(m for m in wanted if m not in found and m in window)
-        tail = window[-overlap:]
-    return found
+def _other_machine_name(number: int) -> str:
+    """pyelftools' name for a machine outside the table (rare, so its import cost is paid only then)."""
+    from elftools.elf.enums import ENUM_E_MACHINE
+
+    for name, value in ENUM_E_MACHINE.items():
+        if value == number and name != "_default_":
+            return name
+    return f"e_machine {number}"
 
 
-def _libc(interpreter: str | None, needed: list[str], markers: set[bytes], symbols: set[str]) -> str:
+def _libc(interpreter: str | None, needed: tuple[str, ...], markers: set[bytes], symbols: set[str]) -> str:
     if interpreter and "ld-musl" in interpreter or any("musl" in n for n in needed):
         return "musl"
     if interpreter and "ld-linux" in interpreter or "libc.so.6" in needed:

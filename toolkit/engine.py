@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .errors import EngineError, EngineUnavailable
@@ -62,3 +63,25 @@ def image_exists(client: Any, ref: str) -> bool:
             return True
         except ImageNotFound:
             return False
+
+
+class ChunkReader(io.RawIOBase):
+    """A file-like view of the byte chunks the engine streams (get_archive, export), for tarfile's stream mode."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._buf = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._buf:
+            try:
+                self._buf = memoryview(next(self._chunks))
+            except StopIteration:
+                return 0
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]  # a view: no copy of the rest of a large chunk
+        return n

@@ -26,6 +26,7 @@ class Target:
     arm_arch: int | None = None  # ARM architecture version (5, 6, 7): the .ARM.attributes Tag_CPU_arch floor
     native_on: tuple[str, ...] = ()  # other host architectures whose kernels run this target without QEMU
     aliases: tuple[str, ...] = ()  # other names users type: hello-world's, uname -m's, Debian's
+    multiarch: str | None = None  # Debian's multiarch directory name where it differs from the triplet
 
     os: str = "linux"
 
@@ -38,6 +39,11 @@ class Target:
     @property
     def gcc(self) -> str:
         return f"{self.triplet}-gcc"
+
+    @property
+    def lib_dir_name(self) -> str:
+        """The directory under /lib and /usr/lib where Debian keeps this architecture's libraries."""
+        return self.multiarch or self.triplet
 
     @property
     def packages(self) -> tuple[str, ...]:
@@ -75,7 +81,8 @@ TARGETS: tuple[Target, ...] = (
     Target("arm64", "arm64", "v8", "aarch64-linux-gnu", "arm64", 64, "little", "EM_AARCH64",
            qemu="aarch64", zig="aarch64-linux-musl", aliases=("arm64v8", "aarch64", "arm64-v8")),
     Target("386", "386", None, "i686-linux-gnu", "i386", 32, "little", "EM_386",
-           qemu="i386", zig="x86-linux-musl", native_on=("amd64",), aliases=("i386", "i686", "x86")),
+           qemu="i386", zig="x86-linux-musl", native_on=("amd64",), aliases=("i386", "i686", "x86"),
+           multiarch="i386-linux-gnu"),
     Target("mips64le", "mips64le", None, "mips64el-linux-gnuabi64", "mips64el", 64, "little", "EM_MIPS",
            qemu="mips64el", zig="mips64el-linux-muslabi64", aliases=("mips64el",)),
     Target("ppc64le", "ppc64le", None, "powerpc64le-linux-gnu", "ppc64el", 64, "little", "EM_PPC64",
@@ -85,6 +92,13 @@ TARGETS: tuple[Target, ...] = (
     Target("s390x", "s390x", None, "s390x-linux-gnu", "s390x", 64, "big", "EM_S390",
            qemu="s390x", zig="s390x-linux-musl"),
 )
+
+# ELF e_machine numbers (the ELF gABI's values) of the machines above, keyed by pyelftools' names.
+E_MACHINE_NUMBERS: dict[str, int] = {
+    "EM_386": 3, "EM_MIPS": 8, "EM_PPC64": 21, "EM_S390": 22, "EM_ARM": 40, "EM_X86_64": 62,
+    "EM_AARCH64": 183, "EM_RISCV": 243,
+}
+_E_MACHINE_NAMES = {number: name for name, number in E_MACHINE_NUMBERS.items()}
 
 _BY_NAME: dict[str, Target] = {}
 for _t in TARGETS:
@@ -142,6 +156,11 @@ def arm_targets_running(arch_version: int) -> list[Target]:
     """ARM targets whose CPUs run code built for this ARM architecture version, oldest first."""
     return sorted((t for t in TARGETS if t.arm_arch and t.arm_arch >= arch_version),
                   key=lambda t: t.arm_arch or 0)
+
+
+def machine_name(number: int) -> str | None:
+    """pyelftools' name for an e_machine number of a machine in the table (EM_X86_64); None for others."""
+    return _E_MACHINE_NAMES.get(number)
 
 
 def for_elf(elf_class: int, endianness: str, e_machine: str) -> list[Target]:

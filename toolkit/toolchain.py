@@ -297,7 +297,7 @@ def _source_tar(sources: Sequence[Path]) -> bytes:
 
 def _extract_one(chunks: Any, dest: Path) -> None:
     """Write the single regular file of a tar stream (get_archive's answer) to dest, streaming."""
-    reader = _ChunkReader(iter(chunks))
+    reader = engine.ChunkReader(chunks)
     with tarfile.open(fileobj=reader, mode="r|") as tar:
         for member in tar:
             if member.isfile():
@@ -307,28 +307,6 @@ def _extract_one(chunks: Any, dest: Path) -> None:
                     shutil.copyfileobj(src, fh, 1 << 20)
                 return
     raise BuildFailed("the build container produced no binary")
-
-
-class _ChunkReader(io.RawIOBase):
-    """A file-like view of an iterator of byte chunks, for tarfile's streaming mode."""
-
-    def __init__(self, chunks: Any) -> None:
-        self._chunks = chunks
-        self._buf = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        while not self._buf:
-            try:
-                self._buf = next(self._chunks)
-            except StopIteration:
-                return 0
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
 
 
 TOOLCHAINS = ("auto", "native", "container", "zig")

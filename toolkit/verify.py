@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from . import targets
-from .elf import ElfFacts
+from . import elf, targets
+from .elf import ElfFacts, OtherFile
 
 _LINUX_OSABI = {"SYSV", "GNU/Linux"}
-_VM_HINT = ("Docker Desktop on Mac and Windows runs containers in a Linux VM, which needs a Linux ELF "
-            "binary: build one with `invoke build --toolchain container`")
+VM_HINT = ("Docker Desktop on Mac and Windows runs containers in a Linux VM, which needs a Linux ELF "
+           "binary: build one with `invoke build --toolchain container`")
+NO_SUCH_FILE = "the container would fail with \"exec ...: no such file or directory\""
+EXEC_FORMAT_ERROR = "the container would fail with \"exec format error\""
 
 
 @dataclass(frozen=True)
@@ -40,16 +42,21 @@ class Verdict:
             "path": f.path, "ok": self.ok, "format": f.format, "describe": f.describe,
             "arch": f.arch, "variants": list(f.variants), "class": f.elf_class,
             "endianness": f.endianness, "machine": f.machine, "type": f.type,
-            "entry": f.entry, "osabi": f.osabi, "interpreter": f.interpreter,
-            "needed": list(f.needed), "static_pie": f.static_pie, "stripped": f.stripped,
+            "entry": f.entry, "osabi": f.osabi, "abi_tag_os": f.abi_tag_os, "interpreter": f.interpreter,
+            "needed": list(f.needed), "soname": f.soname, "rpath": list(f.rpath), "runpath": list(f.runpath),
+            "static_pie": f.static_pie, "stripped": f.stripped,
             "build_id": f.build_id, "min_kernel": f.min_kernel, "libc": f.libc, "size": f.size,
-            "executable": f.executable, "arm_arch": f.arm_arch,
+            "executable": f.executable, "script_interpreter": f.script_interpreter, "arm_arch": f.arm_arch,
+            "arm": {"eabi": f.arm_eabi, "float_abi": f.arm_float_abi, "arch": _arm_arch_name(f.arm_arch)}
+            if f.machine == "EM_ARM" else None,
             "checks": [asdict(c) for c in self.checks], "warnings": list(self.warnings),
         }
 
     def render(self) -> str:
         lines = [f"{self.facts.path}: {self.facts.describe}"]
-        lines += [f"  {'PASS' if c.ok else 'FAIL'}  {c.name:<8} {c.detail}" for c in self.checks]
+        if self.facts.is_elf and not self.facts.corrupt:
+            lines.append(f"  {_facts_line(self.facts)}")
+        lines += [f"  {'PASS' if c.ok else 'FAIL'}  {c.name:<9} {c.detail}" for c in self.checks]
         lines += [f"  WARN  {w}" for w in self.warnings]
         lines.append(f"  {'ok' if self.ok else 'not ok'}: "
                      + ("ready for a FROM scratch image" if self.ok
@@ -61,38 +68,57 @@ def verify(facts: ElfFacts, arch: str | None = None) -> Verdict:
     """Judge facts for a FROM scratch image; arch (any name targets.lookup takes) adds an architecture check."""
     want = targets.lookup(arch) if arch else None
     checks = [_format(facts)]
-    if facts.is_elf and facts.corrupt:
-        checks.append(Check("integrity", False, "; ".join(facts.corrupt)))
-    elif facts.is_elf:
-        checks += [Check("integrity", True, "headers and loadable segments lie inside the file"),
-                   _linux(facts), _type(facts), _static(facts)]
-        checks.append(_arch(facts, want) if want else
-                      Check("arch", facts.arch is not None,
-                            f"{facts.arch}" + (f" (variant {'/'.join(facts.variants)})" if facts.variants else "")
-                            if facts.arch else f"unknown machine {facts.machine}: no Docker platform runs it"))
+    if facts.is_elf:
+        checks += runnable(facts, want)
+        if not facts.corrupt:
+            checks.insert(-1, _static(facts))
     return Verdict(facts, tuple(checks), tuple(_warnings(facts)) if facts.is_elf and not facts.corrupt else ())
+
+
+def runnable(facts: ElfFacts, want: targets.Target | None = None) -> list[Check]:
+    """The checks that decide whether the kernel would exec this ELF at all: every check but `static`."""
+    if facts.corrupt:
+        return [Check("integrity", False, "; ".join(facts.corrupt))]
+    return [Check("integrity", True, "headers and loadable segments lie inside the file"),
+            _linux(facts), _type(facts), _arch(facts, want)]
+
+
+def _facts_line(f: ElfFacts) -> str:
+    parts = [f"entry {f.entry:#x}" if f.entry is not None else "", f"libc {f.libc}",
+             f"kernel >= {f.min_kernel}" if f.min_kernel else "",
+             "stripped" if f.stripped else "not stripped",
+             f"build-id {f.build_id[:16]}" if f.build_id else "no build-id", f"{f.size:,} bytes"]
+    return "facts     " + ", ".join(p for p in parts if p)
 
 
 def _format(f: ElfFacts) -> Check:
     if f.is_elf:
         return Check("format", True, f.describe)
+    interp = f.script_interpreter
+    if f.format == "script" and interp and "\r" in interp:
+        script = (f"a script for {interp!r}: its first line ends in a carriage return (Windows line endings), so "
+                  f"even an image with that interpreter would fail with \"no such file or directory\"; convert "
+                  f"it with dos2unix")
+    else:
+        script = (f"a script for {interp or 'no interpreter'}: a scratch image has no interpreter to run it, "
+                  f"so {NO_SUCH_FILE.replace('exec ...', 'exec ' + (interp or '...'))}")
     reason = {
         "empty": "an empty file, not a program",
         "directory": "a directory, not a program",
-        "script": f"a script for {f.script_interpreter or 'no interpreter'}: a scratch image has no "
-                  "interpreter to run it (exec would fail with \"no such file or directory\")",
-        "mach-o": f"a Mach-O binary for macOS, not a Linux ELF. {_VM_HINT}",
-        "mach-o-universal": f"a universal Mach-O binary for macOS, not a Linux ELF. {_VM_HINT}",
-        "pe": f"a PE/COFF binary for Windows, not a Linux ELF. {_VM_HINT}",
-    }.get(f.format, "not an ELF executable (no ELF header)")
+        "script": script,
+        "mach-o": f"a Mach-O binary for macOS, not a Linux ELF. {VM_HINT}",
+        "mach-o-universal": f"a universal Mach-O binary for macOS, not a Linux ELF. {VM_HINT}",
+        "pe": f"a PE/COFF binary for Windows (.exe), not a Linux ELF. {VM_HINT}",
+    }.get(f.format, f"not an ELF executable (no ELF header): {EXEC_FORMAT_ERROR}")
     return Check("format", False, reason)
 
 
 def _linux(f: ElfFacts) -> Check:
     if f.osabi not in _LINUX_OSABI:
-        return Check("linux", False, f"built for {f.osabi}, not Linux (EI_OSABI)")
+        return Check("linux", False, f"built for {f.osabi}, not Linux (EI_OSABI): {EXEC_FORMAT_ERROR}")
     if f.abi_tag_os and f.abi_tag_os != "Linux":
-        return Check("linux", False, f"built for {f.abi_tag_os}, not Linux (NT_GNU_ABI_TAG note)")
+        return Check("linux", False, f"built for {f.abi_tag_os}, not Linux (NT_GNU_ABI_TAG note): "
+                                     f"{EXEC_FORMAT_ERROR}")
     kernel = f", needs kernel >= {f.min_kernel}" if f.min_kernel else ""
     return Check("linux", True, f"Linux ABI ({f.osabi}){kernel}")
 
@@ -100,59 +126,169 @@ def _linux(f: ElfFacts) -> Check:
 def _type(f: ElfFacts) -> Check:
     if f.type == "ET_EXEC":
         return Check("type", True, "executable")
-    if f.type == "ET_DYN" and f.interpreter is None and not f.needed:
-        if f.static_pie:
-            return Check("type", True, "static-pie executable")
-        return Check("type", False, "a shared object with no program interpreter: a library, not a program")
-    if f.type == "ET_DYN":
+    if f.type == "ET_DYN" and f.interpreter:
         return Check("type", True, "position-independent executable")
-    return Check("type", False, f"a {f.type_name}, not an executable")
+    if f.type == "ET_DYN" and f.static_pie:
+        return Check("type", True, "static-pie executable")
+    if f.type == "ET_DYN":
+        name = f" ({f.soname})" if f.soname else ""
+        return Check("type", False, f"a shared library{name} with no program interpreter: a library, not a "
+                                    "program")
+    if f.type == "ET_REL":
+        return Check("type", False, "a relocatable object (.o), not an executable: link it into a program")
+    if f.type == "ET_CORE":
+        return Check("type", False, "a core dump, not a program")
+    return Check("type", False, f"a {f.type_name}, not an executable: {EXEC_FORMAT_ERROR}")
 
 
 def _static(f: ElfFacts) -> Check:
+    if f.type in ("ET_REL", "ET_CORE"):
+        return Check("static", True, "nothing to load")
     problems = []
-    if f.interpreter:
+    if f.interpreter and not f.needed and f.type == "ET_DYN":
+        problems.append(f"a PIE that names the interpreter {f.interpreter} yet needs no shared library (seen "
+                        f"with musl-gcc -static): a scratch image lacks {f.interpreter}, so {NO_SUCH_FILE}; "
+                        "link with -static-pie, or -no-pie -static")
+    elif f.interpreter:
         problems.append(f"dynamically linked: needs the interpreter {f.interpreter}, which a scratch image "
-                        "lacks, so the container would fail with \"exec ...: no such file or directory\"")
+                        f"lacks, so {NO_SUCH_FILE}")
     if f.needed:
         problems.append(f"needs shared libraries: {', '.join(f.needed)}")
     if problems:
-        return Check("static", False, "; ".join(problems) + " (link with -static)")
+        hint = "" if f.interpreter and not f.needed else " (link with -static)"
+        return Check("static", False, "; ".join(problems) + hint)
     return Check("static", True, "statically linked: no interpreter, no shared libraries")
 
 
-def _arch(f: ElfFacts, want: targets.Target) -> Check:
+def _arch(f: ElfFacts, want: targets.Target | None) -> Check:
+    if f.arch is None:
+        return Check("arch", False, f"{f.machine} ({f.elf_class}-bit {f.endianness}-endian) is not an architecture "
+                                    f"Docker runs images for (known: {targets.known_names()})")
+    if f.machine == "EM_ARM" and f.arm_eabi == 0:
+        return Check("arch", False, "the old ARM ABI (OABI, no EABI version): arm64 hosts and current kernels "
+                                    f"run only EABI binaries, so {EXEC_FORMAT_ERROR}")
+    have = _platform_phrase(f)
+    if want is None:
+        return Check("arch", True, have)
     if f.arch != want.architecture:
-        return Check("arch", False, f"built for {f.arch or f.machine}, not {want.architecture}: the container "
-                     "would fail with \"exec format error\"")
-    if want.variant and f.arm_arch and want.variant not in f.variants:
-        runs = f"runs on {f.arch} {'/'.join(f.variants)}" if f.variants else "no Docker arm variant runs it"
-        return Check("arch", False, f"built for ARMv{f.arm_arch} ({runs}), not {want.platform}: an older CPU "
-                     "stops at the first newer instruction (SIGILL)")
-    if want.variant and f.variants and want.variant not in f.variants:
-        return Check("arch", False, f"built for {f.arch} {'/'.join(f.variants)}, not {want.platform}")
-    return Check("arch", True, want.platform)
+        return Check("arch", False, f"built for {have}, not {want.platform}: {EXEC_FORMAT_ERROR}")
+    if want.variant and (f.variants or f.arm_arch) and want.variant not in f.variants:
+        need = _arm_arch_name(f.arm_arch) or "/".join(f.variants)
+        return Check("arch", False, f"needs {need}, which {want.platform} CPUs lack: the container would start "
+                                    "and then crash with \"illegal instruction\"")
+    return Check("arch", True, f"{want.platform}" + (f" ({_arm_detail(f)})" if f.machine == "EM_ARM" else ""))
+
+
+def _platform_phrase(f: ElfFacts) -> str:
+    matches = targets.for_elf(f.elf_class or 0, f.endianness or "", f.machine or "")
+    if f.machine == "EM_ARM":
+        variants = "/".join(f.variants) if f.variants else "no Docker ARM variant"
+        return f"linux/{f.arch} ({variants}; {_arm_detail(f)})"
+    return matches[0].platform if matches else f"linux/{f.arch}"
+
+
+def _arm_detail(f: ElfFacts) -> str:
+    parts = [f"EABI{f.arm_eabi}" if f.arm_eabi else "", f"{f.arm_float_abi}-float" if f.arm_float_abi else "",
+             f"needs {_arm_arch_name(f.arm_arch)}" if f.arm_arch else ""]
+    return ", ".join(p for p in parts if p) or "no ABI flags"
+
+
+def _arm_arch_name(level: int | None) -> str | None:
+    return f"ARMv{level}" if level else None
 
 
 def _warnings(f: ElfFacts) -> list[str]:
     out = []
-    if f.libc == "glibc" and f.runtime_loading and f.interpreter is None and not f.needed:
-        out.append("glibc static binary uses " + ", ".join(f.runtime_loading) + ": at run time glibc "
-                   "will try to load shared libraries (NSS, iconv, dlopen) that a scratch image does not "
-                   "have; build with musl (zig cc, musl-gcc) or avoid those calls")
+    if f.libc == "glibc" and f.runtime_loading and f.is_static:
+        matches = targets.for_elf(f.elf_class or 0, f.endianness or "", f.machine or "")
+        zig = f"zig cc -target {matches[0].zig}" if matches else "zig cc"
+        if f.runtime_loading == (elf.NSS_MACHINERY,):
+            found = ("carries glibc's NSS code (it reads /etc/nsswitch.conf and loads libnss_*.so for calls such as "
+                     "getaddrinfo, gethostbyname, getpwnam, getgrnam)")
+        else:
+            found = f"calls {', '.join(f.runtime_loading)}"
+        out.append(f"glibc static binary {found}: at run time glibc will try to load shared libraries "
+                   f"(NSS modules, iconv gconv modules) that a scratch image does not have, and those calls "
+                   f"will fail; build with musl ({zig}, musl-gcc) or avoid those calls")
     if not f.executable:
         out.append("not executable (mode has no x bit): chmod +x it; `invoke image` sets 0755 anyway")
-    if f.stripped is False:
-        out.append(f"not stripped ({f.size:,} bytes): strip it, or build with --strip, for a smaller image")
-    if f.build_id is None:
+    if f.stripped is False and f.type in ("ET_EXEC", "ET_DYN"):
+        out.append(f"not stripped ({f.size:,} bytes): `strip` it for a smaller image")
+    if f.build_id is None and f.type in ("ET_EXEC", "ET_DYN"):
         out.append("no build-id note: crash reports cannot be matched to this exact build")
     return out
 
 
-def to_json(verdicts: list[Verdict] | Verdict) -> str:
-    if isinstance(verdicts, Verdict):
-        return json.dumps(verdicts.to_dict(), indent=2, sort_keys=True)
-    return json.dumps([v.to_dict() for v in verdicts], indent=2, sort_keys=True)
+@dataclass(frozen=True)
+class TreeVerdict:
+    """Every ELF under a directory judged on its own; everything else listed as skipped."""
+
+    root: str
+    verdicts: tuple[Verdict, ...]
+    others: tuple[OtherFile, ...]
+
+    @property
+    def unreadable(self) -> list[OtherFile]:
+        return [o for o in self.others if o.format == "unreadable"]
+
+    @property
+    def ok(self) -> bool:
+        return all(v.ok for v in self.verdicts) and not self.unreadable
+
+    def summary(self) -> dict[str, int]:
+        passed = sum(1 for v in self.verdicts if v.ok)
+        unreadable = len(self.unreadable)
+        return {"entries": len(self.verdicts) + len(self.others), "elf": len(self.verdicts), "passed": passed,
+                "failed": len(self.verdicts) - passed, "skipped": len(self.others) - unreadable,
+                "unreadable": unreadable}
+
+    def to_dict(self) -> dict:
+        items: list[dict] = [{**v.to_dict(), "skipped": False} for v in self.verdicts]
+        items += [{"path": o.path, "format": o.format, "describe": o.describe, "ok": None if
+                   o.format != "unreadable" else False, "skipped": o.format != "unreadable"} for o in self.others]
+        items.sort(key=lambda d: d["path"])
+        return {"path": self.root, "ok": self.ok, "summary": self.summary(), "files": items}
+
+    def render(self) -> str:
+        rows: list[tuple[str, str]] = []
+        for v in self.verdicts:
+            if v.ok:
+                warned = f" ({len(v.warnings)} warning(s))" if v.warnings else ""
+                rows.append((v.facts.path, f"  PASS  {v.facts.path}: {v.facts.describe}{warned}"))
+            else:
+                rows.append((v.facts.path, f"  FAIL  {v.facts.path}: {v.facts.describe}: {'; '.join(v.failures)}"))
+        for o in self.others:
+            label = "FAIL" if o.format == "unreadable" else "SKIP"
+            rows.append((o.path, f"  {label}  {o.path}: {o.describe}"))
+        rows.sort(key=lambda r: r[0])
+        s = self.summary()
+        lines = [f"{self.root}: {s['entries']:,} entries"] + [r[1] for r in rows]
+        lines.append(f"  {s['elf']:,} ELF file(s): {s['passed']:,} passed, {s['failed']:,} failed; "
+                     f"{s['skipped']:,} skipped (not ELF)" + (f"; {s['unreadable']:,} unreadable"
+                                                              if s["unreadable"] else ""))
+        if self.ok:
+            lines.append("  ok: every ELF file is ready for a FROM scratch image")
+        else:
+            lines.append(f"  not ok: {s['failed'] + s['unreadable']:,} file(s) failed")
+        return "\n".join(lines)
+
+
+def verify_tree(root: str, arch: str | None = None) -> TreeVerdict:
+    """Verify every ELF file under root (symlinks not followed)."""
+    if arch:
+        targets.lookup(arch)
+    verdicts: list[Verdict] = []
+    others: list[OtherFile] = []
+    for item in elf.walk(root):
+        if isinstance(item, ElfFacts):
+            verdicts.append(verify(item, arch))
+        else:
+            others.append(item)
+    return TreeVerdict(root, tuple(verdicts), tuple(others))
+
+
+def to_json(doc: dict | list) -> str:
+    return json.dumps(doc, indent=2, sort_keys=True)
 
 
 def unreadable_dict(path: str, message: str) -> dict:
