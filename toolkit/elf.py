@@ -195,36 +195,38 @@ class OtherFile:
 
 
 def walk(root: str) -> Iterator[ElfFacts | OtherFile]:
-    """Every entry under root except directories, in sorted order: ElfFacts for ELF files, OtherFile for the
-    rest. Symlinks are not followed. Paths are relative to root. Unreadable entries never raise."""
-    stack = [""]
+    """Every entry under root except directories, depth first in name order: ElfFacts for ELF files,
+    OtherFile for the rest. Symlinks are not followed. Paths are relative to root. Never raises for an entry."""
+    try:
+        top = _listing(root)
+    except OSError as exc:
+        raise InputError(f"{root}: cannot read ({exc.strerror})") from None
+    stack: list[Iterator[tuple[str, os.DirEntry]]] = [iter(top)]
     while stack:
-        rel_dir = stack.pop()
-        here = os.path.join(root, rel_dir) if rel_dir else root
-        try:
-            with os.scandir(here) as it:
-                entries = {e.name: e for e in it}
-        except OSError as exc:
-            if not rel_dir:
-                raise InputError(f"{root}: cannot read ({exc.strerror})") from None
-            yield OtherFile(rel_dir, "unreadable", f"cannot read this directory ({exc.strerror})")
+        step = next(stack[-1], None)
+        if step is None:
+            stack.pop()
             continue
-        subdirs = []
-        for name in sorted(entries):
-            entry = entries[name]
-            rel = f"{rel_dir}/{name}" if rel_dir else name
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    subdirs.append(rel)
-                elif entry.is_symlink():
-                    yield OtherFile(rel, "symlink", f"a symbolic link to {os.readlink(entry.path)}")
-                elif entry.is_file(follow_symlinks=False):
-                    yield _read_entry(entry.path, rel)
-                else:
-                    yield OtherFile(rel, "special", "a device, FIFO or socket")
-            except OSError as exc:
-                yield OtherFile(rel, "unreadable", f"cannot read ({exc.strerror})")
-        stack.extend(reversed(subdirs))
+        rel, entry = step
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                try:
+                    stack.append(iter([(f"{rel}/{name}", e) for name, e in _listing(entry.path)]))
+                except OSError as exc:
+                    yield OtherFile(rel, "unreadable", f"cannot read this directory ({exc.strerror})")
+            elif entry.is_symlink():
+                yield OtherFile(rel, "symlink", f"a symbolic link to {os.readlink(entry.path)}")
+            elif entry.is_file(follow_symlinks=False):
+                yield _read_entry(entry.path, rel)
+            else:
+                yield OtherFile(rel, "special", "a device, FIFO or socket")
+        except OSError as exc:
+            yield OtherFile(rel, "unreadable", f"cannot read ({exc.strerror})")
+
+
+def _listing(directory: str) -> list[tuple[str, os.DirEntry]]:
+    with os.scandir(directory) as it:
+        return sorted(((e.name, e) for e in it), key=lambda pair: pair[0])
 
 
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)  # never hang on a FIFO
@@ -343,10 +345,11 @@ class _Parser:
          shnum, _shstrndx) = lay.ehdr.unpack_from(head, 16)
         etype = _E_TYPES.get(etype_no, f"0x{etype_no:x}")
         machine = targets.machine_name(machine_no) or _other_machine_name(machine_no)
-        sections = self._sections(shoff, shnum, shentsize)
-        if phnum == PN_XNUM and sections:
-            phnum = sections[0][7]  # more than 65534 program headers: the count is in section 0's sh_info
+        if phnum == PN_XNUM:  # more than 65534 program headers: the count is in section 0's sh_info
+            first = self.src.read_at(shoff, lay.shdr.size) if shoff else b""
+            phnum = lay.shdr.unpack(first)[7] if len(first) == lay.shdr.size else 0
         load, interp, dynamic, notes = self._segments(etype, phoff, phnum, phentsize)
+        sections = self._sections(shoff, shnum, shentsize)
 
         interpreter = self._interpreter(interp) if interp else None
         dyn = self._dynamic(dynamic, load) if dynamic else _Dynamic()
@@ -358,7 +361,9 @@ class _Parser:
         symbols = self._symbol_names(sections) if static and loadable and has_symtab else set()
         markers = self._scan_markers() if static and loadable else set()
         if symbols:
-            runtime_loading = sorted(_RUNTIME_LOADING_SYMBOLS & symbols)
+            calls = _RUNTIME_LOADING_SYMBOLS & symbols
+            # getpwnam brings getpwnam_r along: name the call the program made
+            runtime_loading = sorted(c for c in calls if not (c.endswith("_r") and c[:-2] in calls))
         else:
             runtime_loading = [NSS_MACHINERY] if any(m in markers for m in _RUNTIME_LOADING_MARKERS) else []
         # A shared library also lacks PT_INTERP; a static-pie says DF_1_PIE, or has an entry and no soname.

@@ -210,7 +210,7 @@ class ImageVerdict:
                 "problems": [asdict(p) for p in self.problems], "warnings": list(self.warnings)}
 
     def render(self, limit: int = 50) -> str:
-        lines = [f"{self.ref} ({self.platform}): {self.files:,} files, {self.elf_files:,} ELF"]
+        lines = [f"{self.ref} ({self.platform}): {self.files:,} file(s), {self.elf_files:,} ELF"]
         for check in self.checks:
             lines.append(f"  {'PASS' if check.ok else 'FAIL'}  {check.name:<9} {check.detail}")
             if check.name == "loader":

@@ -70,7 +70,7 @@ def verify(facts: ElfFacts, arch: str | None = None) -> Verdict:
     checks = [_format(facts)]
     if facts.is_elf:
         checks += runnable(facts, want)
-        if not facts.corrupt:
+        if not facts.corrupt and facts.type not in ("ET_REL", "ET_CORE"):  # nothing is loaded from those
             checks.insert(-1, _static(facts))
     return Verdict(facts, tuple(checks), tuple(_warnings(facts)) if facts.is_elf and not facts.corrupt else ())
 
@@ -101,7 +101,7 @@ def _format(f: ElfFacts) -> Check:
                   f"it with dos2unix")
     else:
         script = (f"a script for {interp or 'no interpreter'}: a scratch image has no interpreter to run it, "
-                  f"so {NO_SUCH_FILE.replace('exec ...', 'exec ' + (interp or '...'))}")
+                  f"so {NO_SUCH_FILE}")
     reason = {
         "empty": "an empty file, not a program",
         "directory": "a directory, not a program",
@@ -142,8 +142,6 @@ def _type(f: ElfFacts) -> Check:
 
 
 def _static(f: ElfFacts) -> Check:
-    if f.type in ("ET_REL", "ET_CORE"):
-        return Check("static", True, "nothing to load")
     problems = []
     if f.interpreter and not f.needed and f.type == "ET_DYN":
         problems.append(f"a PIE that names the interpreter {f.interpreter} yet needs no shared library (seen "
@@ -224,8 +222,15 @@ class TreeVerdict:
     """Every ELF under a directory judged on its own; everything else listed as skipped."""
 
     root: str
-    verdicts: tuple[Verdict, ...]
-    others: tuple[OtherFile, ...]
+    items: tuple[Verdict | OtherFile, ...]  # in the walk's order
+
+    @property
+    def verdicts(self) -> list[Verdict]:
+        return [i for i in self.items if isinstance(i, Verdict)]
+
+    @property
+    def others(self) -> list[OtherFile]:
+        return [i for i in self.items if isinstance(i, OtherFile)]
 
     @property
     def unreadable(self) -> list[OtherFile]:
@@ -243,26 +248,28 @@ class TreeVerdict:
                 "unreadable": unreadable}
 
     def to_dict(self) -> dict:
-        items: list[dict] = [{**v.to_dict(), "skipped": False} for v in self.verdicts]
-        items += [{"path": o.path, "format": o.format, "describe": o.describe, "ok": None if
-                   o.format != "unreadable" else False, "skipped": o.format != "unreadable"} for o in self.others]
-        items.sort(key=lambda d: d["path"])
+        items: list[dict] = []
+        for item in self.items:
+            if isinstance(item, Verdict):
+                items.append({**item.to_dict(), "skipped": False})
+            else:
+                unreadable = item.format == "unreadable"
+                items.append({"path": item.path, "format": item.format, "describe": item.describe,
+                              "ok": False if unreadable else None, "skipped": not unreadable})
         return {"path": self.root, "ok": self.ok, "summary": self.summary(), "files": items}
 
     def render(self) -> str:
-        rows: list[tuple[str, str]] = []
-        for v in self.verdicts:
-            if v.ok:
-                warned = f" ({len(v.warnings)} warning(s))" if v.warnings else ""
-                rows.append((v.facts.path, f"  PASS  {v.facts.path}: {v.facts.describe}{warned}"))
+        rows: list[str] = []
+        for item in self.items:
+            if isinstance(item, OtherFile):
+                rows.append(f"  {'FAIL' if item.format == 'unreadable' else 'SKIP'}  {item.path}: {item.describe}")
+            elif item.ok:
+                warned = f" ({len(item.warnings)} warning(s))" if item.warnings else ""
+                rows.append(f"  PASS  {item.facts.path}: {item.facts.describe}{warned}")
             else:
-                rows.append((v.facts.path, f"  FAIL  {v.facts.path}: {v.facts.describe}: {'; '.join(v.failures)}"))
-        for o in self.others:
-            label = "FAIL" if o.format == "unreadable" else "SKIP"
-            rows.append((o.path, f"  {label}  {o.path}: {o.describe}"))
-        rows.sort(key=lambda r: r[0])
+                rows.append(f"  FAIL  {item.facts.path}: {item.facts.describe}: {'; '.join(item.failures)}")
         s = self.summary()
-        lines = [f"{self.root}: {s['entries']:,} entries"] + [r[1] for r in rows]
+        lines = [f"{self.root}: {s['entries']:,} entries"] + rows
         lines.append(f"  {s['elf']:,} ELF file(s): {s['passed']:,} passed, {s['failed']:,} failed; "
                      f"{s['skipped']:,} skipped (not ELF)" + (f"; {s['unreadable']:,} unreadable"
                                                               if s["unreadable"] else ""))
@@ -277,14 +284,7 @@ def verify_tree(root: str, arch: str | None = None) -> TreeVerdict:
     """Verify every ELF file under root (symlinks not followed)."""
     if arch:
         targets.lookup(arch)
-    verdicts: list[Verdict] = []
-    others: list[OtherFile] = []
-    for item in elf.walk(root):
-        if isinstance(item, ElfFacts):
-            verdicts.append(verify(item, arch))
-        else:
-            others.append(item)
-    return TreeVerdict(root, tuple(verdicts), tuple(others))
+    return TreeVerdict(root, tuple(verify(i, arch) if isinstance(i, ElfFacts) else i for i in elf.walk(root)))
 
 
 def to_json(doc: dict | list) -> str:

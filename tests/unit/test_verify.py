@@ -95,3 +95,85 @@ def test_verify_never_imports_the_docker_sdk(binaries):
             "print('docker loaded' if 'docker' in sys.modules else 'docker not loaded')\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert proc.stdout.strip().endswith("docker not loaded"), proc.stdout + proc.stderr
+
+
+def test_glibc_nss_user_passes_with_a_warning_naming_the_call(tmp_path):
+    from tests.conftest import gcc
+
+    src = '#include <pwd.h>\nint main(void){ return getpwnam("root") == 0; }\n'
+    verdict = verify.verify(elf.read(str(gcc(tmp_path, src, "-static", name="pw"))))
+    assert verdict.ok
+    nss = [w for w in verdict.warnings if "getpwnam" in w]
+    assert nss and "musl" in nss[0] and "scratch image does not have" in nss[0]
+    assert any("not stripped" in w for w in verdict.warnings)
+
+
+def test_not_executable_is_a_warning_not_a_failure(binaries, tmp_path):
+    import shutil
+
+    copy = tmp_path / "app"
+    shutil.copy(binaries["static"], copy)
+    copy.chmod(0o644)
+    verdict = verify.verify(elf.read(str(copy)))
+    assert verdict.ok and any("not executable" in w for w in verdict.warnings)
+    assert "not executable" in " ".join(verdict.to_dict()["warnings"])
+
+
+def test_report_fields_are_all_in_the_json(binaries):
+    doc = verify.verify(elf.read(str(binaries["static"]))).to_dict()
+    for key in ("arch", "class", "endianness", "type", "entry", "interpreter", "needed", "static_pie",
+                "stripped", "build_id", "min_kernel", "libc", "size", "warnings"):
+        assert key in doc, key
+    assert (doc["class"], doc["endianness"], doc["type"], doc["libc"]) == (64, "little", "ET_EXEC", "glibc")
+    assert doc["size"] == binaries["static"].stat().st_size and doc["entry"] > 0
+
+
+def _tree(tmp_path, binaries, *, with_dynamic: bool):
+    import shutil
+
+    root = tmp_path / "tree"
+    (root / "bin").mkdir(parents=True)
+    shutil.copy(binaries["static"], root / "bin" / "app")
+    if with_dynamic:
+        shutil.copy(binaries["dynamic"], root / "bin" / "dyn")
+    (root / "bin" / "start.sh").write_text("#!/bin/sh\nexec /bin/app\n")
+    (root / "README").write_text("hello\n")
+    (root / "app-link").symlink_to("bin/app")
+    return root
+
+
+def test_cli_directory_lists_skips_and_summarises(binaries, tmp_path):
+    root = _tree(tmp_path, binaries, with_dynamic=True)
+    result = invoke("verify", str(root))
+    assert_clean_failure(result, 1)
+    lines = result.out.splitlines()
+    assert lines[0] == f"{root}: 5 entries"
+    assert any(line.startswith("  FAIL  bin/dyn: ") and "/lib64/ld-linux-x86-64.so.2" in line for line in lines)
+    assert any(line.startswith("  PASS  bin/app: ELF 64-bit LSB executable, amd64") for line in lines)
+    assert "  SKIP  bin/start.sh: a script for /bin/sh" in lines
+    assert "  SKIP  app-link: a symbolic link to bin/app" in lines
+    assert lines[-2] == "  2 ELF file(s): 1 passed, 1 failed; 3 skipped (not ELF)"
+    assert lines[-1] == "  not ok: 1 file(s) failed"
+
+
+def test_cli_directory_json_is_one_document_with_a_list(binaries, tmp_path):
+    root = _tree(tmp_path, binaries, with_dynamic=False)
+    result = invoke("verify", str(root), "--json", "--arch", "amd64")
+    assert result.code == 0, result
+    doc = json.loads(result.out)
+    assert doc["ok"] is True and doc["path"] == str(root)
+    assert doc["summary"] == {"entries": 4, "elf": 1, "passed": 1, "failed": 0, "skipped": 3, "unreadable": 0}
+    by_path = {f["path"]: f for f in doc["files"]}
+    assert by_path["bin/app"]["skipped"] is False and by_path["bin/app"]["arch"] == "amd64"
+    assert by_path["README"] == {"path": "README", "format": "data", "ok": None, "skipped": True,
+                                 "describe": "not an executable (no ELF header)"}
+    bad_arch = invoke("verify", str(root), "--arch", "arm64")
+    assert_clean_failure(bad_arch, 1)
+    assert "exec format error" in bad_arch.out
+
+
+def test_verify_and_runnable_share_every_check_but_static(binaries):
+    facts = elf.read(str(binaries["dynamic"]))
+    names = [c.name for c in verify.runnable(facts)]
+    assert names == ["integrity", "linux", "type", "arch"] and all(c.ok for c in verify.runnable(facts))
+    assert [c.name for c in verify.verify(facts).checks] == ["format", *names[:3], "static", "arch"]
