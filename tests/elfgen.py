@@ -1,10 +1,13 @@
-"""Writes small, well-formed ELF files for identities the host's gcc cannot produce (other OSes and
-architectures, ARM ABI flags, cores), byte for byte as the gABI lays them out. Test data, not a mock:
-verify reads these files exactly as it reads gcc's, and tests/unit/test_elf.py checks them with pyelftools."""
+"""Writes test data: small, well-formed ELF files for identities the host's gcc cannot produce (other OSes
+and architectures, ARM ABI flags, cores), byte for byte as the gABI lays them out, and filesystem tars as
+`docker export` writes them. Not mocks: verify reads these exactly as it reads gcc's output and an engine's
+export, and tests/unit/test_elf.py checks the ELF files with pyelftools."""
 
 from __future__ import annotations
 
+import io
 import struct
+import tarfile
 from dataclasses import dataclass, field
 
 EM = {"x86_64": 62, "aarch64": 183, "arm": 40, "s390": 22, "386": 3, "riscv": 243, "sparcv9": 43, "ppc64": 21}
@@ -178,3 +181,24 @@ def build(spec: Spec) -> bytes:
     out = header + phdrs + bytes(body)
     assert len(out) == total
     return out
+
+
+def image_tar(files: dict[str, bytes | str | tuple[bytes, int]]) -> io.BytesIO:
+    """A filesystem tar as `docker export` writes it: bytes are files (mode 0755), (bytes, mode) files with that
+    mode, str values symlink targets, and a path ending in / a directory."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path, content in files.items():
+            info = tarfile.TarInfo(path.rstrip("/"))
+            if path.endswith("/"):
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            elif isinstance(content, str):
+                info.type, info.linkname = tarfile.SYMTYPE, content
+                tar.addfile(info)
+            else:
+                data, mode = content if isinstance(content, tuple) else (content, 0o755)
+                info.size, info.mode = len(data), mode
+                tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    return buf

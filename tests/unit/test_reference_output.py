@@ -7,9 +7,7 @@ rewrites the files; read the diff before committing it.
 
 from __future__ import annotations
 
-import io
 import os
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -97,34 +95,17 @@ def test_verify_output_of_a_directory(tmp_path, monkeypatch):
     compare("verify-directory.txt", verify.verify_tree("rootfs", "amd64").render() + "\n")
 
 
-def image_tar(files: dict[str, bytes | str], modes: dict[str, int] | None = None) -> io.BytesIO:
-    """A filesystem tar as `docker export` writes it: str values are symlink targets."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for path, content in files.items():
-            info = tarfile.TarInfo(path)
-            if isinstance(content, str):
-                info.type, info.linkname = tarfile.SYMTYPE, content
-                tar.addfile(info)
-            else:
-                info.size = len(content)
-                info.mode = (modes or {}).get(path, 0o755)
-                tar.addfile(info, io.BytesIO(content))
-    buf.seek(0)
-    return buf
-
-
 def test_verify_image_output(tmp_path):
     lib = elfgen.build(Spec(etype=3, entry=0, soname="libz.so.1", needed=("libc.so.6",)))
-    files: dict[str, bytes | str] = {
+    files: dict[str, bytes | str | tuple[bytes, int]] = {
         "app": ELF_CASES["dynamic"][0],
         "lib": "usr/lib",
         "usr/lib/x86_64-linux-gnu/libz.so.1": lib,
         "etc/ld.so.conf": b"include /etc/ld.so.conf.d/*.conf\n",
     }
-    fs = imagecheck.ImageFS.from_tar(image_tar(files))
+    fs = imagecheck.ImageFS.from_tar(elfgen.image_tar(files))
     config = {"Os": "linux", "Architecture": "amd64", "Config": {"Cmd": ["/app"]}}
     compare("verify-image-missing.txt", imagecheck.check(fs, config, "example:broken").render() + "\n")
-    scratch = imagecheck.ImageFS.from_tar(image_tar({"hello": ELF_CASES["static"][0]}))
+    scratch = imagecheck.ImageFS.from_tar(elfgen.image_tar({"hello": ELF_CASES["static"][0]}))
     config = {"Os": "linux", "Architecture": "amd64", "Config": {"Cmd": ["/hello"]}}
     compare("verify-image-scratch.txt", imagecheck.check(scratch, config, "example:scratch").render() + "\n")
