@@ -61,6 +61,8 @@ def cli(fn: Callable[..., Any]) -> Callable[..., Any]:
         signal.signal(signal.SIGTERM, _terminate)
         try:
             return fn(*args, **kwargs)
+        except Exit:  # a task's own exit code (verify-image's 1, run's container code) passes through
+            raise
         except BuildFailed as exc:
             if exc.log:
                 print(exc.log, file=sys.stderr)
