@@ -71,6 +71,9 @@ def cli(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise Exit(f"error: {exc}", code=exc.exit_code) from None
         except KeyboardInterrupt:
             raise Exit("interrupted", code=130) from None
+        except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as a shell tool would
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise Exit(code=141) from None
         except Exception as exc:
             if os.environ.get("FROMSCRATCH_DEBUG"):
                 raise
@@ -161,6 +164,7 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", arch: str
 
 @task(help={"path": "the binary to check, or a directory to check every ELF file in",
             "arch": "require this architecture", "json": "print one JSON document instead of lines"})
+@cli
 def verify(c: Context, path: str, arch: str | None = None, json: bool = False) -> None:
     """Check that a file (or every ELF under a directory) is a static Linux ELF executable.
 
@@ -170,7 +174,6 @@ def verify(c: Context, path: str, arch: str | None = None, json: bool = False) -
     from .errors import InputError
 
     as_json = json
-    _setup_logging()
     try:
         if arch:
             targets.lookup(arch)

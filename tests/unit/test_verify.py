@@ -177,3 +177,15 @@ def test_verify_and_runnable_share_every_check_but_static(binaries):
     names = [c.name for c in verify.runnable(facts)]
     assert names == ["integrity", "linux", "type", "arch"] and all(c.ok for c in verify.runnable(facts))
     assert [c.name for c in verify.verify(facts).checks] == ["format", *names[:3], "static", "arch"]
+
+
+def test_output_cut_short_by_the_reader_is_quiet(binaries, tmp_path):
+    root = _tree(tmp_path, binaries, with_dynamic=True)
+    for i in range(3000):  # about 150 KB of lines: more than a pipe holds, so the writer must meet the close
+        (root / f"file{i:04}").write_text("x\n")
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "--search-root", str(REPO), "verify", str(root)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline()
+    proc.stdout.close()  # what `| head -1` does
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 141 and b"Traceback" not in err and b"internal error" not in err, err
