@@ -209,15 +209,15 @@ def walk(root: str) -> Iterator[ElfFacts | OtherFile]:
             continue
         rel, entry = step
         try:
-            if entry.is_dir(follow_symlinks=False):
+            if entry.is_file(follow_symlinks=False):  # most entries: tested first
+                yield _read_entry(entry.path, rel)
+            elif entry.is_dir(follow_symlinks=False):
                 try:
                     stack.append(iter([(f"{rel}/{name}", e) for name, e in _listing(entry.path)]))
                 except OSError as exc:
                     yield OtherFile(rel, "unreadable", f"cannot read this directory ({exc.strerror})")
             elif entry.is_symlink():
                 yield OtherFile(rel, "symlink", f"a symbolic link to {os.readlink(entry.path)}")
-            elif entry.is_file(follow_symlinks=False):
-                yield _read_entry(entry.path, rel)
             else:
                 yield OtherFile(rel, "special", "a device, FIFO or socket")
         except OSError as exc:
