@@ -14,13 +14,13 @@ import stat
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from . import targets
 from .errors import InputError
 
 ELF_MAGIC = b"\x7fELF"
-_HEAD = 4096  # one read that holds the headers, PT_INTERP and notes of nearly every binary
+_HEAD = 16 << 10  # one read that holds the headers, PT_INTERP, notes and .dynstr of most binaries
 _META_CAP = 16 << 20  # most bytes read for one dynamic segment, note segment or string table
 _SYMTAB_CAP = 64 << 20
 _SCAN_CHUNK = 1 << 20
@@ -248,8 +248,7 @@ def _read_entry(full: str, rel: str) -> ElfFacts | OtherFile:
         os.close(fd)
 
 
-@dataclass(frozen=True)
-class _Base:
+class _Base(NamedTuple):  # NamedTuple, not dataclass, for these internal records: cheaper to import
     path: str
     size: int
     executable: bool
@@ -288,8 +287,7 @@ class _Source:
         return self.fh.read(end - offset)
 
 
-@dataclass(frozen=True)
-class _Layout:
+class _Layout(NamedTuple):
     ehdr: struct.Struct
     phdr: struct.Struct
     shdr: struct.Struct
@@ -298,6 +296,7 @@ class _Layout:
     word: struct.Struct
     note: struct.Struct  # namesz, descsz, type
     abi_tag: struct.Struct  # os, major, minor, tiny
+    sh_type: struct.Struct  # only sh_type of a section header: all that most files need
 
 
 def _layout(elf_class: int, order: str) -> _Layout:
@@ -305,10 +304,10 @@ def _layout(elf_class: int, order: str) -> _Layout:
     if elf_class == 64:
         return _Layout(struct.Struct(order + "HHIQQQIHHHHHH"), struct.Struct(order + "IIQQQQQQ"),
                        struct.Struct(order + "IIQQQQIIQQ"), struct.Struct(order + "qQ"),
-                       struct.Struct(order + "IBBHQQ"), *words)
+                       struct.Struct(order + "IBBHQQ"), *words, struct.Struct(order + "4xI56x"))
     return _Layout(struct.Struct(order + "HHIIIIIHHHHHH"), struct.Struct(order + "IIIIIIII"),
                    struct.Struct(order + "IIIIIIIIII"), struct.Struct(order + "iI"),
-                   struct.Struct(order + "IIIBBH"), *words)
+                   struct.Struct(order + "IIIBBH"), *words, struct.Struct(order + "4xI32x"))
 
 
 _LAYOUTS = {(cls, endian): _layout(cls, "<" if endian == "little" else ">")
@@ -350,11 +349,11 @@ class _Parser:
             phnum = lay.shdr.unpack(first)[7] if len(first) == lay.shdr.size else 0
         load, interp, dynamic, notes = self._segments(etype, phoff, phnum, phentsize)
         sections = self._sections(shoff, shnum, shentsize)
+        has_symtab = SHT_SYMTAB in sections.types
 
         interpreter = self._interpreter(interp) if interp else None
         dyn = self._dynamic(dynamic, load) if dynamic else _Dynamic()
         build_id, abi_tag_os, min_kernel = self._notes(notes)
-        has_symtab = any(s[1] == SHT_SYMTAB for s in sections)
 
         static = interpreter is None and not dyn.needed
         loadable = etype in ("ET_EXEC", "ET_DYN") and not self.corrupt
@@ -399,20 +398,20 @@ class _Parser:
         self.corrupt.append(f"{what} ends at byte {end:,}, past the end of the file ({self.base.size:,} bytes): "
                             "truncated or corrupt")
 
-    def _sections(self, shoff: int, shnum: int, shentsize: int) -> list[tuple]:
+    def _sections(self, shoff: int, shnum: int, shentsize: int) -> _Sections:
         lay = self.lay
         if not shoff or shentsize != lay.shdr.size:
-            return []
+            return _Sections(lay, b"")
         if shnum == 0:  # 65280 sections or more: the count is in section 0's sh_size
             first = self.src.read_at(shoff, shentsize)
             shnum = lay.shdr.unpack(first)[5] if len(first) == shentsize else 0
             if not shnum or shnum * shentsize > _META_CAP:
-                return []
+                return _Sections(lay, b"")
         end = shoff + shnum * shentsize
         if end > self.base.size:
             self._past_end("the section header table", end)
-            return []
-        return list(lay.shdr.iter_unpack(self.src.read_at(shoff, shnum * shentsize)))
+            return _Sections(lay, b"")
+        return _Sections(lay, self.src.read_at(shoff, shnum * shentsize))
 
     def _segments(self, etype: str, phoff: int, phnum: int, phentsize: int):
         """(PT_LOAD list, PT_INTERP, PT_DYNAMIC, PT_NOTE list), each as (offset, vaddr, filesz, align)."""
@@ -538,13 +537,14 @@ class _Parser:
                 pos = _align(end, step)
         return build_id, abi_os, min_kernel
 
-    def _symbol_names(self, sections: list[tuple]) -> set[str]:
+    def _symbol_names(self, sections: _Sections) -> set[str]:
         """Names in .symtab (static binaries have no .dynsym)."""
         sym = self.lay.sym
-        for sh in sections:
-            if sh[1] != SHT_SYMTAB or not 0 <= sh[6] < len(sections):
+        for index, sh_type in enumerate(sections.types):
+            sh = sections.entry(index)
+            if sh_type != SHT_SYMTAB or not 0 <= sh[6] < len(sections.types):
                 continue
-            strtab = sections[sh[6]]
+            strtab = sections.entry(sh[6])
             names = self.src.read_at(strtab[4], min(strtab[5], _SYMTAB_CAP))
             table = self.src.read_at(sh[4], min(sh[5], _SYMTAB_CAP))
             table = table[:len(table) - len(table) % sym.size]
@@ -574,11 +574,11 @@ class _Parser:
             tail = window[-overlap:]
         return found
 
-    def _arm_attributes(self, sections: list[tuple]) -> tuple[int | None, int | None]:
+    def _arm_attributes(self, sections: _Sections) -> tuple[int | None, int | None]:
         """(Tag_CPU_arch, Tag_ABI_VFP_args) from the "aeabi" subsection of .ARM.attributes."""
-        sec = next((s for s in sections if s[1] == SHT_ARM_ATTRIBUTES), None)
-        if sec is None:
+        if SHT_ARM_ATTRIBUTES not in sections.types:
             return None, None
+        sec = sections.entry(sections.types.index(SHT_ARM_ATTRIBUTES))
         data = self.src.read_at(sec[4], min(sec[5], 1 << 16))
         if data[:1] != b"A":
             return None, None
@@ -603,6 +603,19 @@ class _Parser:
                     sub += size
             pos += length
         return cpu_arch, vfp_args
+
+
+class _Sections:
+    """The section header table: every sh_type at once, a whole entry only when asked for."""
+
+    def __init__(self, lay: _Layout, table: bytes) -> None:
+        self._lay = lay
+        self._table = table
+        self.types = [t for (t,) in lay.sh_type.iter_unpack(table)]
+
+    def entry(self, index: int) -> tuple:
+        """(name, type, flags, addr, offset, size, link, info, addralign, entsize)"""
+        return self._lay.shdr.unpack_from(self._table, index * self._lay.shdr.size)
 
 
 @dataclass
