@@ -414,7 +414,8 @@ class _Parser:
         return _Sections(lay, self.src.read_at(shoff, shnum * shentsize))
 
     def _segments(self, etype: str, phoff: int, phnum: int, phentsize: int):
-        """(PT_LOAD list, PT_INTERP, PT_DYNAMIC, PT_NOTE list), each as (offset, vaddr, filesz, align)."""
+        """PT_LOAD as [(offset, vaddr, filesz)], PT_INTERP and PT_DYNAMIC as (offset, filesz) or None, and
+        PT_NOTE as [(offset, filesz, align)]; segments reaching past the end of the file are noted as corrupt."""
         lay = self.lay
         load: list[tuple[int, int, int]] = []
         interp = dynamic = None
