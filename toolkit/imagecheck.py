@@ -285,7 +285,8 @@ def _loader_problems(fs: ImageFS, loader: ldso.Loader, elves: list[tuple[str, El
 
 
 def _missing(res: ldso.Resolution) -> str:
-    wrong = f" ({', '.join(res.wrong)} is there, but for another architecture or ABI)" if res.wrong else ""
+    wrong = f" ({', '.join(res.wrong)} is there, but is not an ELF file for this architecture and ABI)" \
+        if res.wrong else ""
     if res.kind == "interpreter":
         return (f"interpreter {res.name} is not in the image{wrong}: running it would fail with "
                 "\"no such file or directory\"")

@@ -48,7 +48,7 @@ class Resolution:
     name: str
     found: str | None  # resolved path of the file the loader would use
     searched: tuple[str, ...] = ()  # directories tried, in order (libraries searched by name)
-    wrong: tuple[str, ...] = ()  # files with that name that are for another architecture or ABI
+    wrong: tuple[str, ...] = ()  # files with that name the loader cannot use: not ELF, or another arch or ABI
 
     @property
     def ok(self) -> bool:
@@ -78,10 +78,9 @@ class Loader:
         found = self.fs.resolve(self._absolute(name))
         if found is None:
             return Resolution("interpreter", name, None)
-        target = self.fs.facts(found)
-        if target is None:
+        if self.fs.facts(found) is None:  # a directory or a device
             return Resolution("interpreter", name, None)
-        if target.is_elf and not _compatible(facts, target):
+        if not self._usable(facts, found):
             return Resolution("interpreter", name, None, wrong=(found,))
         return Resolution("interpreter", name, found)
 

@@ -122,7 +122,13 @@ def test_a_library_for_another_architecture_is_skipped_like_ld_so_skips_it(built
     only = {k: v for k, v in base.items() if not k.endswith("libc.so.6")}
     verdict = judge({**only, "usr/lib/libc.so.6": arm_libc})
     assert not verdict.ok
-    assert "/usr/lib/libc.so.6 is there, but for another architecture" in verdict.problems[0].detail
+    assert "/usr/lib/libc.so.6 is there, but is not an ELF file for this architecture" in verdict.problems[0].detail
+
+
+def test_an_interpreter_that_is_not_an_elf_file_is_not_a_loader(built):
+    files = {"lib64/ld-linux-x86-64.so.2": b"#!/bin/sh\n", "app": built["plain"]}
+    problem = next(p for p in judge(files).problems if p.kind == "interpreter")
+    assert "/lib64/ld-linux-x86-64.so.2 is there, but is not an ELF file" in problem.detail
 
 
 def test_musl_answers_its_own_names_and_reads_its_path_file():
