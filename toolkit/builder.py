@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import re
 import tarfile
 from dataclasses import dataclass
 from typing import Any
 
-from . import engine, targets
-from .errors import BuildFailed
+from . import engine, files, interrupts, targets
+from .errors import BuildFailed, ToolkitError
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,11 @@ def for_targets(base: str, wanted: list[targets.Target], host_arch: str) -> Buil
 
 
 def ensure(client: Any, image: BuildImage) -> str:
-    """Build the image unless an image with its tag exists; returns the tag. A warm call pays no apt-get."""
+    """Build the image unless an image with its tag exists; returns the tag. A warm call pays no apt-get.
+
+    One process at a time builds a given image (a machine-wide lock); one that waited finds it made. A build
+    that does not finish (an error, Ctrl-C, the engine going away) leaves no half-built image behind.
+    """
     if engine.image_exists(client, image.tag):
         log.info("build image %s is ready", image.tag)
         return image.tag
@@ -76,7 +81,16 @@ def ensure(client: Any, image: BuildImage) -> str:
                          hint=f"pull it (docker pull {image.base}), or make one with "
                               "`invoke rootfs --suite bookworm --tag fromscratch/debian:bookworm` and pass "
                               "--builder-base fromscratch/debian:bookworm")
-    log.warning("building %s from %s (first use; later builds reuse it)", image.tag, image.base)
+    with files.exclusive(image.tag.replace("/", "_").replace(":", "_"),
+                         waiting=f"waiting for another fromscratch process that is building {image.tag}"):
+        if engine.image_exists(client, image.tag):
+            log.info("build image %s was made by another process", image.tag)
+            return image.tag
+        _build(client, image)
+    return image.tag
+
+
+def _context(image: BuildImage) -> io.BytesIO:
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as tar:
         data = image.dockerfile.encode()
@@ -84,20 +98,79 @@ def ensure(client: Any, image: BuildImage) -> str:
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     context.seek(0)
+    return context
+
+
+# The classic builder's progress lines: " ---> <id>" after each step, " ---> Running in <container>" before a step
+# that runs one, " ---> Using cache" before the id of a step it did not redo.
+_STEP_ID = re.compile(r"^ ---> (Running in )?([0-9a-f]{12,64})$")
+
+
+def _build(client: Any, image: BuildImage) -> None:
+    log.warning("building %s from %s (first use; later builds reuse it)", image.tag, image.base)
+    made: list[str] = []  # images this build committed: each step leaves one
+    running: str | None = None
+    step_text = ""
+    cached = False
     lines: list[str] = []
-    with engine.step(f"building the build image {image.tag}"):
-        stream = client.api.build(fileobj=context, custom_context=True, tag=image.tag, rm=True,
-                                  forcerm=True, decode=True, pull=False,
-                                  labels={"org.fromscratch.role": "builder", "org.fromscratch.base": image.base})
-        for chunk in stream:
-            if "stream" in chunk:
-                text = chunk["stream"].rstrip()
-                if text:
-                    lines.append(text)
-                    log.info("%s", text)
-            if "error" in chunk:
-                raise BuildFailed(f"building the build image {image.tag} failed: {chunk['error'].strip()}",
-                                  hint="the build image installs gcc with apt-get: is the package archive "
-                                       "reachable from containers?",
-                                  log="\n".join(lines[-40:]))
-    return image.tag
+    finished = False
+    try:
+        with engine.step(f"building the build image {image.tag}"), engine.build_stream(
+                client, _context(image), image.tag,
+                {**engine.labels("builder"), "org.fromscratch.base": image.base}) as messages:
+            for message in messages:
+                if "error" in message:
+                    raise BuildFailed(f"building the build image {image.tag} failed: {message['error'].strip()}",
+                                      hint="the build image installs gcc with apt-get: is the package archive "
+                                           "reachable from containers?",
+                                      log="\n".join(lines[-40:]))
+                text = str(message.get("stream", "")).rstrip()
+                if not text:
+                    continue
+                lines.append(text)
+                log.info("%s", text)
+                if text.startswith("Step "):
+                    step_text, cached = text, False
+                elif text == " ---> Using cache":
+                    cached = True
+                elif found := _STEP_ID.match(text):
+                    if found.group(1):
+                        running = found.group(2)
+                    else:
+                        running = None
+                        if not cached and " : FROM " not in step_text.upper():
+                            made.append(found.group(2))
+        finished = engine.image_exists(client, image.tag)
+        if not finished:
+            raise BuildFailed(f"building the build image {image.tag} ended without an image",
+                              log="\n".join(lines[-40:]))
+    finally:
+        if not finished:
+            with interrupts.deferred():
+                _discard(client, made, running)
+
+
+def _discard(client: Any, made: list[str], running: str | None) -> None:
+    """Remove what an unfinished build committed, once the engine has cancelled it; never a tagged image,
+    never one that another image or container still uses (the engine refuses those without force)."""
+    from docker.errors import DockerException
+
+    try:
+        with engine.step("removing the unfinished build image"):
+            if running:
+                engine.wait_gone(client, running)
+            made = list(made)
+            if made:  # a step that committed just as the build was cancelled: a child nobody saw announced
+                for attrs in client.api.images(all=True):
+                    parent = attrs.get("ParentId", "").removeprefix("sha256:")
+                    untagged = not [t for t in attrs.get("RepoTags") or [] if t != "<none>:<none>"]
+                    if untagged and any(parent.startswith(m) for m in made):
+                        made.append(attrs["Id"].removeprefix("sha256:"))
+            for image_id in reversed(made):
+                try:
+                    if not client.api.inspect_image(image_id).get("RepoTags"):
+                        client.api.remove_image(image_id, noprune=True)
+                except DockerException as exc:
+                    log.info("left image %s: %s", image_id, exc)
+    except ToolkitError as exc:
+        log.warning("could not remove the unfinished build's images %s (%s)", " ".join(made), exc)

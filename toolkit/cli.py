@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import shlex
-import signal
 import sys
 import tempfile
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from typing import Any
 
 from invoke import Collection, Context, Exit, Program, task
 
-from . import __version__, builder, targets
+from . import __version__, builder, files, interrupts, targets
 from .errors import BuildFailed, ToolkitError
 
 log = logging.getLogger("toolkit")
@@ -48,17 +47,13 @@ def _setup_logging() -> None:
         root.setLevel(os.environ.get("FROMSCRATCH_LOG", "WARNING").upper())
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so every finally block cleans up
-
-
 def cli(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn every toolkit failure, and Ctrl-C, into one line on stderr and an exit code: never a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _setup_logging()
-        signal.signal(signal.SIGTERM, _terminate)
+        interrupts.install()  # SIGTERM unwinds like Ctrl-C, so every finally block cleans up
         try:
             return fn(*args, **kwargs)
         except Exit:  # a task's own exit code (verify-image's 1, run's container code) passes through
@@ -403,7 +398,7 @@ def rootfs(c: Context, suite: str, tag: str, mirror: str | None = None, variant:
 
     ref = img.normalize_tag(tag)
     client = engine.connect()
-    with tempfile.TemporaryDirectory(prefix="fromscratch-rootfs-", dir=_scratch_dir()) as tmp:
+    with files.temp_dir("fromscratch-rootfs-", _scratch_dir()) as tmp:
         root = Path(tmp) / "root"
         root.mkdir()
         rfs.debootstrap(suite, root, mirror or rfs.host_mirror(), variant)
@@ -423,9 +418,9 @@ def import_rootfs(c: Context, path: str, tag: str) -> None:
     from . import rootfs as rfs
 
     ref = img.normalize_tag(tag)
-    src = Path(path)
+    src = files.regular_input(Path(path), "rootfs directory or tarball", allow_dir=True)
     client = engine.connect()
-    with tempfile.TemporaryDirectory(prefix="fromscratch-import-", dir=_scratch_dir()) as tmp:
+    with files.temp_dir("fromscratch-import-", _scratch_dir()) as tmp:
         if src.is_dir():
             info = rfs.import_tree(client, src, ref, scratch=Path(tmp))
         else:

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
+import time
+import uuid
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
-from .errors import EngineError, EngineUnavailable
+from . import interrupts
+from .errors import EngineError, EngineUnavailable, ToolkitError
 
 log = logging.getLogger(__name__)
 
 _HINT = "is dockerd or Docker Desktop running? is DOCKER_HOST right?"
+ROLE = "org.fromscratch.role"
+SESSION = "org.fromscratch.session"
+_SESSION = os.environ.get("FROMSCRATCH_SESSION") or uuid.uuid4().hex[:16]
+
+
+def labels(role: str) -> dict[str, str]:
+    """Labels for everything the toolkit creates in the engine: what it is for, and which run made it
+    (FROMSCRATCH_SESSION when set, so a caller such as a test can find exactly its own leftovers)."""
+    return {ROLE: role, SESSION: _SESSION}
 
 
 def connect(timeout: int = 120) -> Any:
@@ -37,6 +50,7 @@ def connect(timeout: int = 120) -> Any:
 def step(what: str) -> Iterator[None]:
     """Run a block that talks to the engine; any engine failure leaves it as EngineError naming the step."""
     import requests
+    import urllib3
     from docker.errors import DockerException
 
     try:
@@ -44,7 +58,9 @@ def step(what: str) -> Iterator[None]:
     except DockerException as exc:
         explanation = getattr(exc, "explanation", None) or str(exc)
         raise EngineError(f"{what} failed: {_one_line(explanation)}") from exc
-    except requests.RequestException as exc:
+    # A streamed answer (build output, logs, an archive) is read from the raw socket, so a vanished
+    # engine shows up as urllib3's or the socket's own error rather than requests'.
+    except (requests.RequestException, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as exc:
         raise EngineUnavailable(f"{what} failed: the engine stopped answering ({type(exc).__name__})",
                                 hint=_HINT) from exc
 
@@ -85,3 +101,77 @@ class ChunkReader(io.RawIOBase):
         b[:n] = self._buf[:n]
         self._buf = self._buf[n:]  # a view: no copy of the rest of a large chunk
         return n
+
+
+@contextlib.contextmanager
+def container(client: Any, role: str, image: str, **create: Any) -> Iterator[Any]:
+    """A container named and labelled as ours, removed on the way out however the block ends.
+
+    The name is chosen before the engine is asked, so a container that was created just as an interrupt
+    arrived (the answer never read) is still found and removed.
+    """
+    name = f"fromscratch-{role}-{uuid.uuid4().hex[:12]}"
+    try:
+        with step(f"creating the {role} container"):
+            made = client.containers.create(image, name=name, labels={**create.pop("labels", {}), **labels(role)},
+                                            **create)
+        yield made
+    except BaseException:
+        with interrupts.deferred():
+            remove_container(client, name, quiet=True)
+        raise
+    with interrupts.deferred():
+        remove_container(client, name)
+
+
+def remove_container(client: Any, name: str, quiet: bool = False) -> None:
+    """Remove a container by name or id if it exists. quiet: a failure (say, the engine is gone) is a warning
+    that names the container, because another error is already on its way to the user."""
+    from docker.errors import NotFound
+
+    try:
+        with step(f"removing the container {name}"):
+            with contextlib.suppress(NotFound):
+                client.api.remove_container(name, force=True)
+    except ToolkitError as exc:
+        if not quiet:
+            raise
+        log.warning("could not remove the container %s (%s); remove it with: docker rm -f %s", name, exc, name)
+
+
+@contextlib.contextmanager
+def build_stream(client: Any, context: BinaryIO, tag: str, image_labels: dict[str, str]) -> Iterator[Iterator[dict]]:
+    """POST /build with a tar context and yield its decoded progress messages.
+
+    The connection is ours and is closed however the block ends: closing it is what makes the engine cancel
+    an unfinished build and remove its step container (docker-py's build() keeps the answer open until the
+    garbage collector gets to it).
+    """
+    import requests
+    from docker.errors import create_api_error_from_http_exception
+
+    api = client.api
+    params = {"t": tag, "rm": "1", "forcerm": "1", "pull": "0", "labels": json.dumps(image_labels)}
+    response = api.post(f"{api.base_url}/v{api.api_version}/build", params=params, data=context,
+                        headers={"Content-Type": "application/x-tar"}, stream=True, timeout=None)
+    try:
+        try:
+            response.raise_for_status()
+        except requests.HTTPError as exc:
+            raise create_api_error_from_http_exception(exc) from None
+        yield (json.loads(line) for line in response.iter_lines() if line.strip())
+    finally:
+        response.close()
+
+
+def wait_gone(client: Any, container_id: str, seconds: float = 20.0) -> None:
+    """Wait (bounded) until the engine has removed a container it is tearing down itself."""
+    from docker.errors import NotFound
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            client.api.inspect_container(container_id)
+        except NotFound:
+            return
+        time.sleep(0.2)

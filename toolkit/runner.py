@@ -12,12 +12,9 @@ def run(client: Any, tag: str, stdout: BinaryIO, stderr: BinaryIO, platform: str
     """Run tag to completion; returns the container's exit code."""
     if not engine.image_exists(client, tag):
         raise InputError(f"no image {tag} in the engine", hint=f"build it first: invoke image --tag {tag}")
-    container = None
-    try:
+    kwargs = {"platform": platform} if platform else {}
+    with engine.container(client, "run", tag, detach=True, **kwargs) as container:
         with engine.step(f"starting {tag}"):
-            kwargs = {"platform": platform} if platform else {}
-            container = client.containers.create(tag, detach=True, labels={"org.fromscratch.role": "run"},
-                                                 **kwargs)
             # attach before start: attaching to a container that has already exited can hang
             stream = container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True)
             container.start()
@@ -31,7 +28,3 @@ def run(client: Any, tag: str, stdout: BinaryIO, stderr: BinaryIO, platform: str
                     stderr.flush()
             status = container.wait()
         return int(status.get("StatusCode", 1))
-    finally:
-        if container is not None:
-            with engine.step("removing the container"):
-                container.remove(force=True)

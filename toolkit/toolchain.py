@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from . import builder, elf, engine, targets, verify
 from .errors import BuildFailed, InputError, ToolkitError
-from .files import atomic_output
+from .files import atomic_output, regular_input
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,7 @@ def check_sources(sources: Sequence[Path]) -> list[Path]:
     if not sources:
         raise InputError("no source file given", hint="pass --src FILE.c")
     for src in sources:
-        if not src.is_file():
-            raise InputError(f"{src}: no such source file")
+        regular_input(src, "source file")
     names = [s.name for s in sources]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -250,20 +249,22 @@ class ContainerGcc:
         cc = "gcc" if target.architecture == host_arch else target.gcc
         name = out.name or "a.out"
         cmd = [cc, *gcc_args(target, cflags), *(s.name for s in sources), "-o", f"{builder.OUT_DIR}/{name}"]
-        container = None
-        try:
-            with engine.step("creating the build container"):
-                container = self._client.containers.create(
-                    self._image.tag, command=cmd, network_disabled=True, working_dir=builder.SRC_DIR,
-                    labels={"org.fromscratch.role": "build"})
+        with engine.container(self._client, "build", self._image.tag, command=cmd, network_disabled=True,
+                              working_dir=builder.SRC_DIR) as container:
+            with engine.step("copying the sources into the build container"):
                 container.put_archive(builder.SRC_DIR, _source_tar(sources))
             with engine.step(f"compiling for {target.platform} in the build container"):
                 container.start()
                 status = container.wait()
                 output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace").strip()
-            if status.get("StatusCode", 1) != 0:
-                raise BuildFailed(f"{cc} failed for {target.platform} in the build container "
-                                  f"(exit {status.get('StatusCode')})", log=output)
+            code = status.get("StatusCode", 1)
+            if code >= 128:
+                raise BuildFailed(f"the build container was killed while compiling for {target.platform} "
+                                  f"(exit {code}, signal {code - 128})",
+                                  hint="was it stopped (docker kill, docker stop) or out of memory?", log=output)
+            if code != 0:
+                raise BuildFailed(f"{cc} failed for {target.platform} in the build container (exit {code})",
+                                  log=output)
             if output:
                 log.warning("%s", output)
             with atomic_output(out, mode=0o755) as tmp:
@@ -271,10 +272,6 @@ class ContainerGcc:
                     stream, _ = container.get_archive(f"{builder.OUT_DIR}/{name}")
                     _extract_one(stream, tmp)
                 _check_output(tmp, target, cc)
-        finally:
-            if container is not None:
-                with engine.step("removing the build container"):
-                    container.remove(force=True)
         return out
 
 
@@ -283,14 +280,15 @@ def _source_tar(sources: Sequence[Path]) -> bytes:
     files = {s.name: s for s in sources}
     for src in sources:
         for header in sorted(src.parent.glob("*.h")):
-            files.setdefault(header.name, header)
+            if header.is_file():  # a FIFO named x.h would block the read
+                files.setdefault(header.name, header)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for arcname, path in sorted(files.items()):
-            info = tar.gettarinfo(str(path), arcname)
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
             with open(path, "rb") as fh:
+                info = tar.gettarinfo(arcname=arcname, fileobj=fh)  # from the open file: a symlink's target
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
                 tar.addfile(info, fh)
     return buf.getvalue()
 

@@ -1,0 +1,53 @@
+"""Signals around every task: Ctrl-C and SIGTERM unwind as KeyboardInterrupt, so the finally blocks that remove
+containers, temporary images and partial files run, and cleanup that has started is not cut short."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_unwinding = False
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    global _unwinding
+    if _unwinding:
+        # A second Ctrl-C would otherwise abandon the cleanup the first one started, leaving the very
+        # container or partial file it was removing.
+        log.warning("still cleaning up after the interrupt; one moment")
+        return
+    _unwinding = True
+    raise KeyboardInterrupt
+
+
+def install() -> None:
+    """For the CLI: the first SIGINT or SIGTERM raises KeyboardInterrupt; later ones let its cleanup finish."""
+    global _unwinding
+    _unwinding = False
+    if threading.current_thread() is threading.main_thread():
+        for signum in SIGNALS:
+            signal.signal(signum, _on_signal)
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while the block runs (cleanup that must finish), then deliver them as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread receives signals
+        return
+    pending: list[int] = []
+    previous = {signum: signal.signal(signum, lambda s, f: pending.append(s)) for signum in SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        for held in dict.fromkeys(pending):
+            signal.raise_signal(held)
