@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
+import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import FrameType
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -51,3 +54,35 @@ def deferred() -> Iterator[None]:
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         for held in dict.fromkeys(pending):
             signal.raise_signal(held)
+
+
+def run_child(cmd: Sequence[str], capture_output: bool = True, text: bool = True,
+              **popen: Any) -> subprocess.CompletedProcess:
+    """subprocess.run for a long child (gcc, debootstrap) in a process group of its own.
+
+    On an interrupt the whole group gets SIGTERM and the run waits for it to end: subprocess.run would SIGKILL
+    only the direct child, orphaning gcc's cc1 (still writing) and skipping the child's own cleanup of its
+    temporary files. A child that ignores SIGTERM gets SIGKILL after a grace period.
+    """
+    pipe = subprocess.PIPE if capture_output else None
+    with subprocess.Popen(cmd, stdout=pipe, stderr=pipe, text=text, start_new_session=True, **popen) as proc:
+        try:
+            out, err = proc.communicate()
+        except BaseException:
+            with deferred():
+                _stop_group(proc)
+            raise
+    return subprocess.CompletedProcess(list(cmd), proc.returncode, out, err)
+
+
+def _stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -7,13 +7,12 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import oci
+from . import interrupts, oci
 from .errors import BuildFailed, InputError
 
 log = logging.getLogger(__name__)
@@ -41,7 +40,7 @@ def host_mirror(sources_dirs: tuple[str, ...] = ("/etc/apt/sources.list.d", "/et
 
 
 def debootstrap(suite: str, target: Path, mirror: str, variant: str = "minbase",
-                include: list[str] | None = None, run: Any = subprocess.run) -> None:
+                include: list[str] | None = None, run: Any = interrupts.run_child) -> None:
     if not shutil.which("debootstrap"):
         raise BuildFailed("debootstrap is not installed", hint="apt-get install debootstrap (needs root)")
     if os.geteuid() != 0:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import builder, elf, engine, targets, verify
+from . import builder, elf, engine, interrupts, targets, verify
 from .errors import BuildFailed, InputError, ToolkitError
 from .files import atomic_output, regular_input
 
@@ -136,7 +136,7 @@ class NativeGcc:
 
     name = "native"
 
-    def __init__(self, run: Any = subprocess.run) -> None:
+    def __init__(self, run: Any = interrupts.run_child) -> None:
         self._run = run
 
     def _find(self, target: targets.Target) -> str | None:
