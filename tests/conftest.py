@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.faults"]  # fixtures for the fault tests: sandbox, fresh_base, engine_proxy
+
 REPO = Path(__file__).resolve().parent.parent
 CSRC = REPO / "csrc"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

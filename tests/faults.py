@@ -4,6 +4,7 @@ that goes away."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -188,8 +189,13 @@ def fresh_base(docker_client, builder_base) -> Iterator[str]:
         pass
     base_id = docker_client.images.get(tag).id
     yield tag
-    for container in docker_client.api.containers(all=True, filters={"ancestor": base_id}):
-        docker_client.api.remove_container(container["Id"], force=True)
+    deadline = time.monotonic() + 60  # the engine may still be removing a cancelled build's step container
+    while ((left := docker_client.api.containers(all=True, filters={"ancestor": base_id}))
+           and time.monotonic() < deadline):
+        for container in left:
+            with contextlib.suppress(Exception):
+                docker_client.api.remove_container(container["Id"], force=True)
+        time.sleep(0.5)
     for attrs in reversed(descendants(docker_client, base_id)):
         for ref in [t for t in attrs.get("RepoTags") or [] if t != "<none>:<none>"] or [attrs["Id"]]:
             try:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import assert_clean_failure
-from tests.faults import SLOW_CFLAGS, descendants, fresh_base, sandbox, sparse_binary  # noqa: F401
+from tests.faults import SLOW_CFLAGS, descendants, sparse_binary
 from toolkit import image as img
 from toolkit import oci, rootfs, targets
 
