@@ -150,6 +150,8 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", arch: str
     """Compile your own C program into a static binary."""
     from .errors import InputError
 
+    if not src:
+        raise InputError("--src is required", hint="e.g. --src app.c (repeat it for more files)")
     if not out:
         raise InputError("--out is required", hint="e.g. --out ./app")
     flags = _split_flags(cflags)
