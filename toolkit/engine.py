@@ -127,12 +127,18 @@ def container(client: Any, role: str, image: str, **create: Any) -> Iterator[Any
 def remove_container(client: Any, name: str, quiet: bool = False) -> None:
     """Remove a container by name or id if it exists. quiet: a failure (say, the engine is gone) is a warning
     that names the container, because another error is already on its way to the user."""
-    from docker.errors import NotFound
+    from docker.errors import APIError, NotFound
 
     try:
         with step(f"removing the container {name}"):
-            with contextlib.suppress(NotFound):
+            try:
                 client.api.remove_container(name, force=True)
+            except NotFound:
+                pass
+            except APIError as exc:
+                if exc.status_code != 409 or "already in progress" not in str(exc.explanation):
+                    raise
+                wait_gone(client, name)  # someone else (docker rm -f) is removing it already
     except ToolkitError as exc:
         if not quiet:
             raise

@@ -46,7 +46,8 @@ def test_build_container_removed_from_outside(sandbox, builder_base, docker_clie
     docker_client.api.remove_container(container["Id"], force=True)
     result = run.finish()
     assert_clean_failure(result)
-    assert "compiling in the build container" in _error_line(result) or "killed" in _error_line(result)
+    assert "compiling in the build container failed" in _error_line(result)
+    assert "could not remove" not in result.err  # someone else removing it is not our failure to report
     assert sorted(p.name for p in sandbox.work.iterdir()) == ["app.c"]
     sandbox.assert_clean()
 
