@@ -108,10 +108,27 @@ def temp_dir(prefix: str, parent: str | None = None) -> Iterator[Path]:
         yield path
     finally:
         if path is not None:
-            with interrupts.deferred():
-                shutil.rmtree(path, ignore_errors=True)
-            if path.exists():
-                log.warning("could not remove the scratch directory %s completely; remove it by hand", path)
+            mounted = _mounts_under(path)
+            if mounted:
+                # a child killed mid-way (debootstrap) can leave /proc or a bind mount of /dev inside: deleting
+                # through it would reach the host's files
+                log.warning("left the scratch directory %s: %s still mounted there", path, ", ".join(mounted))
+            else:
+                with interrupts.deferred():
+                    shutil.rmtree(path, ignore_errors=True)
+                if path.exists():
+                    log.warning("could not remove the scratch directory %s completely; remove it by hand", path)
+
+
+def _mounts_under(path: Path) -> list[str]:
+    """Mount points at or below path (Linux's /proc/self/mountinfo; elsewhere none are known)."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    root = os.path.realpath(path)
+    points = [line.split()[4].encode().decode("unicode_escape") for line in lines if len(line.split()) > 4]
+    return [p for p in points if p == root or p.startswith(root + os.sep)]
 
 
 @contextlib.contextmanager

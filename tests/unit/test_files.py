@@ -211,3 +211,24 @@ def test_the_lock_is_held_across_processes(tmp_path):
             os.environ["TMPDIR"] = old
         tempfile.tempdir = None
     assert holder.wait(10) == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_a_scratch_directory_with_a_mount_inside_is_left_not_deleted_through(tmp_path):
+    """What a killed debootstrap can leave: a bind mount of a real directory inside the scratch tree."""
+    from toolkit.files import temp_dir
+
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "keep").write_text("x")
+    with temp_dir("fromscratch-test-", str(tmp_path)) as scratch:
+        (scratch / "dev").mkdir()
+        subprocess.run(["mount", "--bind", str(precious), str(scratch / "dev")], check=True)
+    try:
+        assert (precious / "keep").exists()
+        assert scratch.exists()
+    finally:
+        subprocess.run(["umount", str(scratch / "dev")], check=True)
+    with temp_dir("fromscratch-test-", str(tmp_path)) as scratch:
+        (scratch / "file").write_text("x")
+    assert not scratch.exists()
