@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_clean_failure
+from tests.conftest import assert_clean_failure, gcc
 from tests.faults import SLOW_CFLAGS, descendants, sparse_binary
 from toolkit import image as img
 from toolkit import oci, rootfs, targets
@@ -97,6 +97,19 @@ def test_during_the_build_image_creation(signum, sandbox, fresh_base, docker_cli
     left = descendants(docker_client, base_id)
     assert not left, [(a["Id"][:19], a.get("RepoTags")) for a in left]
     assert not (sandbox.work / "hello").exists()
+    sandbox.assert_clean()
+
+
+@SIGNALS
+def test_during_a_run(signum, sandbox, docker_client, image_tag):
+    sleeper = gcc(sandbox.root, "#include <unistd.h>\nint main(void){ sleep(600); return 0; }\n", "-static",
+                  name="sleeper")
+    tag = image_tag()
+    assert sandbox.run("image", "--tag", tag, "--binary", str(sleeper)).code == 0
+    run = sandbox.start("run", "--tag", tag)
+    run.wait_for("the container to run", lambda: _running(sandbox))
+    run.interrupt(signum)
+    assert_interrupted(run.finish())
     sandbox.assert_clean()
 
 
