@@ -5,13 +5,11 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import re
 import tarfile
 from dataclasses import dataclass
 from typing import Any
 
-from . import engine, files, interrupts, targets
-from .errors import BuildFailed, ToolkitError
+from . import dockerbuild, engine, files, targets
 
 log = logging.getLogger(__name__)
 
@@ -101,76 +99,10 @@ def _context(image: BuildImage) -> io.BytesIO:
     return context
 
 
-# The classic builder's progress lines: " ---> <id>" after each step, " ---> Running in <container>" before a step
-# that runs one, " ---> Using cache" before the id of a step it did not redo.
-_STEP_ID = re.compile(r"^ ---> (Running in )?([0-9a-f]{12,64})$")
-
-
 def _build(client: Any, image: BuildImage) -> None:
     log.warning("building %s from %s (first use; later builds reuse it)", image.tag, image.base)
-    made: list[str] = []  # images this build committed: each step leaves one
-    running: str | None = None
-    step_text = ""
-    cached = False
-    lines: list[str] = []
-    finished = False
-    try:
-        with engine.step(f"building the build image {image.tag}"), engine.build_stream(
-                client, _context(image), image.tag,
-                {**engine.labels("builder"), "org.fromscratch.base": image.base}) as messages:
-            for message in messages:
-                if "error" in message:
-                    raise BuildFailed(f"building the build image {image.tag} failed: {message['error'].strip()}",
-                                      hint="the build image installs gcc with apt-get: is the package archive "
-                                           "reachable from containers?",
-                                      log="\n".join(lines[-40:]))
-                text = str(message.get("stream", "")).rstrip()
-                if not text:
-                    continue
-                lines.append(text)
-                log.info("%s", text)
-                if text.startswith("Step "):
-                    step_text, cached = text, False
-                elif text == " ---> Using cache":
-                    cached = True
-                elif found := _STEP_ID.match(text):
-                    if found.group(1):
-                        running = found.group(2)
-                    else:
-                        running = None
-                        if not cached and " : FROM " not in step_text.upper():
-                            made.append(found.group(2))
-        finished = engine.image_exists(client, image.tag)
-        if not finished:
-            raise BuildFailed(f"building the build image {image.tag} ended without an image",
-                              log="\n".join(lines[-40:]))
-    finally:
-        if not finished:
-            with interrupts.deferred():
-                _discard(client, made, running)
-
-
-def _discard(client: Any, made: list[str], running: str | None) -> None:
-    """Remove what an unfinished build committed, once the engine has cancelled it; never a tagged image,
-    never one that another image or container still uses (the engine refuses those without force)."""
-    from docker.errors import DockerException
-
-    try:
-        with engine.step("removing the unfinished build image"):
-            if running:
-                engine.wait_gone(client, running)
-            made = list(made)
-            if made:  # a step that committed just as the build was cancelled: a child nobody saw announced
-                for attrs in client.api.images(all=True):
-                    parent = attrs.get("ParentId", "").removeprefix("sha256:")
-                    untagged = not [t for t in attrs.get("RepoTags") or [] if t != "<none>:<none>"]
-                    if untagged and any(parent.startswith(m) for m in made):
-                        made.append(attrs["Id"].removeprefix("sha256:"))
-            for image_id in reversed(made):
-                try:
-                    if not client.api.inspect_image(image_id).get("RepoTags"):
-                        client.api.remove_image(image_id, noprune=True)
-                except DockerException as exc:
-                    log.info("left image %s: %s", image_id, exc)
-    except ToolkitError as exc:
-        log.warning("could not remove the unfinished build's images %s (%s)", " ".join(made), exc)
+    dockerbuild.build(client, _context(image), image.tag,
+                      {**engine.labels("builder"), "org.fromscratch.base": image.base},
+                      what=f"building the build image {image.tag}",
+                      hint="the build image installs gcc with apt-get: is the package archive reachable from "
+                           "containers?")

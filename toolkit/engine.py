@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from typing import Any, BinaryIO
+from typing import Any
 
 from . import interrupts
 from .errors import EngineError, EngineUnavailable, ToolkitError
@@ -143,31 +142,6 @@ def remove_container(client: Any, name: str, quiet: bool = False) -> None:
         if not quiet:
             raise
         log.warning("could not remove the container %s (%s); remove it with: docker rm -f %s", name, exc, name)
-
-
-@contextlib.contextmanager
-def build_stream(client: Any, context: BinaryIO, tag: str, image_labels: dict[str, str]) -> Iterator[Iterator[dict]]:
-    """POST /build with a tar context and yield its decoded progress messages.
-
-    The connection is ours and is closed however the block ends: closing it is what makes the engine cancel
-    an unfinished build and remove its step container (docker-py's build() keeps the answer open until the
-    garbage collector gets to it).
-    """
-    import requests
-    from docker.errors import create_api_error_from_http_exception
-
-    api = client.api
-    params = {"t": tag, "rm": "1", "forcerm": "1", "pull": "0", "labels": json.dumps(image_labels)}
-    response = api.post(f"{api.base_url}/v{api.api_version}/build", params=params, data=context,
-                        headers={"Content-Type": "application/x-tar"}, stream=True, timeout=None)
-    try:
-        try:
-            response.raise_for_status()
-        except requests.HTTPError as exc:
-            raise create_api_error_from_http_exception(exc) from None
-        yield (json.loads(line) for line in response.iter_lines() if line.strip())
-    finally:
-        response.close()
 
 
 def wait_gone(client: Any, container_id: str, seconds: float = 20.0) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import elf, engine, oci, targets, verify
+from . import dockerbuild, elf, engine, oci, targets, verify
 from .errors import InputError, VerifyFailed
 from .files import atomic_output, scratch_dir
 
@@ -442,13 +442,8 @@ def build_with_dockerfile(client: Any, binary: Path, tag: str, opts: Options, ar
         plat = "/".join(p for p in (config.os, config.architecture, config.variant) if p)
         kwargs = {"platform": plat} if config.architecture != engine_arch else {}
         log.info("Dockerfile:\n%s", text)
-        with engine.step(f"building {tag} from a Dockerfile"), open(context, "rb") as fh:
-            for chunk in client.api.build(fileobj=fh, custom_context=True, tag=tag, rm=True, forcerm=True,
-                                          decode=True, pull=False, **kwargs):
-                if "error" in chunk:
-                    from .errors import BuildFailed
-
-                    raise BuildFailed(f"docker build of {tag} failed: {chunk['error'].strip()}", log=text)
+        with open(context, "rb") as fh:
+            dockerbuild.build(client, fh, tag, {}, what=f"docker build of {tag}", **kwargs)
     with engine.step(f"inspecting {tag}"):
         attrs = client.images.get(tag).attrs
     return {"tag": tag, "id": attrs["Id"], "size": attrs.get("Size", 0),

@@ -72,9 +72,10 @@ def test_engine_goes_away_during_an_image_load(sandbox, binaries, engine_proxy, 
     tag = image_tag()
     run = sandbox.start("image", "--tag", tag, "--binary", str(big),
                         env=sandbox.env(DOCKER_HOST=engine_proxy.docker_host))
-    run.wait_for("the archive to be sent", lambda: any(p.stat().st_size >= 512 << 20
-                                                          for p in sandbox.tmp.glob("fromscratch-load-*/image.tar")))
-    time.sleep(0.2)
+    # the layer is written whole first; then the archive around it streams to the engine
+    run.wait_for("the layer to be written", lambda: any(p.stat().st_size >= 512 << 20
+                                                        for p in sandbox.tmp.glob("fromscratch-image-*/layer.tar")))
+    time.sleep(0.3)
     engine_proxy.kill()
     result = run.finish()
     assert_clean_failure(result, 2)

@@ -1,0 +1,193 @@
+"""An image build on the engine (a tar context with a Dockerfile, the classic builder) that leaves nothing behind
+when it does not finish: used for the build image and for the dockerfile backend of `invoke image`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from . import engine, interrupts
+from .errors import BuildFailed, ToolkitError
+
+log = logging.getLogger(__name__)
+
+# The classic builder's progress lines: "Step N/M : INSTRUCTION", " ---> Running in <container>" before a step that
+# runs one, " ---> Using cache" before the id of a step it did not redo, " ---> <id>" once a step has committed.
+_STEP_ID = re.compile(r"^ ---> (Running in )?([0-9a-f]{12,64})$")
+# After an interrupt, how long a step that cannot be cancelled (COPY, ENV, ...) may take to commit its image.
+_SETTLE_SECONDS = 300.0
+
+
+@dataclass
+class _Progress:
+    what: str
+    hint: str | None
+    lines: list[str] = field(default_factory=list)
+    made: list[str] = field(default_factory=list)  # images this build committed, in order
+    running: str | None = None  # the container of a RUN step under way
+    built: str | None = None  # the finished image's id
+    _step: str = ""
+    _cached: bool = False
+
+    def feed(self, message: dict) -> None:
+        if "error" in message:
+            raise BuildFailed(f"{self.what} failed: {' '.join(str(message['error']).split())}", hint=self.hint,
+                              log="\n".join(self.lines[-40:]))
+        if isinstance(message.get("aux"), dict) and "ID" in message["aux"]:
+            self.built = message["aux"]["ID"]
+        text = str(message.get("stream", "")).rstrip()
+        if not text:
+            return
+        self.lines.append(text)
+        log.info("%s", text)
+        if text.startswith("Step "):
+            self._step, self._cached = text, False
+        elif text == " ---> Using cache":
+            self._cached = True
+        elif found := _STEP_ID.match(text):
+            if found.group(1):
+                self.running = found.group(2)
+            else:
+                self.running = None
+                if not self._cached and " : FROM " not in self._step.upper():
+                    self.made.append(found.group(2))
+
+
+class _Messages:
+    """The build's progress messages, read by a thread of their own so that an interrupt in the main thread never
+    lands inside a half-read message: after Ctrl-C the rest of the stream can still be read whole."""
+
+    def __init__(self, response: Any) -> None:
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._read, args=(response,), daemon=True)
+        self._thread.start()
+
+    def _read(self, response: Any) -> None:
+        try:
+            for line in response.iter_lines():
+                if line.strip():
+                    self._queue.put(json.loads(line))
+            self._queue.put(None)
+        except BaseException as exc:  # handed to the main thread, which translates it
+            self._queue.put(exc)
+
+    def get(self, timeout: float | None = None) -> dict | None:
+        """The next message; None at the end. Raises queue.Empty after timeout, or what the reader met."""
+        item = self._queue.get(timeout=timeout)
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+
+@contextlib.contextmanager
+def _stream(client: Any, context: BinaryIO, tag: str, image_labels: dict[str, str],
+            platform: str | None) -> Iterator[_Messages]:
+    """POST /build. The connection is closed however the block ends: closing it is what makes the engine cancel an
+    unfinished build (docker-py's build() leaves its answer open until the garbage collector gets to it)."""
+    import requests
+    from docker.errors import create_api_error_from_http_exception
+
+    api = client.api
+    params = {"t": tag, "rm": "1", "forcerm": "1", "pull": "0", "labels": json.dumps(image_labels)}
+    if platform:
+        params["platform"] = platform
+    response = api.post(f"{api.base_url}/v{api.api_version}/build", params=params, data=context,
+                        headers={"Content-Type": "application/x-tar"}, stream=True, timeout=None)
+    try:
+        try:
+            response.raise_for_status()
+        except requests.HTTPError as exc:
+            raise create_api_error_from_http_exception(exc) from None
+        yield _Messages(response)
+    finally:
+        response.close()
+
+
+def build(client: Any, context: BinaryIO, tag: str, image_labels: dict[str, str], what: str,
+          hint: str | None = None, platform: str | None = None) -> list[str]:
+    """Build tag from a tar context; returns the builder's output. Every step of a build commits an image: a build
+    that does not finish (a failed step, Ctrl-C, the engine going away) has those removed again, and tag is left
+    on the image it named before."""
+    previous = _image_id(client, tag)
+    progress = _Progress(what, hint)
+    try:
+        with engine.step(what), _stream(client, context, tag, image_labels, platform) as messages:
+            try:
+                while (message := messages.get()) is not None:
+                    progress.feed(message)
+            except KeyboardInterrupt:
+                with interrupts.deferred():
+                    _settle(messages, progress)
+                raise
+        if progress.built is None:
+            raise BuildFailed(f"{what} ended without an image", log="\n".join(progress.lines[-40:]))
+    except BaseException:
+        with interrupts.deferred():
+            _undo(client, tag, previous, progress)
+        raise
+    return progress.lines
+
+
+def _settle(messages: _Messages, progress: _Progress) -> None:
+    """After an interrupt: a RUN step is cancelled by closing the connection (the engine kills its container), but
+    a COPY or metadata step runs to its end and commits all the same, so read on until one of those is done and
+    its image known, or a RUN step starts."""
+    deadline = time.monotonic() + _SETTLE_SECONDS
+    with contextlib.suppress(Exception):
+        while progress.running is None and (left := deadline - time.monotonic()) > 0:
+            message = messages.get(timeout=left)
+            if message is None:
+                return
+            progress.feed(message)
+
+
+def _image_id(client: Any, ref: str) -> str | None:
+    from docker.errors import ImageNotFound
+
+    with engine.step(f"looking up image {ref}"):
+        try:
+            return str(client.api.inspect_image(ref)["Id"])
+        except ImageNotFound:
+            return None
+
+
+def _undo(client: Any, tag: str, previous: str | None, progress: _Progress) -> None:
+    """Remove what an unfinished build committed, once the engine has stopped it; never an image that another image
+    or container still uses (the engine refuses those without force)."""
+    from docker.errors import DockerException
+
+    made = list(progress.made)
+    try:
+        with engine.step("removing the unfinished build's images"):
+            if progress.running:
+                engine.wait_gone(client, progress.running)
+            current = _image_id(client, tag)
+            if current and current != previous and any(current.removeprefix("sha256:").startswith(m) for m in made):
+                if previous:  # the build finished after all: the tag goes back to the image it named before
+                    repository, _, name = tag.rpartition(":")
+                    client.api.tag(previous, repository, name, force=True)
+                else:
+                    client.api.remove_image(tag, noprune=True)
+            if made:  # a step that committed as the build was cancelled: a child nobody saw announced
+                for attrs in client.api.images(all=True):
+                    parent = attrs.get("ParentId", "").removeprefix("sha256:")
+                    untagged = not [t for t in attrs.get("RepoTags") or [] if t != "<none>:<none>"]
+                    if untagged and any(parent.startswith(m) for m in made):
+                        made.append(attrs["Id"].removeprefix("sha256:"))
+            for image_id in reversed(made):
+                try:
+                    if not [t for t in client.api.inspect_image(image_id).get("RepoTags") or []
+                            if t != "<none>:<none>"]:
+                        client.api.remove_image(image_id, noprune=True)
+                except DockerException as exc:
+                    log.info("left image %s: %s", image_id, exc)
+    except ToolkitError as exc:
+        log.warning("could not remove the unfinished build's images %s (%s)", " ".join(made), exc)
