@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _unwinding = False
+_children: set[subprocess.Popen] = set()  # run_child's process groups still running, in any thread
+_children_lock = threading.Lock()
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -27,6 +29,12 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
         log.warning("still cleaning up after the interrupt; one moment")
         return
     _unwinding = True
+    # Children started by worker threads (builds for several targets at once) see no KeyboardInterrupt: stop their
+    # process groups here, so their threads end promptly instead of waiting for a compile that nobody wants.
+    with _children_lock:
+        for child in _children:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGTERM)
     raise KeyboardInterrupt
 
 
@@ -66,12 +74,17 @@ def run_child(cmd: Sequence[str], capture_output: bool = True, text: bool = True
     """
     pipe = subprocess.PIPE if capture_output else None
     with subprocess.Popen(cmd, stdout=pipe, stderr=pipe, text=text, start_new_session=True, **popen) as proc:
+        with _children_lock:
+            _children.add(proc)
         try:
             out, err = proc.communicate()
         except BaseException:
             with deferred():
                 _stop_group(proc)
             raise
+        finally:
+            with _children_lock:
+                _children.discard(proc)
     return subprocess.CompletedProcess(list(cmd), proc.returncode, out, err)
 
 

@@ -12,7 +12,6 @@ import logging
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tarfile
 from collections.abc import Callable, Sequence
@@ -192,7 +191,7 @@ class ZigCc:
 
     name = "zig"
 
-    def __init__(self, run: Any = subprocess.run, python: str = sys.executable) -> None:
+    def __init__(self, run: Any = interrupts.run_child, python: str = sys.executable) -> None:
         self._run = run
         self._python = python
 

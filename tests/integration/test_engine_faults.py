@@ -36,7 +36,7 @@ def test_build_container_killed_from_outside(sandbox, builder_base, docker_clien
     docker_client.api.kill(container["Id"])
     result = run.finish()
     assert_clean_failure(result, 1)
-    assert "the build container was killed while compiling (exit 137, signal 9)" in _error_line(result)
+    assert "the build container was killed while compiling for linux/amd64 (exit 137, signal 9)" in _error_line(result)
     assert sorted(p.name for p in sandbox.work.iterdir()) == ["app.c"]
     sandbox.assert_clean()
 
@@ -46,7 +46,7 @@ def test_build_container_removed_from_outside(sandbox, builder_base, docker_clie
     docker_client.api.remove_container(container["Id"], force=True)
     result = run.finish()
     assert_clean_failure(result)
-    assert "compiling in the build container failed" in _error_line(result)
+    assert "compiling for linux/amd64 in the build container failed" in _error_line(result)
     assert "could not remove" not in result.err  # someone else removing it is not our failure to report
     assert sorted(p.name for p in sandbox.work.iterdir()) == ["app.c"]
     sandbox.assert_clean()
@@ -58,7 +58,7 @@ def test_engine_goes_away_during_a_container_compile(sandbox, builder_base, engi
     result = run.finish()
     assert_clean_failure(result, 2)
     line = _error_line(result)
-    assert "compiling in the build container failed: the engine stopped answering" in line, line
+    assert "compiling for linux/amd64 in the build container failed: the engine stopped answering" in line, line
     assert sorted(p.name for p in sandbox.work.iterdir()) == ["app.c"]
     assert not sandbox.temp_leftovers()
     # The engine was unreachable, so the container could not be removed: the run says which one it left.

@@ -34,6 +34,7 @@ BAD_ARGUMENTS: dict[str, list[tuple[tuple[str, ...], str]]] = {
                 (("--tag", BAD_TAG), BAD_TAG)],
     "push": [(("--tag", BAD_TAG), BAD_TAG),
              (("--tag", f"localhost:5999/fromscratch-test-{MISSING}"), f"fromscratch-test-{MISSING}")],
+    "binfmt": [(("--arch", "sparc"), "sparc"), (("--check", "--arch", "sparc"), "sparc")],
     "run": [(("--tag", f"fromscratch-test-{MISSING}"), f"fromscratch-test-{MISSING}"),
             (("--tag", BAD_TAG), BAD_TAG)],
     "rootfs": [(("--suite", "bookworm", "--tag", BAD_TAG), BAD_TAG)],

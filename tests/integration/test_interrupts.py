@@ -71,6 +71,21 @@ def test_during_a_native_compile(signum, sandbox):
     assert not _processes_mentioning(sandbox.root), "gcc's children outlived the interrupted run"
 
 
+@SIGNALS
+def test_during_native_compiles_for_two_targets_at_once(signum, sandbox):
+    """Compiles in worker threads: the signal reaches the main thread only, which stops their process groups."""
+    (sandbox.work / "app.c").write_text(HELLO)
+    run = sandbox.start("build", "--src", "app.c", "--out", "app", "--arch", "amd64,arm64", "--jobs", "2",
+                        "--toolchain", "native", "--cflags", SLOW_CFLAGS)
+    run.wait_for("both compiles to start", lambda: len(sandbox.partial_files()) == 2)
+    time.sleep(0.3)
+    run.interrupt(signum)
+    assert_interrupted(run.finish(timeout=60))
+    assert sorted(p.name for p in sandbox.work.iterdir()) == ["app.c"]
+    sandbox.assert_clean()
+    assert not _processes_mentioning(sandbox.root), "a compiler outlived the interrupted run"
+
+
 def _processes_mentioning(text: Path) -> list[str]:
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
