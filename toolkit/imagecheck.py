@@ -366,17 +366,11 @@ def inspect_image(client: Any, ref: str) -> tuple[dict, ImageFS]:
             attrs = client.images.get(ref).attrs
         except ImageNotFound:
             raise InputError(f"no image {ref} in the engine", hint="check the name with `docker images`") from None
-    container = None
-    try:
+    # a command is given so that images with neither CMD nor ENTRYPOINT can be created too
+    with engine.container(client, "verify-image", ref, command=["/verify-image"],  # role label: LABEL
+                          network_disabled=True) as container:
         with engine.step(f"exporting the filesystem of {ref}"):
-            # a command is given so that images with neither CMD nor ENTRYPOINT can be created too
-            container = client.containers.create(ref, command=["/verify-image"], network_disabled=True,
-                                                 labels={LABEL: "verify-image"})
             fs = ImageFS.from_tar(engine.ChunkReader(container.export(chunk_size=1 << 20)))  # type: ignore[arg-type]
-    finally:
-        if container is not None:
-            with engine.step("removing the export container"):
-                container.remove(force=True)
     return attrs, fs
 
 

@@ -24,6 +24,8 @@ BAD_ARGUMENTS: dict[str, list[tuple[tuple[str, ...], str]]] = {
               (("--src", f"{MISSING}.c"), "--out"),
               (("--src", f"{MISSING}.c", "--out", "app", "--cflags", "'-O2"), "--cflags")],
     "verify": [((MISSING,), MISSING), (("{static}", "--arch", "sparc"), "sparc")],
+    "verify-image": [(("--tag", f"fromscratch-test-{MISSING}"), f"fromscratch-test-{MISSING}"),
+                     (("--tag", BAD_TAG), BAD_TAG)],
     "image": [(("--tag", BAD_TAG, "--binary", "{static}"), BAD_TAG),
               (("--tag", "fromscratch-test-never", "--binary", MISSING), MISSING),
               (("--tag", "fromscratch-test-never", "--binary", "{static}", "--cmd", "'/x"), "--cmd"),
