@@ -269,10 +269,10 @@ def image(c: Context, tag: str, binary: str = "hello", cmd: str | None = None, e
               f"size:     {info['size']:,} bytes in {_files(info['files'])}; {_layers(info['layers'])}\n"
               "built by the engine from this Dockerfile:\n" + info["dockerfile"].rstrip())
         return
-    client = None
+    client: engine.Images | None = None
     if not outputs:
         try:
-            client = engine.connect()
+            client = engine.images()
         except EngineUnavailable as exc:
             if not platforms:
                 raise EngineUnavailable(exc.message, hint=f"{exc.hint}; or write the image to a file with "
@@ -310,7 +310,7 @@ def image(c: Context, tag: str, binary: str = "hello", cmd: str | None = None, e
         else:
             store.forget(ref)
         if client is not None:
-            native = targets.lookup(client.version().get("Arch", "amd64")).architecture
+            native = targets.lookup(client.native_arch()).architecture
             loaded: list[list[str]] = []  # the engine's own architecture also gets the plain tag, once
             for b in built:
                 target = targets.lookup(b.image.platform)

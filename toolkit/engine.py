@@ -1,22 +1,30 @@
-"""The Docker engine, reached through the Docker SDK; engine errors are translated into ours here and only here."""
+"""The Docker engine, reached through the Docker SDK (or, for the few calls of loading an image over a local
+socket, straight over HTTP); engine errors are translated into ours here and only here."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
+import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote, urlencode
 
 from . import interrupts
 from .errors import EngineError, EngineUnavailable, ToolkitError
 
+if TYPE_CHECKING:
+    import http.client
+
 log = logging.getLogger(__name__)
 
 _HINT = "is dockerd or Docker Desktop running? is DOCKER_HOST right?"
+DEFAULT_SOCKET = "/var/run/docker.sock"
 ROLE = "org.fromscratch.role"
 SESSION = "org.fromscratch.session"
 _SESSION = os.environ.get("FROMSCRATCH_SESSION") or uuid.uuid4().hex[:16]
@@ -45,23 +53,44 @@ def connect(timeout: int = 120) -> Any:
     return client
 
 
+class Refused(Exception):
+    """The engine answered a request with an error (an HTTP status >= 400, or an error in a streamed answer)."""
+
+    def __init__(self, explanation: str, status: int = 0) -> None:
+        super().__init__(explanation)
+        self.explanation = explanation
+        self.status = status
+
+
 @contextlib.contextmanager
 def step(what: str) -> Iterator[None]:
     """Run a block that talks to the engine; any engine failure leaves it as EngineError naming the step."""
-    import requests
-    import urllib3
-    from docker.errors import DockerException
-
     try:
         yield
-    except DockerException as exc:
-        explanation = getattr(exc, "explanation", None) or str(exc)
-        raise EngineError(f"{what} failed: {_one_line(explanation)}") from exc
-    # A streamed answer (build output, logs, an archive) is read from the raw socket, so a vanished
-    # engine shows up as urllib3's or the socket's own error rather than requests'.
-    except (requests.RequestException, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as exc:
-        raise EngineUnavailable(f"{what} failed: the engine stopped answering ({type(exc).__name__})",
-                                hint=_HINT) from exc
+    except Refused as exc:
+        raise EngineError(f"{what} failed: {_one_line(exc.explanation)}") from exc
+    except Exception as exc:
+        docker_errors = sys.modules.get("docker.errors")
+        if docker_errors is not None and isinstance(exc, docker_errors.DockerException):
+            explanation = getattr(exc, "explanation", None) or str(exc)
+            raise EngineError(f"{what} failed: {_one_line(explanation)}") from exc
+        if _gone(exc):
+            raise EngineUnavailable(f"{what} failed: the engine stopped answering ({type(exc).__name__})",
+                                    hint=_HINT) from exc
+        raise
+
+
+# What a vanished engine looks like: the socket closed or silent, or a client library's word for that.
+_GONE = (("http.client", "HTTPException"), ("requests", "RequestException"), ("urllib3.exceptions", "HTTPError"))
+
+
+def _gone(exc: Exception) -> bool:
+    # A library's exceptions exist only once it is imported, and only a block that used it can raise them:
+    # looked up in sys.modules, so that step() itself imports nothing (SocketImages never loads the SDK).
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    return any(isinstance(exc, cls) for module, name in _GONE
+               if (cls := getattr(sys.modules.get(module), name, None)) is not None)
 
 
 def _one_line(text: str) -> str:
@@ -78,6 +107,164 @@ def image_exists(client: Any, ref: str) -> bool:
             return True
         except ImageNotFound:
             return False
+
+
+# --- the calls that loading an image needs ------------------------------------------------------------------
+
+class Images(Protocol):
+    """The engine as `invoke image` uses it: its architecture, an image's attributes, load and tag. Call these
+    inside step(): their failures are Refused, or the socket's and the SDK's own, for step to translate."""
+
+    def native_arch(self) -> str: ...
+
+    def inspect(self, ref: str) -> dict | None: ...
+
+    def load(self, chunks: Iterable[bytes]) -> None: ...
+
+    def tag(self, image: str, repository: str, tag: str) -> None: ...
+
+
+def images(client: Any = None, timeout: int = 120) -> Images:
+    """The engine for loading images: over the local socket with the standard library when DOCKER_HOST names
+    one (or none), which spares a command the SDK's start-up; through the SDK (client, or a new one) otherwise:
+    tcp:// with TLS, ssh://, a named pipe."""
+    if client is not None:
+        return SdkImages(client)
+    path = local_socket(os.environ.get("DOCKER_HOST", ""))
+    if path is None:
+        return SdkImages(connect(timeout))
+    return SocketImages.connect(path, timeout)
+
+
+def local_socket(docker_host: str) -> str | None:
+    """The unix socket path that DOCKER_HOST names (the default socket when it is empty), else None."""
+    if not docker_host:
+        return DEFAULT_SOCKET
+    if docker_host.startswith("unix://"):
+        return docker_host[len("unix://"):] or DEFAULT_SOCKET
+    return None
+
+
+def _unix_connection(path: str, timeout: float) -> http.client.HTTPConnection:
+    """An HTTP/1.1 connection over a unix socket (imported here: tasks that never load an image skip it)."""
+    import http.client
+    import socket
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self) -> None:  # also how http.client reopens a connection the engine closed
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(self.timeout)
+                sock.connect(path)
+            except BaseException:
+                sock.close()
+                raise
+            self.sock = sock
+
+    return UnixConnection("localhost", timeout=timeout)  # the Host header dockerd expects on its socket
+
+
+class SocketImages:
+    """The Engine API over a unix socket with http.client: one kept-alive connection, the API version the
+    engine reports (as the SDK's "auto" does), and errors raised as Refused or the socket's own."""
+
+    def __init__(self, conn: http.client.HTTPConnection, version: dict) -> None:
+        self._conn = conn
+        self._version = version
+        self._prefix = f"/v{version.get('ApiVersion', '1.24')}"
+
+    @classmethod
+    def connect(cls, path: str, timeout: float = 120) -> SocketImages:
+        """Ask the engine its version (which is also the ping); no answer is EngineUnavailable."""
+        where = os.environ.get("DOCKER_HOST") or "the default socket"
+        conn = _unix_connection(path, timeout)
+        try:
+            status, body = _request(conn, "GET", "/version")
+            if status != 200:
+                raise Refused(_explanation(body), status)
+            return cls(conn, json.loads(body))
+        except Exception as exc:  # refused, no socket, a stranger on it: no engine either way
+            conn.close()
+            raise EngineUnavailable(f"no Docker engine answered at {where} ({type(exc).__name__})",
+                                    hint=_HINT) from exc
+
+    def native_arch(self) -> str:
+        return str(self._version.get("Arch", "amd64"))
+
+    def inspect(self, ref: str) -> dict | None:
+        status, body = _request(self._conn, "GET", f"{self._prefix}/images/{quote(ref, safe='/:')}/json")
+        if status == 404:
+            return None
+        if status != 200:
+            raise Refused(_explanation(body), status)
+        return dict(json.loads(body))
+
+    def load(self, chunks: Iterable[bytes]) -> None:
+        """POST the archive as it is produced (chunked), then read the engine's JSON messages to the end."""
+        conn = self._conn
+        conn.request("POST", f"{self._prefix}/images/load?quiet=1", body=chunks,
+                     headers={"Content-Type": "application/x-tar"}, encode_chunked=True)
+        with conn.getresponse() as resp:
+            if resp.status != 200:
+                raise Refused(_explanation(resp.read()), resp.status)
+            for line in resp:  # one JSON object a line: progress, "Loaded image: ...", or an error
+                if line.strip():
+                    _check(json.loads(line))
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        query = urlencode({"repo": repository, "tag": tag})
+        status, body = _request(self._conn, "POST", f"{self._prefix}/images/{quote(image, safe='/:')}/tag?{query}")
+        if status >= 300:
+            raise Refused(_explanation(body), status)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _request(conn: http.client.HTTPConnection, method: str, url: str) -> tuple[int, bytes]:
+    conn.request(method, url)
+    with conn.getresponse() as resp:
+        return resp.status, resp.read()
+
+
+def _explanation(body: bytes) -> str:
+    """The engine's {"message": ...} error body, else the body as text."""
+    try:
+        return str(json.loads(body)["message"])
+    except (ValueError, KeyError, TypeError):
+        return body.decode("utf-8", "replace").strip() or "no reason given"
+
+
+def _check(message: dict) -> None:
+    """A message of a streamed answer that reports an error fails the request, though its status was 200."""
+    if "errorDetail" in message or "error" in message:
+        raise Refused((message.get("errorDetail") or {}).get("message") or message.get("error") or "no reason given")
+
+
+class SdkImages:
+    """The same calls through a docker.DockerClient: any engine the SDK reaches."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def native_arch(self) -> str:
+        return str(self.client.version().get("Arch", "amd64"))
+
+    def inspect(self, ref: str) -> dict | None:
+        from docker.errors import ImageNotFound
+
+        try:
+            return dict(self.client.api.inspect_image(ref))
+        except ImageNotFound:
+            return None
+
+    def load(self, chunks: Iterable[bytes]) -> None:
+        # the low-level call: the high-level images.load() inspects every loaded image once more
+        for message in self.client.api.load_image(chunks, quiet=True):
+            _check(message)
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        self.client.api.tag(image, repository, tag)
 
 
 class ChunkReader(io.RawIOBase):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import dockerbuild, elf, engine, oci, targets, verify
-from .errors import InputError, VerifyFailed
+from .errors import EngineError, InputError, VerifyFailed
 from .files import atomic_output, scratch_dir
 
 log = logging.getLogger(__name__)
@@ -367,27 +367,25 @@ def write_output(images: list[oci.Image], output: Output, tag: str) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def load(client: Any, built: Built, tags: Sequence[str] = ()) -> dict:
-    """Stream the image into the engine (`docker load`), with no archive on disk; returns id and size."""
-    from docker.errors import ImageNotFound
-
+def load(store: engine.Images, built: Built, tags: Sequence[str] = ()) -> dict:
+    """Stream the image into the engine (`docker load`), with no archive on disk; returns tag, id and size."""
     tags = list(tags) or [built.tag]
     with engine.step(f"looking up {built.image.image_id}"):
-        try:  # the same ID is the same config and layers: tagging it is all a load would do
-            present = client.images.get(built.image.image_id)
-        except ImageNotFound:
-            present = None
-    if present is not None:
+        attrs = store.inspect(built.image.image_id)
+    if attrs is not None:  # the same ID is the same config and layers: tagging it is all a load would do
         with engine.step(f"tagging {tags[0]}"):
             for ref in tags:
                 repository, _, tag = ref.rpartition(":")
-                present.tag(repository, tag)
+                store.tag(attrs["Id"], repository, tag)
     else:
         chunks = oci.archive_chunks([built.image], repo_tags=tags)
         with engine.step(f"loading {tags[0]} into the engine"):
-            client.images.load(chunks)
-    with engine.step(f"inspecting {tags[0]}"):
-        attrs = client.images.get(tags[0]).attrs
+            store.load(chunks)
+        with engine.step(f"inspecting {tags[0]}"):  # what the engine made of it: its ID and size
+            attrs = store.inspect(tags[0])
+        if attrs is None:
+            raise EngineError(f"loading {tags[0]} into the engine failed: the engine reported no error, "
+                              "but holds no such image")
     if attrs["Id"] != built.image.image_id:
         log.warning("the engine gave %s the ID %s, not %s", tags[0], attrs["Id"], built.image.image_id)
     return {"tag": tags[0], "id": attrs["Id"], "size": attrs.get("Size", built.image.size)}
