@@ -9,7 +9,6 @@ import logging
 import os
 import shlex
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -387,47 +386,72 @@ def run(c: Context, tag: str) -> None:
         raise Exit(code=code)
 
 
-@task(help={"suite": "Debian suite, e.g. bookworm", "tag": "image name",
-            "mirror": "Debian mirror (default: the host's apt source)", "variant": "debootstrap variant",
-            "out": "also keep the rootfs tarball here"})
+@task(help={"suite": "Debian suite (default bookworm)", "tag": "load into the engine under this name",
+            "mirror": "Debian mirror (default: the host's apt source)",
+            "variant": "debootstrap variant: minbase (default), buildd, fakechroot or default",
+            "arch": "architecture (default: this host's); foreign ones are finished under QEMU",
+            "include": "extra packages, comma-separated", "slim": "no docs, man pages or locales (copyrights stay)",
+            "out": "write the rootfs tarball here: FILE.tar, .tar.gz or .tar.xz",
+            "busybox": "a BusyBox image from Debian's busybox-static instead of debootstrap",
+            "quiet": "no progress lines"})
 @cli
-def rootfs(c: Context, suite: str, tag: str, mirror: str | None = None, variant: str = "minbase",
-           out: str | None = None) -> None:
-    """debootstrap a Debian suite, make it container-friendly, tar it and import it as an image."""
+def rootfs(c: Context, suite: str = "bookworm", tag: str | None = None, mirror: str | None = None,
+           variant: str = "minbase", arch: str | None = None, include: str = "", slim: bool = False,
+           out: str | None = None, busybox: bool = False, quiet: bool = False) -> None:
+    """Build a Debian (or BusyBox) base image: reproducible tar, any architecture, into the engine and/or a file."""
     from . import engine
     from . import image as img
     from . import rootfs as rfs
+    from .errors import InputError
+    from .progress import Progress
 
-    ref = img.normalize_tag(tag)
-    client = engine.connect()
-    with files.temp_dir("fromscratch-rootfs-", _scratch_dir()) as tmp:
-        root = Path(tmp) / "root"
-        root.mkdir()
-        rfs.debootstrap(suite, root, mirror or rfs.host_mirror(), variant)
-        epoch = rfs.source_date_epoch(root)
-        rfs.make_container_friendly(root)
-        info = rfs.import_tree(client, root, ref, out=Path(out) if out else None, scratch=Path(tmp),
-                               epoch=epoch)
-    print(f"tag:   {info['tag']}\nid:    {info['id']}\nsize:  {info['size']:,} bytes")
+    req = rfs.Request.make(suite, mirror, variant, arch, include, slim)
+    if busybox and (req.include or req.slim or variant != "minbase"):
+        raise InputError("--include, --slim and --variant shape a debootstrap, not --busybox")
+    ref = img.normalize_tag(tag) if tag else None
+    if ref is None and not out:
+        raise InputError("nothing to do: give --tag (load into the engine), --out FILE, or both")
+    client = engine.connect() if ref else None
+    kwargs = dict(client=client, tag=ref, out=Path(out) if out else None, progress=Progress(enabled=not quiet),
+                  scratch=_scratch_dir())
+    if busybox:
+        from . import busybox as bb
+
+        done = bb.build(req, **kwargs)  # type: ignore[arg-type]
+    else:
+        done = rfs.build(req, **kwargs)  # type: ignore[arg-type]
+    _print_delivered(done)
 
 
-@task(name="import-rootfs", help={"path": "a rootfs directory or tarball", "tag": "image name"})
+@task(name="import-rootfs",
+      help={"path": "a rootfs directory or tarball (.tar, .tar.gz, .tar.bz2, .tar.xz)", "tag": "image name",
+            "arch": "the image's architecture (default: what the rootfs's programs are built for)",
+            "allow_devices": "keep device nodes (refused by default)", "quiet": "no progress lines"})
 @cli
-def import_rootfs(c: Context, path: str, tag: str) -> None:
-    """Import an existing root filesystem (directory or tarball) as an image with CMD ["/bin/bash"]."""
+def import_rootfs(c: Context, path: str, tag: str, arch: str | None = None, allow_devices: bool = False,
+                  quiet: bool = False) -> None:
+    """Import a root filesystem (directory or tarball) as an image, refusing entries that escape the root."""
     from . import engine
     from . import image as img
     from . import rootfs as rfs
+    from .progress import Progress
 
     ref = img.normalize_tag(tag)
+    if arch:
+        targets.lookup(arch)
     src = files.regular_input(Path(path), "rootfs directory or tarball", allow_dir=True)
     client = engine.connect()
-    with files.temp_dir("fromscratch-import-", _scratch_dir()) as tmp:
-        if src.is_dir():
-            info = rfs.import_tree(client, src, ref, scratch=Path(tmp))
-        else:
-            info = rfs.import_tarball(client, src, ref, scratch=Path(tmp))
-    print(f"tag:   {info['tag']}\nid:    {info['id']}\nsize:  {info['size']:,} bytes")
+    done = rfs.import_path(src, client=client, tag=ref, arch=arch, allow_devices=allow_devices,
+                           progress=Progress(enabled=not quiet))
+    _print_delivered(done)
+
+
+def _print_delivered(done: Any) -> None:
+    if done.tag:
+        print(f"tag:   {done.tag}\nid:    {done.image_id}\nsize:  {done.engine_size or done.size:,} bytes")
+    if done.out:
+        print(f"out:   {done.out}")
+    print(f"layer: {done.digest} ({done.size:,} bytes, {done.entries:,} entries)")
 
 
 @task(help={"arch": "only these architectures (default: all)",

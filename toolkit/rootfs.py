@@ -1,63 +1,211 @@
-"""Full base images from a root filesystem: debootstrap, container-friendly tweaks, a deterministic tar, import."""
+"""Full base images from a root filesystem: debootstrap for any architecture, container-friendly tweaks, --slim,
+and the hand-over of a tree or tarball to rootfs_tar (check, plan) and rootfs_load (one pass to file and engine).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import email.utils
+import fnmatch
 import logging
 import os
 import re
 import shutil
-import stat
-import tarfile
+import subprocess
+from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, Literal
 
-from . import interrupts, oci
+from . import oci, targets
 from .errors import BuildFailed, InputError
+from .mirror import DEFAULT_MIRROR, check_mirror, host_mirror
+from .progress import Progress
+from .rootfs_load import Delivered, deliver, out_compression
+from .rootfs_tar import Plan, plan_tarball, plan_tree
+from .tarsafe import Checker
+
+__all__ = ["DEFAULT_MIRROR", "host_mirror", "Request", "build", "import_path", "make_container_friendly", "slim",
+           "source_date_epoch", "debootstrap", "work_dir", "deliver_tree"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
-_EMPTY_DIRS = ("dev", "proc", "sys")  # recreated empty, as moby's mkimage did
+DEFAULT_SUITE = "bookworm"
+VARIANTS = ("minbase", "buildd", "fakechroot", "default")  # "default": debootstrap's own (required + important)
+PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SCRIPTS = Path("/usr/share/debootstrap/scripts")
+_EMPTY_DIRS = ("dev", "proc", "sys")  # the engine mounts its own; moby's mkimage left them empty too
+# --slim: what debuerreotype and Docker's official images drop, as dpkg rules so later installs drop it too.
+SLIM_EXCLUDE = ("/usr/share/doc/*", "/usr/share/info/*", "/usr/share/man/*", "/usr/share/locale/*",
+                "/usr/share/lintian/*")
+SLIM_INCLUDE = ("/usr/share/doc/*/copyright",)  # licences stay
+_NATIVE_TOO = {("amd64", "386")}  # (host, target) pairs the host kernel runs without QEMU
+# Programs whose ELF header says which architecture a root filesystem is for.
+PROBES = ("usr/bin/env", "bin/env", "bin/busybox", "usr/bin/busybox", "bin/sh", "usr/bin/dash", "bin/bash")
+_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$")
 
 
-def host_mirror(sources_dirs: tuple[str, ...] = ("/etc/apt/sources.list.d", "/etc/apt")) -> str:
-    """The first Debian mirror the host's apt sources name, else deb.debian.org."""
-    candidates: list[Path] = []
-    for d in sources_dirs:
-        p = Path(d)
-        if p.is_dir():
-            candidates += sorted(p.glob("*.sources")) + sorted(p.glob("*.list"))
-    for path in candidates:
-        try:
-            text = path.read_text(errors="replace")
-        except OSError:
-            continue
-        for url in re.findall(r"(?:^URIs:\s*|^deb\s+(?:\[[^\]]*\]\s+)?)(\S+)", text, flags=re.M):
-            if "debian" in url and "security" not in url:
-                return url.rstrip("/")
-    return DEFAULT_MIRROR
+@dataclass(frozen=True)
+class Request:
+    """What `invoke rootfs` was asked to build, checked before any work starts."""
+
+    suite: str
+    mirror: str
+    variant: str
+    target: targets.Target
+    include: tuple[str, ...] = ()
+    slim: bool = False
+
+    @classmethod
+    def make(cls, suite: str, mirror: str | None, variant: str, arch: str | None, include: str = "",
+             slim: bool = False) -> Request:
+        if not re.match(r"^[a-z][a-z0-9.-]*$", suite):
+            raise InputError(f"--suite {suite!r} is not a suite name", hint="e.g. --suite bookworm")
+        if variant not in VARIANTS:
+            raise InputError(f"--variant {variant!r} is not one of {', '.join(VARIANTS)}")
+        packages = tuple(p for p in (s.strip() for s in include.split(",")) if p)
+        for p in packages:
+            if not _PACKAGE.match(p):
+                raise InputError(f"--include: {p!r} is not a Debian package name",
+                                 hint="e.g. --include curl,ca-certificates")
+        target = targets.lookup(arch) if arch else targets.host()
+        return cls(suite, check_mirror(mirror) if mirror else host_mirror(), variant, target, packages, slim)
+
+    @property
+    def foreign(self) -> bool:
+        host = targets.host()
+        return self.target.debian_arch != host.debian_arch and \
+            (host.architecture, self.target.architecture) not in _NATIVE_TOO
 
 
-def debootstrap(suite: str, target: Path, mirror: str, variant: str = "minbase",
-                include: list[str] | None = None, run: Any = interrupts.run_child) -> None:
+# ---------------------------------------------------------------------------------------------- debootstrap
+
+
+def debootstrap(req: Request, root: Path, progress: Progress | None = None) -> None:
+    """Bootstrap req's suite into root; for a foreign architecture, unpack first and configure under QEMU."""
+    progress = progress or Progress.quiet()
     if not shutil.which("debootstrap"):
         raise BuildFailed("debootstrap is not installed", hint="apt-get install debootstrap (needs root)")
     if os.geteuid() != 0:
         raise BuildFailed("debootstrap needs root", hint="run as root, e.g. sudo invoke rootfs ...")
-    cmd = ["debootstrap", f"--variant={variant}"]
-    if include:
-        cmd.append("--include=" + ",".join(include))
-    cmd += [suite, str(target), mirror]
-    log.warning("debootstrap %s from %s (takes a minute)", suite, mirror)
-    proc = run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise BuildFailed(f"debootstrap {suite} failed (exit {proc.returncode})",
-                          hint="is the suite name right and the mirror reachable?", log=tail)
+    if SCRIPTS.is_dir() and not (SCRIPTS / req.suite).exists():
+        raise InputError(f"debootstrap knows no suite {req.suite!r}", hint="e.g. bookworm, trixie, stable, sid")
+    emulator = _emulator(req.target) if req.foreign else None
+    cmd = ["debootstrap", f"--arch={req.target.debian_arch}"]
+    if req.variant != "default":
+        cmd.append(f"--variant={req.variant}")
+    if req.include:
+        cmd.append("--include=" + ",".join(req.include))
+    if req.foreign:
+        cmd.append("--foreign")
+    cmd += [req.suite, str(root), req.mirror]
+    progress.step(f"debootstrap {req.suite} ({req.target.debian_arch}, {req.variant}) from {req.mirror}")
+    _run_debootstrap(cmd, root, progress, f"debootstrap {req.suite}")
+    if emulator is not None:
+        progress.step(f"second stage under QEMU ({req.target.qemu})")
+        with _emulator_inside(root, *emulator):
+            _run_debootstrap(["chroot", str(root), "/debootstrap/debootstrap", "--second-stage"], root, progress,
+                             f"the second stage of debootstrap {req.suite} ({req.target.debian_arch})")
 
 
-def make_container_friendly(root: Path) -> None:
+_PHASE = re.compile(r"^I: (Retrieving|Validating|Extracting|Unpacking|Configuring|Installing) (\S+?)(\.\.\.)?(\s|$)")
+# debootstrap's verbs, grouped into the phases a user sees (it alternates retrieving and validating per package)
+_PHASES = {"Retrieving": "downloading", "Validating": "downloading", "Extracting": "extracting",
+           "Installing": "installing", "Unpacking": "installing", "Configuring": "configuring"}
+
+
+def _run_debootstrap(cmd: list[str], root: Path, progress: Progress, what: str) -> None:
+    """Run a debootstrap stage: a line per phase, the current package on a terminal, its tail on failure."""
+    import time
+
+    tail: deque[str] = deque(maxlen=15)
+    packages: set[str] = set()
+    seen: set[str] = set()
+    started = time.monotonic()
+    env = {**os.environ, "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive",
+           "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                            env=env)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            tail.append(line)
+            m = _PHASE.match(line)
+            if not m:
+                continue
+            verb, pkg = m.group(1), m.group(2).split(":")[0]
+            if verb == "Retrieving" and pkg not in ("InRelease", "Release", "Packages"):
+                packages.add(pkg)
+            phase = _PHASES[verb]
+            if phase not in seen:
+                seen.add(phase)
+                progress.note(phase)
+            progress.status(f"{verb.lower()} {pkg}" + (f" ({len(packages)} packages)" if packages else ""))
+        code = proc.wait()
+    finally:
+        if proc.poll() is None:  # interrupted: stop debootstrap before its tree is removed
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    if code != 0:
+        logfile = root / "debootstrap" / "debootstrap.log"
+        detail = list(tail)
+        if logfile.is_file():
+            detail += ["--- " + str(logfile)] + logfile.read_text(errors="replace").strip().splitlines()[-10:]
+        raise BuildFailed(f"{what} failed (exit {code})", hint="is the suite name right and the mirror reachable?",
+                          log="\n".join(detail))
+    counted = f"{len(packages)} packages, " if packages else ""
+    progress.note(f"done: {counted}{time.monotonic() - started:.0f} s")
+
+
+def _emulator(target: targets.Target) -> tuple[str, bool]:
+    """The binfmt_misc QEMU handler for target: (its interpreter path, whether the kernel holds it open: F flag)."""
+    name = f"qemu-{target.qemu}"
+    handler = Path("/proc/sys/fs/binfmt_misc") / name
+    try:
+        lines = handler.read_text().splitlines()
+    except OSError:
+        lines = []
+    if not lines or lines[0].strip() != "enabled":
+        state = "disabled" if lines else "not registered"
+        raise BuildFailed(f"cannot run {target.debian_arch} programs here: the binfmt_misc handler {name} is {state}",
+                          hint=f"apt-get install qemu-user-static binfmt-support; update-binfmts --enable {name}")
+    fields = dict(line.split(" ", 1) for line in lines[1:] if " " in line)
+    return fields.get("interpreter", "").strip(), "F" in fields.get("flags:", "")
+
+
+@contextlib.contextmanager
+def _emulator_inside(root: Path, interpreter: str, fix_binary: bool) -> Iterator[None]:
+    """Without the F flag the kernel looks the interpreter up inside the chroot: put a copy there for the block."""
+    if fix_binary or not interpreter:
+        yield
+        return
+    source = Path(interpreter).resolve()
+    dest = root / interpreter.lstrip("/")
+    made: list[Path] = []
+    for parent in reversed(dest.parents):
+        if parent != root and root in parent.parents and not parent.exists():
+            parent.mkdir()
+            made.append(parent)
+    shutil.copy2(source, dest)
+    try:
+        yield
+    finally:
+        dest.unlink(missing_ok=True)
+        for d in reversed(made):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+
+# ---------------------------------------------------------------------------------------------- the tree
+
+
+def make_container_friendly(root: Path, epoch: int | None = None) -> None:
     """What moby's mkimage and debuerreotype write: services never start, apt stays small, no stale state."""
     sbin = root / "usr/sbin"
     sbin.mkdir(parents=True, exist_ok=True)
@@ -78,10 +226,11 @@ def make_container_friendly(root: Path) -> None:
     dpkg_cfg = root / "etc/dpkg/dpkg.cfg.d"
     dpkg_cfg.mkdir(parents=True, exist_ok=True)
     (dpkg_cfg / "docker-apt-speedup").write_text("force-unsafe-io\n")
-    machine_id = root / "etc/machine-id"
-    machine_id.write_text("")
+    (root / "etc/machine-id").write_text("")
+    # logs, caches, indexes, backups and the build host's own resolv.conf and hostname (the engine mounts its own)
     for pattern in ("var/lib/apt/lists/*", "var/cache/apt/*.bin", "var/cache/apt/archives/*.deb",
-                    "var/cache/ldconfig/aux-cache", "var/log/*.log", "var/log/apt/*", "debootstrap"):
+                    "var/cache/ldconfig/aux-cache", "var/log/*.log", "var/log/apt/*", "debootstrap",
+                    "var/cache/debconf/*-old", "var/lib/dpkg/*-old", "etc/resolv.conf", "etc/hostname"):
         for p in root.glob(pattern):
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p)
@@ -95,88 +244,60 @@ def make_container_friendly(root: Path) -> None:
                     shutil.rmtree(child)
                 else:
                     child.unlink()
+    if epoch is not None:
+        _shadow_dates(root, epoch)
 
 
-def _walk(root: Path) -> Iterator[str]:
-    """Every path below root, relative, sorted by name at each level (so the whole listing is sorted)."""
-    stack = [""]
-    while stack:
-        rel = stack.pop()
-        full = root / rel if rel else root
-        names = sorted(os.listdir(full))
-        children = [f"{rel}/{n}" if rel else n for n in names]
-        for child in children:
-            yield child
-        for child in reversed(children):
-            if stat.S_ISDIR(os.lstat(root / child).st_mode):
-                stack.append(child)
+def _shadow_dates(root: Path, epoch: int) -> None:
+    """/etc/shadow records the day each password last changed: the build day, unless pinned to the epoch's."""
+    day = str(epoch // 86400)
+    for name in ("etc/shadow", "etc/shadow-"):
+        path = root / name
+        if not path.is_file() or path.is_symlink():
+            continue
+        lines = []
+        for line in path.read_text().splitlines():
+            fields = line.split(":")
+            if len(fields) > 2 and fields[2]:
+                fields[2] = day
+            lines.append(":".join(fields))
+        st = path.stat()
+        path.write_text("".join(f"{line}\n" for line in lines))
+        os.chmod(path, st.st_mode & 0o7777)
 
 
-def write_tar(root: Path, out: BinaryIO, epoch: int) -> int:
-    """A tar of root: entries sorted, numeric owners, mtimes clamped to epoch, hard links kept. Returns a count."""
-    seen: dict[tuple[int, int], str] = {}
-    count = 0
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-        for rel in sorted(_walk(root)):
-            path = root / rel
-            info = tar.gettarinfo(str(path), rel)
-            info.uname = info.gname = ""
-            info.mtime = min(int(info.mtime), epoch)
-            info.pax_headers = {}
-            st = os.lstat(path)
-            if info.isreg() and st.st_nlink > 1:
-                key = (st.st_dev, st.st_ino)
-                if key in seen:
-                    info.type = tarfile.LNKTYPE
-                    info.linkname = seen[key]
-                    info.size = 0
-                    tar.addfile(info)
-                    count += 1
+def slim(root: Path) -> int:
+    """dpkg path-exclude rules for docs, man pages, info and locales (copyright files kept), and the files they
+    match deleted now. Returns how many were deleted."""
+    rules = ["# fromscratch --slim: no documentation, man pages or translations; licences stay"]
+    rules += [f"path-exclude {p}" for p in SLIM_EXCLUDE] + [f"path-include {p}" for p in SLIM_INCLUDE]
+    cfg = root / "etc/dpkg/dpkg.cfg.d"
+    cfg.mkdir(parents=True, exist_ok=True)
+    (cfg / "docker-slim").write_text("\n".join(rules) + "\n")
+    removed = 0
+    for pattern in SLIM_EXCLUDE:
+        top = root / pattern.strip("/").rsplit("/", 1)[0]
+        if not top.is_dir() or top.is_symlink():
+            continue
+        for dirpath, dirnames, filenames in os.walk(top, topdown=False):
+            here = Path(dirpath)
+            for name in filenames + dirnames:
+                path = here / name
+                if path.is_dir() and not path.is_symlink():
+                    with contextlib.suppress(OSError):  # directories go only once empty
+                        path.rmdir()
                     continue
-                seen[key] = rel
-            if info.isreg():
-                with open(path, "rb") as fh:
-                    tar.addfile(info, fh)
-            else:
-                tar.addfile(info)
-            count += 1
-    return count
+                inside = "/" + path.relative_to(root).as_posix()
+                # fnmatch's * crosses '/', as dpkg's does
+                if fnmatch.fnmatchcase(inside, pattern) and \
+                        not any(fnmatch.fnmatchcase(inside, keep) for keep in SLIM_INCLUDE):
+                    path.unlink()
+                    removed += 1
+    return removed
 
 
-def image_config(arch: str, variant: str | None = None) -> oci.ImageConfig:
-    return oci.ImageConfig(architecture=arch, variant=variant, cmd=("/bin/bash",),
-                           env=("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",))
-
-
-def _open_decompressed(path: Path) -> BinaryIO:
-    """The file as a plain tar stream: layers are stored uncompressed so their digest is their diff_id."""
-    import bz2
-    import gzip
-    import lzma
-
-    with open(path, "rb") as fh:
-        magic = fh.read(6)
-    if magic.startswith(b"\x1f\x8b"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    if magic.startswith(b"BZh"):
-        return bz2.open(path, "rb")  # type: ignore[return-value]
-    if magic.startswith(b"\xfd7zXZ"):
-        return lzma.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")
-
-
-def check_tar(path: Path) -> None:
-    """Refuse a rootfs tarball that is not a tar at all, before it reaches the engine."""
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            if tar.next() is None:
-                raise InputError(f"{path}: an empty tar archive")
-    except tarfile.TarError as exc:
-        raise InputError(f"{path}: not a tar archive ({exc})") from None
-
-
-def source_date_epoch(root: Path | None = None) -> int:
-    """SOURCE_DATE_EPOCH when set; else the date of the suite's Release file; else the newest mtime."""
+def source_date_epoch(root: Path | None = None) -> int | None:
+    """SOURCE_DATE_EPOCH when set; else the date of the suite's Release file under root; else None."""
     env = os.environ.get("SOURCE_DATE_EPOCH")
     if env:
         try:
@@ -184,62 +305,154 @@ def source_date_epoch(root: Path | None = None) -> int:
         except ValueError:
             raise InputError(f"SOURCE_DATE_EPOCH={env!r} is not a whole number of seconds") from None
     if root is not None:
-        import email.utils
-
-        for release in sorted((root / "var/lib/apt/lists").glob("*_Release")):
+        lists = root / "var/lib/apt/lists"
+        for release in sorted(lists.glob("*_Release")) + sorted(lists.glob("*_InRelease")):
             for line in release.read_text(errors="replace").splitlines():
                 if line.startswith("Date:"):
-                    parsed = email.utils.parsedate_to_datetime(line[5:].strip())
-                    return int(parsed.timestamp())
-    return 2**31 - 1  # no clamp
+                    return int(email.utils.parsedate_to_datetime(line[5:].strip()).timestamp())
+    return None
 
 
-def _load_layer(client: Any, layer: Path, tag: str, config: oci.ImageConfig, epoch: int,
-                scratch: Path) -> dict:
-    from . import engine
+@contextlib.contextmanager
+def work_dir(prefix: str, base: str | None = None) -> Iterator[Path]:
+    """A scratch directory for a root filesystem, removed afterwards only once nothing is mounted below it:
+    an interrupted debootstrap can leave /proc or /sys mounted in its tree, and rmtree must never reach those."""
+    import tempfile
 
-    desc = oci.hash_file(layer)
-    image = oci.make_image([(desc, layer)], config, epoch, created_by="fromscratch rootfs")
-    archive = scratch / "image.tar"
-    with open(archive, "wb") as fh:
-        oci.write_archive([image], fh, repo_tags=[tag], epoch=0)
-    with engine.step(f"loading {tag} into the engine"), open(archive, "rb") as fh:
-        client.images.load(fh)
-    archive.unlink()
-    with engine.step(f"inspecting {tag}"):
-        attrs = client.images.get(tag).attrs
-    return {"tag": tag, "id": attrs["Id"], "size": attrs.get("Size", desc.size)}
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    try:
+        yield path
+    finally:
+        mounts = _mounts_below(path)
+        for mount in sorted(mounts, key=len, reverse=True):
+            subprocess.run(["umount", "-l", mount], capture_output=True)
+        left = _mounts_below(path)
+        if left:
+            log.warning("left %s in place: still mounted there: %s", path, ", ".join(left))
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
-def import_tree(client: Any, root: Path, tag: str, scratch: Path, out: Path | None = None,
-                arch: str | None = None, epoch: int | None = None) -> dict:
-    """Tar root deterministically (changing nothing in it) and load it as tag; optionally keep the tar at out."""
-    from . import targets
-    from .files import atomic_output
+def _mounts_below(path: Path) -> list[str]:
+    try:
+        text = Path("/proc/self/mounts").read_text()
+    except OSError:
+        return []
+    prefix = str(path.resolve()) + "/"
+    out = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 1:
+            where = fields[1].replace("\\040", " ")
+            if where.startswith(prefix):
+                out.append(where)
+    return out
 
-    if epoch is None:
-        epoch = source_date_epoch()
-    layer = scratch / "rootfs.tar"
-    with open(layer, "wb") as fh:
-        count = write_tar(root, fh, epoch)
-    log.warning("rootfs: %d entries", count)
+
+# ---------------------------------------------------------------------------------------------- to an image
+
+
+def image_config(target: targets.Target, cmd: tuple[str, ...] | None) -> oci.ImageConfig:
+    return oci.ImageConfig(architecture=target.architecture, variant=target.variant, cmd=cmd, env=(PATH_ENV,))
+
+
+def probe_target(probes: dict[str, bytes]) -> tuple[targets.Target, str] | None:
+    """The architecture a root filesystem's own programs are built for, from their ELF headers; with the file."""
+    from elftools.elf.enums import ENUM_E_MACHINE
+
+    machines = {v: k for k, v in ENUM_E_MACHINE.items() if isinstance(v, int)}
+    for name in PROBES:
+        head = probes.get(name, b"")
+        if len(head) < 52 or not head.startswith(b"\x7fELF") or head[4] not in (1, 2) or head[5] not in (1, 2):
+            continue
+        bits = 32 if head[4] == 1 else 64
+        order: Literal["little", "big"] = "little" if head[5] == 1 else "big"
+        machine = machines.get(int.from_bytes(head[18:20], order), "")
+        matches = targets.for_elf(bits, order, machine)
+        if not matches:
+            continue
+        if len(matches) > 1:  # ARM: the float ABI in e_flags tells armhf (v7) from armel (v5)
+            flags = int.from_bytes(head[36:40], order)
+            want = "v7" if flags & 0x400 else "v5"
+            matches = [t for t in matches if t.variant == want] or matches
+        return matches[0], name
+    return None
+
+
+def choose_target(plan: Plan, arch: str | None) -> targets.Target:
+    """--arch if given (refused when the tree's programs say otherwise), else what they say, else this host."""
+    probes = {}
+    for name in PROBES:
+        real = plan.checker.file_for(name)
+        head = plan.head(real) if real is not None else None
+        if head:
+            probes[name] = head
+    found = probe_target(probes)
+    if arch:
+        want = targets.lookup(arch)
+        if found and found[0].architecture != want.architecture:
+            raise InputError(f"{plan.source} holds {found[0].platform} programs ({found[1]}), not {want.platform}",
+                             hint=f"drop --arch, or pass --arch {found[0].name}")
+        return want
+    if found:
+        return found[0]
+    host = targets.host()
+    log.warning("%s: no program found to tell its architecture; calling it %s", plan.source, host.platform)
+    return host
+
+
+def default_cmd(checker: Checker) -> tuple[str, ...] | None:
+    """/bin/bash when the tree has it, else /bin/sh, else none (docker run then needs a command)."""
+    for cmd in ("/bin/bash", "/bin/sh"):
+        found = checker.resolve(cmd)
+        if found and checker.kind(found) in ("file", "hardlink"):
+            return (cmd,)
+    return None
+
+
+def deliver_tree(root: Path, target: targets.Target, epoch: int, cmd: tuple[str, ...] | None, *, client: Any,
+                 tag: str | None, out: Path | None, progress: Progress, owner: tuple[int, int] | None = None,
+                 created_by: str = "fromscratch rootfs") -> Delivered:
+    progress.step(f"scanning {root}")
+    plan = plan_tree(root, epoch, owner=owner)
+    return deliver(plan, image_config(target, cmd), epoch, client=client, tag=tag, out=out, progress=progress,
+                   created_by=created_by)
+
+
+def build(req: Request, *, client: Any, tag: str | None, out: Path | None, progress: Progress,
+          scratch: str | None = None) -> Delivered:
+    """debootstrap req, make it container-friendly (and slim), then tar it once into out and/or the engine."""
     if out is not None:
-        with atomic_output(out) as tmp:
-            shutil.copyfile(layer, tmp)
-    target = targets.lookup(arch) if arch else targets.host()
-    return _load_layer(client, layer, tag, image_config(target.architecture, target.variant), epoch, scratch)
+        out_compression(out)  # refuse a bad name before a minute of debootstrap
+    with work_dir("fromscratch-rootfs-", scratch) as tmp:
+        root = tmp / "root"
+        root.mkdir()
+        debootstrap(req, root, progress)
+        epoch = source_date_epoch(root)
+        if epoch is None:
+            raise BuildFailed(f"{req.suite}: debootstrap left no Release file to date the image by",
+                              hint="set SOURCE_DATE_EPOCH")
+        make_container_friendly(root, epoch)
+        if req.slim:
+            progress.note(f"--slim: {slim(root):,} files of documentation, man pages and locales removed")
+        return deliver_tree(root, req.target, epoch, ("/bin/bash",), client=client, tag=tag, out=out,
+                            progress=progress, created_by=f"fromscratch rootfs --suite {req.suite}")
 
 
-def import_tarball(client: Any, tarball: Path, tag: str, scratch: Path, arch: str | None = None) -> dict:
-    """Load an existing rootfs tarball (plain, gzip, bzip2 or xz) as tag."""
-    from . import targets
-
-    if not tarball.exists():
-        raise InputError(f"{tarball}: no such file or directory")
-    check_tar(tarball)
-    layer = scratch / "rootfs.tar"
-    with _open_decompressed(tarball) as src, open(layer, "wb") as dst:
-        shutil.copyfileobj(src, dst, 1 << 20)
-    target = targets.lookup(arch) if arch else targets.host()
-    return _load_layer(client, layer, tag, image_config(target.architecture, target.variant),
-                       source_date_epoch(), scratch)
+def import_path(src: Path, *, client: Any, tag: str, arch: str | None, allow_devices: bool,
+                progress: Progress) -> Delivered:
+    """Check a directory or tarball entry by entry, then load it as tag. Nothing in it is changed; a directory's
+    mtimes are clamped only when SOURCE_DATE_EPOCH is set."""
+    progress.step(f"checking {src}")
+    env_epoch = source_date_epoch()
+    if src.is_dir():
+        plan = plan_tree(src, env_epoch if env_epoch is not None else 2**63 - 1, allow_devices=allow_devices)
+    else:
+        plan = plan_tarball(src, allow_devices=allow_devices)
+    if plan.skipped:
+        log.warning("%s: %d socket(s) left out (a tar cannot hold them), e.g. %s", src, len(plan.skipped),
+                    plan.skipped[0])
+    target = choose_target(plan, arch)
+    created = env_epoch if env_epoch is not None else plan.newest
+    return deliver(plan, image_config(target, default_cmd(plan.checker)), created, client=client, tag=tag,
+                   progress=progress, created_by=f"fromscratch import-rootfs {src.name}")

@@ -1,0 +1,202 @@
+"""Base images on a real engine: import-rootfs's refusals and arch detection, BusyBox (native and arm64 under
+QEMU), and, marked slow, debootstrapped Debian: slim, reproducible across two runs, and a foreign architecture."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import assert_clean_failure, invoke
+
+pytestmark = pytest.mark.engine
+
+RELEASE_EPOCH_MAX = 2**31 - 1
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _exists(docker_client, tag: str) -> bool:
+    from toolkit import engine
+
+    return engine.image_exists(docker_client, tag)
+
+
+def _run(docker_client, tag: str, *cmd: str, platform: str | None = None) -> str:
+    kwargs = {"platform": platform} if platform else {}
+    return docker_client.containers.run(tag, list(cmd) or None, remove=True, **kwargs).decode()
+
+
+def _tar(path: Path, members: list[tuple[str, str, str]]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, kind, extra in members:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                info.size = len(extra)
+                tar.addfile(info, io.BytesIO(extra.encode()))
+                continue
+            info.type = {"symlink": tarfile.SYMTYPE, "chardev": tarfile.CHRTYPE, "dir": tarfile.DIRTYPE}[kind]
+            info.linkname = extra if kind == "symlink" else ""
+            tar.addfile(info)
+    return path
+
+
+def test_import_rootfs_refuses_escapes_and_names_the_entry(tmp_path, docker_client, image_tag):
+    tag = image_tag()
+    cases = {
+        "dotdot.tar.gz": ([("../evil", "file", "x")], "'../evil'"),
+        "abs.tar.gz": ([("/etc/evil", "file", "x")], "'/etc/evil'"),
+        "link.tar.gz": ([("etc", "dir", ""), ("etc/passwd", "symlink", "../../../etc/passwd")], "'etc/passwd'"),
+        "dev.tar.gz": ([("dev", "dir", ""), ("dev/kmem", "chardev", "")], "'dev/kmem'"),
+    }
+    for name, (members, entry) in cases.items():
+        result = invoke("import-rootfs", str(_tar(tmp_path / name, members)), "--tag", tag)
+        assert_clean_failure(result, 2)
+        assert entry in result.err and name in result.err, result.err
+        assert not _exists(docker_client, tag)
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc/shadow").symlink_to("../../../../etc/shadow")
+    result = invoke("import-rootfs", str(tree), "--tag", tag, "--quiet")
+    assert_clean_failure(result, 2)
+    assert "entry 'etc/shadow'" in result.err and "outside the root" in result.err
+    assert not _exists(docker_client, tag)
+    # a device node passes when asked for
+    allowed = invoke("import-rootfs", str(tmp_path / "dev.tar.gz"), "--tag", tag, "--allow-devices", "--quiet")
+    assert allowed.code == 0, allowed
+    assert _exists(docker_client, tag)
+
+
+def test_import_rootfs_directory_and_tarball_take_the_trees_architecture(tmp_path, docker_client, image_tag,
+                                                                         binaries):
+    tree = tmp_path / "tree"
+    (tree / "usr/bin").mkdir(parents=True)
+    shutil.copy(binaries["static"], tree / "usr/bin/env")
+    os.link(tree / "usr/bin/env", tree / "usr/bin/sh")
+    (tree / "bin").symlink_to("usr/bin")
+    for d, dirs, files in os.walk(tree):
+        for n in dirs + files:
+            os.utime(Path(d) / n, (2_000_000_000, 2_000_000_000), follow_symlinks=False)
+    tag = image_tag()
+    made = invoke("import-rootfs", str(tree), "--tag", tag, env={"SOURCE_DATE_EPOCH": "1600000000"})
+    assert made.code == 0, made
+    assert "==> checking" in made.err and "layer: sha256:" in made.out
+    attrs = docker_client.images.get(tag).attrs
+    assert attrs["Architecture"] == "amd64" and attrs["Config"]["Cmd"] == ["/bin/sh"]
+    assert attrs["Created"].startswith("2020-09-13T12:26:40")  # SOURCE_DATE_EPOCH, also the mtimes' clamp
+    assert _run(docker_client, tag) == "hi\n"
+    # the same tree as a tarball; --arch that contradicts its programs is refused before the engine sees it
+    tarball = tmp_path / "tree.tar.xz"
+    with tarfile.open(tarball, "w:xz") as tar:
+        tar.add(tree, arcname=".")
+    wrong = invoke("import-rootfs", str(tarball), "--tag", tag, "--arch", "arm64")
+    assert_clean_failure(wrong, 2)
+    assert "holds linux/amd64 programs" in wrong.err and "--arch amd64" in wrong.err
+    tag2 = image_tag()
+    assert invoke("import-rootfs", str(tarball), "--tag", tag2, "--quiet").code == 0
+    assert docker_client.images.get(tag2).attrs["Architecture"] == "amd64"
+    assert _run(docker_client, tag2, "/usr/bin/env") == "hi\n"
+
+
+def test_busybox_is_static_reproducible_and_runs(tmp_path, docker_client, image_tag):
+    tag = image_tag()
+    first = invoke("rootfs", "--busybox", "--tag", tag, "--out", str(tmp_path / "one.tar"), timeout=300)
+    assert first.code == 0, first
+    assert "verified: ELF 64-bit" in first.err and "applets" in first.err
+    second = invoke("rootfs", "--busybox", "--out", str(tmp_path / "two.tar"), "--quiet", timeout=300)
+    assert second.code == 0 and "==>" not in second.err, second
+    assert _sha(tmp_path / "one.tar") == _sha(tmp_path / "two.tar")
+    attrs = docker_client.images.get(tag).attrs
+    assert attrs["Config"]["Cmd"] == ["sh"] and attrs["Architecture"] == "amd64"
+    assert _run(docker_client, tag, "sh", "-c", "echo $((6 * 7)); readlink -f /bin/ls") == "42\n/bin/ls\n"
+    with tarfile.open(tmp_path / "one.tar") as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert members["bin/sh"].islnk() or members["bin/busybox"].islnk()  # one inode, a name per applet
+    links = [m for m in members.values() if m.islnk()]
+    assert len(links) > 200 and all((m.uid, m.gid) == (0, 0) for m in members.values())
+    assert members["tmp"].mode == 0o1777
+
+
+def test_busybox_arm64_has_its_architecture_and_runs_under_qemu(docker_client, image_tag):
+    tag = image_tag()
+    made = invoke("rootfs", "--busybox", "--arch", "arm64", "--tag", tag, "--quiet", timeout=300)
+    assert made.code == 0, made
+    attrs = docker_client.images.get(tag).attrs
+    assert (attrs["Architecture"], attrs.get("Variant")) == ("arm64", "v8")
+    assert _run(docker_client, tag, "uname", "-m", platform="linux/arm64") == "aarch64\n"
+
+
+# ---------------------------------------------------------------------------------------------- debootstrap
+
+
+@pytest.fixture(scope="module")
+def debian_slim(docker_client, tmp_path_factory):
+    """One debootstrap for the module: bookworm, --slim, --include netbase, loaded and written as .tar.gz."""
+    import uuid
+
+    tag = f"fromscratch-test-slim-{uuid.uuid4().hex[:10]}:latest"
+    out = tmp_path_factory.mktemp("slim") / "one.tar.gz"
+    made = invoke("rootfs", "--suite", "bookworm", "--slim", "--include", "netbase", "--tag", tag, "--out",
+                  str(out), timeout=1800)
+    assert made.code == 0, made
+    yield tag, out, made
+    try:
+        docker_client.images.remove(tag, force=True)
+    except Exception:
+        pass
+
+
+@pytest.mark.slow
+def test_debian_slim_is_container_friendly(docker_client, debian_slim):
+    tag, out, made = debian_slim
+    assert "==> debootstrap bookworm (amd64, minbase)" in made.err and "configuring" in made.err
+    attrs = docker_client.images.get(tag).attrs
+    assert attrs["Architecture"] == "amd64" and attrs["Config"]["Cmd"] == ["/bin/bash"]
+    script = ("/usr/sbin/policy-rc.d; echo policy=$?; wc -c < /etc/machine-id; ls /var/lib/apt/lists | wc -l;"
+              "ls /etc/apt/apt.conf.d; cat /etc/dpkg/dpkg.cfg.d/docker-slim /etc/dpkg/dpkg.cfg.d/docker-apt-speedup;"
+              "find /usr/share/doc -type f ! -name copyright | wc -l; ls /usr/share/doc/bash;"
+              "find /usr/share/man /usr/share/locale -type f | wc -l; dpkg -s netbase | grep Status")
+    lines = _run(docker_client, tag, "sh", "-c", script).splitlines()
+    assert lines[0] == "policy=101" and lines[1] == "0" and lines[2] in ("0", "1")  # lists/ keeps only its lock
+    for conf in ("docker-clean", "docker-no-languages", "docker-gzip-indexes", "docker-autoremove-suggests"):
+        assert conf in lines
+    assert "path-exclude /usr/share/doc/*" in lines and "path-include /usr/share/doc/*/copyright" in lines
+    assert "force-unsafe-io" in lines
+    assert lines[-4:] == ["0", "copyright", "0", "Status: install ok installed"]
+
+
+@pytest.mark.slow
+def test_debian_two_runs_give_the_same_tarball(debian_slim, tmp_path):
+    tag, first, _ = debian_slim
+    second = tmp_path / "two.tar.gz"
+    again = invoke("rootfs", "--suite", "bookworm", "--slim", "--include", "netbase", "--out", str(second),
+                   "--quiet", timeout=1800)
+    assert again.code == 0, again
+    assert _sha(first) == _sha(second)
+    with tarfile.open(first) as tar:
+        members = tar.getmembers()
+    names = [m.name for m in members]
+    assert all(m.uname == "" and m.gname == "" for m in members)
+    epoch = max(m.mtime for m in members)
+    assert epoch < RELEASE_EPOCH_MAX and sum(m.mtime == epoch for m in members) > 100  # clamped to the Release date
+    assert "etc/machine-id" in names and not any(n.startswith("var/lib/apt/lists/") and n.endswith("Packages")
+                                                 for n in names)
+
+
+@pytest.mark.slow
+def test_debian_arm64_is_debootstrapped_under_qemu(docker_client, image_tag):
+    tag = image_tag("fromscratch-test-arm64")
+    made = invoke("rootfs", "--suite", "bookworm", "--arch", "arm64", "--tag", tag, "--quiet", timeout=3600)
+    assert made.code == 0, made
+    assert "==>" not in made.err
+    attrs = docker_client.images.get(tag).attrs
+    assert (attrs["Architecture"], attrs.get("Variant")) == ("arm64", "v8")
+    out = _run(docker_client, tag, "sh", "-c", "uname -m; dpkg --print-architecture", platform="linux/arm64")
+    assert out == "aarch64\narm64\n"

@@ -1,0 +1,185 @@
+"""What rootfs does to a tree before tarring it, and the checks on its options, on small real trees."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import assert_clean_failure, invoke
+from toolkit import rootfs, targets
+from toolkit.errors import InputError
+from toolkit.mirror import check_mirror, host_mirror, parse_release
+from toolkit.rootfs_tar import plan_tree
+
+RELEASE = """Origin: Debian
+Suite: stable
+Codename: bookworm
+Date: Sat, 10 May 2025 09:48:28 UTC
+Architectures: all amd64 arm64 armel armhf i386
+SHA256:
+ 0123abcd 1234 main/binary-amd64/Packages.xz
+ 4567ef01 99 main/binary-arm64/Packages.xz
+"""
+
+
+def _debian_like(root: Path) -> Path:
+    files = {
+        "var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_Release": RELEASE,
+        "var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages": "Package: x\n",
+        "var/lib/apt/lists/lock": "", "var/log/dpkg.log": "log", "var/log/apt/history.log": "log",
+        "var/cache/ldconfig/aux-cache": "cache", "var/cache/apt/pkgcache.bin": "bin",
+        "var/cache/debconf/config.dat-old": "old", "var/lib/dpkg/status-old": "old", "var/lib/dpkg/status": "new",
+        "etc/resolv.conf": "nameserver 10.0.0.1\n", "etc/hostname": "buildhost\n", "etc/machine-id": "abc\n",
+        "etc/shadow": "root:*:20779:0:99999:7:::\nnobody:*::0:99999:7:::\n",
+        "dev/null": "", "debootstrap/debootstrap.log": "x",
+        "usr/share/doc/bash/copyright": "GPL", "usr/share/doc/bash/README": "r", "usr/share/doc/bash/NEWS.gz": "n",
+        "usr/share/man/man1/ls.1.gz": "m", "usr/share/locale/de/LC_MESSAGES/x.mo": "mo", "usr/share/info/x.info": "i",
+        "usr/share/lintian/overrides/bash": "l", "usr/share/zoneinfo/UTC": "tz", "usr/bin/ls": "ls",
+    }
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    (root / "usr/share/doc/libfoo").symlink_to("bash")  # a package whose docs are another's
+    os.chmod(root / "etc/shadow", 0o640)
+    return root
+
+
+def test_container_friendly(tmp_path):
+    root = _debian_like(tmp_path / "r")
+    epoch = rootfs.source_date_epoch(root)
+    assert epoch == 1746870508  # Sat, 10 May 2025 09:48:28 UTC
+    rootfs.make_container_friendly(root, epoch)
+    policy = root / "usr/sbin/policy-rc.d"
+    assert subprocess.run([str(policy)]).returncode == 101
+    conf = {p.name: p.read_text() for p in (root / "etc/apt/apt.conf.d").iterdir()}
+    assert 'Acquire::Languages "none"' in conf["docker-no-languages"]
+    assert 'Acquire::GzipIndexes "true"' in conf["docker-gzip-indexes"]
+    assert "SuggestsImportant \"false\"" in conf["docker-autoremove-suggests"]
+    assert "/var/cache/apt/archives/*.deb" in conf["docker-clean"]
+    assert (root / "etc/dpkg/dpkg.cfg.d/docker-apt-speedup").read_text() == "force-unsafe-io\n"
+    assert (root / "etc/machine-id").read_text() == ""
+    assert [p.name for p in (root / "var/lib/apt/lists").iterdir()] == ["lock"]
+    for gone in ("var/log/dpkg.log", "var/log/apt/history.log", "var/cache/ldconfig/aux-cache",
+                 "var/cache/apt/pkgcache.bin", "var/cache/debconf/config.dat-old", "var/lib/dpkg/status-old",
+                 "etc/resolv.conf", "etc/hostname", "dev/null", "debootstrap"):
+        assert not (root / gone).exists(), gone
+    assert (root / "var/lib/dpkg/status").exists()
+    # the password-change day is the epoch's, not the build day's
+    assert (root / "etc/shadow").read_text() == f"root:*:{epoch // 86400}:0:99999:7:::\nnobody:*::0:99999:7:::\n"
+    assert (root / "etc/shadow").stat().st_mode & 0o777 == 0o640
+
+
+def test_slim_rules_and_deletions(tmp_path):
+    root = _debian_like(tmp_path / "r")
+    removed = rootfs.slim(root)
+    rules = (root / "etc/dpkg/dpkg.cfg.d/docker-slim").read_text().splitlines()
+    assert "path-exclude /usr/share/doc/*" in rules and "path-include /usr/share/doc/*/copyright" in rules
+    assert "path-exclude /usr/share/man/*" in rules and "path-exclude /usr/share/locale/*" in rules
+    left = sorted(str(p.relative_to(root)) for p in (root / "usr/share").rglob("*"))
+    assert left == ["usr/share/doc", "usr/share/doc/bash", "usr/share/doc/bash/copyright", "usr/share/info",
+                    "usr/share/lintian", "usr/share/locale", "usr/share/man", "usr/share/zoneinfo",
+                    "usr/share/zoneinfo/UTC"]
+    assert removed == 7  # README, NEWS.gz, the libfoo link, ls.1.gz, x.mo, x.info, the lintian override
+
+
+def test_epoch_from_environment_wins_and_must_be_a_number(tmp_path, monkeypatch):
+    root = _debian_like(tmp_path / "r")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "12345")
+    assert rootfs.source_date_epoch(root) == 12345
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(InputError, match="SOURCE_DATE_EPOCH"):
+        rootfs.source_date_epoch(root)
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    assert rootfs.source_date_epoch(tmp_path) is None
+
+
+def _elf_header(bits: int, machine: int, flags: int = 0) -> bytes:
+    head = bytearray(64)
+    head[:4] = b"\x7fELF"
+    head[4], head[5] = (1 if bits == 32 else 2), 1
+    head[18:20] = machine.to_bytes(2, "little")
+    head[36:40] = flags.to_bytes(4, "little")
+    return bytes(head)
+
+
+def test_probe_target_reads_the_trees_own_programs(binaries):
+    assert rootfs.probe_target({"usr/bin/env": binaries["static"].read_bytes()[:64]}) == \
+        (targets.lookup("amd64"), "usr/bin/env")
+    assert rootfs.probe_target({"bin/busybox": _elf_header(64, 183)})[0].name == "arm64"
+    assert rootfs.probe_target({"bin/busybox": _elf_header(32, 40, 0x05000400)})[0].name == "arm-v7"  # hard float
+    assert rootfs.probe_target({"bin/busybox": _elf_header(32, 40, 0x05000200)})[0].name == "arm-v5"  # soft float
+    assert rootfs.probe_target({"usr/bin/env": b"#!/bin/sh\n"}) is None
+
+
+def test_choose_target_refuses_a_wrong_arch(tmp_path, binaries):
+    root = tmp_path / "r"
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/env").write_bytes(binaries["static"].read_bytes())
+    plan = plan_tree(root, 0)
+    assert rootfs.choose_target(plan, None).name == "amd64"
+    with pytest.raises(InputError, match=r"holds linux/amd64 programs \(usr/bin/env\), not linux/arm64"):
+        rootfs.choose_target(plan, "arm64")
+
+
+def test_default_cmd(tmp_path):
+    root = tmp_path / "r"
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/sh").write_text("")
+    (root / "bin").symlink_to("usr/bin")
+    assert rootfs.default_cmd(plan_tree(root, 0).checker) == ("/bin/sh",)
+    (root / "usr/bin/bash").write_text("")
+    assert rootfs.default_cmd(plan_tree(root, 0).checker) == ("/bin/bash",)
+    (root / "usr/bin/bash").unlink()
+    (root / "usr/bin/sh").unlink()
+    assert rootfs.default_cmd(plan_tree(root, 0).checker) is None
+
+
+def test_request_checks_its_options():
+    req = rootfs.Request.make("bookworm", None, "minbase", "aarch64", " curl, ca-certificates ", True)
+    assert req.target.name == "arm64" and req.include == ("curl", "ca-certificates") and req.foreign
+    assert not rootfs.Request.make("bookworm", None, "minbase", None).foreign
+    assert not rootfs.Request.make("bookworm", None, "minbase", "i386").foreign  # amd64 runs i386 itself
+    for bad, words in ((dict(variant="tiny"), "--variant"), (dict(include="curl;rm"), "--include"),
+                       (dict(suite="Bookworm!"), "--suite"), (dict(mirror="ftp.debian.org"), "--mirror"),
+                       (dict(arch="sparc"), "unknown architecture")):
+        args = dict(suite="bookworm", mirror=None, variant="minbase", arch=None) | bad
+        with pytest.raises(InputError, match=words):
+            rootfs.Request.make(**args)
+
+
+def test_mirror_facts(tmp_path):
+    rel = parse_release(RELEASE, "bookworm")
+    assert rel.date == 1746870508 and "arm64" in rel.architectures
+    assert rel.sha256["main/binary-arm64/Packages.xz"] == ("4567ef01", 99)
+    (tmp_path / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian/\nSuites: bookworm\n\n"
+        "Types: deb\nURIs: http://security.example/debian-security\n")
+    assert host_mirror((str(tmp_path),)) == "http://mirror.example/debian"
+    assert host_mirror((str(tmp_path / "none"),)) == "http://deb.debian.org/debian"
+    assert check_mirror("file:///srv/mirror/") == "file:///srv/mirror"
+
+
+def test_work_dir_removes_itself(tmp_path):
+    with rootfs.work_dir("t-", str(tmp_path)) as d:
+        (d / "x/y").mkdir(parents=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("rootfs", "--suite", "bookworm"), "nothing to do"),
+    (("rootfs", "--out", "x.zip"), "must end in .tar"),
+    (("rootfs", "--tag", "Bad Tag"), "not a valid image name"),
+    (("rootfs", "--variant", "tiny", "--out", "x.tar"), "--variant"),
+    (("rootfs", "--busybox", "--slim", "--out", "x.tar"), "not --busybox"),
+    (("rootfs", "--arch", "sparc", "--out", "x.tar"), "unknown architecture"),
+    (("import-rootfs", "x", "--tag", "x", "--arch", "sparc"), "unknown architecture"),
+])
+def test_cli_refuses_bad_options_in_one_line(tmp_path, args, words):
+    result = invoke(*args, cwd=tmp_path)
+    assert_clean_failure(result, 2)
+    assert words in result.err and len(result.err.strip().splitlines()) == 1, result.err
+    assert list(tmp_path.iterdir()) == []

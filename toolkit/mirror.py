@@ -1,0 +1,180 @@
+"""A Debian mirror, read the way apt reads it: which mirror the host uses, a signed Release, Packages, one .deb.
+
+Every file is checked against the chain apt trusts: InRelease's signature (gpgv, Debian's archive keyring), the
+Packages index's sha256 in it, the .deb's sha256 in the index.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import logging
+import lzma
+import re
+import shutil
+import subprocess
+import tarfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BuildFailed, InputError
+from .progress import Progress
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+_TIMEOUT = 60
+
+
+def host_mirror(sources_dirs: tuple[str, ...] = ("/etc/apt/sources.list.d", "/etc/apt")) -> str:
+    """The first Debian mirror the host's apt sources name, else deb.debian.org."""
+    candidates: list[Path] = []
+    for d in sources_dirs:
+        p = Path(d)
+        if p.is_dir():
+            candidates += sorted(p.glob("*.sources")) + sorted(p.glob("*.list"))
+    for path in candidates:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        for url in re.findall(r"(?:^URIs:\s*|^deb\s+(?:\[[^\]]*\]\s+)?)(\S+)", text, flags=re.M):
+            if "debian" in url and "security" not in url:
+                return url.rstrip("/")
+    return DEFAULT_MIRROR
+
+
+def check_mirror(url: str) -> str:
+    if not re.match(r"^(https?|file)://\S+$", url):
+        raise InputError(f"--mirror {url!r} is not an http://, https:// or file:// URL",
+                         hint="e.g. --mirror http://deb.debian.org/debian")
+    return url.rstrip("/")
+
+
+def fetch(url: str, progress: Progress | None = None, what: str = "") -> bytes:
+    """The body at url; a missing file is an InputError, an unreachable mirror a BuildFailed."""
+    try:
+        with urllib.request.urlopen(url, timeout=_TIMEOUT) as resp:
+            total = int(resp.headers.get("Content-Length") or 0)
+            chunks: list[bytes] = []
+            done = 0
+            while data := resp.read(1 << 20):
+                chunks.append(data)
+                done += len(data)
+                if progress is not None:
+                    progress.amount(what or url, done, total)
+            return b"".join(chunks)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            raise InputError(f"{url}: not on the mirror (404)") from None
+        raise BuildFailed(f"{url}: the mirror answered {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise BuildFailed(f"cannot fetch {url} ({reason})", hint="is the mirror reachable from here?") from None
+
+
+@dataclass(frozen=True)
+class Release:
+    """The signed facts of one suite: its date and the sha256 of each index."""
+
+    suite: str
+    date: int  # seconds since the epoch: the default SOURCE_DATE_EPOCH
+    architectures: tuple[str, ...]
+    sha256: dict[str, tuple[str, int]]  # index path -> (hex digest, size)
+
+
+def parse_release(text: str, suite: str) -> Release:
+    date = 0
+    archs: tuple[str, ...] = ()
+    sums: dict[str, tuple[str, int]] = {}
+    in_sha = False
+    for line in text.splitlines():
+        if line.startswith(" ") and in_sha:
+            parts = line.split()
+            if len(parts) == 3:
+                sums[parts[2]] = (parts[0], int(parts[1]))
+            continue
+        in_sha = line.startswith("SHA256:")
+        if line.startswith("Date:"):
+            date = int(email.utils.parsedate_to_datetime(line[5:].strip()).timestamp())
+        elif line.startswith("Architectures:"):
+            archs = tuple(line.split(":", 1)[1].split())
+    return Release(suite, date, archs, sums)
+
+
+def release(mirror: str, suite: str, progress: Progress | None = None) -> Release:
+    """The suite's InRelease, its signature checked with gpgv against Debian's archive keyring."""
+    if not shutil.which("gpgv"):
+        raise BuildFailed("gpgv is not installed: the mirror's signature cannot be checked",
+                          hint="apt-get install gpgv")
+    if not KEYRING.is_file():
+        raise BuildFailed(f"{KEYRING} is missing: the mirror's signature cannot be checked",
+                          hint="apt-get install debian-archive-keyring")
+    try:
+        signed = fetch(f"{mirror}/dists/{suite}/InRelease")
+    except InputError:
+        raise InputError(f"{mirror} has no suite {suite!r}", hint="e.g. --suite bookworm") from None
+    proc = subprocess.run(["gpgv", "--keyring", str(KEYRING), "--output", "-", "-"], input=signed,
+                          capture_output=True)
+    if proc.returncode != 0:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:]
+        raise BuildFailed(f"{mirror}/dists/{suite}/InRelease: bad signature ({' '.join(tail)})")
+    return parse_release(proc.stdout.decode(errors="replace"), suite)
+
+
+def find_package(mirror: str, rel: Release, arch: str, name: str, progress: Progress | None = None) -> dict[str, str]:
+    """The Packages stanza of name for arch (main component), from the index the Release vouches for."""
+    if rel.architectures and arch not in rel.architectures:
+        raise InputError(f"suite {rel.suite} has no {arch} packages", hint="known: " + ", ".join(rel.architectures))
+    index = f"main/binary-{arch}/Packages.xz"
+    if index not in rel.sha256:
+        raise BuildFailed(f"the {rel.suite} Release lists no {index}")
+    want, size = rel.sha256[index]
+    data = fetch(f"{mirror}/dists/{rel.suite}/{index}", progress, f"{rel.suite} {arch} Packages.xz")
+    if hashlib.sha256(data).hexdigest() != want or len(data) != size:
+        raise BuildFailed(f"{index}: its sha256 does not match the signed Release", hint="try again; a mirror in sync?")
+    text = "\n" + lzma.decompress(data).decode(errors="replace")
+    start = text.find(f"\nPackage: {name}\n")
+    if start == -1:
+        raise InputError(f"no package {name} for {arch} in {rel.suite}")
+    stanza_text = text[start + 1:].split("\n\n", 1)[0]
+    stanza: dict[str, str] = {}
+    for line in stanza_text.splitlines():
+        if line and not line.startswith(" ") and ":" in line:
+            key, value = line.split(":", 1)
+            stanza[key] = value.strip()
+    return stanza
+
+
+def download_deb(mirror: str, stanza: dict[str, str], dest: Path, progress: Progress | None = None) -> Path:
+    """The .deb a stanza names, checked against its sha256."""
+    data = fetch(f"{mirror}/{stanza['Filename']}", progress, Path(stanza["Filename"]).name)
+    if hashlib.sha256(data).hexdigest() != stanza.get("SHA256"):
+        raise BuildFailed(f"{stanza['Filename']}: its sha256 does not match the Packages index")
+    out = dest / Path(stanza["Filename"]).name
+    out.write_bytes(data)
+    return out
+
+
+def deb_data(deb: Path) -> tarfile.TarFile:
+    """The data.tar.* member of a .deb (an ar archive), opened as a tar."""
+    import io
+
+    blob = deb.read_bytes()
+    if not blob.startswith(b"!<arch>\n"):
+        raise BuildFailed(f"{deb}: not a .deb (no ar header)")
+    pos = 8
+    while pos + 60 <= len(blob):
+        header = blob[pos:pos + 60]
+        name = header[:16].decode().strip().rstrip("/")
+        size = int(header[48:58].decode().strip())
+        body = blob[pos + 60:pos + 60 + size]
+        if name.startswith("data.tar"):
+            if name.endswith(".zst"):
+                raise BuildFailed(f"{deb}: zstd-compressed data is not supported")
+            return tarfile.open(fileobj=io.BytesIO(body), mode="r:*")
+        pos += 60 + size + (size & 1)
+    raise BuildFailed(f"{deb}: no data.tar member")
