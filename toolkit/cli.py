@@ -399,6 +399,7 @@ def rootfs(c: Context, suite: str = "bookworm", tag: str | None = None, mirror: 
            variant: str = "minbase", arch: str | None = None, include: str = "", slim: bool = False,
            out: str | None = None, busybox: bool = False, quiet: bool = False) -> None:
     """Build a Debian (or BusyBox) base image: reproducible tar, any architecture, into the engine and/or a file."""
+    from . import busybox as bb
     from . import engine
     from . import image as img
     from . import rootfs as rfs
@@ -412,14 +413,9 @@ def rootfs(c: Context, suite: str = "bookworm", tag: str | None = None, mirror: 
     if ref is None and not out:
         raise InputError("nothing to do: give --tag (load into the engine), --out FILE, or both")
     client = engine.connect() if ref else None
-    kwargs = dict(client=client, tag=ref, out=Path(out) if out else None, progress=Progress(enabled=not quiet),
-                  scratch=_scratch_dir())
-    if busybox:
-        from . import busybox as bb
-
-        done = bb.build(req, **kwargs)  # type: ignore[arg-type]
-    else:
-        done = rfs.build(req, **kwargs)  # type: ignore[arg-type]
+    make = bb.build if busybox else rfs.build
+    done = make(req, client=client, tag=ref, out=Path(out) if out else None, progress=Progress(enabled=not quiet),
+                scratch=_scratch_dir())
     _print_delivered(done)
 
 

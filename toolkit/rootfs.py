@@ -87,11 +87,11 @@ def debootstrap(req: Request, root: Path, progress: Progress | None = None) -> N
     progress = progress or Progress.quiet()
     if not shutil.which("debootstrap"):
         raise BuildFailed("debootstrap is not installed", hint="apt-get install debootstrap (needs root)")
-    if os.geteuid() != 0:
-        raise BuildFailed("debootstrap needs root", hint="run as root, e.g. sudo invoke rootfs ...")
     if SCRIPTS.is_dir() and not (SCRIPTS / req.suite).exists():
         raise InputError(f"debootstrap knows no suite {req.suite!r}", hint="e.g. bookworm, trixie, stable, sid")
-    emulator = _emulator(req.target) if req.foreign else None
+    if os.geteuid() != 0:
+        raise BuildFailed("debootstrap needs root", hint="run as root, e.g. sudo invoke rootfs ...")
+    handler = emulator(req.target) if req.foreign else None
     cmd = ["debootstrap", f"--arch={req.target.debian_arch}"]
     if req.variant != "default":
         cmd.append(f"--variant={req.variant}")
@@ -102,9 +102,9 @@ def debootstrap(req: Request, root: Path, progress: Progress | None = None) -> N
     cmd += [req.suite, str(root), req.mirror]
     progress.step(f"debootstrap {req.suite} ({req.target.debian_arch}, {req.variant}) from {req.mirror}")
     _run_debootstrap(cmd, root, progress, f"debootstrap {req.suite}")
-    if emulator is not None:
+    if handler is not None:
         progress.step(f"second stage under QEMU ({req.target.qemu})")
-        with _emulator_inside(root, *emulator):
+        with emulator_inside(root, *handler):
             _run_debootstrap(["chroot", str(root), "/debootstrap/debootstrap", "--second-stage"], root, progress,
                              f"the second stage of debootstrap {req.suite} ({req.target.debian_arch})")
 
@@ -156,17 +156,21 @@ def _run_debootstrap(cmd: list[str], root: Path, progress: Progress, what: str) 
         logfile = root / "debootstrap" / "debootstrap.log"
         detail = list(tail)
         if logfile.is_file():
-            detail += ["--- " + str(logfile)] + logfile.read_text(errors="replace").strip().splitlines()[-10:]
+            detail += ["--- the end of debootstrap's own log:"]
+            detail += logfile.read_text(errors="replace").strip().splitlines()[-10:]
         raise BuildFailed(f"{what} failed (exit {code})", hint="is the suite name right and the mirror reachable?",
                           log="\n".join(detail))
     counted = f"{len(packages)} packages, " if packages else ""
     progress.note(f"done: {counted}{time.monotonic() - started:.0f} s")
 
 
-def _emulator(target: targets.Target) -> tuple[str, bool]:
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
+
+
+def emulator(target: targets.Target, binfmt: Path = BINFMT) -> tuple[str, bool]:
     """The binfmt_misc QEMU handler for target: (its interpreter path, whether the kernel holds it open: F flag)."""
     name = f"qemu-{target.qemu}"
-    handler = Path("/proc/sys/fs/binfmt_misc") / name
+    handler = binfmt / name
     try:
         lines = handler.read_text().splitlines()
     except OSError:
@@ -180,7 +184,7 @@ def _emulator(target: targets.Target) -> tuple[str, bool]:
 
 
 @contextlib.contextmanager
-def _emulator_inside(root: Path, interpreter: str, fix_binary: bool) -> Iterator[None]:
+def emulator_inside(root: Path, interpreter: str, fix_binary: bool) -> Iterator[None]:
     """Without the F flag the kernel looks the interpreter up inside the chroot: put a copy there for the block."""
     if fix_binary or not interpreter:
         yield

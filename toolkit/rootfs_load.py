@@ -76,7 +76,7 @@ class _Tee:
         self.what = what
         self.sha = hashlib.sha256()
         self.size = 0
-        self.error: BaseException | None = None
+        self.error: Exception | None = None
 
     def __iter__(self) -> Iterator[bytes]:
         try:
@@ -87,7 +87,7 @@ class _Tee:
                 self.size += len(chunk)
                 self.progress.amount(self.what, self.size, self.plan.size)
                 yield chunk
-        except BaseException as exc:  # kept: the HTTP client would hide it behind a broken upload
+        except Exception as exc:  # kept: the HTTP client would hide it behind a broken upload
             self.error = exc
             raise
         if self.size != self.plan.size:

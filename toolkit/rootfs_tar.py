@@ -176,17 +176,22 @@ def _tree_pieces(items: list[tuple[bytes, str | None, int]], total: int) -> Iter
         written += len(header)
         if path is None:
             continue
-        with open(path, "rb") as fh:
-            left = size
-            while left:
-                data = fh.read(min(CHUNK, left))
-                if not data:
-                    break
-                left -= len(data)
-                yield data
-            if left or fh.read(1):
-                raise InputError(f"{path} changed size while it was being read",
-                                 hint="nothing may write to the tree while it is imported")
+        left = size
+        try:
+            with open(path, "rb") as fh:
+                while left:
+                    data = fh.read(min(CHUNK, left))
+                    if not data:
+                        break
+                    left -= len(data)
+                    yield data
+                grew = bool(fh.read(1))
+        except OSError as exc:
+            raise InputError(f"{path} could not be read ({exc.strerror})",
+                             hint="nothing may change the tree while it is imported") from None
+        if left or grew:
+            raise InputError(f"{path} changed size while it was being read",
+                             hint="nothing may change the tree while it is imported")
         yield bytes(_pad(size))
         written += size + _pad(size)
     yield _tail(written)

@@ -200,3 +200,30 @@ def test_debian_arm64_is_debootstrapped_under_qemu(docker_client, image_tag):
     assert (attrs["Architecture"], attrs.get("Variant")) == ("arm64", "v8")
     out = _run(docker_client, tag, "sh", "-c", "uname -m; dpkg --print-architecture", platform="linux/arm64")
     assert out == "aarch64\narm64\n"
+
+
+def test_a_failure_mid_stream_leaves_no_image_and_no_file(tmp_path, docker_client, image_tag):
+    from toolkit import rootfs, targets
+    from toolkit.errors import InputError
+    from toolkit.rootfs_load import deliver
+    from toolkit.rootfs_tar import plan_tree
+
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "big").write_bytes(os.urandom(3 << 20))
+    plan = plan_tree(root, 0)
+    good = plan.chunks
+
+    def failing():
+        for i, chunk in enumerate(good()):
+            if i == 2:
+                raise InputError("the tree changed under us")
+            yield chunk
+
+    plan.chunks = failing
+    tag = image_tag()
+    with pytest.raises(InputError, match="changed under us"):
+        deliver(plan, rootfs.image_config(targets.host(), None), 0, client=docker_client, tag=tag,
+                out=tmp_path / "o.tar.gz")
+    assert not _exists(docker_client, tag)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]

@@ -183,3 +183,43 @@ def test_cli_refuses_bad_options_in_one_line(tmp_path, args, words):
     assert_clean_failure(result, 2)
     assert words in result.err and len(result.err.strip().splitlines()) == 1, result.err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_emulator_reads_the_binfmt_handler(tmp_path):
+    arm64 = targets.lookup("arm64")
+    (tmp_path / "qemu-aarch64").write_text("enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\n"
+                                           "flags: PF\noffset 0\nmagic 7f454c46\n")
+    assert rootfs.emulator(arm64, tmp_path) == ("/usr/libexec/qemu-binfmt/aarch64-binfmt-P", True)
+    (tmp_path / "qemu-aarch64").write_text("disabled\ninterpreter /x\nflags: P\n")
+    with pytest.raises(Exception, match="qemu-aarch64 is disabled"):
+        rootfs.emulator(arm64, tmp_path)
+    with pytest.raises(Exception, match="qemu-riscv64 is not registered.*update-binfmts --enable qemu-riscv64"):
+        rootfs.emulator(targets.lookup("riscv64"), tmp_path)
+
+
+def test_without_the_f_flag_the_emulator_is_copied_in_for_the_second_stage_only(tmp_path, binaries):
+    root = tmp_path / "root"
+    (root / "usr").mkdir(parents=True)
+    interpreter = str(binaries["static"])  # stands in for qemu-aarch64-static: any file the host has
+    inside = root / interpreter.lstrip("/")
+    with rootfs.emulator_inside(root, interpreter, fix_binary=False):
+        assert inside.read_bytes() == binaries["static"].read_bytes()
+    assert not inside.exists()
+    assert sorted(p.name for p in root.iterdir()) == ["usr"]  # the directories made for it are gone too
+    with rootfs.emulator_inside(root, interpreter, fix_binary=True):
+        assert not inside.exists()  # with F the kernel already holds the emulator open
+
+
+def test_cli_unknown_suite(tmp_path):
+    result = invoke("rootfs", "--suite", "nosuchsuite", "--out", "x.tar", cwd=tmp_path)
+    assert_clean_failure(result, 2)
+    assert "no suite 'nosuchsuite'" in result.err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="debootstrap runs as root only")
+def test_cli_debootstrap_failure_shows_its_log_and_leaves_nothing(tmp_path):
+    before = set(Path("/var/tmp").glob("fromscratch-rootfs-*"))
+    result = invoke("rootfs", "--mirror", "http://127.0.0.1:9/debian", "--out", "x.tar", "--quiet", cwd=tmp_path)
+    assert_clean_failure(result, 1)
+    assert "error: debootstrap bookworm failed" in result.err and "Release" in result.err
+    assert list(tmp_path.iterdir()) == [] and set(Path("/var/tmp").glob("fromscratch-rootfs-*")) == before
