@@ -75,9 +75,10 @@ _KIND_OF_TYPE = {t: kind for kind, t in _TAR_TYPE.items()}
 def _scan(root: Path) -> Iterator[tuple[str, os.stat_result]]:
     """Every path below root with its lstat, depth first, each directory's names sorted (as tar --sort=name)."""
     stack: list[tuple[str, Iterator[os.DirEntry[str]]]] = []
+    base = str(root)  # plain strings: pathlib's joins cost more than the rest of a scan step
 
     def listing(rel: str) -> Iterator[os.DirEntry[str]]:
-        with os.scandir(root / rel if rel else root) as it:
+        with os.scandir(os.path.join(base, rel) if rel else base) as it:
             return iter(sorted(it, key=lambda e: e.name))
 
     stack.append(("", listing("")))
@@ -101,6 +102,7 @@ def plan_tree(root: Path, epoch: int, allow_devices: bool = False,
     if not root.is_dir():
         raise InputError(f"{root}: not a directory")
     checker = Checker(str(root), allow_devices=allow_devices)
+    base = str(root)
     items: list[tuple[bytes, str | None, int]] = []  # (header, file to copy or None, its size)
     first_link: dict[tuple[int, int], str] = {}
     skipped: list[str] = []
@@ -117,7 +119,7 @@ def plan_tree(root: Path, epoch: int, allow_devices: bool = False,
             info.uname = info.gname = ""
             newest = max(newest, int(st.st_mtime))
             info.mtime = min(int(st.st_mtime), epoch)
-            full = root / rel
+            full = os.path.join(base, rel)
             copy: str | None = None
             if kind == "file" and st.st_nlink > 1:
                 key = (st.st_dev, st.st_ino)
@@ -130,7 +132,7 @@ def plan_tree(root: Path, epoch: int, allow_devices: bool = False,
             elif kind in ("chardev", "blockdev"):
                 info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
             elif kind == "file":
-                info.size, copy = st.st_size, str(full)
+                info.size, copy = st.st_size, full
                 cap = _capability(full)
                 if cap is not None:
                     info.pax_headers = {f"SCHILY.xattr.{_CAPABILITY}": cap.decode("utf-8", "surrogateescape")}
@@ -156,7 +158,7 @@ def plan_tree(root: Path, epoch: int, allow_devices: bool = False,
     return Plan(str(root), size, len(items), checker, chunks, newest, head, skipped)
 
 
-def _capability(path: Path) -> bytes | None:
+def _capability(path: str) -> bytes | None:
     try:
         return os.getxattr(path, _CAPABILITY, follow_symlinks=False)
     except OSError:
