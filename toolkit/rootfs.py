@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SUITE = "bookworm"
 VARIANTS = ("minbase", "buildd", "fakechroot", "default")  # "default": debootstrap's own (required + important)
-PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SCRIPTS = Path("/usr/share/debootstrap/scripts")
 _EMPTY_DIRS = ("dev", "proc", "sys")  # the engine mounts its own; moby's mkimage left them empty too
 # --slim: what debuerreotype and Docker's official images drop, as dpkg rules so later installs drop it too.
@@ -302,12 +301,8 @@ def slim(root: Path) -> int:
 
 def source_date_epoch(root: Path | None = None) -> int | None:
     """SOURCE_DATE_EPOCH when set; else the date of the suite's Release file under root; else None."""
-    env = os.environ.get("SOURCE_DATE_EPOCH")
-    if env:
-        try:
-            return int(env)
-        except ValueError:
-            raise InputError(f"SOURCE_DATE_EPOCH={env!r} is not a whole number of seconds") from None
+    if os.environ.get("SOURCE_DATE_EPOCH", "").strip():
+        return oci.source_date_epoch()
     if root is not None:
         lists = root / "var/lib/apt/lists"
         for release in sorted(lists.glob("*_Release")) + sorted(lists.glob("*_InRelease")):
@@ -357,7 +352,7 @@ def _mounts_below(path: Path) -> list[str]:
 
 
 def image_config(target: targets.Target, cmd: tuple[str, ...] | None) -> oci.ImageConfig:
-    return oci.ImageConfig(architecture=target.architecture, variant=target.variant, cmd=cmd, env=(PATH_ENV,))
+    return oci.ImageConfig(architecture=target.architecture, variant=target.variant, cmd=cmd, env=(oci.DEFAULT_PATH,))
 
 
 def probe_target(probes: dict[str, bytes]) -> tuple[targets.Target, str] | None:
