@@ -31,7 +31,6 @@ __all__ = ["DEFAULT_MIRROR", "host_mirror", "Request", "build", "import_path", "
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SUITE = "bookworm"
 VARIANTS = ("minbase", "buildd", "fakechroot", "default")  # "default": debootstrap's own (required + important)
 SCRIPTS = Path("/usr/share/debootstrap/scripts")
 _EMPTY_DIRS = ("dev", "proc", "sys")  # the engine mounts its own; moby's mkimage left them empty too
