@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from . import oci, targets
+from . import binfmt, oci, targets
 from .errors import BuildFailed, InputError
 from .mirror import DEFAULT_MIRROR, check_mirror, host_mirror
 from .progress import Progress
@@ -38,7 +38,6 @@ _EMPTY_DIRS = ("dev", "proc", "sys")  # the engine mounts its own; moby's mkimag
 SLIM_EXCLUDE = ("/usr/share/doc/*", "/usr/share/info/*", "/usr/share/man/*", "/usr/share/locale/*",
                 "/usr/share/lintian/*")
 SLIM_INCLUDE = ("/usr/share/doc/*/copyright",)  # licences stay
-_NATIVE_TOO = {("amd64", "386")}  # (host, target) pairs the host kernel runs without QEMU
 # Programs whose ELF header says which architecture a root filesystem is for.
 PROBES = ("usr/bin/env", "bin/env", "bin/busybox", "usr/bin/busybox", "bin/sh", "usr/bin/dash", "bin/bash")
 _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$")
@@ -72,9 +71,7 @@ class Request:
 
     @property
     def foreign(self) -> bool:
-        host = targets.host()
-        return self.target.debian_arch != host.debian_arch and \
-            (host.architecture, self.target.architecture) not in _NATIVE_TOO
+        return not self.target.runs_natively_on(targets.host())
 
 
 # ---------------------------------------------------------------------------------------------- debootstrap
@@ -162,23 +159,15 @@ def _run_debootstrap(cmd: list[str], root: Path, progress: Progress, what: str) 
     progress.note(f"done: {counted}{time.monotonic() - started:.0f} s")
 
 
-BINFMT = Path("/proc/sys/fs/binfmt_misc")
-
-
-def emulator(target: targets.Target, binfmt: Path = BINFMT) -> tuple[str, bool]:
+def emulator(target: targets.Target, binfmt_dir: Path = binfmt.BINFMT_MISC) -> tuple[str, bool]:
     """The binfmt_misc QEMU handler for target: (its interpreter path, whether the kernel holds it open: F flag)."""
     name = f"qemu-{target.qemu}"
-    handler = binfmt / name
-    try:
-        lines = handler.read_text().splitlines()
-    except OSError:
-        lines = []
-    if not lines or lines[0].strip() != "enabled":
-        state = "disabled" if lines else "not registered"
+    entry = binfmt.read_entry(binfmt_dir, name)
+    if entry is None or not entry.enabled:
+        state = "disabled" if entry is not None else "not registered"
         raise BuildFailed(f"cannot run {target.debian_arch} programs here: the binfmt_misc handler {name} is {state}",
-                          hint=f"apt-get install qemu-user-static binfmt-support; update-binfmts --enable {name}")
-    fields = dict(line.split(" ", 1) for line in lines[1:] if " " in line)
-    return fields.get("interpreter", "").strip(), "F" in fields.get("flags:", "")
+                          hint=f"install qemu-user-static, then run `invoke binfmt --arch {target.name}` as root")
+    return entry.interpreter, entry.fix_binary
 
 
 @contextlib.contextmanager
