@@ -13,8 +13,9 @@ from typing import Any
 
 from . import elf, mirror, targets, verify
 from .errors import BuildFailed, VerifyFailed
+from .files import temp_dir
 from .progress import Progress
-from .rootfs import Request, deliver_tree, work_dir
+from .rootfs import Request, deliver_tree
 from .rootfs_load import Delivered, out_compression
 
 PACKAGE = "busybox-static"
@@ -95,7 +96,7 @@ def build(req: Request, *, client: Any, tag: str | None, out: Path | None, progr
     """The BusyBox image for req's architecture into out and/or the engine as tag, with CMD ["sh"]."""
     if out is not None:
         out_compression(out)
-    with work_dir("fromscratch-busybox-", scratch) as tmp:
+    with temp_dir("fromscratch-busybox-", scratch) as tmp:
         binary, epoch, version = fetch_busybox(req, tmp / "busybox", progress)
         verdict = verify.verify(elf.read(str(binary)), req.target.name)
         if not verdict.ok:

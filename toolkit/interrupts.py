@@ -64,20 +64,20 @@ def deferred() -> Iterator[None]:
             signal.raise_signal(held)
 
 
-def run_child(cmd: Sequence[str], capture_output: bool = True, text: bool = True,
-              **popen: Any) -> subprocess.CompletedProcess:
-    """subprocess.run for a long child (gcc, debootstrap) in a process group of its own.
+@contextlib.contextmanager
+def child(cmd: Sequence[str], **popen: Any) -> Iterator[subprocess.Popen]:
+    """A long child in a process group of its own, for a caller that reads its output as it comes.
 
-    On an interrupt the whole group gets SIGTERM and the run waits for it to end: subprocess.run would SIGKILL
-    only the direct child, orphaning gcc's cc1 (still writing) and skipping the child's own cleanup of its
-    temporary files. A child that ignores SIGTERM gets SIGKILL after a grace period.
+    On an interrupt (or any failure in the block) the whole group gets SIGTERM and the block waits for it to end:
+    subprocess.run would SIGKILL only the direct child, orphaning gcc's cc1 (still writing) and skipping the
+    child's own cleanup (debootstrap unmounts what it mounted). A child that ignores SIGTERM gets SIGKILL after a
+    grace period.
     """
-    pipe = subprocess.PIPE if capture_output else None
-    with subprocess.Popen(cmd, stdout=pipe, stderr=pipe, text=text, start_new_session=True, **popen) as proc:
+    with subprocess.Popen(cmd, start_new_session=True, **popen) as proc:
         with _children_lock:
             _children.add(proc)
         try:
-            out, err = proc.communicate()
+            yield proc
         except BaseException:
             with deferred():
                 _stop_group(proc)
@@ -85,6 +85,14 @@ def run_child(cmd: Sequence[str], capture_output: bool = True, text: bool = True
         finally:
             with _children_lock:
                 _children.discard(proc)
+
+
+def run_child(cmd: Sequence[str], capture_output: bool = True, text: bool = True,
+              **popen: Any) -> subprocess.CompletedProcess:
+    """subprocess.run for a long child (gcc, debootstrap) in a process group of its own (see child)."""
+    pipe = subprocess.PIPE if capture_output else None
+    with child(cmd, stdout=pipe, stderr=pipe, text=text, **popen) as proc:
+        out, err = proc.communicate()
     return subprocess.CompletedProcess(list(cmd), proc.returncode, out, err)
 
 

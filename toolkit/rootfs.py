@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from . import binfmt, oci, targets
+from . import binfmt, files, interrupts, oci, targets
 from .errors import BuildFailed, InputError
 from .mirror import DEFAULT_MIRROR, check_mirror, host_mirror
 from .progress import Progress
@@ -27,7 +27,7 @@ from .rootfs_tar import Plan, plan_tarball, plan_tree
 from .tarsafe import Checker
 
 __all__ = ["DEFAULT_MIRROR", "host_mirror", "Request", "build", "import_path", "make_container_friendly", "slim",
-           "source_date_epoch", "debootstrap", "work_dir", "deliver_tree"]
+           "source_date_epoch", "debootstrap", "deliver_tree"]
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +120,8 @@ def _run_debootstrap(cmd: list[str], root: Path, progress: Progress, what: str) 
     started = time.monotonic()
     env = {**os.environ, "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive",
            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                            env=env)
-    try:
+    with interrupts.child(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                          env=env) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             line = line.rstrip()
@@ -139,14 +138,6 @@ def _run_debootstrap(cmd: list[str], root: Path, progress: Progress, what: str) 
                 progress.note(phase)
             progress.status(f"{verb.lower()} {pkg}" + (f" ({len(packages)} packages)" if packages else ""))
         code = proc.wait()
-    finally:
-        if proc.poll() is None:  # interrupted: stop debootstrap before its tree is removed
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
     if code != 0:
         logfile = root / "debootstrap" / "debootstrap.log"
         detail = list(tail)
@@ -300,42 +291,6 @@ def source_date_epoch(root: Path | None = None) -> int | None:
     return None
 
 
-@contextlib.contextmanager
-def work_dir(prefix: str, base: str | None = None) -> Iterator[Path]:
-    """A scratch directory for a root filesystem, removed afterwards only once nothing is mounted below it:
-    an interrupted debootstrap can leave /proc or /sys mounted in its tree, and rmtree must never reach those."""
-    import tempfile
-
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
-    try:
-        yield path
-    finally:
-        mounts = _mounts_below(path)
-        for mount in sorted(mounts, key=len, reverse=True):
-            subprocess.run(["umount", "-l", mount], capture_output=True)
-        left = _mounts_below(path)
-        if left:
-            log.warning("left %s in place: still mounted there: %s", path, ", ".join(left))
-        else:
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _mounts_below(path: Path) -> list[str]:
-    try:
-        text = Path("/proc/self/mounts").read_text()
-    except OSError:
-        return []
-    prefix = str(path.resolve()) + "/"
-    out = []
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) > 1:
-            where = fields[1].replace("\\040", " ")
-            if where.startswith(prefix):
-                out.append(where)
-    return out
-
-
 # ---------------------------------------------------------------------------------------------- to an image
 
 
@@ -411,7 +366,7 @@ def build(req: Request, *, client: Any, tag: str | None, out: Path | None, progr
     """debootstrap req, make it container-friendly (and slim), then tar it once into out and/or the engine."""
     if out is not None:
         out_compression(out)  # refuse a bad name before a minute of debootstrap
-    with work_dir("fromscratch-rootfs-", scratch) as tmp:
+    with files.temp_dir("fromscratch-rootfs-", scratch) as tmp:
         root = tmp / "root"
         root.mkdir()
         debootstrap(req, root, progress)
@@ -426,20 +381,35 @@ def build(req: Request, *, client: Any, tag: str | None, out: Path | None, progr
                             progress=progress, created_by=f"fromscratch rootfs --suite {req.suite}")
 
 
-def import_path(src: Path, *, client: Any, tag: str, arch: str | None, allow_devices: bool,
-                progress: Progress) -> Delivered:
-    """Check a directory or tarball entry by entry, then load it as tag. Nothing in it is changed; a directory's
-    mtimes are clamped only when SOURCE_DATE_EPOCH is set."""
-    progress.step(f"checking {src}")
-    env_epoch = source_date_epoch()
+@dataclass(frozen=True)
+class Import:
+    """A checked directory or tarball, and the image config it gets."""
+
+    plan: Plan
+    config: oci.ImageConfig
+    created: int
+    created_by: str
+
+
+def prepare_import(src: Path, arch: str | None, allow_devices: bool, epoch: int | None) -> Import:
+    """Check a directory or tarball entry by entry and choose its config. Nothing in it is changed; a directory's
+    mtimes are clamped only when an epoch is given (SOURCE_DATE_EPOCH), which also dates the image; without one
+    the image is dated by its newest entry."""
     if src.is_dir():
-        plan = plan_tree(src, env_epoch if env_epoch is not None else 2**63 - 1, allow_devices=allow_devices)
+        plan = plan_tree(src, epoch if epoch is not None else 2**63 - 1, allow_devices=allow_devices)
     else:
         plan = plan_tarball(src, allow_devices=allow_devices)
     if plan.skipped:
         log.warning("%s: %d socket(s) left out (a tar cannot hold them), e.g. %s", src, len(plan.skipped),
                     plan.skipped[0])
-    target = choose_target(plan, arch)
-    created = env_epoch if env_epoch is not None else plan.newest
-    return deliver(plan, image_config(target, default_cmd(plan.checker)), created, client=client, tag=tag,
-                   progress=progress, created_by=f"fromscratch import-rootfs {src.name}")
+    config = image_config(choose_target(plan, arch), default_cmd(plan.checker))
+    return Import(plan, config, epoch if epoch is not None else plan.newest, f"fromscratch import-rootfs {src.name}")
+
+
+def import_path(src: Path, *, client: Any, tag: str, arch: str | None, allow_devices: bool,
+                progress: Progress) -> Delivered:
+    """prepare_import, then load it as tag."""
+    progress.step(f"checking {src}")
+    ready = prepare_import(src, arch, allow_devices, source_date_epoch())
+    return deliver(ready.plan, ready.config, ready.created, client=client, tag=tag, progress=progress,
+                   created_by=ready.created_by)

@@ -13,14 +13,14 @@ import hashlib
 import json
 import logging
 import lzma
-import os
 import tarfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import oci
+from . import interrupts, oci
 from .errors import InputError
 from .files import atomic_output
 from .progress import Progress
@@ -106,6 +106,21 @@ def _entry(name: str, data: bytes) -> bytes:
     return info.tobuf(tarfile.USTAR_FORMAT) + data + bytes(-len(data) % tarfile.BLOCKSIZE)
 
 
+def layer_image(digest: str, size: int, config: oci.ImageConfig, epoch: int, created_by: str) -> oci.Image:
+    """The image a layer of that digest becomes under config (its id is what the engine will report)."""
+    desc = oci.Descriptor(oci.MEDIA_LAYER, digest, size)
+    return oci.make_image([(desc, Path("layer.tar"))], config, epoch, created_by=created_by)
+
+
+def planned_image(plan: Plan, config: oci.ImageConfig, epoch: int, created_by: str) -> oci.Image:
+    """layer_image for a plan, hashing its bytes without writing them anywhere."""
+    sha, size = hashlib.sha256(), 0
+    for chunk in plan.chunks():
+        sha.update(chunk)
+        size += len(chunk)
+    return layer_image("sha256:" + sha.hexdigest(), size, config, epoch, created_by)
+
+
 def config_archive(image: oci.Image, tag: str) -> bytes:
     """A `docker load` archive of the config alone: the engine already holds its layer (by diff_id), so the
     loader takes it from its store and never opens the layer.tar the manifest names."""
@@ -115,22 +130,33 @@ def config_archive(image: oci.Image, tag: str) -> bytes:
     return body + bytes(2 * tarfile.BLOCKSIZE + (-end % tarfile.RECORDSIZE))
 
 
-def _import_layer(client: Any, tee: _Tee) -> str:
-    """Stream the layer into the engine as a bare import (one extraction, as `tar | docker import -` does);
-    returns the id of that throw-away image, whose layer the real image then shares."""
+def _import_layer(client: Any, tee: _Tee, scratch_tag: str) -> None:
+    """Stream the layer into the engine as a bare import (one extraction, as `tar | docker import -` does), as
+    the throw-away image scratch_tag, whose layer the real image then shares.
+
+    The tag and labels are chosen before the engine is asked, so whatever an interrupt leaves is found by name;
+    once the last byte is sent, signals wait until the engine has answered, so its image is never made unseen.
+    """
     from . import engine
     from .errors import EngineError
 
+    repository, _, tag = scratch_tag.partition(":")
+    changes = [f"LABEL {key}={value}" for key, value in engine.labels("rootfs-import").items()]
+    answered = contextlib.ExitStack()
+
+    def body() -> Iterator[bytes]:
+        yield from tee
+        answered.enter_context(interrupts.deferred())
+
     try:
-        with engine.step("streaming the layer into the engine"):
-            text = client.api.import_image_from_stream(iter(tee))
+        with answered, engine.step("streaming the layer into the engine"):
+            text = client.api.import_image_from_stream(body(), repository=repository, tag=tag, changes=changes)
     except BaseException:
+        with interrupts.deferred():
+            _remove_scratch(client, scratch_tag)
         if tee.error is not None:
             raise tee.error from None
         raise
-    if tee.error is not None:
-        raise tee.error
-    image_id = None
     for line in str(text).splitlines():
         try:
             msg = json.loads(line)
@@ -138,19 +164,22 @@ def _import_layer(client: Any, tee: _Tee) -> str:
             continue
         if msg.get("error"):
             raise EngineError(f"the engine refused the layer: {msg['error']}")
-        status = str(msg.get("status", ""))
-        if status.startswith("sha256:"):
-            image_id = status
-    if image_id is None:
-        raise EngineError(f"the engine's import answered without an image id: {str(text)[:200]}")
-    return image_id
 
 
-def _file_mode() -> int:
-    """What open() would give a new file: 0666 less the umask (atomic_output's temporary file starts at 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+def _remove_scratch(client: Any, scratch_tag: str) -> None:
+    """Remove the import's throw-away image if it exists; a failure is only a warning naming it."""
+    from docker.errors import ImageNotFound
+
+    from . import engine
+
+    try:
+        with engine.step(f"removing the throw-away image {scratch_tag}"):
+            try:
+                client.images.remove(scratch_tag)
+            except ImageNotFound:
+                pass
+    except Exception as exc:  # another error is already on its way to the user
+        log.warning("could not remove %s: %s", scratch_tag, exc)
 
 
 def deliver(plan: Plan, config: oci.ImageConfig, epoch: int, *, client: Any = None, tag: str | None = None,
@@ -169,7 +198,7 @@ def deliver(plan: Plan, config: oci.ImageConfig, epoch: int, *, client: Any = No
     with contextlib.ExitStack() as stack:
         out_fh: BinaryIO | None = None
         if out is not None:
-            tmp = stack.enter_context(atomic_output(out, mode=_file_mode()))
+            tmp = stack.enter_context(atomic_output(out))
             raw = stack.enter_context(open(tmp, "wb"))
             out_fh = stack.enter_context(_compressor(raw, kind))
         what = " and ".join(([f"loading {tag}"] if tag else []) + ([f"writing {out.name}"] if out else []))
@@ -177,17 +206,17 @@ def deliver(plan: Plan, config: oci.ImageConfig, epoch: int, *, client: Any = No
         tee = _Tee(plan, out_fh, progress, what)
         image_id = engine_size = None
         if tag is not None:
-            scratch_image = _import_layer(client, tee)
+            scratch_tag = f"fromscratch-rootfs-import:{uuid.uuid4().hex[:12]}"
+            _import_layer(client, tee, scratch_tag)
             try:
-                desc = oci.Descriptor(oci.MEDIA_LAYER, tee.digest, tee.size)
-                image = oci.make_image([(desc, Path("layer.tar"))], config, epoch, created_by=created_by)
+                image = layer_image(tee.digest, tee.size, config, epoch, created_by)
                 with engine.step(f"loading {tag} into the engine"):
                     client.images.load(config_archive(image, tag))
                 with engine.step(f"inspecting {tag}"):
                     attrs = client.images.get(tag).attrs
             finally:
-                with contextlib.suppress(Exception), engine.step("removing the import's throw-away image"):
-                    client.images.remove(scratch_image)
+                with interrupts.deferred():  # the real image holds the layer now, or nothing does
+                    _remove_scratch(client, scratch_tag)
             image_id, engine_size = attrs["Id"], attrs.get("Size")
         else:
             for _ in tee:

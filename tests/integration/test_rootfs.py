@@ -227,3 +227,21 @@ def test_a_failure_mid_stream_leaves_no_image_and_no_file(tmp_path, docker_clien
                 out=tmp_path / "o.tar.gz")
     assert not _exists(docker_client, tag)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+@pytest.mark.slow
+def test_an_interrupted_debootstrap_leaves_nothing_and_nothing_mounted(sandbox):
+    """Ctrl-C while debootstrap installs (its /proc is mounted in the tree then): the process group stops, its
+    own cleanup unmounts, and the scratch tree goes; nothing is mounted under TMPDIR afterwards."""
+    import signal
+
+    run = sandbox.start("rootfs", "--out", "bookworm.tar")
+    run.wait_for("debootstrap to install packages", lambda: "    installing" in run.err, timeout=900)
+    run.interrupt(signal.SIGINT)
+    result = run.finish(timeout=120)
+    assert_clean_failure(result, 130)
+    assert "interrupted" in result.err
+    mounts = Path("/proc/self/mounts").read_text()
+    assert str(sandbox.tmp) not in mounts
+    sandbox.assert_clean()
+    assert list(sandbox.work.iterdir()) == []

@@ -163,12 +163,6 @@ def test_mirror_facts(tmp_path):
     assert check_mirror("file:///srv/mirror/") == "file:///srv/mirror"
 
 
-def test_work_dir_removes_itself(tmp_path):
-    with rootfs.work_dir("t-", str(tmp_path)) as d:
-        (d / "x/y").mkdir(parents=True)
-    assert list(tmp_path.iterdir()) == []
-
-
 @pytest.mark.parametrize(("args", "words"), [
     (("rootfs", "--suite", "bookworm"), "nothing to do"),
     (("rootfs", "--out", "x.zip"), "must end in .tar"),
