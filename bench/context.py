@@ -108,6 +108,11 @@ class Bench:
         if not self.has_flag(task, flag):
             raise Skip(f"`invoke {task} {flag}` is not on main yet (issue {issue})")
 
+    def full_only(self, why: str) -> None:
+        """Keep --quick under two minutes: rows that cannot fit in it run in full runs only, and say so."""
+        if self.quick:
+            raise Skip(f"full runs only ({why}); --quick keeps under two minutes")
+
     # --- the engine ---------------------------------------------------------------------------------
 
     @functools.cached_property
@@ -120,9 +125,11 @@ class Bench:
         except EngineUnavailable as exc:
             raise Skip(f"no Docker engine answers ({exc.message})") from None
 
-    def tag(self, kind: str, i: int | str = 0) -> str:
+    def tag(self, kind: str, i: int | str = 0, remember: bool = True) -> str:
+        """A fresh image name; remembered ones are removed at the end even if a run was cut short."""
         tag = f"fromscratch-bench-{self.run_id}-{kind}-{i}:latest"
-        self._tags.add(tag)
+        if remember:
+            self._tags.add(tag)
         return tag
 
     def remove_image(self, tag: str) -> None:

@@ -85,12 +85,14 @@ def run_benchmarks(b: Bench, only: str | None = None) -> list[Row]:
         if only and only.lower() not in (title + fn.__name__).lower():
             continue
         log.warning("bench: %s", title)
+        clock = time.perf_counter()
         try:
             rows += fn(b)
         except Skip as exc:
             rows.append(Row(title, skipped=str(exc)))
         except CommandFailed as exc:
             rows.append(Row(title, failed=str(exc)))
+        log.warning("bench:   %.1f s", time.perf_counter() - clock)
     return rows
 
 
