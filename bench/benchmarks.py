@@ -77,26 +77,37 @@ def _dockerfile_context(b: Bench, binary: Path, name: str) -> Path:
     return ctx
 
 
+def _image_argv(b: Bench, side: str, tag: str, binary: Path, ctx: Path, label: str) -> list[str]:
+    """One image build, ours or docker build's. Each carries a label unique to its run, so that neither side
+    can answer from an identical image left by an earlier run (ours reuses one when the engine holds it)."""
+    if side == "peer":
+        return ["docker", "build", "--no-cache", "-q", "--label", f"org.fromscratch.bench={label}", "-t", tag,
+                str(ctx)]
+    argv = b.invoke("image", "--tag", tag, "--binary", str(binary))
+    if b.has_flag("image", "--label"):
+        argv += ["--label", f"org.fromscratch.bench={label}"]
+    return argv
+
+
 def _image_probes(b: Bench, binary: Path, kind: str) -> tuple[Probe, Probe]:
     """`invoke image` and `docker build --no-cache` of the same binary, each run under a fresh tag."""
     ctx = _dockerfile_context(b, binary, kind)
 
-    def ours(i: int) -> list[str]:
-        return b.invoke("image", "--tag", b.tag(f"{kind}-ours", i), "--binary", str(binary))
+    def probe(side: str, shown: str) -> Probe:
+        def argv(i: int) -> list[str]:
+            return _image_argv(b, side, b.tag(f"{kind}-{side}", i), binary, ctx, f"{b.run_id}-{kind}-{i}")
 
-    def peer(i: int) -> list[str]:
-        return ["docker", "build", "--no-cache", "-q", "-t", b.tag(f"{kind}-peer", i), str(ctx)]
+        return Probe(shown, argv, after=lambda i: b.remove_image(b.tag(f"{kind}-{side}", i)))
 
-    return (Probe(b.shown("image", "--tag", "T", "--binary", binary.name), ours,
-                  after=lambda i: b.remove_image(b.tag(f"{kind}-ours", i))),
-            Probe(f"docker build --no-cache -t T {ctx.name}  # FROM scratch, COPY {binary.name}, CMD", peer,
-                  after=lambda i: b.remove_image(b.tag(f"{kind}-peer", i))))
+    return (probe("ours", b.shown("image", "--tag", "T", "--binary", binary.name)),
+            probe("peer", f"docker build --no-cache -t T {ctx.name}  # FROM scratch, COPY {binary.name}, CMD"))
 
 
 def _builder_note(b: Bench) -> str:
     buildkit = b.output(["docker", "buildx", "version"]).returncode == 0
     return ("docker build used BuildKit" if buildkit else "docker build used the legacy builder (no buildx here)") + \
-        "; --no-cache, as after a change to the binary, since ours does the whole work every run"
+        "; --no-cache, as after a change to the binary, since ours does the whole work every run; each run's " \
+        "image carries its own label, so neither side finds it already built"
 
 
 @benchmark("invoke image vs docker build of the same Dockerfile")
@@ -283,8 +294,7 @@ def load(b: Bench) -> list[Row]:
         def argv(i: int) -> list[str]:
             tags(i)
             each = b.tag(f"load-{side}-{jobs}-{i}", "{}", remember=False)  # xargs puts 1..20 in place of {}
-            one = (b.invoke("image", "--tag", each, "--binary", str(hello)) if side == "ours"
-                   else ["docker", "build", "--no-cache", "-q", "-t", each, str(ctx)])
+            one = _image_argv(b, side, each, hello, ctx, f"{b.run_id}-load-{jobs}-{i}-{{}}")
             return ["sh", "-c", f"seq {count} | xargs -P {jobs} -I{{}} {shlex.join(one)} >/dev/null"]
 
         def after(i: int) -> None:

@@ -98,14 +98,21 @@ def run_benchmarks(b: Bench, only: str | None = None) -> list[Row]:
 
 def main(out: Path, quick: bool = False, builder_base: str | None = None, tree: Path | None = None,
          only: str | None = None) -> list[Row]:
-    """Run the benchmarks and write out (atomically); returns the rows."""
+    """Run the benchmarks and write out, in one piece once all is measured; returns the rows."""
+    from toolkit.errors import InputError
     from toolkit.files import atomic_output
 
+    if tree is not None and not tree.is_dir():
+        raise InputError(f"--tree {tree}: not a directory", hint="give a Debian root tree, or leave --tree out")
+    if only and not any(only.lower() in (title + fn.__name__).lower() for title, fn in BENCHMARKS):
+        raise InputError(f"--only {only!r} matches no benchmark",
+                         hint="titles: " + "; ".join(title for title, _ in BENCHMARKS))
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = _load()
     clock = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="fromscratch-bench-", dir="/var/tmp" if os.path.isdir("/var/tmp")
-                                     else None) as tmp:
+    # the output is checked writable before an hour of measuring, and never left half-written
+    with atomic_output(out) as partial, tempfile.TemporaryDirectory(
+            prefix="fromscratch-bench-", dir="/var/tmp" if os.path.isdir("/var/tmp") else None) as tmp:
         b = Bench(Path(tmp), quick, tree_path=tree)
         if builder_base:
             b.builder_base = builder_base
@@ -114,6 +121,5 @@ def main(out: Path, quick: bool = False, builder_base: str | None = None, tree: 
             text = render(rows, machine(b, started, time.perf_counter() - clock, load_before), TITLE, INTRO)
         finally:
             b.cleanup()
-    with atomic_output(out) as tmp_out:
-        tmp_out.write_text(text)
+        partial.write_text(text)
     return rows
