@@ -209,6 +209,10 @@ class Bench:
             self.must(["sh", "-c", f"docker export {container.id} | tar -C {shlex.quote(str(dest))} -xf -"])
         finally:
             container.remove(force=True)
+        # what the engine adds to every container's file system, and a debootstrap'd tree does not have
+        (dest / ".dockerenv").unlink(missing_ok=True)
+        for mounted in (dest / "dev").iterdir():
+            shutil.rmtree(mounted) if mounted.is_dir() and not mounted.is_symlink() else mounted.unlink()
 
     def _debootstrap(self, dest: Path) -> None:
         from toolkit import rootfs
