@@ -65,8 +65,9 @@ def machine(b: Bench, started: datetime.datetime, seconds: float, load_before: s
     commit = _first_line(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"])
     return [
         ("date", started.strftime("%Y-%m-%d %H:%M UTC")),
-        ("mode", f"{'--quick' if b.quick else 'full'}: {b.runs} timed runs per fast row, {b.slow_runs} per slow "
-                 f"row, after a warm-up run; the whole bench took {seconds:.0f} s"),
+        ("mode", f"{'--quick' if b.quick else 'full'}: {b.runs} timed runs per fast row after a warm-up run, "
+                 f"{b.slow_runs} per slow row{' without one' if b.quick else ' after one'}; "
+                 f"the whole bench took {seconds:.0f} s"),
         ("cores", str(os.cpu_count())),
         ("memory", _memory()),
         ("load average (1, 5, 15 min) before / after", f"{load_before} / {_load()}"),
