@@ -191,10 +191,7 @@ class Bench:
         partial = self.cache / f"bookworm-minbase.partial-{self.run_id}"
         try:
             partial.mkdir(parents=True)
-            if self.image_exists(TREE_IMAGE):
-                self._export(TREE_IMAGE, partial)
-            else:
-                self._debootstrap(partial)
+            self._export(TREE_IMAGE if self.image_exists(TREE_IMAGE) else self._bootstrapped(), partial)
             os.replace(partial, tree)
         finally:
             if partial.exists():
@@ -214,11 +211,9 @@ class Bench:
         for mounted in (dest / "dev").iterdir():
             shutil.rmtree(mounted) if mounted.is_dir() and not mounted.is_symlink() else mounted.unlink()
 
-    def _debootstrap(self, dest: Path) -> None:
-        from toolkit import rootfs
-
-        if os.geteuid() != 0 or not shutil.which("debootstrap"):
-            raise Skip(f"no Debian tree: {TREE_IMAGE} is not in the engine and debootstrap needs root; "
-                       "pass --tree DIR")
-        rootfs.debootstrap("bookworm", dest, rootfs.host_mirror(), "minbase")
-        rootfs.make_container_friendly(dest)
+    def _bootstrapped(self) -> str:
+        """No such image here: `invoke rootfs` makes one (debootstrap, about a minute; needs root)."""
+        tag = self.tag("tree")
+        log.warning("bench: %s is not in the engine; making %s with invoke rootfs", TREE_IMAGE, tag)
+        self.must(self.invoke("rootfs", "--suite", "bookworm", "--tag", tag))
+        return tag
