@@ -147,7 +147,7 @@ def verify_tree(b: Bench) -> list[Row]:
     ours = Probe(b.shown("verify", "TREE"), b.invoke("verify", str(tree)), ok=(0, 1))
     scanelf = Probe("scanelf -R TREE", ["scanelf", "-R", str(tree)])
     file = Probe("find TREE -type f -exec file {} +", ["find", str(tree), "-type", "f", "-exec", "file", "{}", "+"])
-    o, s, f = b.measure([ours, scanelf, file], slow=True)
+    o, s, f = b.measure([ours, scanelf, file], slow=True, warm=True)
     note = f"TREE: {tree}, {files:,} files"
     return [b.row("verify Debian tree vs scanelf -R", ours, o, scanelf, s, within(3), note),
             b.row("verify Debian tree vs file", ours, o, file, f, faster(), note)]

@@ -69,9 +69,11 @@ class Bench:
         o, p = self.measure([ours, peer], slow, memory)
         return self.row(name, ours, o, peer, p, target, note, memory)
 
-    def measure(self, probes: Sequence[Probe], slow: bool = False, memory: bool = False) -> list[list[Sample]]:
+    def measure(self, probes: Sequence[Probe], slow: bool = False, memory: bool = False,
+                warm: bool = False) -> list[list[Sample]]:
+        """warm: a warm-up run even for a slow row under --quick (reading a tree cold is another benchmark)."""
         runs = self.slow_runs if slow else self.runs
-        warmup = 0 if slow and self.quick else 1
+        warmup = 0 if slow and self.quick and not warm else 1
         return measure(probes, runs, warmup, memory)
 
     @staticmethod

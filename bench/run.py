@@ -66,7 +66,7 @@ def machine(b: Bench, started: datetime.datetime, seconds: float, load_before: s
     return [
         ("date", started.strftime("%Y-%m-%d %H:%M UTC")),
         ("mode", f"{'--quick' if b.quick else 'full'}: {b.runs} timed runs per fast row after a warm-up run, "
-                 f"{b.slow_runs} per slow row{' without one' if b.quick else ' after one'}; "
+                 f"{b.slow_runs} per slow row{', most without one' if b.quick else ' after one'}; "
                  f"the whole bench took {seconds:.0f} s"),
         ("cores", str(os.cpu_count())),
         ("memory", _memory()),
