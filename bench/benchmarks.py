@@ -47,7 +47,7 @@ def build_native(b: Bench) -> list[Row]:
     ours = Probe(b.shown(*args), b.invoke(*args), cwd=b.work)
     peer = Probe(shlex.join(["gcc", *flags, "csrc/hello.c", "-o", "hello-gcc"]),
                  ["gcc", *flags, str(HELLO_C), "-o", "hello-gcc"], cwd=b.work)
-    return [b.compare("build-hello, native", ours, peer)]
+    return [b.compare("build-hello, native", ours, peer, cpu=True)]
 
 
 @benchmark("build-hello in the warm build container vs native")
@@ -124,8 +124,8 @@ def verify_one(b: Bench) -> list[Row]:
     readelf = Probe("readelf -lh ./hello", ["readelf", "-lh", "./hello"], cwd=b.work)
     file = Probe("file ./hello", ["file", "./hello"], cwd=b.work)
     o, r, f = b.measure([ours, readelf, file])
-    return [b.row("verify ./hello vs readelf -lh", ours, o, readelf, r, ours_below(0.3, "s")),
-            b.row("verify ./hello vs file", ours, o, file, f, ours_below(0.3, "s"))]
+    return [b.row("verify ./hello vs readelf -lh", ours, o, readelf, r, ours_below(0.3, "s"), cpu=True),
+            b.row("verify ./hello vs file", ours, o, file, f, ours_below(0.3, "s"), cpu=True)]
 
 
 def _verify_walks_directories(b: Bench) -> bool:
@@ -149,8 +149,8 @@ def verify_tree(b: Bench) -> list[Row]:
     file = Probe("find TREE -type f -exec file {} +", ["find", str(tree), "-type", "f", "-exec", "file", "{}", "+"])
     o, s, f = b.measure([ours, scanelf, file], slow=True, warm=True)
     note = f"TREE: {tree}, {files:,} files"
-    return [b.row("verify Debian tree vs scanelf -R", ours, o, scanelf, s, within(3), note),
-            b.row("verify Debian tree vs file", ours, o, file, f, faster(), note)]
+    return [b.row("verify Debian tree vs scanelf -R", ours, o, scanelf, s, within(3), note, cpu=True),
+            b.row("verify Debian tree vs file", ours, o, file, f, faster(), note, cpu=True)]
 
 
 @benchmark("rootfs tar + import vs tar | docker import -")

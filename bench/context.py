@@ -64,10 +64,10 @@ class Bench:
         return "invoke " + shlex.join(args)
 
     def compare(self, name: str, ours: Probe, peer: Probe, target: Target | None = None, note: str = "",
-                slow: bool = False, memory: bool = False) -> Row:
+                slow: bool = False, memory: bool = False, cpu: bool = False) -> Row:
         """Measure ours and the peer in the same loop and make their row."""
         o, p = self.measure([ours, peer], slow, memory)
-        return self.row(name, ours, o, peer, p, target, note, memory)
+        return self.row(name, ours, o, peer, p, target, note, memory, cpu)
 
     def measure(self, probes: Sequence[Probe], slow: bool = False, memory: bool = False,
                 warm: bool = False) -> list[list[Sample]]:
@@ -78,8 +78,13 @@ class Bench:
 
     @staticmethod
     def row(name: str, ours: Probe, o: Sequence[Sample], peer: Probe, p: Sequence[Sample],
-            target: Target | None = None, note: str = "", memory: bool = False) -> Row:
+            target: Target | None = None, note: str = "", memory: bool = False, cpu: bool = False) -> Row:
+        """cpu: also note CPU time, which other jobs on a shared machine disturb less than wall time; only
+        for rows that do not hand their work to the engine, whose CPU time no child's figure includes."""
         stat = Stat.peak if memory else Stat.wall
+        if cpu:
+            spent = f"CPU time (user + system, median): ours {Stat.cpu(o).show()}, peer {Stat.cpu(p).show()}"
+            note = f"{spent}; {note}" if note else spent
         return Row(name, stat(o), stat(p), ours.label, peer.label, target, note)
 
     def output(self, argv: Sequence[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import subprocess
 import tempfile
@@ -26,6 +27,7 @@ class CommandFailed(Exception):
 class Sample:
     wall: float  # seconds, spawn to reap
     maxrss: int = 0  # bytes: peak resident set of the process or any child it waited for (when asked for)
+    cpu: float = 0.0  # seconds of user + system time of the process and its children (not the engine's)
 
 
 GNU_TIME = "/usr/bin/time"
@@ -44,17 +46,20 @@ def run_once(argv: Sequence[str], cwd: Path | None = None, ok: tuple[int, ...] =
             if not os.access(GNU_TIME, os.X_OK):
                 raise CommandFailed(f"peak memory needs GNU time at {GNU_TIME} (Debian package `time`)")
             argv = [GNU_TIME, "-f", "%M", "-o", rss.name, *argv]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)  # sums of CPU time: their difference is exact
         start = time.perf_counter()
         proc = subprocess.run(list(argv), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=err)
         wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         if proc.returncode not in ok:
             err.seek(0)
             tail = " ".join(err.read().decode("utf-8", "replace").split())[-300:]
             shown = " ".join(map(str, argv[5:] if memory else argv))
             raise CommandFailed(f"`{shown}` exited {proc.returncode}: {tail}")
         kib = rss.read().split()[-1] if memory else "0"
-    return Sample(wall, int(kib) * 1024)
+    return Sample(wall, int(kib) * 1024, cpu)
 
 
 @dataclass
@@ -97,6 +102,10 @@ class Stat:
     @classmethod
     def wall(cls, samples: Sequence[Sample]) -> Stat:
         return cls(tuple(s.wall for s in samples), "s")
+
+    @classmethod
+    def cpu(cls, samples: Sequence[Sample]) -> Stat:
+        return cls(tuple(s.cpu for s in samples), "s")
 
     @classmethod
     def peak(cls, samples: Sequence[Sample]) -> Stat:

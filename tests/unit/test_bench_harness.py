@@ -27,6 +27,7 @@ def test_run_once_measures_each_childs_own_peak_memory():
     assert small.maxrss < 8 * MIB  # neither the bench's own peak nor the last child's
     assert run_once(["true"]).maxrss == 0  # not asked for
     assert 0 < small.wall < big.wall + 5
+    assert 0 < big.cpu <= big.wall * 2  # this child's own CPU time, not a running total
 
 
 def test_run_once_refuses_an_unexpected_exit_code_and_names_it():
