@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
 HELLO_C = REPO / "csrc" / "hello.c"
-BENCH_LABEL = {"org.fromscratch.role": "bench"}
 DEFAULT_BUILDER_BASE = "fromscratch/debian:bookworm"
 TREE_IMAGE = "fromscratch/debian:bookworm"  # `invoke rootfs` made it from a debootstrap'd bookworm minbase
 
@@ -208,11 +207,10 @@ class Bench:
     def _export(self, image: str, dest: Path) -> None:
         """The image's file system, unpacked: the same files a debootstrap gave `invoke rootfs`."""
         log.warning("bench: unpacking %s into %s (once; later runs reuse it)", image, dest)
-        container = self.client.containers.create(image, labels=BENCH_LABEL)
-        try:
+        from toolkit import engine
+
+        with engine.container(self.client, "bench", image) as container:
             self.must(["sh", "-c", f"docker export {container.id} | tar -C {shlex.quote(str(dest))} -xf -"])
-        finally:
-            container.remove(force=True)
         # what the engine adds to every container's file system, and a debootstrap'd tree does not have
         (dest / ".dockerenv").unlink(missing_ok=True)
         for mounted in (dest / "dev").iterdir():
