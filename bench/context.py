@@ -188,8 +188,6 @@ class Bench:
     def tree(self) -> Path:
         """A Debian bookworm minbase tree: --tree, else one cached from an earlier run, else made now."""
         if self.tree_path is not None:
-            if not self.tree_path.is_dir():
-                raise Skip(f"--tree {self.tree_path} is not a directory")
             return self.tree_path
         tree = self.cache / "bookworm-minbase"
         if tree.is_dir():
@@ -206,15 +204,18 @@ class Bench:
 
     def _export(self, image: str, dest: Path) -> None:
         """The image's file system, unpacked: the same files a debootstrap gave `invoke rootfs`."""
-        log.warning("bench: unpacking %s into %s (once; later runs reuse it)", image, dest)
         from toolkit import engine
 
+        log.warning("bench: unpacking %s into %s (once; later runs reuse it)", image, dest)
         with engine.container(self.client, "bench", image) as container:
             self.must(["sh", "-c", f"docker export {container.id} | tar -C {shlex.quote(str(dest))} -xf -"])
         # what the engine adds to every container's file system, and a debootstrap'd tree does not have
         (dest / ".dockerenv").unlink(missing_ok=True)
         for mounted in (dest / "dev").iterdir():
-            shutil.rmtree(mounted) if mounted.is_dir() and not mounted.is_symlink() else mounted.unlink()
+            if mounted.is_dir() and not mounted.is_symlink():
+                shutil.rmtree(mounted)
+            else:
+                mounted.unlink()
 
     def _bootstrapped(self) -> str:
         """No such image here: `invoke rootfs` makes one (debootstrap, about a minute; needs root)."""
