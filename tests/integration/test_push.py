@@ -65,10 +65,11 @@ def names(docker_client, tmp_path, monkeypatch):
         return name
 
     yield make
-    for image in docker_client.images.list():
-        for tag in image.tags:
+    # the low-level list: images.list() inspects every image, and another run may remove one in between
+    for image in docker_client.api.images():
+        for tag in image.get("RepoTags") or []:
             if any(tag.startswith(name + ":") for name in made):
-                docker_client.images.remove(tag, force=True)
+                docker_client.api.remove_image(tag, force=True)
 
 
 def _pull_and_run(docker_client, ref: str, platform: str) -> str:
