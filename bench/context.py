@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import DEFAULT_BUILDER_BASE, REPO
 from .harness import Probe, Row, Sample, Skip, Stat, Target, measure
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parent.parent
 HELLO_C = REPO / "csrc" / "hello.c"
-DEFAULT_BUILDER_BASE = "fromscratch/debian:bookworm"
-TREE_IMAGE = "fromscratch/debian:bookworm"  # `invoke rootfs` made it from a debootstrap'd bookworm minbase
+TREE_IMAGE = DEFAULT_BUILDER_BASE  # `invoke rootfs` made it from a debootstrap'd bookworm minbase
 
 
 def default_cache() -> Path:

@@ -8,7 +8,7 @@ from invoke import Context, Exit, task
 
 from toolkit.cli import cli
 
-from .context import DEFAULT_BUILDER_BASE, REPO
+from . import DEFAULT_BUILDER_BASE, REPO
 
 
 @task(help={"quick": "a short run (under two minutes): fewer runs, nothing slow to set up",

@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import tarfile
 from dataclasses import dataclass
 from typing import Any
 
-from . import dockerbuild, engine, files, targets
+from . import files, targets
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +68,8 @@ def ensure(client: Any, image: BuildImage) -> str:
     One process at a time builds a given image (a machine-wide lock); one that waited finds it made. A build
     that does not finish (an error, Ctrl-C, the engine going away) leaves no half-built image behind.
     """
+    from . import engine  # here, not at the top: the CLI imports this module and must start fast
+
     if engine.image_exists(client, image.tag):
         log.info("build image %s is ready", image.tag)
         return image.tag
@@ -89,6 +90,8 @@ def ensure(client: Any, image: BuildImage) -> str:
 
 
 def _context(image: BuildImage) -> io.BytesIO:
+    import tarfile
+
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as tar:
         data = image.dockerfile.encode()
@@ -100,6 +103,8 @@ def _context(image: BuildImage) -> io.BytesIO:
 
 
 def _build(client: Any, image: BuildImage) -> None:
+    from . import dockerbuild, engine
+
     log.warning("building %s from %s (first use; later builds reuse it)", image.tag, image.base)
     dockerbuild.build(client, _context(image), image.tag,
                       {**engine.labels("builder"), "org.fromscratch.base": image.base},
