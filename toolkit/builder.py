@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 from dataclasses import dataclass
@@ -45,6 +44,8 @@ class BuildImage:
 
     @property
     def tag(self) -> str:
+        import hashlib  # here, not at the top: every task imports this module, few need a tag (OpenSSL ~2 ms)
+
         digest = hashlib.sha256(self.dockerfile.encode()).hexdigest()[:16]
         return f"{REPOSITORY}:{digest}"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import json
 import logging
 import os
@@ -47,6 +48,16 @@ def _setup_logging() -> None:
         root.setLevel(os.environ.get("FROMSCRATCH_LOG", "WARNING").upper())
 
 
+def _freeze_startup_objects() -> None:
+    """Exempt what exists when the first task starts (Invoke, its parser, our modules: tens of thousands of
+    objects that live until exit) from the cyclic garbage collector, which would otherwise scan them again
+    in every full collection while a task allocates and in those at interpreter exit: 25-40 ms of every run
+    on our CI machine, the exit alone ~30 ms. Unreferenced objects are still freed; only a cycle among these
+    survivors would never be. Once per process (a test session calling tasks freezes once)."""
+    if not gc.get_freeze_count():
+        gc.freeze()
+
+
 def cli(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn every toolkit failure, and Ctrl-C, into one line on stderr and an exit code: never a traceback."""
 
@@ -54,6 +65,7 @@ def cli(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _setup_logging()
         interrupts.install()  # SIGTERM unwinds like Ctrl-C, so every finally block cleans up
+        _freeze_startup_objects()
         try:
             return fn(*args, **kwargs)
         except Exit:  # a task's own exit code (verify-image's 1, run's container code) passes through
