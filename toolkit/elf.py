@@ -9,6 +9,7 @@ be checked in scanelf's time. tests/unit/test_elf.py holds every fact against py
 from __future__ import annotations
 
 import io
+import operator
 import os
 import stat
 import struct
@@ -201,51 +202,58 @@ def walk(root: str) -> Iterator[ElfFacts | OtherFile]:
         top = _listing(root)
     except OSError as exc:
         raise InputError(f"{root}: cannot read ({exc.strerror})") from None
-    stack: list[Iterator[tuple[str, os.DirEntry]]] = [iter(top)]
+    # The directories being walked, each with the rest of its entries: the top one is read; a subdirectory
+    # goes on top and is read first. The loop runs once per entry of a whole root filesystem, so it is flat,
+    # with no call per entry that is not an ELF file.
+    stack: list[tuple[str, Iterator[os.DirEntry]]] = [("", iter(top))]
     while stack:
-        step = next(stack[-1], None)
-        if step is None:
-            stack.pop()
-            continue
-        rel, entry = step
-        try:
-            if entry.is_file(follow_symlinks=False):  # most entries: tested first
-                yield _read_entry(entry.path, rel)
-            elif entry.is_dir(follow_symlinks=False):
-                try:
-                    stack.append(iter([(f"{rel}/{name}", e) for name, e in _listing(entry.path)]))
-                except OSError as exc:
-                    yield OtherFile(rel, "unreadable", f"cannot read this directory ({exc.strerror})")
-            elif entry.is_symlink():
-                yield OtherFile(rel, "symlink", f"a symbolic link to {os.readlink(entry.path)}")
-            else:
-                yield OtherFile(rel, "special", "a device, FIFO or socket")
-        except OSError as exc:
-            yield OtherFile(rel, "unreadable", f"cannot read ({exc.strerror})")
-
-
-def _listing(directory: str) -> list[tuple[str, os.DirEntry]]:
-    with os.scandir(directory) as it:
-        return sorted(((e.name, e) for e in it), key=lambda pair: pair[0])
+        prefix, entries = stack[-1]
+        for entry in entries:
+            rel = prefix + entry.name
+            try:
+                if entry.is_file(follow_symlinks=False):  # most entries: tested first
+                    # os.open/os.read, not open(): no file object for the thousands of files that are not ELF
+                    fd = os.open(entry.path, _OPEN_FLAGS)
+                    try:
+                        head = os.read(fd, 64)
+                        if head[:4] == ELF_MAGIC:
+                            item: ElfFacts | OtherFile = _elf_entry(fd, rel)
+                        else:
+                            fmt, describe, _ = _classify(head)
+                            item = OtherFile(rel, fmt, describe) if fmt != "elf" else _elf_entry(fd, rel)
+                    finally:
+                        os.close(fd)
+                    yield item
+                elif entry.is_dir(follow_symlinks=False):
+                    try:
+                        inner = _listing(entry.path)
+                    except OSError as exc:
+                        yield OtherFile(rel, "unreadable", f"cannot read this directory ({exc.strerror})")
+                        continue
+                    stack.append((rel + "/", iter(inner)))
+                    break
+                elif entry.is_symlink():
+                    yield OtherFile(rel, "symlink", f"a symbolic link to {os.readlink(entry.path)}")
+                else:
+                    yield OtherFile(rel, "special", "a device, FIFO or socket")
+            except OSError as exc:
+                yield OtherFile(rel, "unreadable", f"cannot read ({exc.strerror})")
+        else:
+            stack.pop()  # every entry of this directory seen
 
 
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)  # never hang on a FIFO
+_by_name = operator.attrgetter("name")
 
 
-def _read_entry(full: str, rel: str) -> ElfFacts | OtherFile:
-    # os.open/os.read rather than open(): no file object, no fstat, for the thousands of files that are not ELF
-    fd = os.open(full, _OPEN_FLAGS)
-    try:
-        head = os.read(fd, 64)
-        if head[:4] != ELF_MAGIC:
-            fmt, describe, _ = _classify(head)
-            if fmt != "elf":
-                return OtherFile(rel, fmt, describe)
-        st = os.fstat(fd)
-        src = _Source(None, st.st_size, fd)
-        return _facts_from(src, _Base(rel, st.st_size, bool(st.st_mode & 0o111)))
-    finally:
-        os.close(fd)
+def _listing(directory: str) -> list[os.DirEntry]:
+    with os.scandir(directory) as it:
+        return sorted(it, key=_by_name)
+
+
+def _elf_entry(fd: int, rel: str) -> ElfFacts:
+    st = os.fstat(fd)
+    return _facts_from(_Source(None, st.st_size, fd), _Base(rel, st.st_size, bool(st.st_mode & 0o111)))
 
 
 class _Base(NamedTuple):  # NamedTuple, not dataclass, for these internal records: cheaper to import

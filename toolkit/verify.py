@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass
 
@@ -230,22 +231,33 @@ class TreeVerdict:
 
     @property
     def others(self) -> list[OtherFile]:
-        return [i for i in self.items if isinstance(i, OtherFile)]
+        return [i for i in self.items if not isinstance(i, Verdict)]
 
     @property
     def unreadable(self) -> list[OtherFile]:
         return [o for o in self.others if o.format == "unreadable"]
 
+    @functools.cached_property
+    def _counts(self) -> tuple[int, int, int]:
+        """(ELF files, of them passed, unreadable entries): counted once, as a tree holds thousands of items."""
+        elf_files = passed = unreadable = 0
+        for item in self.items:
+            if isinstance(item, Verdict):
+                elf_files += 1
+                passed += item.ok
+            elif item.format == "unreadable":
+                unreadable += 1
+        return elf_files, passed, unreadable
+
     @property
     def ok(self) -> bool:
-        return all(v.ok for v in self.verdicts) and not self.unreadable
+        elf_files, passed, unreadable = self._counts
+        return passed == elf_files and not unreadable
 
     def summary(self) -> dict[str, int]:
-        passed = sum(1 for v in self.verdicts if v.ok)
-        unreadable = len(self.unreadable)
-        return {"entries": len(self.verdicts) + len(self.others), "elf": len(self.verdicts), "passed": passed,
-                "failed": len(self.verdicts) - passed, "skipped": len(self.others) - unreadable,
-                "unreadable": unreadable}
+        elf_files, passed, unreadable = self._counts
+        return {"entries": len(self.items), "elf": elf_files, "passed": passed, "failed": elf_files - passed,
+                "skipped": len(self.items) - elf_files - unreadable, "unreadable": unreadable}
 
     def to_dict(self) -> dict:
         items: list[dict] = []
