@@ -270,6 +270,8 @@ def image(c: Context, tag: str, binary: str = "hello", cmd: str | None = None, e
         raise InputError("a docker-archive holds one platform's image",
                          hint="use --output oci-archive:FILE.tar or oci:DIR for several platforms")
     path = Path(binary)
+    if not platforms:  # a missing binary, FIFO or device is named before the engine is asked for anything
+        files.regular_input(path, "binary")
     if backend not in ("python", "dockerfile"):
         raise InputError(f"unknown backend {backend!r}", hint="choose python or dockerfile")
     if backend == "dockerfile":
