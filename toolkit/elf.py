@@ -202,9 +202,9 @@ def walk(root: str) -> Iterator[ElfFacts | OtherFile]:
         top = _listing(root)
     except OSError as exc:
         raise InputError(f"{root}: cannot read ({exc.strerror})") from None
-    # The directories being walked, each with the rest of its entries: the top one is read; a subdirectory
-    # goes on top and is read first. The loop runs once per entry of a whole root filesystem, so it is flat,
-    # with no call per entry that is not an ELF file.
+    # The directories open in the walk, each with the entries it has left: the loop reads the top one, and a
+    # subdirectory it meets goes on top, to be read before the rest. This runs once per entry of a whole root
+    # filesystem, so it is flat: no call per entry that is not an ELF file.
     stack: list[tuple[str, Iterator[os.DirEntry]]] = [("", iter(top))]
     while stack:
         prefix, entries = stack[-1]
