@@ -300,16 +300,13 @@ def image_config(target: targets.Target, cmd: tuple[str, ...] | None) -> oci.Ima
 
 def probe_target(probes: dict[str, bytes]) -> tuple[targets.Target, str] | None:
     """The architecture a root filesystem's own programs are built for, from their ELF headers; with the file."""
-    from elftools.elf.enums import ENUM_E_MACHINE
-
-    machines = {v: k for k, v in ENUM_E_MACHINE.items() if isinstance(v, int)}
     for name in PROBES:
         head = probes.get(name, b"")
         if len(head) < 52 or not head.startswith(b"\x7fELF") or head[4] not in (1, 2) or head[5] not in (1, 2):
             continue
         bits = 32 if head[4] == 1 else 64
         order: Literal["little", "big"] = "little" if head[5] == 1 else "big"
-        machine = machines.get(int.from_bytes(head[18:20], order), "")
+        machine = targets.machine_name(int.from_bytes(head[18:20], order)) or ""
         matches = targets.for_elf(bits, order, machine)
         if not matches:
             continue
