@@ -179,15 +179,18 @@ def _undo(client: Any, tag: str, previous: str | None, progress: _Progress) -> N
             if made:  # a step that committed as the build was cancelled: a child nobody saw announced
                 for attrs in client.api.images(all=True):
                     parent = attrs.get("ParentId", "").removeprefix("sha256:")
-                    untagged = not [t for t in attrs.get("RepoTags") or [] if t != "<none>:<none>"]
-                    if untagged and any(parent.startswith(m) for m in made):
+                    if not _tagged(attrs) and any(parent.startswith(m) for m in made):
                         made.append(attrs["Id"].removeprefix("sha256:"))
             for image_id in reversed(made):
                 try:
-                    if not [t for t in client.api.inspect_image(image_id).get("RepoTags") or []
-                            if t != "<none>:<none>"]:
+                    if not _tagged(client.api.inspect_image(image_id)):
                         client.api.remove_image(image_id, noprune=True)
                 except DockerException as exc:
                     log.info("left image %s: %s", image_id, exc)
     except ToolkitError as exc:
         log.warning("could not remove the unfinished build's images %s (%s)", " ".join(made), exc)
+
+
+def _tagged(attrs: dict) -> bool:
+    """Whether an image carries a name of its own ("<none>:<none>" is the engine's word for none)."""
+    return any(t != "<none>:<none>" for t in attrs.get("RepoTags") or [])
