@@ -122,7 +122,7 @@ class Bench:
 
     @functools.cached_property
     def client(self) -> Any:
-        from toolkit import engine
+        from toolkit.engine import client as engine
         from toolkit.errors import EngineUnavailable
 
         try:
@@ -157,13 +157,14 @@ class Bench:
             self.remove_image(tag)
 
     def image_exists(self, ref: str) -> bool:
-        from toolkit import engine
+        from toolkit.engine import client as engine
 
         return bool(engine.image_exists(self.client, ref))
 
     def builder_warm(self, arch: str | None = None) -> bool:
         """Whether the build image the container toolchain would use for arch is already in the engine."""
-        from toolkit import builder, targets
+        from toolkit import targets
+        from toolkit.build import buildimage as builder
 
         target = targets.lookup(arch) if arch else targets.host()
         host = targets.lookup(self.client.version().get("Arch", "amd64")).architecture
@@ -203,7 +204,7 @@ class Bench:
 
     def _export(self, image: str, dest: Path) -> None:
         """The image's file system, unpacked: the same files a debootstrap gave `invoke rootfs`."""
-        from toolkit import engine
+        from toolkit.engine import client as engine
 
         log.warning("bench: unpacking %s into %s (once; later runs reuse it)", image, dest)
         with engine.container(self.client, "bench", image) as container:

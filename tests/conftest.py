@@ -47,7 +47,7 @@ def assert_clean_failure(result: Result, code: int | None = None) -> None:
 @pytest.fixture(scope="session")
 def docker_client():
     """The real engine. Outside CI a missing engine skips; under CI=true it fails the test."""
-    from toolkit import engine
+    from toolkit.engine import client as engine
     from toolkit.errors import EngineUnavailable
 
     try:
@@ -60,7 +60,7 @@ def docker_client():
 
 @pytest.fixture(scope="session")
 def builder_base(docker_client) -> str:
-    from toolkit import engine
+    from toolkit.engine import client as engine
 
     if not engine.image_exists(docker_client, BUILDER_BASE):
         msg = (f"the build container's base {BUILDER_BASE} is missing: make it with "

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, Result
-from toolkit.engine import SESSION
+from toolkit.engine.client import SESSION
 
 LOCKS = "fromscratch-locks"  # files.exclusive's lock files: meant to stay
 NOBODY = 65534

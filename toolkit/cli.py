@@ -17,7 +17,8 @@ from typing import Any
 
 from invoke import Collection, Context, Exit, Program, task
 
-from . import __version__, builder, files, interrupts, targets
+from . import __version__, files, interrupts, targets
+from .build import buildimage as builder
 from .errors import BuildFailed, ToolkitError
 
 log = logging.getLogger("toolkit")
@@ -103,7 +104,7 @@ def _compile(c: Context, sources: list[Path], arch: str | None, toolchain: str, 
              cflags: list[str], builder_base: str | None, gnu_ld_flags: tuple[str, ...] = (), *,
              per_target: bool = False, jobs: int = 1) -> None:
     """Build for every target arch names (default: this host), jobs at a time; report each, fail if any did."""
-    from . import toolchain as tc
+    from .build import toolchain as tc
 
     wanted = targets.parse_archs(arch) if arch else [targets.host()]
     outs = tc.output_paths(out, wanted, per_target or len(wanted) > 1)
@@ -179,7 +180,7 @@ def verify(c: Context, path: str, arch: str | None = None, json: bool = False) -
 
     Exit 0 when every check passes, 1 when one fails, 2 when the input cannot be read.
     """
-    from . import verify as policy
+    from .check import verify as policy
     from .errors import InputError
 
     as_json = json
@@ -197,8 +198,8 @@ def verify(c: Context, path: str, arch: str | None = None, json: bool = False) -
 
 
 def _verify_file(path: str, arch: str | None) -> Any:
-    from . import elf
-    from . import verify as policy
+    from .check import elf
+    from .check import verify as policy
 
     return policy.verify(elf.read(path), arch)
 
@@ -212,7 +213,8 @@ def _json_dumps(obj: Any) -> str:
 @cli
 def verify_image(c: Context, tag: str, json: bool = False) -> None:
     """Check an image without running it: its command, and every ELF's interpreter and libraries inside it."""
-    from . import engine, imagecheck
+    from .check import image as imagecheck
+    from .engine import client as engine
 
     client = engine.connect()
     verdict = imagecheck.verify_image(client, tag)
@@ -252,9 +254,10 @@ def image(c: Context, tag: str, binary: str = "hello", cmd: str | None = None, e
     SOURCE_DATE_EPOCH (default 0) dates the image; the same inputs give the same image ID and digest.
     With --platform it compiles the program once per platform and makes one multi-platform image.
     """
-    from . import engine, oci, store
-    from . import image as img
+    from .engine import client as engine
     from .errors import EngineUnavailable, InputError
+    from .image import oci, store
+    from .image import scratch as img
 
     ref = img.normalize_tag(tag)
     opts = img.options(cmd=cmd, entrypoint=entrypoint, env=env or [], workdir=workdir, label=label or [],
@@ -351,8 +354,9 @@ def _split_flags(cflags: str) -> list[str]:
 @cli
 def push(c: Context, tag: str, insecure: bool = False) -> None:
     """Push an image to a registry: its blobs, each platform's manifest and the index, then the tag."""
-    from . import engine, registry, store
-    from . import image as img
+    from .engine import client as engine
+    from .image import registry, store
+    from .image import scratch as img
 
     local = img.normalize_tag(tag)
     ref = registry.parse_reference(local)
@@ -379,8 +383,8 @@ def inspect_image(c: Context, tag: str, json: bool = False) -> None:
     """Print an image's config, its files and their sizes."""
     from dataclasses import asdict
 
-    from . import engine
-    from . import image as img
+    from .engine import client as engine
+    from .image import scratch as img
 
     info = img.inspect(engine.connect(), tag)
     if json:
@@ -393,7 +397,8 @@ def inspect_image(c: Context, tag: str, json: bool = False) -> None:
 @cli
 def run(c: Context, tag: str) -> None:
     """Run an image, stream its output, and exit with the container's exit code."""
-    from . import engine, runner
+    from .engine import client as engine
+    from .engine import run as runner
 
     client = engine.connect()
     code = runner.run(client, tag, sys.stdout.buffer, sys.stderr.buffer)
@@ -414,12 +419,12 @@ def rootfs(c: Context, suite: str = "bookworm", tag: str | None = None, mirror: 
            variant: str = "minbase", arch: str | None = None, include: str = "", slim: bool = False,
            out: str | None = None, busybox: bool = False, quiet: bool = False) -> None:
     """Build a Debian (or BusyBox) base image: reproducible tar, any architecture, into the engine and/or a file."""
-    from . import busybox as bb
-    from . import engine
-    from . import image as img
-    from . import rootfs as rfs
+    from .engine import client as engine
     from .errors import InputError
+    from .image import scratch as img
     from .progress import Progress
+    from .rootfs import busybox as bb
+    from .rootfs import debootstrap as rfs
 
     req = rfs.Request.make(suite, mirror, variant, arch, include, slim)
     if busybox and (req.include or req.slim or variant != "minbase"):
@@ -442,10 +447,10 @@ def rootfs(c: Context, suite: str = "bookworm", tag: str | None = None, mirror: 
 def import_rootfs(c: Context, path: str, tag: str, arch: str | None = None, allow_devices: bool = False,
                   quiet: bool = False) -> None:
     """Import a root filesystem (directory or tarball) as an image, refusing entries that escape the root."""
-    from . import engine
-    from . import image as img
-    from . import rootfs as rfs
+    from .engine import client as engine
+    from .image import scratch as img
     from .progress import Progress
+    from .rootfs import debootstrap as rfs
 
     ref = img.normalize_tag(tag)
     if arch:
@@ -470,7 +475,7 @@ def _print_delivered(done: Any) -> None:
 @cli
 def binfmt(c: Context, arch: str = "all", check: bool = False) -> None:
     """Register QEMU user-mode handlers (Debian's qemu-user-static, fix-binary) so foreign images run."""
-    from . import binfmt as bf
+    from .engine import binfmt as bf
 
     statuses = bf.ensure(targets.parse_archs(arch), targets.host(), change=not check)
     for status in statuses:

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from tests.faults import descendants
-from toolkit import elf, verify
+from toolkit.check import elf, verify
 
 pytestmark = pytest.mark.engine
 

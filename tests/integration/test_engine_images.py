@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, gcc
-from toolkit import engine
-from toolkit import image as img
+from toolkit.engine import client as engine
 from toolkit.errors import EngineError, EngineUnavailable
+from toolkit.image import scratch as img
 
 pytestmark = pytest.mark.engine
 

@@ -12,9 +12,9 @@ import pytest
 
 from tests.conftest import assert_clean_failure, gcc
 from tests.faults import SLOW_CFLAGS, descendants, sparse_binary
-from toolkit import image as img
-from toolkit import rootfs
-from toolkit.rootfs_load import planned_image
+from toolkit.image import scratch as img
+from toolkit.rootfs import debootstrap as rootfs
+from toolkit.rootfs.load import planned_image
 
 pytestmark = pytest.mark.engine
 

@@ -24,7 +24,7 @@ def _sha(path: Path) -> str:
 
 
 def _exists(docker_client, tag: str) -> bool:
-    from toolkit import engine
+    from toolkit.engine import client as engine
 
     return engine.image_exists(docker_client, tag)
 
@@ -203,10 +203,11 @@ def test_debian_arm64_is_debootstrapped_under_qemu(docker_client, image_tag):
 
 
 def test_a_failure_mid_stream_leaves_no_image_and_no_file(tmp_path, docker_client, image_tag):
-    from toolkit import rootfs, targets
+    from toolkit import targets
     from toolkit.errors import InputError
-    from toolkit.rootfs_load import deliver
-    from toolkit.rootfs_tar import plan_tree
+    from toolkit.rootfs import debootstrap as rootfs
+    from toolkit.rootfs.load import deliver
+    from toolkit.rootfs.tar import plan_tree
 
     root = tmp_path / "r"
     root.mkdir()

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import assert_clean_failure, invoke
-from toolkit import imagecheck, oci
+from toolkit.check import image as imagecheck
+from toolkit.image import oci
 
 pytestmark = pytest.mark.engine
 

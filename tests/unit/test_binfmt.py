@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IN_CI, REPO, Result, assert_clean_failure, invoke
-from toolkit import binfmt, targets
+from toolkit import targets
+from toolkit.engine import binfmt
 from toolkit.errors import ToolkitError
 
 # An ELF header with e_machine 0xfefe, which no architecture uses: registering it changes how nothing runs.

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import assert_clean_failure, invoke
-from toolkit import elf, targets, toolchain, verify
+from toolkit import targets
+from toolkit.build import toolchain
+from toolkit.check import elf, verify
 from toolkit.errors import BuildFailed, InputError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 from tests.conftest import assert_clean_failure, invoke
-from toolkit import elf, verify
+from toolkit.check import elf, verify
 
 
 def test_build_hello_native_gives_a_binary_that_verify_passes(tmp_path):

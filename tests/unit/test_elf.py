@@ -1,4 +1,4 @@
-"""elf.py's facts, held against pyelftools on real binaries, and what it says about files that are not ELF."""
+"""check/elf.py's facts, held against pyelftools on real binaries, and what it says about files that are not ELF."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from tests import elfgen
 from tests.conftest import gcc
-from toolkit import elf
+from toolkit.check import elf
 
 HOST_DIRS = ("/usr/bin", "/usr/lib/x86_64-linux-gnu")
 

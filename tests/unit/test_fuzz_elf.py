@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from tests import elfgen
 from tests.conftest import gcc
-from toolkit import elf, imagecheck, ldso, verify
+from toolkit.check import elf, ldso, verify
+from toolkit.check import image as imagecheck
 from toolkit.errors import ToolkitError
 
 CASES = 10_000

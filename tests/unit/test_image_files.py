@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import assert_clean_failure, invoke
 from tests.image_helpers import HELLO_WORLD_BYTES, layer_names, tiny_for
-from toolkit import elf, verify
+from toolkit.check import elf, verify
 
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/fromscratch-no-engine.sock"}
 

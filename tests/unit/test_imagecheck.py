@@ -12,7 +12,8 @@ import pytest
 from tests import elfgen
 from tests.conftest import gcc
 from tests.elfgen import EM, Spec
-from toolkit import imagecheck, ldso
+from toolkit.check import image as imagecheck
+from toolkit.check import ldso
 
 MA = "usr/lib/x86_64-linux-gnu"
 HOST_LOADER = Path(os.path.realpath("/lib64/ld-linux-x86-64.so.2"))

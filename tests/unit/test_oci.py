@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from toolkit import oci
+from toolkit.image import oci
 
 # Computed once from the inputs in _golden(); a change here means every image ID we ever made changes.
 GOLDEN = {

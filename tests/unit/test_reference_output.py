@@ -14,7 +14,8 @@ import pytest
 
 from tests import elfgen
 from tests.elfgen import EM, Spec
-from toolkit import elf, imagecheck, verify
+from toolkit.check import elf, verify
+from toolkit.check import image as imagecheck
 
 EXPECTED = Path(__file__).parent / "expected"
 GLIBC_SYMBOLS = ("main", "__libc_start_call_main")

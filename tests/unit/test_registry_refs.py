@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from toolkit.errors import InputError
-from toolkit.registry import DOCKER_HUB, parse_reference
+from toolkit.image.registry import DOCKER_HUB, parse_reference
 
 
 @pytest.mark.parametrize("text, registry, repository, tag, loopback", [

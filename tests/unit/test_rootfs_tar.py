@@ -16,9 +16,9 @@ import pytest
 from toolkit import targets
 from toolkit.errors import InputError
 from toolkit.progress import Progress
-from toolkit.rootfs import image_config
-from toolkit.rootfs_load import deliver, out_compression
-from toolkit.rootfs_tar import plan_tree
+from toolkit.rootfs.debootstrap import image_config
+from toolkit.rootfs.load import deliver, out_compression
+from toolkit.rootfs.tar import plan_tree
 
 EPOCH = 1_700_000_000
 FILES = {"etc/hostname": b"box\n", "usr/bin/tool": b"\x7fELF" + bytes(300), "usr/share/doc/a/copyright": b"MIT\n",

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import assert_clean_failure, invoke
-from toolkit import rootfs, targets
+from toolkit import targets
 from toolkit.errors import InputError
-from toolkit.mirror import check_mirror, host_mirror, parse_release
-from toolkit.rootfs_tar import plan_tree
+from toolkit.rootfs import debootstrap as rootfs
+from toolkit.rootfs.mirror import check_mirror, host_mirror, parse_release
+from toolkit.rootfs.tar import plan_tree
 
 RELEASE = """Origin: Debian
 Suite: stable

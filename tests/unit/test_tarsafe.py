@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from toolkit.rootfs_tar import plan_tarball, plan_tree
-from toolkit.tarsafe import Checker, UnsafeEntry
+from toolkit.rootfs.tar import plan_tarball, plan_tree
+from toolkit.rootfs.tarsafe import Checker, UnsafeEntry
 
 
 def _tarball(path: Path, *members: tuple[str, str, str], mode: str = "w") -> Path:

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO, assert_clean_failure, invoke
-from toolkit import elf, verify
+from toolkit.check import elf, verify
 
 
 def test_static_binary_passes_every_check(binaries):

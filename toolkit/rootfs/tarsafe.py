@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import posixpath
 
-from .errors import InputError
+from ..errors import InputError
 
 DEVICE_KINDS = ("chardev", "blockdev")
 _MAX_HOPS = 40  # as the kernel's ELOOP limit: past it a chain of links resolves nowhere, let alone outside

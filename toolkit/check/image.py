@@ -1,5 +1,5 @@
 """Checking a whole image without running it: its filesystem (exported by the engine, read as a tar stream),
-its CMD/ENTRYPOINT program, and every ELF's interpreter and libraries as the loader would find them (ldso.py).
+its CMD/ENTRYPOINT program, and every ELF's interpreter and libraries as the loader would find them (check/ldso.py).
 
 The checks work on an ImageFS and the image's config dict; only `inspect_image` talks to the engine.
 """
@@ -13,10 +13,12 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
-from . import elf, engine, ldso, targets
+from .. import targets
+from ..engine import client as engine
+from ..errors import EngineError, InputError
+from . import elf, ldso
 from . import verify as policy
 from .elf import ElfFacts
-from .errors import EngineError, InputError
 
 log = logging.getLogger(__name__)
 

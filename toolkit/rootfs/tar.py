@@ -2,7 +2,7 @@
 
 A directory is scanned first (sorted entries, numeric owners, mtimes clamped), so the layer's exact size is known
 before a byte is written; a tarball is read once to check it and count its size, then once more to stream it.
-The stream itself is written in a single pass by `deliver` (rootfs_load.py).
+The stream itself is written in a single pass by `deliver` (rootfs/load.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import InputError
+from ..errors import InputError
 from .tarsafe import Checker
 
 CHUNK = 1 << 20

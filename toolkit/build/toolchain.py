@@ -20,9 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import builder, elf, engine, interrupts, targets, verify
-from .errors import BuildFailed, InputError, ToolkitError
-from .files import atomic_output, regular_input
+from .. import interrupts, targets
+from ..check import elf, verify
+from ..engine import client as engine
+from ..errors import BuildFailed, InputError, ToolkitError
+from ..files import atomic_output, regular_input
+from . import buildimage as builder
 
 log = logging.getLogger(__name__)
 

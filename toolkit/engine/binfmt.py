@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import targets
-from .errors import ToolkitError
+from .. import targets
+from ..errors import ToolkitError
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ import functools
 import json
 from dataclasses import asdict, dataclass
 
-from . import elf, targets
+from .. import targets
+from . import elf
 from .elf import ElfFacts, OtherFile
 
 _LINUX_OSABI = {"SYSV", "GNU/Linux"}

@@ -19,8 +19,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BuildFailed, InputError
-from .progress import Progress
+from ..errors import BuildFailed, InputError
+from ..progress import Progress
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Where the dynamic loader would find an ELF's interpreter and libraries inside a root filesystem, without
-running anything: glibc's and musl's search order over a read-only view of an image's files (imagecheck.py
+running anything: glibc's and musl's search order over a read-only view of an image's files (check/image.py
 supplies the view; this module never talks to an engine)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from . import targets
+from .. import targets
 from .elf import ElfFacts
 
 # glibc's system directories: Debian's multiarch pair, then upstream's lib64 pair (64-bit only), then the

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import interrupts, oci
-from .errors import InputError
-from .files import atomic_output
-from .progress import Progress
-from .rootfs_tar import Plan
+from .. import interrupts
+from ..errors import InputError
+from ..files import atomic_output
+from ..image import oci
+from ..progress import Progress
+from .tar import Plan
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +138,8 @@ def _import_layer(client: Any, tee: _Tee, scratch_tag: str) -> None:
     The tag and labels are chosen before the engine is asked, so whatever an interrupt leaves is found by name;
     once the last byte is sent, signals wait until the engine has answered, so its image is never made unseen.
     """
-    from . import engine
-    from .errors import EngineError
+    from ..engine import client as engine
+    from ..errors import EngineError
 
     repository, _, tag = scratch_tag.partition(":")
     changes = [f"LABEL {key}={value}" for key, value in engine.labels("rootfs-import").items()]
@@ -170,7 +171,7 @@ def _remove_scratch(client: Any, scratch_tag: str) -> None:
     """Remove the import's throw-away image if it exists; a failure is only a warning naming it."""
     from docker.errors import ImageNotFound
 
-    from . import engine
+    from ..engine import client as engine
 
     try:
         with engine.step(f"removing the throw-away image {scratch_tag}"):
@@ -189,7 +190,7 @@ def deliver(plan: Plan, config: oci.ImageConfig, epoch: int, *, client: Any = No
 
     The engine path is an import of the bare layer, then a load of our own config over it: older engines'
     import ignores --platform and stamps the time, so the config (architecture, epoch, CMD) must be ours."""
-    from . import engine
+    from ..engine import client as engine
 
     progress = progress or Progress.quiet()
     if tag is None and out is None:

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from . import files, targets
+from .. import files, targets
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +69,13 @@ def ensure(client: Any, image: BuildImage) -> str:
     One process at a time builds a given image (a machine-wide lock); one that waited finds it made. A build
     that does not finish (an error, Ctrl-C, the engine going away) leaves no half-built image behind.
     """
-    from . import engine  # here, not at the top: the CLI imports this module and must start fast
+    from ..engine import client as engine  # here, not at the top: the CLI imports this module and must start fast
 
     if engine.image_exists(client, image.tag):
         log.info("build image %s is ready", image.tag)
         return image.tag
     if not engine.image_exists(client, image.base):
-        from .errors import InputError
+        from ..errors import InputError
 
         raise InputError(f"the build image's base {image.base} is not in the engine and cannot be built on",
                          hint=f"pull it (docker pull {image.base}), or make one with "
@@ -104,7 +104,8 @@ def _context(image: BuildImage) -> io.BytesIO:
 
 
 def _build(client: Any, image: BuildImage) -> None:
-    from . import dockerbuild, engine
+    from ..engine import build as dockerbuild
+    from ..engine import client as engine
 
     log.warning("building %s from %s (first use; later builds reuse it)", image.tag, image.base)
     dockerbuild.build(client, _context(image), image.tag,

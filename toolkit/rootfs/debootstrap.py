@@ -1,5 +1,5 @@
 """Full base images from a root filesystem: debootstrap for any architecture, container-friendly tweaks, --slim,
-and the hand-over of a tree or tarball to rootfs_tar (check, plan) and rootfs_load (one pass to file and engine).
+and the hand-over of a tree or tarball to rootfs/tar.py (check, plan) and rootfs/load.py (one pass to file and engine).
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from . import binfmt, files, interrupts, oci, targets
-from .errors import BuildFailed, InputError
+from .. import files, interrupts, targets
+from ..engine import binfmt
+from ..errors import BuildFailed, InputError
+from ..image import oci
+from ..progress import Progress
+from .load import Delivered, deliver, out_compression
 from .mirror import DEFAULT_MIRROR, check_mirror, host_mirror
-from .progress import Progress
-from .rootfs_load import Delivered, deliver, out_compression
-from .rootfs_tar import Plan, plan_tarball, plan_tree
+from .tar import Plan, plan_tarball, plan_tree
 from .tarsafe import Checker
 
 __all__ = ["DEFAULT_MIRROR", "host_mirror", "Request", "build", "import_path", "make_container_friendly", "slim",

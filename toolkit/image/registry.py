@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError, ToolkitError
 from . import oci
-from .errors import InputError, ToolkitError
 
 log = logging.getLogger(__name__)
 

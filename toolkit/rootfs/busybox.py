@@ -1,6 +1,6 @@
 """A BusyBox base image from Debian's busybox-static: /bin/busybox (verified static first), a link per applet.
 
-The .deb comes from the mirror through the chain apt trusts (mirror.py); the tree then goes the way of every
+The .deb comes from the mirror through the chain apt trusts (rootfs/mirror.py); the tree then goes the way of every
 rootfs (rootfs.deliver_tree), dated by the suite's Release like a debootstrapped one.
 """
 
@@ -11,12 +11,14 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from . import elf, mirror, targets, verify
-from .errors import BuildFailed, VerifyFailed
-from .files import temp_dir
-from .progress import Progress
-from .rootfs import Request, deliver_tree
-from .rootfs_load import Delivered, out_compression
+from .. import targets
+from ..check import elf, verify
+from ..errors import BuildFailed, VerifyFailed
+from ..files import temp_dir
+from ..progress import Progress
+from . import mirror
+from .debootstrap import Request, deliver_tree
+from .load import Delivered, out_compression
 
 PACKAGE = "busybox-static"
 BINARY = "bin/busybox"

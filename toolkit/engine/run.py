@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, BinaryIO
 
-from . import engine
-from .errors import InputError
+from ..errors import InputError
+from . import client as engine
 
 
 def run(client: Any, tag: str, stdout: BinaryIO, stderr: BinaryIO, platform: str | None = None) -> int:

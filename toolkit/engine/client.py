@@ -15,8 +15,8 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode
 
-from . import interrupts
-from .errors import EngineError, EngineUnavailable, ToolkitError
+from .. import interrupts
+from ..errors import EngineError, EngineUnavailable, ToolkitError
 
 if TYPE_CHECKING:
     import http.client

@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from . import engine, interrupts
-from .errors import BuildFailed, ToolkitError
+from .. import interrupts
+from ..errors import BuildFailed, ToolkitError
+from . import client as engine
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import dockerbuild, elf, engine, oci, targets, verify
-from .errors import EngineError, InputError, VerifyFailed
-from .files import atomic_output, scratch_dir
+from .. import targets
+from ..check import elf, verify
+from ..engine import build as dockerbuild
+from ..engine import client as engine
+from ..errors import EngineError, InputError, VerifyFailed
+from ..files import atomic_output, scratch_dir
+from . import oci
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple
 
-from . import targets
-from .errors import InputError
+from .. import targets
+from ..errors import InputError
 
 ELF_MAGIC = b"\x7fELF"
 _HEAD = 16 << 10  # one read that holds the headers, PT_INTERP, notes and .dynstr of most binaries

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import InputError, ToolkitError
+from ..errors import InputError, ToolkitError
 
 MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
