@@ -10,7 +10,7 @@ import tarfile
 from pathlib import Path
 
 from tests.conftest import CSRC, gcc
-from toolkit import cli
+from toolkit.build import recipes
 
 # The official hello-world binary sizes (stripped) that the tiny hello must beat.
 HELLO_WORLD_BYTES = {"amd64": 10_072, "arm64": 5_200}
@@ -56,7 +56,7 @@ def cross_cc(arch: str) -> list[str] | None:
     """A C compiler command for arch that needs no libc: Debian's cross gcc, else zig (the zig extra)."""
     triplet = {"arm64": "aarch64-linux-gnu", "amd64": "x86_64-linux-gnu"}[arch]
     if shutil.which(f"{triplet}-gcc"):
-        return [f"{triplet}-gcc", *cli.TINY_GNU_LD_FLAGS]
+        return [f"{triplet}-gcc", *recipes.TINY_GNU_LD_FLAGS]
     try:
         import ziglang  # noqa: F401
     except ImportError:
@@ -69,7 +69,7 @@ def tiny_for(arch: str, out: Path) -> Path:
     """csrc/hello-tiny.c built with the flags `invoke build-hello --tiny` uses, by a cross compiler."""
     cc = cross_cc(arch)
     assert cc is not None, f"no {arch} C compiler: install the zig extra (pip install -e '.[zig]')"
-    subprocess.run([*cc, *cli.TINY_CFLAGS, "-s", str(CSRC / "hello-tiny.c"), "-o", str(out)],
+    subprocess.run([*cc, *recipes.TINY_CFLAGS, "-s", str(CSRC / "hello-tiny.c"), "-o", str(out)],
                    check=True, capture_output=True)
     return out
 

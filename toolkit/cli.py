@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gc
 import json
@@ -22,22 +21,7 @@ from .build import buildimage as builder
 from .errors import BuildFailed, ToolkitError
 
 log = logging.getLogger("toolkit")
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PACKAGED_CSRC = Path(__file__).resolve().parent / "csrc"
-# hello-tiny.c has no libc: -nostdlib and its own _start; the rest is hello-world's recipe for a small file
-# (sections garbage-collected, no unwind tables, .comment, build-id or RELRO padding, stripped).
-TINY_CFLAGS = ("-Os", "-nostdlib", "-static", "-fno-pie", "-no-pie", "-ffreestanding", "-fno-stack-protector",
-               "-fno-asynchronous-unwind-tables", "-fno-unwind-tables", "-fno-ident", "-ffunction-sections",
-               "-fdata-sections", "-Wl,--gc-sections", "-Wl,--build-id=none", "-Wl,-z,norelro")
-# GNU ld on x86 gives code its own page-aligned segment by default; one segment keeps the file under 1 KiB.
-# (zig's linker already does that, and refuses the flag.)
-TINY_GNU_LD_FLAGS = ("-Wl,-z,noseparate-code",)
-
-
-def _csrc(name: str) -> Path:
-    """A file of csrc/ from a checkout, else the copy packaged with the toolkit."""
-    checkout = REPO_ROOT / "csrc" / name
-    return checkout if checkout.is_file() else PACKAGED_CSRC / name
+say = functools.partial(print, flush=True)  # progress lines reach a pipe as they happen
 
 
 def _setup_logging() -> None:
@@ -100,32 +84,6 @@ def _builder_base(c: Context, given: str | None) -> str:
         return builder.DEFAULT_BASE
 
 
-def _compile(c: Context, sources: list[Path], arch: str | None, toolchain: str, out: Path,
-             cflags: list[str], builder_base: str | None, gnu_ld_flags: tuple[str, ...] = (), *,
-             per_target: bool = False, jobs: int = 1) -> None:
-    """Build for every target arch names (default: this host), jobs at a time; report each, fail if any did."""
-    from .build import toolchain as tc
-
-    wanted = targets.parse_archs(arch) if arch else [targets.host()]
-    outs = tc.output_paths(out, wanted, per_target or len(wanted) > 1)
-    chain = tc.select(toolchain, wanted, base=_builder_base(c, builder_base))
-    if chain.name != "zig":
-        cflags = [*cflags, *gnu_ld_flags]
-
-    def report(done: tc.Outcome) -> None:
-        if done.error is None:
-            print(f"built {done.out} for {done.target.platform} with the {chain.name} toolchain", flush=True)
-
-    failed = [d for d in tc.build_all(chain, sources, wanted, outs, cflags, jobs, on_done=report) if d.error]
-    if failed:
-        if len(wanted) == 1 and failed[0].error is not None:
-            raise failed[0].error
-        logs = "\n".join(f"--- {f.target.name}: {f.error}\n{getattr(f.error, 'log', '')}".rstrip()
-                         for f in failed)
-        raise BuildFailed(f"{len(failed)} of {len(wanted)} targets failed: "
-                          + ", ".join(f.target.name for f in failed), log=logs)
-
-
 _ARCH_HELP = "target architecture(s): a name (arm64, arm32v7, linux/arm/v7), a comma-separated list, or all"
 _JOBS_HELP = "build this many targets at once (default 1)"
 _TOOLCHAIN_HELP = "auto, native, container or zig"
@@ -142,14 +100,10 @@ _TOOLCHAIN_HELP = "auto, native, container or zig"
 def build_hello(c: Context, arch: str | None = None, toolchain: str = "auto", out: str | None = None,
                 builder_base: str | None = None, tiny: bool = False, strip: bool = True, jobs: int = 1) -> None:
     """Compile csrc/hello.c (or, with --tiny, csrc/hello-tiny.c) into a static binary (./hello, or ./hello-<arch>)."""
-    strip_flags = ["-s"] if strip else []
-    per_target = out is None and bool(arch)
-    if tiny:
-        _compile(c, [_csrc("hello-tiny.c")], arch, toolchain, Path(out or "hello"), [*TINY_CFLAGS, *strip_flags],
-                 builder_base, TINY_GNU_LD_FLAGS, per_target=per_target, jobs=jobs)
-    else:
-        _compile(c, [_csrc("hello.c")], arch, toolchain, Path(out or "hello"), ["-Os", *strip_flags],
-                 builder_base, per_target=per_target, jobs=jobs)
+    from .build import recipes
+
+    recipes.compile_for(recipes.hello(tiny, strip), arch, toolchain, Path(out or "hello"),
+                        _builder_base(c, builder_base), say, per_target=out is None and bool(arch), jobs=jobs)
 
 
 @task(iterable=["src"],
@@ -161,15 +115,15 @@ def build_hello(c: Context, arch: str | None = None, toolchain: str = "auto", ou
 def build(c: Context, src: list[str], out: str = "", cflags: str = "", arch: str | None = None,
           toolchain: str = "auto", builder_base: str | None = None, strip: bool = False, jobs: int = 1) -> None:
     """Compile your own C program into a static binary."""
+    from .build import recipes
     from .errors import InputError
 
     if not src:
         raise InputError("--src is required", hint="e.g. --src app.c (repeat it for more files)")
     if not out:
         raise InputError("--out is required", hint="e.g. --out ./app")
-    flags = _split_flags(cflags)
-    _compile(c, [Path(s) for s in src], arch, toolchain, Path(out), [*flags, *(["-s"] if strip else [])],
-             builder_base, jobs=jobs)
+    recipe = recipes.Recipe(tuple(Path(s) for s in src), (*_split_flags(cflags), *(["-s"] if strip else [])))
+    recipes.compile_for(recipe, arch, toolchain, Path(out), _builder_base(c, builder_base), say, jobs=jobs)
 
 
 @task(help={"path": "the binary to check, or a directory to check every ELF file in",
@@ -254,90 +208,17 @@ def image(c: Context, tag: str, binary: str = "hello", cmd: str | None = None, e
     SOURCE_DATE_EPOCH (default 0) dates the image; the same inputs give the same image ID and digest.
     With --platform it compiles the program once per platform and makes one multi-platform image.
     """
-    from .engine import client as engine
-    from .errors import EngineUnavailable, InputError
-    from .image import oci, store
+    from .build import recipes
+    from .image import make
     from .image import scratch as img
 
     ref = img.normalize_tag(tag)
     opts = img.options(cmd=cmd, entrypoint=entrypoint, env=env or [], workdir=workdir, label=label or [],
                        user=user, nonroot=nonroot, add=add or [], ca_certs=ca_certs, tzdata=tzdata, tmp=tmp)
     outputs = [img.parse_output(o) for o in output or []]
-    epoch = oci.source_date_epoch(0)
-    if arch:
-        targets.lookup(arch)
-    platforms = targets.parse_archs(platform) if platform is not None else []
-    if platforms and arch:
-        raise InputError("--arch and --platform both choose the architecture", hint="give one of them")
-    if len(platforms) > 1 and any(o.kind == "docker-archive" for o in outputs):
-        raise InputError("a docker-archive holds one platform's image",
-                         hint="use --output oci-archive:FILE.tar or oci:DIR for several platforms")
-    path = Path(binary)
-    if not platforms:  # a missing binary, FIFO or device is named before the engine is asked for anything
-        files.regular_input(path, "binary")
-    if backend not in ("python", "dockerfile"):
-        raise InputError(f"unknown backend {backend!r}", hint="choose python or dockerfile")
-    if backend == "dockerfile":
-        if outputs or platforms:
-            raise InputError("--backend dockerfile builds one image in the engine; "
-                             "--output and --platform need the python backend")
-        info = img.build_with_dockerfile(engine.connect(), path, ref, opts, arch=arch, epoch=epoch)
-        print(f"tag:      {info['tag']}\nid:       {info['id']}\n"
-              f"size:     {info['size']:,} bytes in {_files(info['files'])}; {_layers(info['layers'])}\n"
-              "built by the engine from this Dockerfile:\n" + info["dockerfile"].rstrip())
-        return
-    client: engine.Images | None = None
-    if not outputs:
-        try:
-            client = engine.images()
-        except EngineUnavailable as exc:
-            if not platforms:
-                raise EngineUnavailable(exc.message, hint=f"{exc.hint}; or write the image to a file with "
-                                        "--output oci-archive:image.tar, which needs no engine") from None
-    with contextlib.ExitStack() as stack:
-        if platforms:
-            sources = [Path(s) for s in src or []] or [_csrc("hello-tiny.c" if tiny else "hello.c")]
-            flags = [*(TINY_CFLAGS if tiny else ("-Os",)), "-s", *_split_flags(cflags)]
-            bins = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fromscratch-bins-")))
-            built = []
-            for target in platforms:
-                binary_out = bins / target.name / path.name
-                _compile(c, sources, target.name, toolchain, binary_out, flags, builder_base,
-                         TINY_GNU_LD_FLAGS if tiny else ())
-                built.append(stack.enter_context(img.assemble(binary_out, ref, arch=target.name, epoch=epoch,
-                                                              opts=opts)))
-        else:
-            built = [stack.enter_context(img.assemble(path, ref, arch=arch, epoch=epoch, opts=opts))]
-        images = [b.image for b in built]
-        print(f"tag:      {ref}\ndigest:   {oci.top_descriptor(images).digest}")
-        for b in built:
-            print(f"{'platform:':<10}{b.image.platform}\n  id:     {b.image.image_id}\n"
-                  f"  size:   {b.content:,} bytes in {_files(b.files)}; "
-                  f"{_layers(len(b.image.layers))} of {b.image.size:,} bytes (uncompressed tar)")
-        for out in outputs:
-            img.write_output(images, out, ref)
-            if len(images) == 1:
-                print(f"wrote {out} (load it with: {out.load_hint()})")
-            else:  # docker load takes one platform's image
-                print(f"wrote {out}, an index of {len(images)} platforms (push it to a registry with "
-                      f"`invoke push --tag {ref}`)")
-        if platforms:
-            img.write_output(images, img.Output("oci", store.path_for(ref)), ref)
-            print(f"kept for `invoke push --tag {ref}` in {store.path_for(ref)}")
-        else:
-            store.forget(ref)
-        if client is not None:
-            native = targets.lookup(client.native_arch()).architecture
-            loaded: list[list[str]] = []  # the engine's own architecture also gets the plain tag, once
-            for b in built:
-                target = targets.lookup(b.image.platform)
-                tags = [f"{ref}-{target.name}"] if platforms else []  # hello:1.0-arm64, hello:1.0-arm-v7
-                if target.architecture == native and not any(ref in t for t in loaded):
-                    tags.insert(0, ref)
-                loaded.append(tags)
-                info = img.load(client, b, tags)
-                print(f"loaded {b.image.platform} into the engine as {', '.join(tags or [ref])} "
-                      f"({info['size']:,} bytes)")
+    recipe = recipes.hello(tiny, extra=_split_flags(cflags), sources=[Path(s) for s in src or []])
+    make.image(ref, Path(binary), opts, outputs, say, backend=backend, arch=arch, platform=platform,
+               recipe=recipe, toolchain=toolchain, builder_base=_builder_base(c, builder_base))
 
 
 def _split_flags(cflags: str) -> list[str]:
@@ -367,14 +248,6 @@ def push(c: Context, tag: str, insecure: bool = False) -> None:
         top = registry.push(images, ref, registry.client(ref, insecure or None))
     platforms = ", ".join(i.platform for i in images)
     print(f"pushed {ref}\ndigest:   {top.digest}\nplatforms: {platforms}")
-
-
-def _layers(n: int) -> str:
-    return f"{n} layer" + ("" if n == 1 else "s")
-
-
-def _files(n: int) -> str:
-    return f"{n} file" + ("" if n == 1 else "s")
 
 
 @task(name="inspect", help={"tag": "an image in the engine", "json": "print one JSON object instead"})

@@ -1,0 +1,129 @@
+"""The `image` task's work, end to end: a binary (or a program compiled once per platform) assembled into a
+scratch image, written to each --output, kept in the store for push, and loaded into the engine."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .. import files, targets
+from ..build import recipes
+from ..engine import client as engine
+from ..errors import EngineUnavailable, InputError
+from . import oci, store
+from . import scratch as img
+
+
+def image(ref: str, binary: Path, opts: img.Options, outputs: Sequence[img.Output], say: Callable[[str], None],
+          *, backend: str = "python", arch: str | None = None, platform: str | None = None,
+          recipe: recipes.Recipe | None = None, toolchain: str = "auto", builder_base: str = "") -> None:
+    """Make ref's image and say what was made. With platform, recipe is compiled for each platform listed."""
+    epoch = oci.source_date_epoch(0)
+    if arch:
+        targets.lookup(arch)
+    platforms = targets.parse_archs(platform) if platform is not None else []
+    if platforms and arch:
+        raise InputError("--arch and --platform both choose the architecture", hint="give one of them")
+    if len(platforms) > 1 and any(o.kind == "docker-archive" for o in outputs):
+        raise InputError("a docker-archive holds one platform's image",
+                         hint="use --output oci-archive:FILE.tar or oci:DIR for several platforms")
+    if not platforms:  # a missing binary, FIFO or device is named before the engine is asked for anything
+        files.regular_input(binary, "binary")
+    if backend not in ("python", "dockerfile"):
+        raise InputError(f"unknown backend {backend!r}", hint="choose python or dockerfile")
+    if backend == "dockerfile":
+        if outputs or platforms:
+            raise InputError("--backend dockerfile builds one image in the engine; "
+                             "--output and --platform need the python backend")
+        say(_render_dockerfile_build(img.build_with_dockerfile(engine.connect(), binary, ref, opts, arch=arch,
+                                                                epoch=epoch)))
+        return
+    client = None if outputs else _engine_for(bool(platforms))
+    with contextlib.ExitStack() as stack:
+        if platforms:
+            built = _compile_each(stack, platforms, recipe or recipes.hello(), binary.name, ref, opts, epoch,
+                                  toolchain, builder_base, say)
+        else:
+            built = [stack.enter_context(img.assemble(binary, ref, arch=arch, epoch=epoch, opts=opts))]
+        say(_render_built(ref, built))
+        _write_outputs(ref, [b.image for b in built], outputs, multi=bool(platforms), say=say)
+        if client is not None:
+            _load_all(client, ref, built, per_platform_tags=bool(platforms), say=say)
+
+
+def _engine_for(multi: bool) -> engine.Images | None:
+    """The engine to load into; a multi-platform image is still kept for push when none answers."""
+    try:
+        return engine.images()
+    except EngineUnavailable as exc:
+        if multi:
+            return None
+        raise EngineUnavailable(exc.message, hint=f"{exc.hint}; or write the image to a file with "
+                                "--output oci-archive:image.tar, which needs no engine") from None
+
+
+def _compile_each(stack: contextlib.ExitStack, platforms: Sequence[targets.Target], recipe: recipes.Recipe,
+                  name: str, ref: str, opts: img.Options, epoch: int, toolchain: str, builder_base: str,
+                  say: Callable[[str], None]) -> list[img.Built]:
+    """Compile recipe for each platform into a directory that lives as long as the stack, and assemble each."""
+    bins = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fromscratch-bins-")))
+    built = []
+    for target in platforms:
+        out = bins / target.name / name
+        recipes.compile_for(recipe, target.name, toolchain, out, builder_base, say)
+        built.append(stack.enter_context(img.assemble(out, ref, arch=target.name, epoch=epoch, opts=opts)))
+    return built
+
+
+def _write_outputs(ref: str, images: list[oci.Image], outputs: Sequence[img.Output], *, multi: bool,
+                   say: Callable[[str], None]) -> None:
+    for out in outputs:
+        img.write_output(images, out, ref)
+        if len(images) == 1:
+            say(f"wrote {out} (load it with: {out.load_hint()})")
+        else:  # docker load takes one platform's image
+            say(f"wrote {out}, an index of {len(images)} platforms (push it to a registry with "
+                f"`invoke push --tag {ref}`)")
+    if multi:
+        img.write_output(images, img.Output("oci", store.path_for(ref)), ref)
+        say(f"kept for `invoke push --tag {ref}` in {store.path_for(ref)}")
+    else:
+        store.forget(ref)
+
+
+def _load_all(client: engine.Images, ref: str, built: list[img.Built], *, per_platform_tags: bool,
+              say: Callable[[str], None]) -> None:
+    """Load each platform's image; NAME:TAG-<arch> each, and the engine's own architecture the plain tag too."""
+    native = targets.lookup(client.native_arch()).architecture
+    loaded: list[list[str]] = []
+    for b in built:
+        target = targets.lookup(b.image.platform)
+        tags = [f"{ref}-{target.name}"] if per_platform_tags else []  # hello:1.0-arm64, hello:1.0-arm-v7
+        if target.architecture == native and not any(ref in t for t in loaded):
+            tags.insert(0, ref)
+        loaded.append(tags)
+        info = img.load(client, b, tags)
+        say(f"loaded {b.image.platform} into the engine as {', '.join(tags or [ref])} ({info['size']:,} bytes)")
+
+
+def _render_built(ref: str, built: list[img.Built]) -> str:
+    lines = [f"tag:      {ref}", f"digest:   {oci.top_descriptor([b.image for b in built]).digest}"]
+    for b in built:
+        lines += [f"{'platform:':<10}{b.image.platform}", f"  id:     {b.image.image_id}",
+                  f"  size:   {b.content:,} bytes in {count(b.files, 'file')}; "
+                  f"{count(len(b.image.layers), 'layer')} of {b.image.size:,} bytes (uncompressed tar)"]
+    return "\n".join(lines)
+
+
+def _render_dockerfile_build(info: dict) -> str:
+    return (f"tag:      {info['tag']}\nid:       {info['id']}\n"
+            f"size:     {info['size']:,} bytes in {count(info['files'], 'file')}; "
+            f"{count(info['layers'], 'layer')}\n"
+            "built by the engine from this Dockerfile:\n" + info["dockerfile"].rstrip())
+
+
+def count(n: int, noun: str) -> str:
+    """'1 file', '2 files'."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
