@@ -147,7 +147,7 @@ def read_stream(fh: BinaryIO, path: str, size: int, mode: int = 0o755) -> ElfFac
 def _facts_from(src: _Source, base: _Base) -> ElfFacts:
     if src.head[:4] == ELF_MAGIC:
         try:
-            return _Parser(src, base).facts()
+            return _parse(src, base)
         except (struct.error, ValueError, OverflowError) as exc:  # a record cut short by a lying size
             return _broken(base, f"unreadable ELF headers ({exc})")
     return sniff(src.head, base.path, base.size, base.executable)
@@ -322,296 +322,347 @@ _LAYOUTS = {(cls, endian): _layout(cls, "<" if endian == "little" else ">")
             for cls in (32, 64) for endian in ("little", "big")}
 
 
-class _Parser:
-    """One ELF file's headers, read in the order the kernel reads them; problems collect in `corrupt`."""
+class _Reading:
+    """One ELF file being read: its bytes, its ELF header's fields (set by _header), and the problems found so far,
+    in the order the kernel and loader meet them. Slots, not a NamedTuple: cheaper to build and read, per file."""
 
-    def __init__(self, src: _Source, base: _Base) -> None:
+    __slots__ = ("src", "base", "lay", "corrupt", "elf_class", "endianness", "etype", "machine_no", "machine",
+                 "entry", "flags", "phoff", "phnum", "phentsize", "shoff", "shnum", "shentsize")
+    elf_class: int
+    endianness: str
+    etype: str  # ET_EXEC, ET_DYN, ...
+    machine_no: int
+    machine: str  # pyelftools' e_machine name
+    entry: int
+    flags: int
+    phoff: int
+    phnum: int
+    phentsize: int
+    shoff: int
+    shnum: int
+    shentsize: int
+
+    def __init__(self, src: _Source, base: _Base, lay: _Layout) -> None:
         self.src = src
         self.base = base
+        self.lay = lay
         self.corrupt: list[str] = []
 
-    def facts(self) -> ElfFacts:
-        src, base = self.src, self.base
-        head = src.head
-        if len(head) < 16:
-            return _broken(base, f"truncated: the file ends after {base.size} bytes, inside the ELF header")
-        cls_byte, data_byte, osabi_byte = head[4], head[5], head[7]
-        if cls_byte not in (1, 2):
-            return _broken(base, f"corrupt ELF header: class byte {cls_byte} is neither 32-bit nor 64-bit")
-        if data_byte not in (1, 2):
-            return _broken(base, f"corrupt ELF header: data byte {data_byte} is neither LSB nor MSB")
-        elf_class = 64 if cls_byte == 2 else 32
-        endianness = "little" if data_byte == 1 else "big"
-        lay = _LAYOUTS[(elf_class, endianness)]
-        self.lay = lay
-        header_size = 16 + lay.ehdr.size
-        if base.size < header_size or len(head) < header_size:
-            return _broken(base, f"truncated: the file ends after {base.size} bytes, inside the "
-                                 f"{header_size}-byte ELF header", elf_class=elf_class, endianness=endianness)
-        (etype_no, machine_no, _version, entry, phoff, shoff, flags, _ehsize, phentsize, phnum, shentsize,
-         shnum, _shstrndx) = lay.ehdr.unpack_from(head, 16)
-        etype = _E_TYPES.get(etype_no, f"0x{etype_no:x}")
-        machine = targets.machine_name(machine_no) or _other_machine_name(machine_no)
-        if phnum == PN_XNUM:  # more than 65534 program headers: the count is in section 0's sh_info
-            first = self.src.read_at(shoff, lay.shdr.size) if shoff else b""
-            phnum = lay.shdr.unpack(first)[7] if len(first) == lay.shdr.size else 0
-        load, interp, dynamic, notes = self._segments(etype, phoff, phnum, phentsize)
-        sections = self._sections(shoff, shnum, shentsize)
-        has_symtab = SHT_SYMTAB in sections.types
 
-        interpreter = self._interpreter(interp) if interp else None
-        dyn = self._dynamic(dynamic, load) if dynamic else _Dynamic()
-        build_id, abi_tag_os, min_kernel = self._notes(notes)
+def _parse(src: _Source, base: _Base) -> ElfFacts:
+    """One ELF file's facts, its headers read in the order the kernel reads them."""
+    f = _header(src, base)
+    if not isinstance(f, _Reading):  # too broken to read on
+        return f
+    load, interp, dynamic, notes = _segments(f)
+    sections = _sections(f)
+    has_symtab = SHT_SYMTAB in sections.types
 
-        static = interpreter is None and not dyn.needed
-        loadable = etype in ("ET_EXEC", "ET_DYN") and not self.corrupt
-        symbols = self._symbol_names(sections) if static and loadable and has_symtab else set()
-        markers = self._scan_markers() if static and loadable else set()
-        if symbols:
-            calls = _RUNTIME_LOADING_SYMBOLS & symbols
-            # getpwnam brings getpwnam_r along: name the call the program made
-            runtime_loading = sorted(c for c in calls if not (c.endswith("_r") and c[:-2] in calls))
-        else:
-            runtime_loading = [NSS_MACHINERY] if any(m in markers for m in _RUNTIME_LOADING_MARKERS) else []
-        # A shared library also lacks PT_INTERP; a static-pie says DF_1_PIE, or has an entry and no soname.
-        static_pie = (etype == "ET_DYN" and static and dynamic is not None
-                      and (dyn.pie_flag or (entry != 0 and dyn.soname is None)))
+    interpreter = _interpreter(f, interp) if interp else None
+    dyn = _dynamic(f, dynamic, load) if dynamic else _Dynamic()
+    build_id, abi_tag_os, min_kernel = _notes(f, notes)
 
-        matches = targets.for_elf(elf_class, endianness, machine)
-        arch = matches[0].architecture if matches else None
-        variants = tuple(t.variant for t in matches if t.variant)
-        arm_eabi = arm_float = arm_arch = None
-        if machine_no == EM_ARM:
-            arm_eabi = (flags >> 24) & 0xFF
-            arm_float = "hard" if flags & 0x400 else "soft" if flags & 0x200 else None
-            cpu_arch, vfp_args = self._arm_attributes(sections)
-            arm_arch = _ARM_CPU_ARCH.get(cpu_arch, 8) if cpu_arch is not None else None
-            if arm_float is None and vfp_args is not None:
-                arm_float = "hard" if vfp_args == 1 else "soft"
-            if arm_arch is not None:
-                variants = tuple(t.variant for t in targets.arm_targets_running(arm_arch) if t.variant)
-        return ElfFacts(
-            path=base.path, format="elf", size=base.size, executable=base.executable,
-            describe=_describe(elf_class, endianness, etype, interpreter, static_pie, arch or machine),
-            elf_class=elf_class, endianness=endianness, machine=machine, arch=arch, variants=variants,
-            osabi=_OSABI.get(osabi_byte, f"OS/ABI {osabi_byte}"), abi_tag_os=abi_tag_os, min_kernel=min_kernel,
-            type=etype, entry=entry, interpreter=interpreter, needed=dyn.needed, soname=dyn.soname,
-            rpath=dyn.rpath, runpath=dyn.runpath, has_dynamic=dynamic is not None, static_pie=static_pie,
-            stripped=not has_symtab, build_id=build_id,
-            libc=_libc(interpreter, dyn.needed, markers, symbols) if not self.corrupt else "unknown",
-            runtime_loading=tuple(runtime_loading), arm_eabi=arm_eabi, arm_float_abi=arm_float,
-            arm_arch=arm_arch, corrupt=tuple(self.corrupt))
+    etype, elf_class, endianness, machine = f.etype, f.elf_class, f.endianness, f.machine
+    static = interpreter is None and not dyn.needed
+    loadable = etype in ("ET_EXEC", "ET_DYN") and not f.corrupt
+    symbols = _symbol_names(f, sections) if static and loadable and has_symtab else set()
+    markers = _scan_markers(f) if static and loadable else set()
+    # A shared library also lacks PT_INTERP; a static-pie says DF_1_PIE, or has an entry and no soname.
+    static_pie = (etype == "ET_DYN" and static and dynamic is not None
+                  and (dyn.pie_flag or (f.entry != 0 and dyn.soname is None)))
 
-    def _past_end(self, what: str, end: int) -> None:
-        self.corrupt.append(f"{what} ends at byte {end:,}, past the end of the file ({self.base.size:,} bytes): "
-                            "truncated or corrupt")
+    matches = targets.for_elf(elf_class, endianness, machine)
+    arch = matches[0].architecture if matches else None
+    arm_eabi = arm_float = arm_arch = None
+    if f.machine_no == EM_ARM:
+        arm_eabi, arm_float, arm_arch = _arm(f, sections)
+        if arm_arch is not None:  # every ARM variant whose CPUs run this code, not only the table's match
+            matches = targets.arm_targets_running(arm_arch)
+    osabi_byte = src.head[7]
+    return ElfFacts(
+        path=base.path, format="elf", size=base.size, executable=base.executable,
+        describe=_describe(elf_class, endianness, etype, interpreter, static_pie, arch or machine),
+        elf_class=elf_class, endianness=endianness, machine=machine, arch=arch,
+        variants=tuple(t.variant for t in matches if t.variant),
+        osabi=_OSABI.get(osabi_byte, f"OS/ABI {osabi_byte}"), abi_tag_os=abi_tag_os, min_kernel=min_kernel,
+        type=etype, entry=f.entry, interpreter=interpreter, needed=dyn.needed, soname=dyn.soname,
+        rpath=dyn.rpath, runpath=dyn.runpath, has_dynamic=dynamic is not None, static_pie=static_pie,
+        stripped=not has_symtab, build_id=build_id,
+        libc=_libc(interpreter, dyn.needed, markers, symbols) if not f.corrupt else "unknown",
+        runtime_loading=_runtime_loading(symbols, markers), arm_eabi=arm_eabi, arm_float_abi=arm_float,
+        arm_arch=arm_arch, corrupt=tuple(f.corrupt))
 
-    def _sections(self, shoff: int, shnum: int, shentsize: int) -> _Sections:
-        lay = self.lay
-        if not shoff or shentsize != lay.shdr.size:
-            return _Sections(lay, b"")
-        if shnum == 0:  # 65280 sections or more: the count is in section 0's sh_size
-            first = self.src.read_at(shoff, shentsize)
-            shnum = lay.shdr.unpack(first)[5] if len(first) == shentsize else 0
-            if not shnum or shnum * shentsize > _META_CAP:
-                return _Sections(lay, b"")
-        end = shoff + shnum * shentsize
-        if end > self.base.size:
-            self._past_end("the section header table", end)
-            return _Sections(lay, b"")
-        return _Sections(lay, self.src.read_at(shoff, shnum * shentsize))
 
-    def _segments(self, etype: str, phoff: int, phnum: int, phentsize: int):
-        """PT_LOAD as [(offset, vaddr, filesz)], PT_INTERP and PT_DYNAMIC as (offset, filesz) or None, and
-        PT_NOTE as [(offset, filesz, align)]; segments reaching past the end of the file are noted as corrupt."""
-        lay = self.lay
-        load: list[tuple[int, int, int]] = []
-        interp = dynamic = None
-        notes: list[tuple[int, int, int]] = []
-        if phnum == 0:
-            if etype in ("ET_EXEC", "ET_DYN"):
-                self.corrupt.append("no program headers: there is nothing the kernel could load")
-            return load, interp, dynamic, notes
-        if phentsize != lay.phdr.size:
-            self.corrupt.append(f"corrupt ELF header: program header entries are {phentsize} bytes, "
-                                f"not {lay.phdr.size}")
-            return load, interp, dynamic, notes
-        end = phoff + phnum * phentsize
-        if end > self.base.size:
-            self._past_end("the program header table", end)
-            return load, interp, dynamic, notes
-        is64 = lay.phdr.size == 56
-        for rec in lay.phdr.iter_unpack(self.src.read_at(phoff, phnum * phentsize)):
-            if is64:
-                ptype, offset, vaddr, filesz, align = rec[0], rec[2], rec[3], rec[5], rec[7]
-            else:
-                ptype, offset, vaddr, filesz, align = rec[0], rec[1], rec[2], rec[4], rec[7]
-            if ptype == PT_LOAD:
-                if filesz and offset + filesz > self.base.size:
-                    if not any("PT_LOAD" in c for c in self.corrupt):
-                        self._past_end("a PT_LOAD segment", offset + filesz)
-                load.append((offset, vaddr, filesz))
-            elif ptype in (PT_INTERP, PT_DYNAMIC, PT_NOTE):
-                name = {PT_INTERP: "PT_INTERP", PT_DYNAMIC: "PT_DYNAMIC", PT_NOTE: "a PT_NOTE segment"}[ptype]
-                if offset + filesz > self.base.size:
-                    self._past_end(name, offset + filesz)
-                elif ptype == PT_INTERP and interp is None:  # the kernel uses the first one
-                    interp = (offset, filesz)
-                elif ptype == PT_DYNAMIC and dynamic is None:
-                    dynamic = (offset, filesz)
-                elif ptype == PT_NOTE:
-                    notes.append((offset, filesz, align))
-        if etype in ("ET_EXEC", "ET_DYN") and not load:
-            self.corrupt.append("no PT_LOAD segment: there is nothing the kernel could load")
+def _header(src: _Source, base: _Base) -> _Reading | ElfFacts:
+    """The ELF identification and header; for a file too broken to read on, its facts instead."""
+    head = src.head
+    if len(head) < 16:
+        return _broken(base, f"truncated: the file ends after {base.size} bytes, inside the ELF header")
+    cls_byte, data_byte = head[4], head[5]
+    if cls_byte not in (1, 2):
+        return _broken(base, f"corrupt ELF header: class byte {cls_byte} is neither 32-bit nor 64-bit")
+    if data_byte not in (1, 2):
+        return _broken(base, f"corrupt ELF header: data byte {data_byte} is neither LSB nor MSB")
+    elf_class = 64 if cls_byte == 2 else 32
+    endianness = "little" if data_byte == 1 else "big"
+    lay = _LAYOUTS[(elf_class, endianness)]
+    header_size = 16 + lay.ehdr.size
+    if base.size < header_size or len(head) < header_size:
+        return _broken(base, f"truncated: the file ends after {base.size} bytes, inside the "
+                             f"{header_size}-byte ELF header", elf_class=elf_class, endianness=endianness)
+    f = _Reading(src, base, lay)
+    f.elf_class, f.endianness = elf_class, endianness
+    (etype_no, f.machine_no, _version, f.entry, f.phoff, f.shoff, f.flags, _ehsize, f.phentsize, phnum,
+     f.shentsize, f.shnum, _shstrndx) = lay.ehdr.unpack_from(head, 16)
+    f.etype = _E_TYPES.get(etype_no, f"0x{etype_no:x}")
+    f.machine = targets.machine_name(f.machine_no) or _other_machine_name(f.machine_no)
+    if phnum == PN_XNUM:  # more than 65534 program headers: the count is in section 0's sh_info
+        first = src.read_at(f.shoff, lay.shdr.size) if f.shoff else b""
+        phnum = lay.shdr.unpack(first)[7] if len(first) == lay.shdr.size else 0
+    f.phnum = phnum
+    return f
+
+
+def _past_end(f: _Reading, what: str, end: int) -> None:
+    f.corrupt.append(f"{what} ends at byte {end:,}, past the end of the file ({f.base.size:,} bytes): "
+                     "truncated or corrupt")
+
+
+def _segments(f: _Reading) -> tuple[list[tuple[int, int, int]], tuple[int, int] | None, tuple[int, int] | None,
+                                    list[tuple[int, int, int]]]:
+    """PT_LOAD as [(offset, vaddr, filesz)], PT_INTERP and PT_DYNAMIC as (offset, filesz) or None, and
+    PT_NOTE as [(offset, filesz, align)]; segments reaching past the end of the file are noted as corrupt."""
+    lay, etype, phoff, phnum, phentsize = f.lay, f.etype, f.phoff, f.phnum, f.phentsize
+    load: list[tuple[int, int, int]] = []
+    interp: tuple[int, int] | None = None
+    dynamic: tuple[int, int] | None = None
+    notes: list[tuple[int, int, int]] = []
+    if phnum == 0:
+        if etype in ("ET_EXEC", "ET_DYN"):
+            f.corrupt.append("no program headers: there is nothing the kernel could load")
         return load, interp, dynamic, notes
-
-    def _interpreter(self, interp: tuple[int, int]) -> str:
-        offset, filesz = interp
-        data = self.src.read_at(offset, min(filesz, _PATH_MAX + 1))
-        if filesz > _PATH_MAX or filesz < 2 or b"\0" not in data:
-            self.corrupt.append(f"corrupt PT_INTERP ({filesz} bytes, not a NUL-terminated path): the kernel "
-                                "refuses to run it")
-        return data.split(b"\0", 1)[0].decode("utf-8", "replace") or "(empty)"
-
-    def _dynamic(self, dynamic: tuple[int, int], load: list[tuple[int, int, int]]) -> _Dynamic:
-        lay = self.lay
-        offset, filesz = dynamic
-        count = min(filesz, _META_CAP) // lay.dyn.size
-        data = self.src.read_at(offset, count * lay.dyn.size)
-        strtab = strsz = None
-        pie = False
-        wanted: list[tuple[int, int]] = []  # (tag, string offset), in file order
-        for tag, val in lay.dyn.iter_unpack(data):
-            if tag == DT_NULL:
-                break
-            if tag in (DT_NEEDED, DT_SONAME, DT_RPATH, DT_RUNPATH):
-                wanted.append((tag, val))
-            elif tag == DT_STRTAB:
-                strtab = val
-            elif tag == DT_STRSZ:
-                strsz = val
-            elif tag == DT_FLAGS_1:
-                pie = bool(val & DF_1_PIE)
-        out = _Dynamic(pie_flag=pie)
-        if not wanted:
-            return out
-        strings = b""
-        stroff = _vaddr_to_offset(strtab, load) if strtab is not None else None
-        if stroff is None:
-            self.corrupt.append("corrupt PT_DYNAMIC: DT_STRTAB does not lie in a loaded segment, so the "
-                                "loader cannot read the names of the libraries it needs")
+    if phentsize != lay.phdr.size:
+        f.corrupt.append(f"corrupt ELF header: program header entries are {phentsize} bytes, "
+                         f"not {lay.phdr.size}")
+        return load, interp, dynamic, notes
+    end = phoff + phnum * phentsize
+    if end > f.base.size:
+        _past_end(f, "the program header table", end)
+        return load, interp, dynamic, notes
+    is64 = lay.phdr.size == 56
+    for rec in lay.phdr.iter_unpack(f.src.read_at(phoff, phnum * phentsize)):
+        if is64:
+            ptype, offset, vaddr, filesz, align = rec[0], rec[2], rec[3], rec[5], rec[7]
         else:
-            strings = self.src.read_at(stroff, min(strsz if strsz else _META_CAP, _META_CAP))
-        for tag, val in wanted:
-            end = strings.find(b"\0", val) if val < len(strings) else -1
-            if end < 0:
-                if stroff is not None:
-                    self.corrupt.append(f"corrupt PT_DYNAMIC: a name at string offset {val} lies outside "
-                                        "the string table")
-                name = "(unreadable)"
-            else:
-                name = strings[val:end].decode("utf-8", "replace")
-            if tag == DT_NEEDED:
-                out.needed += (name,)
-            elif tag == DT_SONAME:
-                out.soname = name
-            elif tag == DT_RPATH:
-                out.rpath += tuple(p for p in name.split(":") if p)
-            else:
-                out.runpath += tuple(p for p in name.split(":") if p)
+            ptype, offset, vaddr, filesz, align = rec[0], rec[1], rec[2], rec[4], rec[7]
+        if ptype == PT_LOAD:
+            if filesz and offset + filesz > f.base.size:
+                if not any("PT_LOAD" in c for c in f.corrupt):
+                    _past_end(f, "a PT_LOAD segment", offset + filesz)
+            load.append((offset, vaddr, filesz))
+        elif ptype in (PT_INTERP, PT_DYNAMIC, PT_NOTE):
+            name = {PT_INTERP: "PT_INTERP", PT_DYNAMIC: "PT_DYNAMIC", PT_NOTE: "a PT_NOTE segment"}[ptype]
+            if offset + filesz > f.base.size:
+                _past_end(f, name, offset + filesz)
+            elif ptype == PT_INTERP and interp is None:  # the kernel uses the first one
+                interp = (offset, filesz)
+            elif ptype == PT_DYNAMIC and dynamic is None:
+                dynamic = (offset, filesz)
+            elif ptype == PT_NOTE:
+                notes.append((offset, filesz, align))
+    if etype in ("ET_EXEC", "ET_DYN") and not load:
+        f.corrupt.append("no PT_LOAD segment: there is nothing the kernel could load")
+    return load, interp, dynamic, notes
+
+
+def _sections(f: _Reading) -> _Sections:
+    lay, shoff, shnum, shentsize = f.lay, f.shoff, f.shnum, f.shentsize
+    if not shoff or shentsize != lay.shdr.size:
+        return _Sections(lay, b"")
+    if shnum == 0:  # 65280 sections or more: the count is in section 0's sh_size
+        first = f.src.read_at(shoff, shentsize)
+        shnum = lay.shdr.unpack(first)[5] if len(first) == shentsize else 0
+        if not shnum or shnum * shentsize > _META_CAP:
+            return _Sections(lay, b"")
+    end = shoff + shnum * shentsize
+    if end > f.base.size:
+        _past_end(f, "the section header table", end)
+        return _Sections(lay, b"")
+    return _Sections(lay, f.src.read_at(shoff, shnum * shentsize))
+
+
+def _interpreter(f: _Reading, interp: tuple[int, int]) -> str:
+    offset, filesz = interp
+    data = f.src.read_at(offset, min(filesz, _PATH_MAX + 1))
+    if filesz > _PATH_MAX or filesz < 2 or b"\0" not in data:
+        f.corrupt.append(f"corrupt PT_INTERP ({filesz} bytes, not a NUL-terminated path): the kernel "
+                         "refuses to run it")
+    return data.split(b"\0", 1)[0].decode("utf-8", "replace") or "(empty)"
+
+
+def _dynamic(f: _Reading, dynamic: tuple[int, int], load: list[tuple[int, int, int]]) -> _Dynamic:
+    lay = f.lay
+    offset, filesz = dynamic
+    count = min(filesz, _META_CAP) // lay.dyn.size
+    data = f.src.read_at(offset, count * lay.dyn.size)
+    strtab = strsz = None
+    pie = False
+    wanted: list[tuple[int, int]] = []  # (tag, string offset), in file order
+    for tag, val in lay.dyn.iter_unpack(data):
+        if tag == DT_NULL:
+            break
+        if tag in (DT_NEEDED, DT_SONAME, DT_RPATH, DT_RUNPATH):
+            wanted.append((tag, val))
+        elif tag == DT_STRTAB:
+            strtab = val
+        elif tag == DT_STRSZ:
+            strsz = val
+        elif tag == DT_FLAGS_1:
+            pie = bool(val & DF_1_PIE)
+    out = _Dynamic(pie_flag=pie)
+    if not wanted:
         return out
+    strings = b""
+    stroff = _vaddr_to_offset(strtab, load) if strtab is not None else None
+    if stroff is None:
+        f.corrupt.append("corrupt PT_DYNAMIC: DT_STRTAB does not lie in a loaded segment, so the "
+                         "loader cannot read the names of the libraries it needs")
+    else:
+        strings = f.src.read_at(stroff, min(strsz if strsz else _META_CAP, _META_CAP))
+    for tag, val in wanted:
+        end = strings.find(b"\0", val) if val < len(strings) else -1
+        if end < 0:
+            if stroff is not None:
+                f.corrupt.append(f"corrupt PT_DYNAMIC: a name at string offset {val} lies outside "
+                                 "the string table")
+            name = "(unreadable)"
+        else:
+            name = strings[val:end].decode("utf-8", "replace")
+        if tag == DT_NEEDED:
+            out.needed += (name,)
+        elif tag == DT_SONAME:
+            out.soname = name
+        elif tag == DT_RPATH:
+            out.rpath += tuple(p for p in name.split(":") if p)
+        else:
+            out.runpath += tuple(p for p in name.split(":") if p)
+    return out
 
-    def _notes(self, notes: list[tuple[int, int, int]]) -> tuple[str | None, str | None, str | None]:
-        lay = self.lay
-        build_id = abi_os = min_kernel = None
-        for offset, filesz, align in notes:
-            data = self.src.read_at(offset, min(filesz, _META_CAP))
-            step = 8 if align == 8 else 4
-            pos = 0
-            while pos + 12 <= len(data):
-                namesz, descsz, ntype = lay.note.unpack_from(data, pos)
-                name_at = pos + 12
-                desc_at = _align(name_at + namesz, step)
-                end = desc_at + descsz
-                if end > len(data):
+
+def _notes(f: _Reading, notes: list[tuple[int, int, int]]) -> tuple[str | None, str | None, str | None]:
+    lay = f.lay
+    build_id = abi_os = min_kernel = None
+    for offset, filesz, align in notes:
+        data = f.src.read_at(offset, min(filesz, _META_CAP))
+        step = 8 if align == 8 else 4
+        pos = 0
+        while pos + 12 <= len(data):
+            namesz, descsz, ntype = lay.note.unpack_from(data, pos)
+            name_at = pos + 12
+            desc_at = _align(name_at + namesz, step)
+            end = desc_at + descsz
+            if end > len(data):
+                break
+            if data[name_at:name_at + namesz].rstrip(b"\0") == b"GNU":
+                desc = data[desc_at:end]
+                if ntype == NT_GNU_BUILD_ID and desc:
+                    build_id = desc.hex()
+                elif ntype == NT_GNU_ABI_TAG and descsz >= 16:
+                    os_no, major, minor, tiny = lay.abi_tag.unpack_from(desc)
+                    abi_os = _ABI_TAG_OS.get(os_no, f"OS {os_no}")
+                    min_kernel = f"{major}.{minor}.{tiny}"
+            pos = _align(end, step)
+    return build_id, abi_os, min_kernel
+
+
+def _symbol_names(f: _Reading, sections: _Sections) -> set[str]:
+    """Names in .symtab (static binaries have no .dynsym)."""
+    sym = f.lay.sym
+    for index, sh_type in enumerate(sections.types):
+        sh = sections.entry(index)
+        if sh_type != SHT_SYMTAB or not 0 <= sh[6] < len(sections.types):
+            continue
+        strtab = sections.entry(sh[6])
+        names = f.src.read_at(strtab[4], min(strtab[5], _SYMTAB_CAP))
+        table = f.src.read_at(sh[4], min(sh[5], _SYMTAB_CAP))
+        table = table[:len(table) - len(table) % sym.size]
+        out = set()
+        for rec in sym.iter_unpack(table):
+            start = rec[0]
+            if 0 < start < len(names):
+                end = names.find(b"\0", start)
+                out.add(names[start:end if end >= 0 else len(names)].decode("utf-8", "replace"))
+        return out
+    return set()
+
+
+def _scan_markers(f: _Reading) -> set[bytes]:
+    """Which known byte strings occur in the file, read in chunks so a huge binary stays cheap in memory."""
+    wanted = [*_RUNTIME_LOADING_MARKERS, *_GLIBC_MARKERS, *_MUSL_MARKERS]
+    overlap = max(len(m) for m in wanted)
+    found: set[bytes] = set()
+    tail = b""
+    offset = 0
+    while len(found) < len(wanted) and offset < f.base.size:
+        chunk = f.src.read_at(offset, _SCAN_CHUNK)
+        if not chunk:
+            break
+        offset += len(chunk)
+        window = tail + chunk
+        found.update(m for m in wanted if m not in found and m in window)
+        tail = window[-overlap:]
+    return found
+
+
+def _runtime_loading(symbols: set[str], markers: set[bytes]) -> tuple[str, ...]:
+    """The NSS/iconv calls named in the symbol table; with no symbols, NSS_MACHINERY when its strings are there."""
+    if symbols:
+        calls = _RUNTIME_LOADING_SYMBOLS & symbols
+        # getpwnam brings getpwnam_r along: name the call the program made
+        return tuple(sorted(c for c in calls if not (c.endswith("_r") and c[:-2] in calls)))
+    return (NSS_MACHINERY,) if any(m in markers for m in _RUNTIME_LOADING_MARKERS) else ()
+
+
+def _arm(f: _Reading, sections: _Sections) -> tuple[int, str | None, int | None]:
+    """(EABI version, float ABI, architecture version) of an ARM ELF: from e_flags, then .ARM.attributes."""
+    flags = f.flags
+    arm_float = "hard" if flags & 0x400 else "soft" if flags & 0x200 else None
+    cpu_arch, vfp_args = _arm_attributes(f, sections)
+    arm_arch = _ARM_CPU_ARCH.get(cpu_arch, 8) if cpu_arch is not None else None
+    if arm_float is None and vfp_args is not None:
+        arm_float = "hard" if vfp_args == 1 else "soft"
+    return (flags >> 24) & 0xFF, arm_float, arm_arch
+
+
+def _arm_attributes(f: _Reading, sections: _Sections) -> tuple[int | None, int | None]:
+    """(Tag_CPU_arch, Tag_ABI_VFP_args) from the "aeabi" subsection of .ARM.attributes."""
+    if SHT_ARM_ATTRIBUTES not in sections.types:
+        return None, None
+    sec = sections.entry(sections.types.index(SHT_ARM_ATTRIBUTES))
+    data = f.src.read_at(sec[4], min(sec[5], 1 << 16))
+    if data[:1] != b"A":
+        return None, None
+    word = f.lay.word
+    cpu_arch = vfp_args = None
+    pos = 1
+    while pos + 4 <= len(data):
+        length = word.unpack_from(data, pos)[0]
+        if length < 5 or pos + length > len(data):
+            break
+        vendor, _, body = data[pos + 4:pos + length].partition(b"\0")
+        if vendor == b"aeabi":
+            sub = 0
+            while sub + 5 <= len(body):
+                tag, size = body[sub], word.unpack_from(body, sub + 1)[0]
+                if size < 5:
                     break
-                if data[name_at:name_at + namesz].rstrip(b"\0") == b"GNU":
-                    desc = data[desc_at:end]
-                    if ntype == NT_GNU_BUILD_ID and desc:
-                        build_id = desc.hex()
-                    elif ntype == NT_GNU_ABI_TAG and descsz >= 16:
-                        os_no, major, minor, tiny = lay.abi_tag.unpack_from(desc)
-                        abi_os = _ABI_TAG_OS.get(os_no, f"OS {os_no}")
-                        min_kernel = f"{major}.{minor}.{tiny}"
-                pos = _align(end, step)
-        return build_id, abi_os, min_kernel
-
-    def _symbol_names(self, sections: _Sections) -> set[str]:
-        """Names in .symtab (static binaries have no .dynsym)."""
-        sym = self.lay.sym
-        for index, sh_type in enumerate(sections.types):
-            sh = sections.entry(index)
-            if sh_type != SHT_SYMTAB or not 0 <= sh[6] < len(sections.types):
-                continue
-            strtab = sections.entry(sh[6])
-            names = self.src.read_at(strtab[4], min(strtab[5], _SYMTAB_CAP))
-            table = self.src.read_at(sh[4], min(sh[5], _SYMTAB_CAP))
-            table = table[:len(table) - len(table) % sym.size]
-            out = set()
-            for rec in sym.iter_unpack(table):
-                start = rec[0]
-                if 0 < start < len(names):
-                    end = names.find(b"\0", start)
-                    out.add(names[start:end if end >= 0 else len(names)].decode("utf-8", "replace"))
-            return out
-        return set()
-
-    def _scan_markers(self) -> set[bytes]:
-        """Which known byte strings occur in the file, read in chunks so a huge binary stays cheap in memory."""
-        wanted = [*_RUNTIME_LOADING_MARKERS, *_GLIBC_MARKERS, *_MUSL_MARKERS]
-        overlap = max(len(m) for m in wanted)
-        found: set[bytes] = set()
-        tail = b""
-        offset = 0
-        while len(found) < len(wanted) and offset < self.base.size:
-            chunk = self.src.read_at(offset, _SCAN_CHUNK)
-            if not chunk:
-                break
-            offset += len(chunk)
-            window = tail + chunk
-            found.update(m for m in wanted if m not in found and m in window)
-            tail = window[-overlap:]
-        return found
-
-    def _arm_attributes(self, sections: _Sections) -> tuple[int | None, int | None]:
-        """(Tag_CPU_arch, Tag_ABI_VFP_args) from the "aeabi" subsection of .ARM.attributes."""
-        if SHT_ARM_ATTRIBUTES not in sections.types:
-            return None, None
-        sec = sections.entry(sections.types.index(SHT_ARM_ATTRIBUTES))
-        data = self.src.read_at(sec[4], min(sec[5], 1 << 16))
-        if data[:1] != b"A":
-            return None, None
-        word = self.lay.word
-        cpu_arch = vfp_args = None
-        pos = 1
-        while pos + 4 <= len(data):
-            length = word.unpack_from(data, pos)[0]
-            if length < 5 or pos + length > len(data):
-                break
-            vendor, _, body = data[pos + 4:pos + length].partition(b"\0")
-            if vendor == b"aeabi":
-                sub = 0
-                while sub + 5 <= len(body):
-                    tag, size = body[sub], word.unpack_from(body, sub + 1)[0]
-                    if size < 5:
-                        break
-                    if tag == 1:  # Tag_File: attributes of the whole file
-                        found = _arm_file_attributes(body[sub + 5:sub + size])
-                        cpu_arch = found.get(6, cpu_arch)
-                        vfp_args = found.get(28, vfp_args)
-                    sub += size
-            pos += length
-        return cpu_arch, vfp_args
+                if tag == 1:  # Tag_File: attributes of the whole file
+                    found = _arm_file_attributes(body[sub + 5:sub + size])
+                    cpu_arch = found.get(6, cpu_arch)
+                    vfp_args = found.get(28, vfp_args)
+                sub += size
+        pos += length
+    return cpu_arch, vfp_args
 
 
 class _Sections:

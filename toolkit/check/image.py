@@ -74,29 +74,10 @@ class ImageFS:
             original = self.nodes.get(_normalize(member.linkname))
             node = original if original is not None else Node("other")
         elif member.isreg():
-            node = self._regular(tar, member, path)
+            node = _regular(tar, member, path)
         else:
             node = Node("other", member.mode)
         self._put(path, node)
-
-    def _regular(self, tar: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> Node:
-        node = Node("file", member.mode, size=member.size)
-        src = tar.extractfile(member)
-        if src is None:
-            return node
-        head = src.read(64)
-        if head[:4] == elf.ELF_MAGIC:
-            # a stream cannot seek back: the ELF is copied to memory (or disk, when big) to read its headers
-            with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MAX) as buf:
-                buf.write(head)
-                while chunk := src.read(1 << 20):
-                    buf.write(chunk)
-                node.facts = elf.read_stream(buf, path, member.size, member.mode)  # type: ignore[arg-type]
-        else:
-            node.head = head
-            if path.startswith("/etc/") and member.size <= _TEXT_MAX:
-                node.text = head + src.read()
-        return node
 
     def _put(self, path: str, node: Node) -> None:
         self.nodes[path] = node
@@ -174,6 +155,28 @@ class ImageFS:
                 seen.add(id(node))
                 out.append((path, node.facts))
         return out
+
+
+def _regular(tar: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> Node:
+    """A regular file of the tar, read as it streams past: an ELF's facts, else its first bytes (and the whole of
+    a small file under /etc)."""
+    node = Node("file", member.mode, size=member.size)
+    src = tar.extractfile(member)
+    if src is None:
+        return node
+    head = src.read(64)
+    if head[:4] == elf.ELF_MAGIC:
+        # a stream cannot seek back: the ELF is copied to memory (or disk, when big) to read its headers
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MAX) as buf:
+            buf.write(head)
+            while chunk := src.read(1 << 20):
+                buf.write(chunk)
+            node.facts = elf.read_stream(buf, path, member.size, member.mode)  # type: ignore[arg-type]
+    else:
+        node.head = head
+        if path.startswith("/etc/") and member.size <= _TEXT_MAX:
+            node.text = head + src.read()
+    return node
 
 
 def _normalize(name: str) -> str:

@@ -150,52 +150,59 @@ class Loader:
         return posixpath.normpath(expanded)
 
     def _conf_dirs(self) -> tuple[str, ...]:
+        """glibc's ld.so.conf directories, read once per root."""
         if self._conf is None:
-            self._conf = tuple(self._read_conf("/etc/ld.so.conf", 0))
+            self._conf = tuple(_read_conf(self.fs, "/etc/ld.so.conf", 0))
         return self._conf
 
-    def _read_conf(self, path: str, depth: int) -> list[str]:
-        """Directories from an ld.so.conf, following `include` globs (relative ones from the file's directory)."""
-        resolved = self.fs.resolve(path)
-        text = self.fs.text(resolved) if resolved else None
-        if text is None or depth > _MAX_INCLUDE_DEPTH:
-            return []
-        dirs: list[str] = []
-        for raw in text.splitlines():
-            line = raw.split("#", 1)[0].strip()
-            if not line or line.startswith("hwcap "):
-                continue
-            if line.startswith(("include ", "include\t")):
-                for pattern in line[len("include"):].split():
-                    if not pattern.startswith("/"):
-                        pattern = posixpath.join(posixpath.dirname(path), pattern)
-                    for match in self._glob(pattern):
-                        dirs += self._read_conf(match, depth + 1)
-                continue
-            # old ldconfig syntax allowed "dir=libtype"; directories may be split by spaces, tabs, colons, commas
-            dirs += [d.split("=", 1)[0] for d in re.split(r"[\s:,]+", line) if d.startswith("/")]
-        return dirs
-
-    def _glob(self, pattern: str) -> list[str]:
-        """Matches of a glob whose wildcards are in the last component, sorted as glob(3) sorts them."""
-        directory, base = posixpath.split(pattern)
-        resolved = self.fs.resolve(directory)
-        if resolved is None:
-            return []
-        return [f"{directory}/{n}" for n in self.fs.listdir(resolved) if fnmatch.fnmatchcase(n, base)]
-
     def _musl_dirs(self) -> tuple[str, ...]:
-        """musl reads /etc/ld-musl-<arch>.path when it exists, else its three default directories."""
+        """musl's library path, read once per root."""
         if self._musl_path is None:
-            dirs: list[str] = []
-            for path in self._glob("/etc/ld-musl-*.path"):
-                resolved = self.fs.resolve(path)
-                text = self.fs.text(resolved) if resolved else None
-                if text is not None:
-                    dirs = [d for d in re.split(r"[\n:]+", text) if d.startswith("/")]
-                    break
-            self._musl_path = tuple(dirs) if dirs else _MUSL_DEFAULT
+            self._musl_path = _read_musl_path(self.fs)
         return self._musl_path
+
+
+def _read_conf(fs: RootFS, path: str, depth: int) -> list[str]:
+    """Directories from an ld.so.conf, following `include` globs (relative ones from the file's directory)."""
+    resolved = fs.resolve(path)
+    text = fs.text(resolved) if resolved else None
+    if text is None or depth > _MAX_INCLUDE_DEPTH:
+        return []
+    dirs: list[str] = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line or line.startswith("hwcap "):
+            continue
+        if line.startswith(("include ", "include\t")):
+            for pattern in line[len("include"):].split():
+                if not pattern.startswith("/"):
+                    pattern = posixpath.join(posixpath.dirname(path), pattern)
+                for match in _glob(fs, pattern):
+                    dirs += _read_conf(fs, match, depth + 1)
+            continue
+        # old ldconfig syntax allowed "dir=libtype"; directories may be split by spaces, tabs, colons, commas
+        dirs += [d.split("=", 1)[0] for d in re.split(r"[\s:,]+", line) if d.startswith("/")]
+    return dirs
+
+
+def _read_musl_path(fs: RootFS) -> tuple[str, ...]:
+    """musl reads /etc/ld-musl-<arch>.path when it exists, else its three default directories."""
+    for path in _glob(fs, "/etc/ld-musl-*.path"):
+        resolved = fs.resolve(path)
+        text = fs.text(resolved) if resolved else None
+        if text is not None:
+            dirs = [d for d in re.split(r"[\n:]+", text) if d.startswith("/")]
+            return tuple(dirs) if dirs else _MUSL_DEFAULT
+    return _MUSL_DEFAULT
+
+
+def _glob(fs: RootFS, pattern: str) -> list[str]:
+    """Matches of a glob whose wildcards are in the last component, sorted as glob(3) sorts them."""
+    directory, base = posixpath.split(pattern)
+    resolved = fs.resolve(directory)
+    if resolved is None:
+        return []
+    return [f"{directory}/{n}" for n in fs.listdir(resolved) if fnmatch.fnmatchcase(n, base)]
 
 
 def _is_musl(facts: ElfFacts) -> bool:
