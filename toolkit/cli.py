@@ -106,23 +106,49 @@ def build_hello(c: Context, arch: str | None = None, toolchain: str = "auto", ou
                         _builder_base(c, builder_base), say, per_target=out is None and bool(arch), jobs=jobs)
 
 
-@task(iterable=["src"],
-      help={"src": "a C source file (repeat for more)", "out": "output path (several targets add -<arch>)",
-            "cflags": "extra compiler flags, e.g. '-O2 -Wall'", "arch": _ARCH_HELP,
+@task(iterable=["src", "package", "tool", "artifact"],
+      help={"src": "a C or C++ (.cc .cpp .cxx .C) source file (repeat for more)",
+            "out": "output path (several targets add -<arch>); with --project a directory (default ./dist)",
+            "cflags": "extra compiler flags, e.g. '-O2 -Wall'",
+            "ldflags": "linker flags and libraries, placed after the sources, e.g. '-lm'", "arch": _ARCH_HELP,
             "toolchain": _TOOLCHAIN_HELP, "builder_base": "base image of the build container",
-            "strip": "strip symbols from the binary (-s)", "jobs": _JOBS_HELP})
+            "strip": "strip symbols from the binary (-s)", "jobs": _JOBS_HELP,
+            "project": "build this project directory with its own build system instead of --src files",
+            "subdir": "with --project: the directory inside it that holds the build system (e.g. build/cmake)",
+            "system": "with --project: make, cmake, meson or autotools (default: detected)",
+            "run": "with --project: your own build command, run in the prepared environment",
+            "configure_args": "with --project: arguments for configure, cmake or meson setup",
+            "make_args": "with --project: arguments for make, cmake --build or meson compile",
+            "package": "with --project: a Debian/Ubuntu -dev package to link, for the target (repeat)",
+            "tool": "with --project: a package the build runs on the build machine, e.g. tcl (repeat)",
+            "artifact": "with --project: a program to take, relative to the project or the install prefix "
+                        "(repeat; default: what it installs in bin/ and sbin/, else the programs it made)"})
 @cli
-def build(c: Context, src: list[str], out: str = "", cflags: str = "", arch: str | None = None,
-          toolchain: str = "auto", builder_base: str | None = None, strip: bool = False, jobs: int = 1) -> None:
-    """Compile your own C program into a static binary."""
-    from .build import recipes
+def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: str = "", arch: str | None = None,
+          toolchain: str = "auto", builder_base: str | None = None, strip: bool = False, jobs: int = 1,
+          project: str | None = None, subdir: str = "", system: str | None = None, run: str | None = None,
+          configure_args: str = "", make_args: str = "", package: list[str] | None = None,
+          tool: list[str] | None = None, artifact: list[str] | None = None) -> None:
+    """Compile your own C or C++ program (--src), or build a whole project (--project DIR), into static binaries."""
+    from .build import project as proj
+    from .build import recipes, workspace
     from .errors import InputError
 
+    cf, lf = _split_flags(cflags), _split_flags(ldflags, "--ldflags")
+    if project is not None:
+        if src:
+            raise InputError("--src and --project both say what to build", hint="give one of them")
+        chosen = proj.open_project(
+            project, subdir, system, run, configure_args=tuple(_split_flags(configure_args, "--configure-args")),
+            make_args=tuple(_split_flags(make_args, "--make-args")), packages=tuple(package or ()),
+            tools=tuple(tool or ()), artifacts=tuple(artifact or ()), cflags=tuple(cf), ldflags=tuple(lf))
+        workspace.build(chosen, arch, toolchain, Path(out or "dist"), _builder_base(c, builder_base), say, jobs)
+        return
     if not src:
-        raise InputError("--src is required", hint="e.g. --src app.c (repeat it for more files)")
+        raise InputError("--src or --project is required", hint="e.g. --src app.c, or --project ./myproject")
     if not out:
         raise InputError("--out is required", hint="e.g. --out ./app")
-    recipe = recipes.Recipe(tuple(Path(s) for s in src), (*_split_flags(cflags), *(["-s"] if strip else [])))
+    recipe = recipes.Recipe(tuple(Path(s) for s in src), (*cf, *(["-s"] if strip else [])), ldflags=tuple(lf))
     recipes.compile_for(recipe, arch, toolchain, Path(out), _builder_base(c, builder_base), say, jobs=jobs)
 
 
@@ -177,8 +203,9 @@ def verify_image(c: Context, tag: str, json: bool = False) -> None:
         raise Exit(code=1)
 
 
-@task(iterable=["env", "label", "add", "output", "src"],
-      help={"tag": "image name, e.g. hello or hello:1.0", "binary": "the static binary (default ./hello)",
+@task(iterable=["env", "label", "add", "output", "src", "binary"],
+      help={"tag": "image name, e.g. hello or hello:1.0",
+            "binary": "the static binary (default ./hello); repeat it, one per platform, for a multi-platform image",
             "cmd": "the command, exec form, e.g. '/hello --flag' (default: /<binary name>)",
             "entrypoint": "the entrypoint, exec form, e.g. '/app --serve'",
             "env": "KEY=VALUE in the environment (repeat for more)", "workdir": "the working directory",
@@ -197,7 +224,7 @@ def verify_image(c: Context, tag: str, json: bool = False) -> None:
             "toolchain": "with --platform: auto, native or container",
             "builder_base": "with --platform: base image of the build container"})
 @cli
-def image(c: Context, tag: str, binary: str = "hello", cmd: str | None = None, entrypoint: str | None = None,
+def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None = None, entrypoint: str | None = None,
           env: list[str] | None = None, workdir: str | None = None, label: list[str] | None = None,
           user: str | None = None, nonroot: bool = False, add: list[str] | None = None, ca_certs: bool = False,
           tzdata: bool = False, tmp: bool = False, output: list[str] | None = None, backend: str = "python",
@@ -217,17 +244,17 @@ def image(c: Context, tag: str, binary: str = "hello", cmd: str | None = None, e
                        user=user, nonroot=nonroot, add=add or [], ca_certs=ca_certs, tzdata=tzdata, tmp=tmp)
     outputs = [img.parse_output(o) for o in output or []]
     recipe = recipes.hello(tiny, extra=_split_flags(cflags), sources=[Path(s) for s in src or []])
-    make.image(ref, Path(binary), opts, outputs, say, backend=backend, arch=arch, platform=platform,
-               recipe=recipe, toolchain=toolchain, builder_base=_builder_base(c, builder_base))
+    make.image(ref, [Path(b) for b in binary or ["hello"]], opts, outputs, say, backend=backend, arch=arch,
+               platform=platform, recipe=recipe, toolchain=toolchain, builder_base=_builder_base(c, builder_base))
 
 
-def _split_flags(cflags: str) -> list[str]:
+def _split_flags(text: str, flag: str = "--cflags") -> list[str]:
     from .errors import InputError
 
     try:
-        return shlex.split(cflags)
+        return shlex.split(text)
     except ValueError as exc:
-        raise InputError(f"--cflags {cflags!r} does not parse ({exc})") from None
+        raise InputError(f"{flag} {text!r} does not parse ({exc})") from None
 
 
 @task(help={"tag": "REGISTRY/NAME[:TAG], as built by `invoke image --tag` (multi-platform or in the engine)",

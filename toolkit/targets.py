@@ -27,6 +27,8 @@ class Target:
     native_on: tuple[str, ...] = ()  # other host architectures whose kernels run this target without QEMU
     aliases: tuple[str, ...] = ()  # other names users type: hello-world's, uname -m's, Debian's
     multiarch: str | None = None  # Debian's multiarch directory name where it differs from the triplet
+    cpu: str = ""  # CMAKE_SYSTEM_PROCESSOR and Meson's cpu: what `uname -m` says on such a machine
+    cpu_family: str = ""  # Meson's cpu_family, one of the names in its reference table
 
     os: str = "linux"
 
@@ -41,6 +43,10 @@ class Target:
         return f"{self.triplet}-gcc"
 
     @property
+    def gxx(self) -> str:
+        return f"{self.triplet}-g++"
+
+    @property
     def lib_dir_name(self) -> str:
         """The directory under /lib and /usr/lib where Debian keeps this architecture's libraries."""
         return self.multiarch or self.triplet
@@ -52,6 +58,11 @@ class Target:
         Debian package names cannot hold "_", so x86_64's compiler is in gcc-x86-64-linux-gnu.
         """
         return (f"gcc-{self.triplet.replace('_', '-')}", f"libc6-dev-{self.debian_arch}-cross")
+
+    @property
+    def cxx_packages(self) -> tuple[str, ...]:
+        """The cross g++ (and libstdc++'s static archive with it) for this target."""
+        return (f"g++-{self.triplet.replace('_', '-')}",)
 
     def runs_natively_on(self, host: Target) -> bool:
         """True when a host of that architecture runs this target's binaries without emulation."""
@@ -68,29 +79,31 @@ class Target:
 # /usr/share/binfmts) and zig 0.13+ target names. armel (ARMv5TE, soft float) serves v5 and v6, armhf v7.
 TARGETS: tuple[Target, ...] = (
     Target("amd64", "amd64", None, "x86_64-linux-gnu", "amd64", 64, "little", "EM_X86_64",
-           qemu="x86_64", zig="x86_64-linux-musl", aliases=("x86_64", "x86-64")),
+           qemu="x86_64", zig="x86_64-linux-musl", aliases=("x86_64", "x86-64"), cpu="x86_64", cpu_family="x86_64"),
     Target("arm-v5", "arm", "v5", "arm-linux-gnueabi", "armel", 32, "little", "EM_ARM",
            qemu="arm", zig="arm-linux-musleabi", cflags=("-march=armv5te", "-marm"), zig_cpu="arm926ej_s",
-           arm_arch=5, aliases=("arm32v5", "armel", "armv5", "armv5l", "armv5te")),
+           arm_arch=5, aliases=("arm32v5", "armel", "armv5", "armv5l", "armv5te"), cpu="armv5tel", cpu_family="arm"),
     Target("arm-v6", "arm", "v6", "arm-linux-gnueabi", "armel", 32, "little", "EM_ARM",
            qemu="arm", zig="arm-linux-musleabi", cflags=("-march=armv6", "-marm"), zig_cpu="arm1176jzf_s",
-           arm_arch=6, aliases=("arm32v6", "armv6", "armv6l")),
+           arm_arch=6, aliases=("arm32v6", "armv6", "armv6l"), cpu="armv6l", cpu_family="arm"),
     Target("arm-v7", "arm", "v7", "arm-linux-gnueabihf", "armhf", 32, "little", "EM_ARM",
            qemu="arm", zig="arm-linux-musleabihf", arm_arch=7,
-           aliases=("arm32v7", "armhf", "armv7", "arm", "armv7l")),
+           aliases=("arm32v7", "armhf", "armv7", "arm", "armv7l"), cpu="armv7l", cpu_family="arm"),
     Target("arm64", "arm64", "v8", "aarch64-linux-gnu", "arm64", 64, "little", "EM_AARCH64",
-           qemu="aarch64", zig="aarch64-linux-musl", aliases=("arm64v8", "aarch64", "arm64-v8")),
+           qemu="aarch64", zig="aarch64-linux-musl", aliases=("arm64v8", "aarch64", "arm64-v8"),
+           cpu="aarch64", cpu_family="aarch64"),
     Target("386", "386", None, "i686-linux-gnu", "i386", 32, "little", "EM_386",
            qemu="i386", zig="x86-linux-musl", native_on=("amd64",), aliases=("i386", "i686", "x86"),
-           multiarch="i386-linux-gnu"),
+           multiarch="i386-linux-gnu", cpu="i686", cpu_family="x86"),
     Target("mips64le", "mips64le", None, "mips64el-linux-gnuabi64", "mips64el", 64, "little", "EM_MIPS",
-           qemu="mips64el", zig="mips64el-linux-muslabi64", aliases=("mips64el",)),
+           qemu="mips64el", zig="mips64el-linux-muslabi64", aliases=("mips64el",), cpu="mips64", cpu_family="mips64"),
     Target("ppc64le", "ppc64le", None, "powerpc64le-linux-gnu", "ppc64el", 64, "little", "EM_PPC64",
-           qemu="ppc64le", zig="powerpc64le-linux-musl", aliases=("ppc64el", "powerpc64le")),
+           qemu="ppc64le", zig="powerpc64le-linux-musl", aliases=("ppc64el", "powerpc64le"),
+           cpu="ppc64le", cpu_family="ppc64"),
     Target("riscv64", "riscv64", None, "riscv64-linux-gnu", "riscv64", 64, "little", "EM_RISCV",
-           qemu="riscv64", zig="riscv64-linux-musl"),
+           qemu="riscv64", zig="riscv64-linux-musl", cpu="riscv64", cpu_family="riscv64"),
     Target("s390x", "s390x", None, "s390x-linux-gnu", "s390x", 64, "big", "EM_S390",
-           qemu="s390x", zig="s390x-linux-musl"),
+           qemu="s390x", zig="s390x-linux-musl", cpu="s390x", cpu_family="s390x"),
 )
 
 # ELF e_machine numbers (the ELF gABI's values) of the machines above, keyed by pyelftools' names.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,32 +16,39 @@ DEFAULT_BASE = "ubuntu:24.04"
 REPOSITORY = "fromscratch/builder"
 SRC_DIR = "/src"
 OUT_DIR = "/out"
-_NATIVE_PACKAGES = ("gcc", "libc6-dev", "binutils")
+# What every build image has, whatever its targets: the build machine's own compilers and every build system
+# a project may use. One layer, shared by the images of all targets.
+TOOL_PACKAGES = ("gcc", "g++", "libc6-dev", "binutils", "make", "cmake", "meson", "ninja-build", "autoconf",
+                 "automake", "libtool", "pkg-config")
+# A foreign target's layer adds its cross gcc and g++, and QEMU: CMake's try_run and Meson's exe_wrapper run
+# the target's test programs through it.
+EMULATOR_PACKAGE = "qemu-user-static"
 
 
 @dataclass(frozen=True)
 class BuildImage:
-    """What goes into a build image; its tag is a hash of exactly that, so a changed input is a new image."""
+    """One layer of a build image: packages installed over base (a user's image or the layer below); its tag is a
+    hash of exactly that, so a changed input is a new image and an unchanged one is reused."""
 
     base: str
     packages: tuple[str, ...]
+    foreign: tuple[str, ...] = ()  # dpkg architectures whose packages this layer installs (multiarch)
+    emulator: str | None = None  # the one QEMU user-mode binary kept (qemu-<name>-static) of EMULATOR_PACKAGE
 
     @property
     def dockerfile(self) -> str:
         pkgs = " ".join(self.packages)
-        return (
-            f"FROM {self.base}\n"
-            "ENV DEBIAN_FRONTEND=noninteractive\n"
-            "RUN apt-get update \\\n"
-            f" && apt-get install -y --no-install-recommends {pkgs} \\\n"
-            " && rm -rf /var/lib/apt/lists/*\n"
-            f"RUN mkdir -p {SRC_DIR} {OUT_DIR}\n"
-            f"WORKDIR {SRC_DIR}\n"
-        )
-
-    def serves(self, target: targets.Target, host_arch: str) -> bool:
-        """True when this image has a gcc for target (its own for the host's architecture)."""
-        return target.architecture == host_arch or all(p in self.packages for p in target.packages)
+        lines = [f"FROM {self.base}", "ENV DEBIAN_FRONTEND=noninteractive"]
+        enable = "".join(f"{_ENABLE_ARCH.format(arch=a)} && " for a in self.foreign)
+        # qemu-user-static holds 35 emulators (~430 MB); the target needs one of them (~13 MB)
+        qemu = f"qemu-{self.emulator}-static"
+        keep = (f" \\\n && mv /usr/bin/{qemu} /usr/local/bin/ && apt-get purge -y {EMULATOR_PACKAGE}"
+                f" \\\n && mv /usr/local/bin/{qemu} /usr/bin/") if self.emulator else ""
+        lines.append(f"RUN {enable}apt-get update \\\n && apt-get install -y --no-install-recommends {pkgs}{keep} \\\n"
+                     " && rm -rf /var/lib/apt/lists/*")
+        if not self.base.startswith(REPOSITORY + ":"):  # the first layer over the user's base
+            lines += [f"RUN mkdir -p {SRC_DIR} {OUT_DIR}", f"WORKDIR {SRC_DIR}"]
+        return "\n".join(lines) + "\n"
 
     @property
     def tag(self) -> str:
@@ -50,17 +58,46 @@ class BuildImage:
         return f"{REPOSITORY}:{digest}"
 
 
-def for_targets(base: str, wanted: list[targets.Target], host_arch: str) -> BuildImage:
-    """The build image for these targets: the image's own gcc for its own architecture, cross gcc for the rest.
+# dpkg multiarch for one foreign architecture. Debian's mirrors carry every architecture; Ubuntu's main archive
+# only amd64 and i386, the others come from ports.ubuntu.com: each existing entry is pinned to the image's own
+# architecture and a second entry names the archive that has the foreign one.
+_ENABLE_ARCH = (
+    "dpkg --add-architecture {arch} && . /etc/os-release && if [ \"$ID\" = ubuntu ]; then "
+    "native=$(dpkg --print-architecture); "
+    "case {arch} in amd64|i386) uri=http://archive.ubuntu.com/ubuntu/ ;; "
+    "*) uri=http://ports.ubuntu.com/ubuntu-ports/ ;; esac; "
+    "for f in /etc/apt/sources.list.d/*.sources; do [ -f \"$f\" ] && "
+    "sed -i \"/^Architectures:/d; s/^Types:.*/&\\nArchitectures: $native/\" \"$f\"; done; "
+    "[ -f /etc/apt/sources.list ] && sed -i \"s/^deb \\(http\\)/deb [arch=$native] \\1/\" /etc/apt/sources.list; "
+    "printf 'Types: deb\\nURIs: %s\\nSuites: %s %s-updates %s-security\\nComponents: main universe\\n"
+    "Architectures: {arch}\\nSigned-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\\n' "
+    "\"$uri\" \"$VERSION_CODENAME\" \"$VERSION_CODENAME\" \"$VERSION_CODENAME\" "
+    "> /etc/apt/sources.list.d/fromscratch-{arch}.sources; fi"
+)
 
-    With any foreign target it carries every target's cross compiler, so one image serves them all.
-    """
-    packages = list(_NATIVE_PACKAGES)
-    if any(t.architecture != host_arch for t in wanted):
-        for t in targets.TARGETS:
-            if t.architecture != host_arch:
-                packages += [p for p in t.packages if p not in packages]
-    return BuildImage(base, tuple(packages))
+
+def chain(base: str, target: targets.Target, host_arch: str, tools: Sequence[str] = (),
+          packages: Sequence[str] = (), cxx: bool = True) -> list[BuildImage]:
+    """The layers of the build image for one target, bottom first: the shared tools, the target's cross
+    compilers (none when the image's own gcc builds for it), then --tool and --package, the target's build of
+    each package through multiarch."""
+    layers = [BuildImage(base, TOOL_PACKAGES)]
+    if target.architecture != host_arch:
+        cross = [*target.packages, *(target.cxx_packages if cxx else ()), EMULATOR_PACKAGE]
+        layers.append(BuildImage(layers[-1].tag, tuple(cross), emulator=target.qemu))
+    if tools or packages:
+        native = target.architecture == host_arch
+        wanted = [*tools, *(p if native else f"{p}:{target.debian_arch}" for p in packages)]
+        foreign = () if native or not packages else (target.debian_arch,)
+        layers.append(BuildImage(layers[-1].tag, tuple(dict.fromkeys(wanted)), foreign))
+    return layers
+
+
+def ensure_chain(client: Any, layers: Sequence[BuildImage]) -> str:
+    """Each layer of a chain, bottom first (a warm call only looks them up); returns the top layer's tag."""
+    for layer in layers:
+        ensure(client, layer)
+    return layers[-1].tag
 
 
 def ensure(client: Any, image: BuildImage) -> str:

@@ -31,11 +31,13 @@ def csrc(name: str) -> Path:
 
 @dataclass(frozen=True)
 class Recipe:
-    """Sources and flags; gnu_ld_flags go only to GNU ld (zig's linker refuses them)."""
+    """Sources and flags; ldflags come after the sources (libraries: -lm), gnu_ld_flags go only to GNU ld (zig's
+    linker refuses them)."""
 
     sources: tuple[Path, ...]
     cflags: tuple[str, ...] = ()
     gnu_ld_flags: tuple[str, ...] = ()
+    ldflags: tuple[str, ...] = ()
 
 
 def hello(tiny: bool = False, strip: bool = True, extra: Sequence[str] = (),
@@ -57,8 +59,8 @@ def compile_for(recipe: Recipe, arch: str | None, toolchain: str, out: Path, bas
         if done.error is None:
             say(f"built {done.out} for {done.target.platform} with the {chain.name} toolchain")
 
-    failed = [d for d in tc.build_all(chain, list(recipe.sources), wanted, outs, cflags, jobs, on_done=report)
-              if d.error]
+    failed = [d for d in tc.build_all(chain, list(recipe.sources), wanted, outs, cflags, jobs, on_done=report,
+                                     ldflags=recipe.ldflags) if d.error]
     if failed:
         if len(wanted) == 1 and failed[0].error is not None:
             raise failed[0].error

@@ -39,7 +39,7 @@ class Toolchain(Protocol):
         """Check or set up what building these targets needs, once, before any compile; raise naming what is missing."""
 
     def compile(self, sources: Sequence[Path], target: targets.Target, out: Path,
-                cflags: Sequence[str] = ()) -> Path: ...
+                cflags: Sequence[str] = (), ldflags: Sequence[str] = ()) -> Path: ...
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,64 @@ def check_sources(sources: Sequence[Path]) -> list[Path]:
         raise InputError("no source file given", hint="pass --src FILE.c")
     for src in sources:
         regular_input(src, "source file")
-    names = [s.name for s in sources]
-    dup = {n for n in names if names.count(n) > 1}
-    if dup:
-        raise InputError(f"two sources share the name {sorted(dup)[0]}", hint="rename one of them")
     return list(sources)
+
+
+# A source with one of these endings is C++: compiled and linked by g++ (libstdc++ static with the rest).
+CXX_SUFFIXES = (".cc", ".cpp", ".cxx", ".C", ".c++")
+HEADER_SUFFIXES = (".h", ".hh", ".hpp", ".hxx", ".H", ".h++", ".inc", ".inl", ".ipp", ".tcc")
+_HEADER_WALK_CAP = 20_000  # entries looked at for headers: a source dropped into a huge tree stays cheap
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Sources as the compiler sees them: paths relative to one base directory, which is the compiler's working
+    directory natively and /src in the build container, so both builds see the same names (__FILE__, #include
+    "sub/x.h", diagnostics) and give the same binary. The base is the current directory when every source is
+    under it (so relative -I flags mean what they meant), else the sources' common directory."""
+
+    base: Path
+    files: tuple[str, ...]
+
+    @property
+    def cxx(self) -> bool:
+        return any(f.endswith(CXX_SUFFIXES) for f in self.files)
+
+    def headers(self, cflags: Sequence[str] = ()) -> list[str]:
+        """Header files an #include may name, relative to base: those under each source's directory and under
+        each relative -I directory (the container gets these with the sources; the native build has them)."""
+        roots = {os.path.dirname(f) for f in self.files}
+        roots.update(f[2:] for f in cflags if f.startswith("-I") and len(f) > 2 and not os.path.isabs(f[2:]))
+        found: set[str] = set()
+        seen = 0
+        for root in sorted(roots):
+            top = self.base / root
+            if not top.resolve().is_relative_to(self.base.resolve()):
+                continue
+            for dirpath, dirnames, filenames in os.walk(top):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                seen += len(filenames) + len(dirnames)
+                if seen > _HEADER_WALK_CAP:
+                    log.warning("stopped looking for headers under %s after %d entries", top, _HEADER_WALK_CAP)
+                    return sorted(found)
+                rel = os.path.relpath(dirpath, self.base)
+                found.update(os.path.normpath(os.path.join(rel, n)) for n in filenames
+                             if n.endswith(HEADER_SUFFIXES) and os.path.isfile(os.path.join(dirpath, n)))
+        return sorted(found - set(self.files))
+
+
+def layout(sources: Sequence[Path]) -> Layout:
+    absolute = [Path(os.path.abspath(s)) for s in sources]
+    cwd = Path(os.getcwd())
+    if all(p.is_relative_to(cwd) for p in absolute):
+        base = cwd
+    else:
+        base = Path(os.path.commonpath([str(p.parent) for p in absolute]))
+    files = tuple(os.path.relpath(p, base) for p in absolute)
+    dup = {f for f in files if files.count(f) > 1}
+    if dup:
+        raise InputError(f"{sorted(dup)[0]} is given twice", hint="pass each source once")
+    return Layout(base, files)
 
 
 def gcc_args(target: targets.Target, cflags: Sequence[str]) -> list[str]:
@@ -78,22 +131,31 @@ def output_paths(base: Path, wanted: Sequence[targets.Target], per_target: bool)
 
 def build_all(chain: Toolchain, sources: Sequence[Path], wanted: Sequence[targets.Target],
               outs: dict[str, Path], cflags: Sequence[str] = (), jobs: int = 1,
-              on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+              on_done: Callable[[Outcome], None] | None = None, ldflags: Sequence[str] = ()) -> list[Outcome]:
     """Build every wanted target, jobs at a time; one target's failure does not stop the others.
 
     on_done hears of each target as it finishes (from a worker thread); the list comes back in wanted's order.
     """
     sources = check_sources(sources)
+    layout(sources)  # two names for one file are refused before any compiler runs
     if jobs < 1:
         raise InputError(f"--jobs {jobs}: give 1 or more")
     chain.prepare(wanted)  # once, before any thread: a build image is built by one caller only
+    return for_each_target(wanted, jobs, lambda t: chain.compile(sources, t, outs[t.name], cflags, ldflags),
+                           lambda t: outs[t.name], on_done)
+
+
+def for_each_target(wanted: Sequence[targets.Target], jobs: int, work: Callable[[targets.Target], object],
+                    out_of: Callable[[targets.Target], Path],
+                    on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """work(target) for each target, jobs at a time, each failure kept in its Outcome; in wanted's order."""
 
     def one(target: targets.Target) -> Outcome:
         try:
-            chain.compile(sources, target, outs[target.name], cflags)
-            done = Outcome(target, outs[target.name])
+            work(target)
+            done = Outcome(target, out_of(target))
         except ToolkitError as exc:
-            done = Outcome(target, outs[target.name], exc)
+            done = Outcome(target, out_of(target), exc)
         if on_done is not None:
             on_done(done)
         return done
@@ -118,12 +180,12 @@ def _check_output(path: Path, target: targets.Target, who: str) -> None:
 
 
 def _run_compiler(run: Any, cmd_for: Callable[[Path], list[str]], out: Path, target: targets.Target,
-                  who: str) -> Path:
+                  who: str, cwd: Path | None = None) -> Path:
     """Run a compiler command that writes to a temporary path; the result is checked, then renamed to out."""
     with atomic_output(out, mode=0o755) as tmp:
         cmd = cmd_for(tmp)
         log.info("%s", " ".join(cmd))
-        proc = run(cmd, capture_output=True, text=True)
+        proc = run(cmd, capture_output=True, text=True, cwd=cwd)
         if proc.returncode != 0:
             raise BuildFailed(f"{who} failed for {target.platform} (exit {proc.returncode})",
                               log=(proc.stderr + proc.stdout).strip())
@@ -134,24 +196,28 @@ def _run_compiler(run: Any, cmd_for: Callable[[Path], list[str]], out: Path, tar
 
 
 class NativeGcc:
-    """The host's gcc, or its cross gcc for a foreign target (Linux hosts)."""
+    """The host's gcc (g++ for C++), or its cross gcc for a foreign target (Linux hosts)."""
 
     name = "native"
 
     def __init__(self, run: Any = interrupts.run_child) -> None:
         self._run = run
 
-    def _find(self, target: targets.Target) -> str | None:
-        if target.architecture == targets.host().architecture and shutil.which("gcc"):
-            return "gcc"
-        return target.gcc if shutil.which(target.gcc) else None
+    def _find(self, target: targets.Target, cxx: bool = False) -> str | None:
+        own, cross = ("g++", target.gxx) if cxx else ("gcc", target.gcc)
+        if target.architecture == targets.host().architecture and shutil.which(own):
+            return own
+        return cross if shutil.which(cross) else None
 
-    def compiler(self, target: targets.Target) -> str:
-        cc = self._find(target)
+    def compiler(self, target: targets.Target, cxx: bool = False) -> str:
+        cc = self._find(target, cxx)
         if cc is None:
-            raise BuildFailed(f"no gcc for {target.platform} on this host (looked for {target.gcc})",
-                              hint=f"install {' '.join(target.packages)} (Debian/Ubuntu), "
-                                   "or use --toolchain container or --toolchain zig")
+            own = target.architecture == targets.host().architecture
+            wanted = (target.gxx if cxx else target.gcc) if not own else ("g++" if cxx else "gcc")
+            packages = ("g++" if own else " ".join(target.cxx_packages)) if cxx else " ".join(target.packages)
+            raise BuildFailed(f"no {'g++' if cxx else 'gcc'} for {target.platform} on this host (looked for {wanted})",
+                              hint=f"install {packages} (Debian/Ubuntu), or use --toolchain container"
+                                   + ("" if cxx else " or --toolchain zig"))
         return cc
 
     def missing(self, target: targets.Target) -> str | None:
@@ -181,16 +247,17 @@ class NativeGcc:
                               hint=f"install {packages}, or use --toolchain container or --toolchain zig")
 
     def compile(self, sources: Sequence[Path], target: targets.Target, out: Path,
-                cflags: Sequence[str] = ()) -> Path:
-        sources = check_sources(sources)
+                cflags: Sequence[str] = (), ldflags: Sequence[str] = ()) -> Path:
+        lay = layout(check_sources(sources))
         self.prepare([target])
-        cc = self.compiler(target)
-        return _run_compiler(self._run, lambda tmp: [cc, *gcc_args(target, cflags), *map(str, sources),
-                                                     "-o", str(tmp)], out, target, cc)
+        cc = self.compiler(target, lay.cxx)
+        return _run_compiler(self._run, lambda tmp: [cc, *gcc_args(target, cflags), *lay.files, *ldflags,
+                                                     "-o", os.path.abspath(tmp)], out, target, cc, cwd=lay.base)
 
 
 class ZigCc:
-    """`zig cc` from the ziglang package on PyPI: every target, static musl, no Docker and no cross packages."""
+    """`zig cc` (`zig c++`) from the ziglang package on PyPI: every target, static musl, no Docker and no cross
+    packages."""
 
     name = "zig"
 
@@ -203,70 +270,62 @@ class ZigCc:
             raise BuildFailed("the zig toolchain needs the ziglang package, which is not installed",
                               hint="pip install 'fromscratch[zig]' (or pip install ziglang)")
 
-    def command(self, target: targets.Target, sources: Sequence[Path], out: Path,
-                cflags: Sequence[str] = ()) -> list[str]:
+    def command(self, target: targets.Target, sources: Sequence[str], out: str, cflags: Sequence[str] = (),
+                ldflags: Sequence[str] = (), cxx: bool = False) -> list[str]:
         cpu = [f"-mcpu={target.zig_cpu}"] if target.zig_cpu else []
-        return [self._python, "-m", "ziglang", "cc", "-target", target.zig, *cpu, *STATIC_FLAGS, *cflags,
-                *map(str, sources), "-o", str(out)]
+        return [self._python, "-m", "ziglang", "c++" if cxx else "cc", "-target", target.zig, *cpu, *STATIC_FLAGS,
+                *cflags, *sources, *ldflags, "-o", out]
 
     def compile(self, sources: Sequence[Path], target: targets.Target, out: Path,
-                cflags: Sequence[str] = ()) -> Path:
-        sources = check_sources(sources)
+                cflags: Sequence[str] = (), ldflags: Sequence[str] = ()) -> Path:
+        lay = layout(check_sources(sources))
         self.prepare([target])
-        return _run_compiler(self._run, lambda tmp: self.command(target, sources, tmp, cflags), out, target,
-                             "zig cc")
+        return _run_compiler(self._run, lambda tmp: self.command(target, lay.files, os.path.abspath(tmp), cflags,
+                                                                 ldflags, lay.cxx),
+                             out, target, "zig c++" if lay.cxx else "zig cc", cwd=lay.base)
 
 
 class ContainerGcc:
-    """gcc inside a build container: sources go in and the binary comes out through the archive API."""
+    """gcc (g++) inside a build container: sources go in and the binary comes out through the archive API."""
 
     name = "container"
 
     def __init__(self, client: Any, base: str = builder.DEFAULT_BASE) -> None:
         self._client = client
         self._base = base
-        self._image: builder.BuildImage | None = None
         self._host_arch: str | None = None
 
-    def _image_arch(self) -> str:
+    def image_arch(self) -> str:
         if self._host_arch is None:
             with engine.step("asking the engine for its architecture"):
                 info = self._client.version()
             self._host_arch = targets.lookup(info.get("Arch", "amd64")).architecture
         return self._host_arch
 
+    def image_for(self, target: targets.Target, tools: Sequence[str] = (), packages: Sequence[str] = ()) -> str:
+        """The build image for target (built or found): the tools, its cross compilers, then tools and packages."""
+        return builder.ensure_chain(self._client, builder.chain(self._base, target, self.image_arch(), tools,
+                                                                packages))
+
     def prepare(self, wanted: Sequence[targets.Target]) -> None:
-        """Build (or find) the one build image that serves every wanted target."""
-        image = builder.for_targets(self._base, list(wanted), self._image_arch())
-        builder.ensure(self._client, image)
-        self._image = image
+        """Build (or find) each wanted target's image, before any compile: one caller builds an image."""
+        for target in wanted:
+            self.image_for(target)
 
     def compile(self, sources: Sequence[Path], target: targets.Target, out: Path,
-                cflags: Sequence[str] = ()) -> Path:
-        sources = check_sources(sources)
-        host_arch = self._image_arch()
-        if self._image is None or not self._image.serves(target, host_arch):
-            self.prepare([target])
-        assert self._image is not None
-        cc = "gcc" if target.architecture == host_arch else target.gcc
+                cflags: Sequence[str] = (), ldflags: Sequence[str] = ()) -> Path:
+        lay = layout(check_sources(sources))
+        image = self.image_for(target)
+        native = target.architecture == self.image_arch()
+        cc = ("g++" if lay.cxx else "gcc") if native else (target.gxx if lay.cxx else target.gcc)
         name = out.name or "a.out"
-        cmd = [cc, *gcc_args(target, cflags), *(s.name for s in sources), "-o", f"{builder.OUT_DIR}/{name}"]
-        with engine.container(self._client, "build", self._image.tag, command=cmd, network_disabled=True,
+        cmd = [cc, *gcc_args(target, cflags), *lay.files, *ldflags, "-o", f"{builder.OUT_DIR}/{name}"]
+        with engine.container(self._client, "build", image, command=cmd, network_disabled=True,
                               working_dir=builder.SRC_DIR) as container:
             with engine.step("copying the sources into the build container"):
-                container.put_archive(builder.SRC_DIR, _source_tar(sources))
-            with engine.step(f"compiling for {target.platform} in the build container"):
-                container.start()
-                status = container.wait()
-                output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace").strip()
-            code = status.get("StatusCode", 1)
-            if code >= 128:
-                raise BuildFailed(f"the build container was killed while compiling for {target.platform} "
-                                  f"(exit {code}, signal {code - 128})",
-                                  hint="was it stopped (docker kill, docker stop) or out of memory?", log=output)
-            if code != 0:
-                raise BuildFailed(f"{cc} failed for {target.platform} in the build container (exit {code})",
-                                  log=output)
+                container.put_archive(builder.SRC_DIR, _source_tar(lay, lay.headers(cflags)))
+            output = run_container(container, f"compiling for {target.platform}",
+                                   f"{cc} failed for {target.platform} in the build container")
             if output:
                 log.warning("%s", output)
             with atomic_output(out, mode=0o755) as tmp:
@@ -277,36 +336,57 @@ class ContainerGcc:
         return out
 
 
-def _source_tar(sources: Sequence[Path]) -> bytes:
-    """Sources plus the headers beside them, flat, owned by root: what the build container sees in /src."""
-    files = {s.name: s for s in sources}
-    for src in sources:
-        for header in sorted(src.parent.glob("*.h")):
-            if header.is_file():  # a FIFO named x.h would block the read
-                files.setdefault(header.name, header)
+def run_container(container: Any, what: str, failed: str,
+                  failure: Callable[[int, str], ToolkitError] | None = None) -> str:
+    """Start a created container, wait for it and return its output; a non-zero exit raises with that output
+    (failure, when given, makes the error from the exit code and output)."""
+    with engine.step(f"{what} in the build container"):
+        container.start()
+        status = container.wait()
+        output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace").strip()
+    code = status.get("StatusCode", 1)
+    if code >= 128:
+        raise BuildFailed(f"the build container was killed while {what} (exit {code}, signal {code - 128})",
+                          hint="was it stopped (docker kill, docker stop) or out of memory?", log=output)
+    if code != 0:
+        raise failure(code, output) if failure else BuildFailed(f"{failed} (exit {code})", log=output)
+    return output
+
+
+def _source_tar(lay: Layout, headers: Sequence[str]) -> bytes:
+    """Sources and headers at their paths under the base, owned by root: what the build container sees in /src."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for arcname, path in sorted(files.items()):
-            with open(path, "rb") as fh:
-                info = tar.gettarinfo(arcname=arcname, fileobj=fh)  # from the open file: a symlink's target
+        for rel in sorted({*lay.files, *headers}):
+            with open(lay.base / rel, "rb") as fh:
+                info = tar.gettarinfo(arcname=rel, fileobj=fh)  # from the open file: a symlink's target
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
                 tar.addfile(info, fh)
     return buf.getvalue()
 
 
-def _extract_one(chunks: Any, dest: Path) -> None:
-    """Write the single regular file of a tar stream (get_archive's answer) to dest, streaming."""
+def extract_files(chunks: Any, place: Callable[[str], Path], first_only: bool = False) -> int:
+    """Write the regular files of a tar stream (get_archive's answer) where place(member name) says, streaming;
+    returns how many."""
+    count = 0
     reader = engine.ChunkReader(chunks)
     with tarfile.open(fileobj=reader, mode="r|") as tar:
         for member in tar:
             if member.isfile():
                 src = tar.extractfile(member)
                 assert src is not None
-                with open(dest, "wb") as fh:
+                with open(place(member.name), "wb") as fh:
                     shutil.copyfileobj(src, fh, 1 << 20)
-                return
-    raise BuildFailed("the build container produced no binary")
+                count += 1
+                if first_only:
+                    break
+    return count
+
+
+def _extract_one(chunks: Any, dest: Path) -> None:
+    if not extract_files(chunks, lambda _: dest, first_only=True):
+        raise BuildFailed("the build container produced no binary")
 
 
 TOOLCHAINS = ("auto", "native", "container", "zig")

@@ -16,21 +16,28 @@ from . import oci, store
 from . import scratch as img
 
 
-def image(ref: str, binary: Path, opts: img.Options, outputs: Sequence[img.Output], say: Callable[[str], None],
+def image(ref: str, binaries: Sequence[Path], opts: img.Options, outputs: Sequence[img.Output],
+          say: Callable[[str], None],
           *, backend: str = "python", arch: str | None = None, platform: str | None = None,
           recipe: recipes.Recipe | None = None, toolchain: str = "auto", builder_base: str = "") -> None:
-    """Make ref's image and say what was made. With platform, recipe is compiled for each platform listed."""
+    """Make ref's image and say what was made: of one binary, of several (one per platform, each platform read
+    from its ELF: one multi-platform image) or, with platform, of recipe compiled for each platform listed."""
     epoch = oci.source_date_epoch(0)
     if arch:
         targets.lookup(arch)
     platforms = targets.parse_archs(platform) if platform is not None else []
     if platforms and arch:
         raise InputError("--arch and --platform both choose the architecture", hint="give one of them")
-    if len(platforms) > 1 and any(o.kind == "docker-archive" for o in outputs):
+    multi = len(platforms) > 1 or len(binaries) > 1
+    if multi and any(o.kind == "docker-archive" for o in outputs):
         raise InputError("a docker-archive holds one platform's image",
                          hint="use --output oci-archive:FILE.tar or oci:DIR for several platforms")
+    if len(binaries) > 1:
+        _check_binaries(binaries, arch, platforms)
+    binary = binaries[0]
     if not platforms:  # a missing binary, FIFO or device is named before the engine is asked for anything
-        files.regular_input(binary, "binary")
+        for b in binaries:
+            files.regular_input(b, "binary")
     if backend not in ("python", "dockerfile"):
         raise InputError(f"unknown backend {backend!r}", hint="choose python or dockerfile")
     if backend == "dockerfile":
@@ -40,17 +47,42 @@ def image(ref: str, binary: Path, opts: img.Options, outputs: Sequence[img.Outpu
         say(_render_dockerfile_build(img.build_with_dockerfile(engine.connect(), binary, ref, opts, arch=arch,
                                                                 epoch=epoch)))
         return
-    client = None if outputs else _engine_for(bool(platforms))
+    index = bool(platforms) or len(binaries) > 1  # kept in the store for push, loaded with per-platform tags
+    client = None if outputs else _engine_for(index)
     with contextlib.ExitStack() as stack:
         if platforms:
             built = _compile_each(stack, platforms, recipe or recipes.hello(), binary.name, ref, opts, epoch,
                                   toolchain, builder_base, say)
         else:
-            built = [stack.enter_context(img.assemble(binary, ref, arch=arch, epoch=epoch, opts=opts))]
+            built = [stack.enter_context(img.assemble(b, ref, arch=arch, epoch=epoch, opts=opts)) for b in binaries]
+            _one_per_platform(binaries, built)
         say(_render_built(ref, built))
-        _write_outputs(ref, [b.image for b in built], outputs, multi=bool(platforms), say=say)
+        _write_outputs(ref, [b.image for b in built], outputs, multi=index, say=say)
         if client is not None:
-            _load_all(client, ref, built, per_platform_tags=bool(platforms), say=say)
+            _load_all(client, ref, built, per_platform_tags=index, say=say)
+
+
+def _check_binaries(binaries: Sequence[Path], arch: str | None, platforms: Sequence[targets.Target]) -> None:
+    """Several binaries are one program for several platforms: one name (the image's CMD names it)."""
+    if platforms:
+        raise InputError("--platform compiles the program for each platform; several --binary bring their own",
+                         hint="give one of them")
+    if arch:
+        raise InputError("--arch checks one binary; several --binary each carry their platform")
+    names = sorted({b.name for b in binaries})
+    if len(names) > 1:
+        raise InputError(f"the binaries have different names ({', '.join(names)}): a multi-platform image runs one "
+                         "program, /NAME, on every platform", hint="give the builds of one program, e.g. "
+                         "--binary dist/amd64/lua --binary dist/arm64/lua")
+
+
+def _one_per_platform(binaries: Sequence[Path], built: Sequence[img.Built]) -> None:
+    seen: dict[str, Path] = {}
+    for path, b in zip(binaries, built, strict=True):
+        if b.image.platform in seen:
+            raise InputError(f"{seen[b.image.platform]} and {path} are both for {b.image.platform}",
+                             hint="give one binary per platform")
+        seen[b.image.platform] = path
 
 
 def _engine_for(multi: bool) -> engine.Images | None:

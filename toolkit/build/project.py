@@ -1,0 +1,179 @@
+"""A whole project and its own build system: which system it uses, what a build of it runs (one POSIX sh script,
+the same natively and in the build container), and which programs it made. No effects here: build/workspace.py
+runs the script."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+
+SYSTEMS = ("make", "cmake", "meson", "autotools")
+# What each build system is recognised by, in the order they are tried: a project that has a CMakeLists.txt and
+# a generated Makefile is a CMake project.
+_MARKERS = (("cmake", ("CMakeLists.txt",)), ("meson", ("meson.build",)),
+            ("autotools", ("configure", "configure.ac", "configure.in", "autogen.sh")),
+            ("make", ("GNUmakefile", "makefile", "Makefile")))
+PREFIX = "/usr/local"  # the install prefix inside the staging directory (DESTDIR)
+# Exit codes of the script's own failures, told apart from a build step's.
+NO_ARTIFACT, NO_PROGRAM = 91, 92
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project to build, checked: its directory, where the build system is, and how to drive it."""
+
+    root: Path
+    subdir: str = ""  # the directory inside root that holds the build system
+    system: str = "make"  # one of SYSTEMS, or "run" for the user's own command
+    run: str | None = None
+    configure_args: tuple[str, ...] = ()
+    make_args: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()  # -dev packages for the target (static archives, .pc files)
+    tools: tuple[str, ...] = ()  # packages the build runs on the build machine
+    artifacts: tuple[str, ...] = ()
+    cflags: tuple[str, ...] = ()
+    ldflags: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+
+def detect(directory: Path) -> str | None:
+    for system, markers in _MARKERS:
+        if any((directory / m).is_file() for m in markers):
+            return system
+    return None
+
+
+def open_project(root: str, subdir: str = "", system: str | None = None, run: str | None = None,
+                 **rest: tuple[str, ...]) -> Project:
+    """The project at root, its build system found (or taken from system/run); bad input is one clear error."""
+    top = Path(root)
+    if not top.exists():
+        raise InputError(f"--project {root}: no such directory")
+    if not top.is_dir():
+        raise InputError(f"--project {root}: not a directory", hint="give the project's top directory")
+    where = top / subdir if subdir else top
+    if subdir and (os.path.isabs(subdir) or not where.resolve().is_relative_to(top.resolve())):
+        raise InputError(f"--subdir {subdir}: must be a directory inside the project")
+    if not where.is_dir():
+        raise InputError(f"--subdir {subdir}: no such directory in {root}")
+    if run is not None:
+        if system is not None:
+            raise InputError("--run and --system both say how to build", hint="give one of them")
+        return Project(top.resolve(), subdir, "run", run, **rest)
+    if system is None:
+        system = detect(where)
+        if system is None:
+            looked = ", ".join(m for _, markers in _MARKERS for m in markers)
+            raise InputError(f"no build system found in {where} (looked for {looked})",
+                             hint="point --subdir at it, or give your own command with --run \"make -C src\"")
+    elif system not in SYSTEMS:
+        raise InputError(f"unknown build system {system!r}", hint=f"choose {', '.join(SYSTEMS)}")
+    return Project(top.resolve(), subdir, system, None, **rest)
+
+
+def _words(args: Sequence[str]) -> str:
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def steps(project: Project, cross: bool, triplet: str) -> list[str]:
+    """The commands of a build, run in the build system's directory with the prepared environment."""
+    conf, make = _words(project.configure_args), _words(project.make_args)
+    # make: CC and CXX on the command line, where they beat a Makefile's own `CC = gcc`. The other tools stay
+    # in the environment: Makefiles such as Lua's write `AR = ar rcu`, flags inside the variable.
+    make_vars = 'CC="$CC" CXX="$CXX"'
+    if project.system == "run":
+        return [project.run or "true"]
+    if project.system == "make":
+        return [f'make -j"$JOBS" {make_vars} {make}']
+    if project.system == "cmake":
+        return [f'cmake -S . -B "$W/build" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$W/tools/toolchain.cmake" '
+                f'-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX={PREFIX} -DBUILD_SHARED_LIBS=OFF {conf}',
+                f'cmake --build "$W/build" -j "$JOBS" {make}',
+                'DESTDIR="$W/stage" cmake --install "$W/build"']
+    if project.system == "meson":
+        machine = "--cross-file" if cross else "--native-file"
+        return [f'meson setup "$W/build" . {machine} "$W/tools/meson.ini" --prefix={PREFIX} --buildtype=release '
+                f'-Ddefault_library=static {conf}',
+                f'meson compile -C "$W/build" -j "$JOBS" {make}',
+                'DESTDIR="$W/stage" meson install -C "$W/build" --no-rebuild']
+    host = f" --host={triplet}" if cross else ""
+    return ['if [ ! -f ./configure ]; then if [ -f ./autogen.sh ]; then NOCONFIGURE=1 sh ./autogen.sh; '
+            'else autoreconf -fi; fi; fi',
+            # only the options this configure knows: an unknown --disable-shared stops some scripts
+            'set --; for o in --disable-shared --enable-static; do '
+            'if sh ./configure --help 2>/dev/null | grep -q -e "$o"; then set -- "$@" "$o"; fi; done',
+            f'sh ./configure --prefix={PREFIX}{host} "$@" {conf}',
+            f'make -j"$JOBS" {make_vars} {make}',
+            f'make install DESTDIR="$W/stage" {make_vars}']
+
+
+_COLLECT = r'''
+mkdir -p "$W/out"
+is_elf() { [ "$(od -An -N4 -c "$1" 2>/dev/null | tr -d ' \n')" = '177ELF' ]; }
+take() {
+  n=$(basename "$1")
+  if [ -e "$W/out/$n" ]; then echo "fromscratch: skipped $1: a program named $n was taken already" >&2; return; fi
+  cp "$1" "$W/out/$n" && echo "fromscratch: took $1" >&2
+}
+'''
+_FROM_INSTALL = r'''for f in "$W/stage$P/bin/"* "$W/stage$P/sbin/"*; do
+  if [ -f "$f" ] && [ ! -L "$f" ] && is_elf "$f"; then take "$f"; fi
+done
+'''
+# Executables the build made, where the project installs nothing: configure's, CMake's and Meson's own test
+# programs are not the project's.
+_FROM_TREE = r'''if [ -z "$(ls -A "$W/out")" ]; then
+  find "$W/src" "$W/build" -type f -newer "$W/.started" -perm -u+x ! -name '*.so' ! -name '*.so.*' \
+    ! -name '*.o' ! -name '*.a' ! -name 'conftest*' ! -path '*/CMakeFiles/*' ! -path '*/meson-private/*' \
+    2>/dev/null | sort | while read -r f; do if is_elf "$f"; then take "$f"; fi; done
+fi
+'''
+# After a failed link: which -lNAME had a shared library but no static archive for the target (asked of the
+# target's compiler, which knows where it looks).
+_STATIC_HINT = r'''for l in $(sed -n 's/.*cannot find -l\([^ :]*\).*/\1/p' "$W/build.log" | sort -u); do
+  so=$("$CC" -print-file-name="lib$l.so" 2>/dev/null); a=$("$CC" -print-file-name="lib$l.a" 2>/dev/null)
+  if [ "$so" != "lib$l.so" ] && [ "$a" = "lib$l.a" ]; then
+    echo "fromscratch: -l$l: $so is there, lib$l.a is not: its package ships no static archive" >&2
+  fi
+done
+'''
+
+
+def script(project: Project, work: str, cross: bool, triplet: str) -> str:
+    """The build as one sh script: environment, steps (their output also in build.log), then the programs
+    copied into $W/out: the --artifact paths, else what was installed in bin/ and sbin/, else the
+    executables the build made."""
+    where = f'"$W/src/"{shlex.quote(project.subdir)}' if project.subdir else '"$W/src"'
+    body = "\n".join(steps(project, cross, triplet))
+    lines = ["#!/bin/sh", f"# made by fromscratch: build {project.name} ({project.system})", "set -u",
+             f"W={shlex.quote(work)}", f"P={PREFIX}",
+             '. "$W/tools/env.sh"', "JOBS=$(nproc 2>/dev/null || echo 2)",
+             f"cd {where} || exit 1", 'mkdir -p "$W/build" "$W/stage"', 'touch "$W/.started"',
+             "{ (", "set -ex", body, ') ; echo $? > "$W/status"; } 2>&1 | tee "$W/build.log"',
+             'status=$(cat "$W/status")',
+             'if [ "$status" != 0 ]; then', _STATIC_HINT.rstrip(), 'exit "$status"', "fi", _COLLECT.strip()]
+    if project.artifacts:
+        for a in project.artifacts:
+            q = shlex.quote(a)
+            lines.append(f'if [ -f "$W/src/"{q} ]; then take "$W/src/"{q}; '
+                         f'elif [ -f "$W/stage$P/"{q} ]; then take "$W/stage$P/"{q}; '
+                         f'elif [ -f "$W/build/"{q} ]; then take "$W/build/"{q}; '
+                         f'else echo "fromscratch: --artifact {a}: not in the project, its build directory or the '
+                         f'install prefix" >&2; exit {NO_ARTIFACT}; fi')
+    else:
+        lines += [_FROM_INSTALL.strip(), _FROM_TREE.strip()]
+    lines.append(f'if [ -z "$(ls -A "$W/out")" ]; then echo "fromscratch: the build made no program" >&2; '
+                 f"exit {NO_PROGRAM}; fi")
+    return "\n".join(lines) + "\n"
+
+
+def env_script(env: dict[str, str]) -> str:
+    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))

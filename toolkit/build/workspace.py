@@ -1,0 +1,240 @@
+"""Running a project's build (build/project.py) for each target: natively or with zig in a temporary copy of the
+project, or in the build container through the archive API; then every program it made verified for its
+target and written to --out. The user's tree is only read."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import interrupts, targets
+from ..check import elf, verify
+from ..engine import client as engine
+from ..errors import BuildFailed, InputError
+from ..files import atomic_output, scratch_dir, temp_dir
+from . import cross, project
+from . import toolchain as tc
+
+log = logging.getLogger(__name__)
+
+CONTAINER_WORK = "/work"
+_LOG_TAIL = 40  # lines of a failed build's own output shown with the error
+_NATIVE_PROGRAMS = {"make": ("make",), "cmake": ("cmake", "ninja"), "meson": ("meson", "ninja"),
+                    "autotools": ("make",), "run": ()}
+_PROGRAM_PACKAGES = {"ninja": "ninja-build"}
+
+
+def build(proj: project.Project, arch: str | None, toolchain: str, out_dir: Path, base: str,
+          say: Callable[[str], None], jobs: int = 1) -> None:
+    """Build proj for every target arch names (default: this host), jobs at a time; say each program written;
+    fail if any target did."""
+    wanted = targets.parse_archs(arch) if arch else [targets.host()]
+    if jobs < 1:
+        raise InputError(f"--jobs {jobs}: give 1 or more")
+    if toolchain == "zig" and proj.packages:
+        raise InputError("--package with the zig toolchain: Debian's static archives are built against glibc, "
+                         "zig links musl", hint="use --toolchain container (or native) for --package")
+    runner = _select(toolchain, proj, wanted, base)
+    runner.prepare(proj, wanted)
+    per_target = len(wanted) > 1
+
+    def one(target: targets.Target) -> None:
+        with runner.run(proj, target, out_dir) as made:
+            for path in _deliver(made, target, out_dir / target.name if per_target else out_dir, runner.name):
+                say(f"built {path} for {target.platform} with the {runner.name} toolchain")
+
+    failed = [o for o in tc.for_each_target(wanted, jobs, one, lambda t: out_dir) if o.error]
+    if failed:
+        if len(wanted) == 1 and failed[0].error is not None:
+            raise failed[0].error
+        logs = "\n".join(f"--- {f.target.name}: {f.error}\n{getattr(f.error, 'log', '')}".rstrip() for f in failed)
+        raise BuildFailed(f"{len(failed)} of {len(wanted)} targets failed: "
+                          + ", ".join(f.target.name for f in failed), log=logs)
+
+
+def _deliver(made: Path, target: targets.Target, dest: Path, who: str) -> list[Path]:
+    """Every program of made, verified for target first (all or none are written), then written to dest."""
+    programs = sorted(p for p in made.iterdir() if p.is_file())
+    for p in programs:
+        verdict = verify.verify(elf.read(str(p)), target.name)
+        if not verdict.ok:
+            raise BuildFailed(f"the {who} build made {p.name} for {target.platform}, which fails verify: "
+                              + "; ".join(verdict.failures),
+                              hint="a project that links dynamically despite the flags: see its build options "
+                                   "(--configure-args), or pick the programs with --artifact")
+    written = []
+    for p in programs:
+        with atomic_output(dest / p.name, mode=0o755) as tmp:
+            shutil.copyfile(p, tmp)
+        written.append(dest / p.name)
+    return written
+
+
+def _select(name: str, proj: project.Project, wanted: Sequence[targets.Target], base: str) -> Any:
+    if name == "native":
+        return Native()
+    if name == "zig":
+        return Native(zig=True)
+    if name == "container":
+        return Container(engine.connect(), base)
+    if name == "auto":
+        native = Native()
+        if native.missing(proj, wanted) is None:
+            return native
+        return Container(engine.connect(), base)
+    raise InputError(f"unknown toolchain {name!r}", hint=f"choose {', '.join(tc.TOOLCHAINS)}")
+
+
+def _failure(code: int, output: str, what: str) -> BuildFailed:
+    """A failed build script as one error: its own last line when the script itself stopped, else the build's
+    last lines."""
+    lines = output.strip().splitlines()
+    if code in (project.NO_ARTIFACT, project.NO_PROGRAM) and lines and lines[-1].startswith("fromscratch: "):
+        return BuildFailed(lines[-1].removeprefix("fromscratch: "))
+    return BuildFailed(f"{what} failed (exit {code})", log="\n".join(lines[-_LOG_TAIL:]))
+
+
+def _tools_files(proj: project.Project, tools: cross.Toolset, work: str) -> dict[str, str]:
+    tools_dir = f"{work}/tools"
+    out = cross.files(tools, tools_dir)
+    out["env.sh"] = project.env_script(cross.environment(tools, tools_dir, proj.cflags, proj.ldflags))
+    out["build.sh"] = project.script(proj, work, tools.cross, tools.triplet)
+    return out
+
+
+def _skip(out_dir: Path, root: Path) -> Callable[[str], bool]:
+    """What of the user's tree is not copied: .git, and the output directory when it lies inside."""
+    out = os.path.realpath(out_dir)
+    return lambda path: os.path.basename(path) == ".git" or os.path.realpath(path) == out
+
+
+class Native:
+    """The host's gcc (or its cross gcc), or zig cc, in a temporary copy of the project."""
+
+    def __init__(self, zig: bool = False, run: Any = interrupts.run_child) -> None:
+        self.zig = zig
+        self.name = "zig" if zig else "native"
+        self._run = run
+
+    def missing(self, proj: project.Project, wanted: Sequence[targets.Target]) -> str | None:
+        """None when this host has all a native build needs, else what to install."""
+        needs: list[str] = []
+        if not self.zig:
+            gcc = tc.NativeGcc(self._run)
+            needs += [m for t in wanted if (m := gcc.missing(t))]
+        needs += [_PROGRAM_PACKAGES.get(p, p) for p in _NATIVE_PROGRAMS[proj.system] if not shutil.which(p)]
+        needs += [p for p in proj.tools if not self._installed(p)]
+        for t in wanted:
+            needs += [f"{p}:{t.debian_arch}" for p in proj.packages if not self._installed(f"{p}:{t.debian_arch}")]
+        return " ".join(dict.fromkeys(needs)) or None
+
+    def _installed(self, package: str) -> bool:
+        proc = self._run(["dpkg-query", "-W", "-f", "${Status}", package], capture_output=True, text=True)
+        return proc.returncode == 0 and proc.stdout.strip().endswith(" installed")
+
+    def prepare(self, proj: project.Project, wanted: Sequence[targets.Target]) -> None:
+        if self.zig:
+            tc.ZigCc(self._run).prepare(wanted)
+        else:
+            tc.NativeGcc(self._run).prepare(wanted)
+        missing = self.missing(proj, wanted)
+        if missing:
+            foreign = sorted({p.split(":")[1] for p in missing.split() if ":" in p} - {targets.host().debian_arch})
+            first = "".join(f"dpkg --add-architecture {a} && " for a in foreign)
+            raise BuildFailed(f"this host lacks what a native build of {proj.name} needs: {missing}",
+                              hint=f"{first}apt-get update && apt-get install {missing}; "
+                                   "or use --toolchain container")
+
+    @contextlib.contextmanager
+    def run(self, proj: project.Project, target: targets.Target, out_dir: Path) -> Iterator[Path]:
+        machine = targets.host()
+        tools = cross.zig(target, machine, sys.executable) if self.zig else cross.gcc(target, machine)
+        with temp_dir("fromscratch-project-", scratch_dir()) as work:
+            skip = _skip(out_dir, proj.root)
+            shutil.copytree(proj.root, work / "src", symlinks=True,
+                            ignore=lambda d, names: [n for n in names if skip(os.path.join(d, n))])
+            (work / "tools").mkdir()
+            for name, text in _tools_files(proj, tools, str(work)).items():
+                (work / "tools" / name).write_text(text)
+                (work / "tools" / name).chmod(0o755)
+            log.info("building %s for %s in %s", proj.name, target.platform, work)
+            proc = self._run(["sh", str(work / "tools" / "build.sh")], capture_output=True, text=True,
+                             stdin=subprocess.DEVNULL)
+            if proc.returncode != 0:
+                raise _failure(proc.returncode, proc.stdout + proc.stderr, f"the build of {proj.name} for "
+                               f"{target.platform}")
+            yield work / "out"
+
+
+class Container:
+    """gcc in the build container for the target: the project goes in and the programs come out through the
+    archive API (remote engines work, no file on the host is owned by root), with networking off."""
+
+    name = "container"
+
+    def __init__(self, client: Any, base: str) -> None:
+        self._gcc = tc.ContainerGcc(client, base)
+        self._client = client
+
+    def prepare(self, proj: project.Project, wanted: Sequence[targets.Target]) -> None:
+        for target in wanted:  # before any thread: each image is built by one caller
+            self._gcc.image_for(target, proj.tools, proj.packages)
+
+    @contextlib.contextmanager
+    def run(self, proj: project.Project, target: targets.Target, out_dir: Path) -> Iterator[Path]:
+        image = self._gcc.image_for(target, proj.tools, proj.packages)
+        machine = targets.lookup(self._gcc.image_arch())
+        tools = cross.gcc(target, machine)
+        files = _tools_files(proj, tools, CONTAINER_WORK)
+        with tempfile.TemporaryFile(dir=scratch_dir()) as tar_file, \
+                engine.container(self._client, "build", image, command=["sh", f"{CONTAINER_WORK}/tools/build.sh"],
+                                 network_disabled=True, working_dir=CONTAINER_WORK) as container:
+            _write_tar(tar_file, proj.root, files, _skip(out_dir, proj.root))
+            tar_file.seek(0)
+            with engine.step(f"copying {proj.name} into the build container"):
+                container.put_archive("/", tar_file)
+            what = f"the build of {proj.name} for {target.platform}"
+            output = tc.run_container(container, f"building {proj.name} for {target.platform}", what,
+                                      failure=lambda code, out: _failure(code, out, what))
+            log.info("%s", output)
+            with temp_dir("fromscratch-programs-") as made:
+                with engine.step("copying the programs out"):
+                    stream, _ = container.get_archive(f"{CONTAINER_WORK}/out")
+                    tc.extract_files(stream, lambda name: made / os.path.basename(name))
+                yield made
+
+
+def _write_tar(fh: Any, root: Path, tools: dict[str, str], skip: Callable[[str], bool]) -> None:
+    """The project under work/src and the tools under work/tools, owned by root, modes kept."""
+    import io
+
+    def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info
+
+    work = CONTAINER_WORK.strip("/")
+    with tarfile.open(fileobj=fh, mode="w") as tar:
+        def add(path: str, arcname: str) -> None:
+            if skip(path):
+                return
+            tar.add(path, arcname=arcname, recursive=False, filter=owned_by_root)
+            if os.path.isdir(path) and not os.path.islink(path):
+                for name in sorted(os.listdir(path)):
+                    add(os.path.join(path, name), f"{arcname}/{name}")
+
+        add(str(root), f"{work}/src")
+        for name, text in sorted(tools.items()):
+            data = text.encode()
+            info = tarfile.TarInfo(f"{work}/tools/{name}")
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
