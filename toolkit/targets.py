@@ -29,6 +29,7 @@ class Target:
     multiarch: str | None = None  # Debian's multiarch directory name where it differs from the triplet
     cpu: str = ""  # CMAKE_SYSTEM_PROCESSOR and Meson's cpu: what `uname -m` says on such a machine
     cpu_family: str = ""  # Meson's cpu_family, one of the names in its reference table
+    musl: str = ""  # Debian's musl multiarch name: musl-dev:<debian_arch> ships /usr/lib/<musl> and <musl>-gcc
 
     os: str = "linux"
 
@@ -79,31 +80,41 @@ class Target:
 # /usr/share/binfmts) and zig 0.13+ target names. armel (ARMv5TE, soft float) serves v5 and v6, armhf v7.
 TARGETS: tuple[Target, ...] = (
     Target("amd64", "amd64", None, "x86_64-linux-gnu", "amd64", 64, "little", "EM_X86_64",
-           qemu="x86_64", zig="x86_64-linux-musl", aliases=("x86_64", "x86-64"), cpu="x86_64", cpu_family="x86_64"),
+           qemu="x86_64", zig="x86_64-linux-musl", aliases=("x86_64", "x86-64"), cpu="x86_64", cpu_family="x86_64",
+           musl="x86_64-linux-musl"),
     Target("arm-v5", "arm", "v5", "arm-linux-gnueabi", "armel", 32, "little", "EM_ARM",
            qemu="arm", zig="arm-linux-musleabi", cflags=("-march=armv5te", "-marm"), zig_cpu="arm926ej_s",
-           arm_arch=5, aliases=("arm32v5", "armel", "armv5", "armv5l", "armv5te"), cpu="armv5tel", cpu_family="arm"),
+           arm_arch=5, aliases=("arm32v5", "armel", "armv5", "armv5l", "armv5te"), cpu="armv5tel", cpu_family="arm",
+           musl="arm-linux-musleabi"),
     Target("arm-v6", "arm", "v6", "arm-linux-gnueabi", "armel", 32, "little", "EM_ARM",
            qemu="arm", zig="arm-linux-musleabi", cflags=("-march=armv6", "-marm"), zig_cpu="arm1176jzf_s",
-           arm_arch=6, aliases=("arm32v6", "armv6", "armv6l"), cpu="armv6l", cpu_family="arm"),
+           arm_arch=6, aliases=("arm32v6", "armv6", "armv6l"), cpu="armv6l", cpu_family="arm",
+           musl="arm-linux-musleabi"),
     Target("arm-v7", "arm", "v7", "arm-linux-gnueabihf", "armhf", 32, "little", "EM_ARM",
            qemu="arm", zig="arm-linux-musleabihf", arm_arch=7,
-           aliases=("arm32v7", "armhf", "armv7", "arm", "armv7l"), cpu="armv7l", cpu_family="arm"),
+           aliases=("arm32v7", "armhf", "armv7", "arm", "armv7l"), cpu="armv7l", cpu_family="arm",
+           musl="arm-linux-musleabihf"),
     Target("arm64", "arm64", "v8", "aarch64-linux-gnu", "arm64", 64, "little", "EM_AARCH64",
            qemu="aarch64", zig="aarch64-linux-musl", aliases=("arm64v8", "aarch64", "arm64-v8"),
-           cpu="aarch64", cpu_family="aarch64"),
+           cpu="aarch64", cpu_family="aarch64",
+           musl="aarch64-linux-musl"),
     Target("386", "386", None, "i686-linux-gnu", "i386", 32, "little", "EM_386",
            qemu="i386", zig="x86-linux-musl", native_on=("amd64",), aliases=("i386", "i686", "x86"),
-           multiarch="i386-linux-gnu", cpu="i686", cpu_family="x86"),
+           multiarch="i386-linux-gnu", cpu="i686", cpu_family="x86",
+           musl="i386-linux-musl"),
     Target("mips64le", "mips64le", None, "mips64el-linux-gnuabi64", "mips64el", 64, "little", "EM_MIPS",
-           qemu="mips64el", zig="mips64el-linux-muslabi64", aliases=("mips64el",), cpu="mips64", cpu_family="mips64"),
+           qemu="mips64el", zig="mips64el-linux-muslabi64", aliases=("mips64el",), cpu="mips64", cpu_family="mips64",
+           musl="mips64el-linux-musl"),
     Target("ppc64le", "ppc64le", None, "powerpc64le-linux-gnu", "ppc64el", 64, "little", "EM_PPC64",
            qemu="ppc64le", zig="powerpc64le-linux-musl", aliases=("ppc64el", "powerpc64le"),
-           cpu="ppc64le", cpu_family="ppc64"),
+           cpu="ppc64le", cpu_family="ppc64",
+           musl="powerpc64le-linux-musl"),
     Target("riscv64", "riscv64", None, "riscv64-linux-gnu", "riscv64", 64, "little", "EM_RISCV",
-           qemu="riscv64", zig="riscv64-linux-musl", cpu="riscv64", cpu_family="riscv64"),
+           qemu="riscv64", zig="riscv64-linux-musl", cpu="riscv64", cpu_family="riscv64",
+           musl="riscv64-linux-musl"),
     Target("s390x", "s390x", None, "s390x-linux-gnu", "s390x", 64, "big", "EM_S390",
-           qemu="s390x", zig="s390x-linux-musl", cpu="s390x", cpu_family="s390x"),
+           qemu="s390x", zig="s390x-linux-musl", cpu="s390x", cpu_family="s390x",
+           musl="s390x-linux-musl"),
 )
 
 # ELF e_machine numbers (the ELF gABI's values) of the machines above, keyed by pyelftools' names.

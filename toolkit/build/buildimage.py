@@ -34,18 +34,21 @@ class BuildImage:
     packages: tuple[str, ...]
     foreign: tuple[str, ...] = ()  # dpkg architectures whose packages this layer installs (multiarch)
     emulator: str | None = None  # the one QEMU user-mode binary kept (qemu-<name>-static) of EMULATOR_PACKAGE
+    check: str | None = None  # a package that may be missing from the base's archive: said in one line if so
 
     @property
     def dockerfile(self) -> str:
         pkgs = " ".join(self.packages)
         lines = [f"FROM {self.base}", "ENV DEBIAN_FRONTEND=noninteractive"]
         enable = "".join(f"{_ENABLE_ARCH.format(arch=a)} && " for a in self.foreign)
+        check = (f" \\\n && {{ apt-cache show {self.check} >/dev/null 2>&1 || {{ echo '{MISSING_MARK} "
+                 f"{self.check}'; exit 100; }}; }}") if self.check else ""
         # qemu-user-static holds 35 emulators (~430 MB); the target needs one of them (~13 MB)
         qemu = f"qemu-{self.emulator}-static"
         keep = (f" \\\n && mv /usr/bin/{qemu} /usr/local/bin/ && apt-get purge -y {EMULATOR_PACKAGE}"
                 f" \\\n && mv /usr/local/bin/{qemu} /usr/bin/") if self.emulator else ""
-        lines.append(f"RUN {enable}apt-get update \\\n && apt-get install -y --no-install-recommends {pkgs}{keep} \\\n"
-                     " && rm -rf /var/lib/apt/lists/*")
+        lines.append(f"RUN {enable}apt-get update{check} \\\n"
+                     f" && apt-get install -y --no-install-recommends {pkgs}{keep} \\\n && rm -rf /var/lib/apt/lists/*")
         if not self.base.startswith(REPOSITORY + ":"):  # the first layer over the user's base
             lines += [f"RUN mkdir -p {SRC_DIR} {OUT_DIR}", f"WORKDIR {SRC_DIR}"]
         return "\n".join(lines) + "\n"
@@ -58,6 +61,7 @@ class BuildImage:
         return f"{REPOSITORY}:{digest}"
 
 
+MISSING_MARK = "fromscratch: not in the package archive of the base image:"
 # dpkg multiarch for one foreign architecture. Debian's mirrors carry every architecture; Ubuntu's main archive
 # only amd64 and i386, the others come from ports.ubuntu.com: each existing entry is pinned to the image's own
 # architecture and a second entry names the archive that has the foreign one.
@@ -77,16 +81,19 @@ _ENABLE_ARCH = (
 
 
 def chain(base: str, target: targets.Target, host_arch: str, tools: Sequence[str] = (),
-          packages: Sequence[str] = (), cxx: bool = True) -> list[BuildImage]:
+          packages: Sequence[str] = (), cxx: bool = True, libc: str = "glibc") -> list[BuildImage]:
     """The layers of the build image for one target, bottom first: the shared tools, the target's cross
-    compilers (none when the image's own gcc builds for it), then --tool and --package, the target's build of
-    each package through multiarch."""
+    compilers (none when the image's own gcc builds for it), musl for the target when asked, then --tool and
+    --package, the target's build of each package through multiarch."""
+    native = target.architecture == host_arch
     layers = [BuildImage(base, TOOL_PACKAGES)]
-    if target.architecture != host_arch:
+    if not native:
         cross = [*target.packages, *(target.cxx_packages if cxx else ()), EMULATOR_PACKAGE]
         layers.append(BuildImage(layers[-1].tag, tuple(cross), emulator=target.qemu))
+    if libc == "musl":  # musl-dev:<arch> ships <musl>-gcc, gcc with musl's specs, for the target's cross gcc
+        musl = ("musl-dev",) if native else (f"musl-dev:{target.debian_arch}",)
+        layers.append(BuildImage(layers[-1].tag, musl, () if native else (target.debian_arch,), check=musl[0]))
     if tools or packages:
-        native = target.architecture == host_arch
         wanted = [*tools, *(p if native else f"{p}:{target.debian_arch}" for p in packages)]
         foreign = () if native or not packages else (target.debian_arch,)
         layers.append(BuildImage(layers[-1].tag, tuple(dict.fromkeys(wanted)), foreign))

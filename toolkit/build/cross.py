@@ -33,15 +33,24 @@ class Toolset:
         return self.target.triplet
 
 
-def gcc(target: targets.Target, build_machine: targets.Target) -> Toolset:
-    """Debian/Ubuntu's gcc for the build machine itself, or its cross gcc (<triplet>-gcc, -g++, -ar...)."""
+def gcc(target: targets.Target, build_machine: targets.Target, libc: str = "glibc") -> Toolset:
+    """Debian/Ubuntu's gcc for the build machine itself, or its cross gcc (<triplet>-gcc, -g++, -ar...); with
+    musl, the <musl>-gcc that musl-dev:<arch> ships (gcc with musl's specs) and no C++ (no libstdc++ for musl)."""
     cross = target.name != build_machine.name
     prefix = f"{target.triplet}-" if cross else ""
     commands: dict[str, tuple[str, ...]] = {"cc": (f"{prefix}gcc", *target.cflags),
                                             "c++": (f"{prefix}g++", *target.cflags)}
-    commands.update({tool: (f"{prefix}{tool}",) for tool in BINUTILS})
     libdirs = f"/usr/lib/{target.lib_dir_name}/pkgconfig:/usr/share/pkgconfig"
+    if libc == "musl":
+        commands = {"cc": (f"{target.musl}-gcc", *target.cflags), "c++": NO_CXX_WITH_MUSL}
+        libdirs = ""  # Debian's .pc files describe glibc builds
+    commands.update({tool: (f"{prefix}{tool}",) for tool in BINUTILS})
     return Toolset(target, cross, commands, libdirs, f"/usr/bin/qemu-{target.qemu}-static" if cross else None)
+
+
+# What CXX runs in a musl gcc build: Debian has no libstdc++ built for musl.
+NO_CXX_WITH_MUSL = ("sh", "-c", "echo 'fromscratch: no C++ with --libc musl and gcc: Debian has no libstdc++ for musl; "
+                    "use --toolchain zig (zig c++ links libc++ with musl)' >&2; exit 1", "c++")
 
 
 def zig(target: targets.Target, build_machine: targets.Target, python: str) -> Toolset:

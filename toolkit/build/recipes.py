@@ -48,11 +48,12 @@ def hello(tiny: bool = False, strip: bool = True, extra: Sequence[str] = (),
 
 
 def compile_for(recipe: Recipe, arch: str | None, toolchain: str, out: Path, base: str,
-                say: Callable[[str], None], *, per_target: bool = False, jobs: int = 1) -> None:
+                say: Callable[[str], None], *, per_target: bool = False, jobs: int = 1,
+                libc: str | None = None) -> None:
     """Build for every target arch names (default: this host), jobs at a time; say each, fail if any did."""
     wanted = targets.parse_archs(arch) if arch else [targets.host()]
     outs = tc.output_paths(out, wanted, per_target or len(wanted) > 1)
-    chain = tc.select(toolchain, wanted, base=base)
+    chain = tc.select(toolchain, wanted, base=base, libc=libc)
     cflags = [*recipe.cflags, *(recipe.gnu_ld_flags if chain.name != "zig" else ())]
 
     def report(done: tc.Outcome) -> None:

@@ -6,6 +6,7 @@ several targets at once.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import logging
@@ -196,21 +197,33 @@ def _run_compiler(run: Any, cmd_for: Callable[[Path], list[str]], out: Path, tar
 
 
 class NativeGcc:
-    """The host's gcc (g++ for C++), or its cross gcc for a foreign target (Linux hosts)."""
+    """The host's gcc (g++ for C++), or its cross gcc for a foreign target (Linux hosts); with musl, the
+    <musl>-gcc of Debian's musl-dev for the target."""
 
     name = "native"
 
-    def __init__(self, run: Any = interrupts.run_child) -> None:
+    def __init__(self, run: Any = interrupts.run_child, libc: str = "glibc") -> None:
         self._run = run
+        self.libc = libc
 
     def _find(self, target: targets.Target, cxx: bool = False) -> str | None:
+        own_arch = target.architecture == targets.host().architecture
+        if self.libc == "musl":
+            musl_gcc = f"{target.musl}-gcc"  # a script running the target's gcc with musl's specs
+            return musl_gcc if shutil.which(musl_gcc) and (own_arch or shutil.which(target.gcc)) else None
         own, cross = ("g++", target.gxx) if cxx else ("gcc", target.gcc)
-        if target.architecture == targets.host().architecture and shutil.which(own):
+        if own_arch and shutil.which(own):
             return own
         return cross if shutil.which(cross) else None
 
     def compiler(self, target: targets.Target, cxx: bool = False) -> str:
+        if cxx:
+            refuse_musl_cxx(self.libc)
         cc = self._find(target, cxx)
+        if cc is None and self.libc == "musl":
+            raise BuildFailed(f"no musl gcc for {target.platform} on this host (looked for {target.musl}-gcc)",
+                              hint=apt_hint(self.missing(target) or "", targets.host())
+                              + ", or use --toolchain container or --toolchain zig")
         if cc is None:
             own = target.architecture == targets.host().architecture
             wanted = (target.gxx if cxx else target.gcc) if not own else ("g++" if cxx else "gcc")
@@ -223,8 +236,12 @@ class NativeGcc:
     def missing(self, target: targets.Target) -> str | None:
         """None when a gcc that links statically for target is here; else the package(s) that give one."""
         cc = self._find(target)
+        own_arch = target.architecture == targets.host().architecture
+        if cc is None and self.libc == "musl":
+            gcc = [] if own_arch or shutil.which(target.gcc) else list(target.packages)
+            return " ".join([*gcc, "musl-dev" if own_arch else f"musl-dev:{target.debian_arch}"])
         if cc is None:
-            return "gcc libc6-dev" if target.architecture == targets.host().architecture else " ".join(target.packages)
+            return "gcc libc6-dev" if own_arch else " ".join(target.packages)
         proc = self._run([cc, "-print-file-name=libc.a"], capture_output=True, text=True)
         found = proc.stdout.strip()
         if proc.returncode == 0 and os.path.isabs(found) and os.path.exists(found):
@@ -243,12 +260,16 @@ class NativeGcc:
         missing = {t.platform: m for t in wanted if (m := self.missing(t))}
         if missing:
             packages = " ".join(dict.fromkeys(" ".join(missing.values()).split(" ")))
-            raise BuildFailed(f"no gcc that links statically for {', '.join(missing)} on this host",
-                              hint=f"install {packages}, or use --toolchain container or --toolchain zig")
+            what = "a musl gcc" if self.libc == "musl" else "a gcc that links statically"
+            raise BuildFailed(f"no {what} for {', '.join(missing)} on this host",
+                              hint=f"{apt_hint(packages, targets.host())}, or use --toolchain container or "
+                                   "--toolchain zig")
 
     def compile(self, sources: Sequence[Path], target: targets.Target, out: Path,
                 cflags: Sequence[str] = (), ldflags: Sequence[str] = ()) -> Path:
         lay = layout(check_sources(sources))
+        if lay.cxx:
+            refuse_musl_cxx(self.libc)
         self.prepare([target])
         cc = self.compiler(target, lay.cxx)
         return _run_compiler(self._run, lambda tmp: [cc, *gcc_args(target, cflags), *lay.files, *ldflags,
@@ -290,10 +311,12 @@ class ContainerGcc:
 
     name = "container"
 
-    def __init__(self, client: Any, base: str = builder.DEFAULT_BASE) -> None:
+    def __init__(self, client: Any, base: str = builder.DEFAULT_BASE, libc: str = "glibc") -> None:
         self._client = client
         self._base = base
+        self.libc = libc
         self._host_arch: str | None = None
+        self._failed: dict[tuple, BuildFailed] = {}  # images that could not be built, by what they were for
 
     def image_arch(self) -> str:
         if self._host_arch is None:
@@ -303,21 +326,43 @@ class ContainerGcc:
         return self._host_arch
 
     def image_for(self, target: targets.Target, tools: Sequence[str] = (), packages: Sequence[str] = ()) -> str:
-        """The build image for target (built or found): the tools, its cross compilers, then tools and packages."""
-        return builder.ensure_chain(self._client, builder.chain(self._base, target, self.image_arch(), tools,
-                                                                packages))
+        """The build image for target (built or found): the tools, its cross compilers, musl, then tools and
+        packages."""
+        key = (target.name, tuple(tools), tuple(packages))
+        if key in self._failed:  # one target's failure, said once, when that target is built
+            raise self._failed[key]
+        layers = builder.chain(self._base, target, self.image_arch(), tools, packages, libc=self.libc)
+        try:
+            return builder.ensure_chain(self._client, layers)
+        except BuildFailed as exc:
+            self._failed[key] = self._explained(exc, target)
+            raise self._failed[key] from None
 
-    def prepare(self, wanted: Sequence[targets.Target]) -> None:
-        """Build (or find) each wanted target's image, before any compile: one caller builds an image."""
+    def _explained(self, exc: BuildFailed, target: targets.Target) -> BuildFailed:
+        if builder.MISSING_MARK in exc.log:
+            missing = exc.log.rsplit(builder.MISSING_MARK, 1)[1].split()[0]  # the echo's, not the step's
+            return BuildFailed(f"no musl for {target.platform}: the package archive of {self._base} has no "
+                               f"{missing}", hint="use --toolchain zig, which brings musl for every target")
+        return exc
+
+    def prepare(self, wanted: Sequence[targets.Target], tools: Sequence[str] = (),
+                packages: Sequence[str] = ()) -> None:
+        """Build (or find) each wanted target's image, before any compile: one caller builds an image. A target
+        whose image cannot be built fails alone, when it is compiled."""
         for target in wanted:
-            self.image_for(target)
+            with contextlib.suppress(BuildFailed):
+                self.image_for(target, tools, packages)
 
     def compile(self, sources: Sequence[Path], target: targets.Target, out: Path,
                 cflags: Sequence[str] = (), ldflags: Sequence[str] = ()) -> Path:
         lay = layout(check_sources(sources))
+        if lay.cxx:
+            refuse_musl_cxx(self.libc)
         image = self.image_for(target)
         native = target.architecture == self.image_arch()
         cc = ("g++" if lay.cxx else "gcc") if native else (target.gxx if lay.cxx else target.gcc)
+        if self.libc == "musl":
+            cc = f"{target.musl}-gcc"
         name = out.name or "a.out"
         cmd = [cc, *gcc_args(target, cflags), *lay.files, *ldflags, "-o", f"{builder.OUT_DIR}/{name}"]
         with engine.container(self._client, "build", image, command=cmd, network_disabled=True,
@@ -334,6 +379,22 @@ class ContainerGcc:
                     _extract_one(stream, tmp)
                 _check_output(tmp, target, cc)
         return out
+
+
+LIBCS = ("glibc", "musl")
+
+
+def refuse_musl_cxx(libc: str) -> None:
+    if libc == "musl":
+        raise InputError("C++ with --libc musl and gcc: Debian has no libstdc++ built for musl",
+                         hint="use --toolchain zig, whose c++ links libc++ and musl")
+
+
+def apt_hint(packages: str, host: targets.Target) -> str:
+    """The apt-get line that installs packages on this host, with dpkg multiarch for PKG:ARCH names."""
+    foreign = sorted({p.split(":")[1] for p in packages.split() if ":" in p} - {host.debian_arch})
+    first = "".join(f"dpkg --add-architecture {a} && " for a in foreign)
+    return f"{first}apt-get update && apt-get install {packages}" if first else f"install {packages}"
 
 
 def run_container(container: Any, what: str, failed: str,
@@ -392,16 +453,30 @@ def _extract_one(chunks: Any, dest: Path) -> None:
 TOOLCHAINS = ("auto", "native", "container", "zig")
 
 
+def resolve_libc(toolchain: str, libc: str | None) -> str:
+    """The C library a build links: glibc by default, musl for zig (the only one it links statically)."""
+    if libc is None:
+        return "musl" if toolchain == "zig" else "glibc"
+    if libc not in LIBCS:
+        raise InputError(f"--libc {libc!r}: choose glibc or musl")
+    if toolchain == "zig" and libc == "glibc":
+        raise InputError("--libc glibc with the zig toolchain: zig cc links glibc only dynamically",
+                         hint="zig builds are musl (--libc musl, its default); use --toolchain native or "
+                              "container for glibc")
+    return libc
+
+
 def select(name: str, wanted: Sequence[targets.Target], connect: Any = engine.connect,
-           base: str = builder.DEFAULT_BASE) -> Toolchain:
+           base: str = builder.DEFAULT_BASE, libc: str | None = None) -> Toolchain:
     """auto: native on a Linux host whose gcc links statically for every wanted target, else container."""
+    libc = resolve_libc(name, libc)
     if name == "native":
-        return NativeGcc()
+        return NativeGcc(libc=libc)
     if name == "container":
-        return ContainerGcc(connect(), base)
+        return ContainerGcc(connect(), base, libc)
     if name == "zig":
         return ZigCc()
     if name == "auto":
-        native = NativeGcc()
-        return native if all(native.available(t) for t in wanted) else ContainerGcc(connect(), base)
+        native = NativeGcc(libc=libc)
+        return native if all(native.available(t) for t in wanted) else ContainerGcc(connect(), base, libc)
     raise InputError(f"unknown toolchain {name!r}", hint=f"choose {', '.join(TOOLCHAINS)}")

@@ -34,16 +34,18 @@ _PROGRAM_PACKAGES = {"ninja": "ninja-build"}
 
 
 def build(proj: project.Project, arch: str | None, toolchain: str, out_dir: Path, base: str,
-          say: Callable[[str], None], jobs: int = 1) -> None:
+          say: Callable[[str], None], jobs: int = 1, libc: str | None = None) -> None:
     """Build proj for every target arch names (default: this host), jobs at a time; say each program written;
     fail if any target did."""
     wanted = targets.parse_archs(arch) if arch else [targets.host()]
     if jobs < 1:
         raise InputError(f"--jobs {jobs}: give 1 or more")
-    if toolchain == "zig" and proj.packages:
-        raise InputError("--package with the zig toolchain: Debian's static archives are built against glibc, "
-                         "zig links musl", hint="use --toolchain container (or native) for --package")
-    runner = _select(toolchain, proj, wanted, base)
+    libc = tc.resolve_libc(toolchain, libc)
+    if libc == "musl" and proj.packages:
+        raise InputError(f"--package with {'the zig toolchain' if toolchain == 'zig' else '--libc musl'}: Debian's "
+                         "static archives are built against glibc", hint="use --libc glibc with --toolchain "
+                         "container (or native) for --package")
+    runner = _select(toolchain, proj, wanted, base, libc)
     runner.prepare(proj, wanted)
     per_target = len(wanted) > 1
 
@@ -79,18 +81,18 @@ def _deliver(made: Path, target: targets.Target, dest: Path, who: str) -> list[P
     return written
 
 
-def _select(name: str, proj: project.Project, wanted: Sequence[targets.Target], base: str) -> Any:
+def _select(name: str, proj: project.Project, wanted: Sequence[targets.Target], base: str, libc: str) -> Any:
     if name == "native":
-        return Native()
+        return Native(libc=libc)
     if name == "zig":
-        return Native(zig=True)
+        return Native(zig=True, libc=libc)
     if name == "container":
-        return Container(engine.connect(), base)
+        return Container(engine.connect(), base, libc)
     if name == "auto":
-        native = Native()
+        native = Native(libc=libc)
         if native.missing(proj, wanted) is None:
             return native
-        return Container(engine.connect(), base)
+        return Container(engine.connect(), base, libc)
     raise InputError(f"unknown toolchain {name!r}", hint=f"choose {', '.join(tc.TOOLCHAINS)}")
 
 
@@ -120,16 +122,17 @@ def _skip(out_dir: Path, root: Path) -> Callable[[str], bool]:
 class Native:
     """The host's gcc (or its cross gcc), or zig cc, in a temporary copy of the project."""
 
-    def __init__(self, zig: bool = False, run: Any = interrupts.run_child) -> None:
+    def __init__(self, zig: bool = False, run: Any = interrupts.run_child, libc: str = "glibc") -> None:
         self.zig = zig
         self.name = "zig" if zig else "native"
         self._run = run
+        self.libc = libc
 
     def missing(self, proj: project.Project, wanted: Sequence[targets.Target]) -> str | None:
         """None when this host has all a native build needs, else what to install."""
         needs: list[str] = []
         if not self.zig:
-            gcc = tc.NativeGcc(self._run)
+            gcc = tc.NativeGcc(self._run, self.libc)
             needs += [m for t in wanted if (m := gcc.missing(t))]
         needs += [_PROGRAM_PACKAGES.get(p, p) for p in _NATIVE_PROGRAMS[proj.system] if not shutil.which(p)]
         needs += [p for p in proj.tools if not self._installed(p)]
@@ -145,19 +148,16 @@ class Native:
         if self.zig:
             tc.ZigCc(self._run).prepare(wanted)
         else:
-            tc.NativeGcc(self._run).prepare(wanted)
+            tc.NativeGcc(self._run, self.libc).prepare(wanted)
         missing = self.missing(proj, wanted)
         if missing:
-            foreign = sorted({p.split(":")[1] for p in missing.split() if ":" in p} - {targets.host().debian_arch})
-            first = "".join(f"dpkg --add-architecture {a} && " for a in foreign)
             raise BuildFailed(f"this host lacks what a native build of {proj.name} needs: {missing}",
-                              hint=f"{first}apt-get update && apt-get install {missing}; "
-                                   "or use --toolchain container")
+                              hint=f"{tc.apt_hint(missing, targets.host())}; or use --toolchain container")
 
     @contextlib.contextmanager
     def run(self, proj: project.Project, target: targets.Target, out_dir: Path) -> Iterator[Path]:
         machine = targets.host()
-        tools = cross.zig(target, machine, sys.executable) if self.zig else cross.gcc(target, machine)
+        tools = cross.zig(target, machine, sys.executable) if self.zig else cross.gcc(target, machine, self.libc)
         with temp_dir("fromscratch-project-", scratch_dir()) as work:
             skip = _skip(out_dir, proj.root)
             shutil.copytree(proj.root, work / "src", symlinks=True,
@@ -181,19 +181,19 @@ class Container:
 
     name = "container"
 
-    def __init__(self, client: Any, base: str) -> None:
-        self._gcc = tc.ContainerGcc(client, base)
+    def __init__(self, client: Any, base: str, libc: str = "glibc") -> None:
+        self._gcc = tc.ContainerGcc(client, base, libc)
         self._client = client
+        self.libc = libc
 
     def prepare(self, proj: project.Project, wanted: Sequence[targets.Target]) -> None:
-        for target in wanted:  # before any thread: each image is built by one caller
-            self._gcc.image_for(target, proj.tools, proj.packages)
+        self._gcc.prepare(wanted, proj.tools, proj.packages)  # before any thread: each image built by one caller
 
     @contextlib.contextmanager
     def run(self, proj: project.Project, target: targets.Target, out_dir: Path) -> Iterator[Path]:
         image = self._gcc.image_for(target, proj.tools, proj.packages)
         machine = targets.lookup(self._gcc.image_arch())
-        tools = cross.gcc(target, machine)
+        tools = cross.gcc(target, machine, self.libc)
         files = _tools_files(proj, tools, CONTAINER_WORK)
         with tempfile.TemporaryFile(dir=scratch_dir()) as tar_file, \
                 engine.container(self._client, "build", image, command=["sh", f"{CONTAINER_WORK}/tools/build.sh"],
