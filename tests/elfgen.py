@@ -34,6 +34,7 @@ class Spec:
     symbols: tuple[str, ...] | None = None  # a .symtab with these names (None: stripped)
     arm_attributes: bytes | None = None
     payload: bytes = b"\x90" * 64  # stands in for code
+    strings: tuple[str, ...] = ()  # NUL-terminated after the code, as a libc's .rodata holds them
     extra_notes: list[tuple[bytes, int, bytes]] = field(default_factory=list)
 
 
@@ -113,6 +114,8 @@ def build(spec: Spec) -> bytes:
         body.extend(dynamic)
     code_off = at()
     body.extend(spec.payload)
+    for text in spec.strings:
+        body.extend(text.encode() + b"\0")
     pad(body)
 
     # sections (only when there is something a reader looks at: a symbol table, ARM attributes)

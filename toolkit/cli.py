@@ -87,6 +87,7 @@ def _builder_base(c: Context, given: str | None) -> str:
 _ARCH_HELP = "target architecture(s): a name (arm64, arm32v7, linux/arm/v7), a comma-separated list, or all"
 _JOBS_HELP = "build this many targets at once (default 1)"
 _TOOLCHAIN_HELP = "auto, native, container or zig"
+_LIBC_HELP = "glibc (default) or musl (Debian's musl-dev with gcc; zig always links musl)"
 
 
 @task(help={"arch": _ARCH_HELP + " (default: this host's)",
@@ -95,15 +96,17 @@ _TOOLCHAIN_HELP = "auto, native, container or zig"
             "builder_base": "base image of the build container (default: config builder.base, ubuntu:24.04)",
             "tiny": "build csrc/hello-tiny.c instead: no libc, raw system calls, under 1 KiB",
             "strip": "strip symbols (the default here; --no-strip keeps them)",
-            "jobs": _JOBS_HELP})
+            "jobs": _JOBS_HELP, "libc": _LIBC_HELP})
 @cli
 def build_hello(c: Context, arch: str | None = None, toolchain: str = "auto", out: str | None = None,
-                builder_base: str | None = None, tiny: bool = False, strip: bool = True, jobs: int = 1) -> None:
+                builder_base: str | None = None, tiny: bool = False, strip: bool = True, jobs: int = 1,
+                libc: str | None = None) -> None:
     """Compile csrc/hello.c (or, with --tiny, csrc/hello-tiny.c) into a static binary (./hello, or ./hello-<arch>)."""
     from .build import recipes
 
     recipes.compile_for(recipes.hello(tiny, strip), arch, toolchain, Path(out or "hello"),
-                        _builder_base(c, builder_base), say, per_target=out is None and bool(arch), jobs=jobs)
+                        _builder_base(c, builder_base), say, per_target=out is None and bool(arch), jobs=jobs,
+                        libc=libc)
 
 
 @task(iterable=["src", "package", "tool", "artifact"],
@@ -112,7 +115,7 @@ def build_hello(c: Context, arch: str | None = None, toolchain: str = "auto", ou
             "cflags": "extra compiler flags, e.g. '-O2 -Wall'",
             "ldflags": "linker flags and libraries, placed after the sources, e.g. '-lm'", "arch": _ARCH_HELP,
             "toolchain": _TOOLCHAIN_HELP, "builder_base": "base image of the build container",
-            "strip": "strip symbols from the binary (-s)", "jobs": _JOBS_HELP,
+            "strip": "strip symbols from the binary (-s)", "jobs": _JOBS_HELP, "libc": _LIBC_HELP,
             "project": "build this project directory with its own build system instead of --src files",
             "subdir": "with --project: the directory inside it that holds the build system (e.g. build/cmake)",
             "system": "with --project: make, cmake, meson or autotools (default: detected)",
@@ -128,7 +131,7 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
           toolchain: str = "auto", builder_base: str | None = None, strip: bool = False, jobs: int = 1,
           project: str | None = None, subdir: str = "", system: str | None = None, run: str | None = None,
           configure_args: str = "", make_args: str = "", package: list[str] | None = None,
-          tool: list[str] | None = None, artifact: list[str] | None = None) -> None:
+          tool: list[str] | None = None, artifact: list[str] | None = None, libc: str | None = None) -> None:
     """Compile your own C or C++ program (--src), or build a whole project (--project DIR), into static binaries."""
     from .build import project as proj
     from .build import recipes, workspace
@@ -142,14 +145,16 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
             project, subdir, system, run, configure_args=tuple(_split_flags(configure_args, "--configure-args")),
             make_args=tuple(_split_flags(make_args, "--make-args")), packages=tuple(package or ()),
             tools=tuple(tool or ()), artifacts=tuple(artifact or ()), cflags=tuple(cf), ldflags=tuple(lf))
-        workspace.build(chosen, arch, toolchain, Path(out or "dist"), _builder_base(c, builder_base), say, jobs)
+        workspace.build(chosen, arch, toolchain, Path(out or "dist"), _builder_base(c, builder_base), say, jobs,
+                        libc)
         return
     if not src:
         raise InputError("--src or --project is required", hint="e.g. --src app.c, or --project ./myproject")
     if not out:
         raise InputError("--out is required", hint="e.g. --out ./app")
     recipe = recipes.Recipe(tuple(Path(s) for s in src), (*cf, *(["-s"] if strip else [])), ldflags=tuple(lf))
-    recipes.compile_for(recipe, arch, toolchain, Path(out), _builder_base(c, builder_base), say, jobs=jobs)
+    recipes.compile_for(recipe, arch, toolchain, Path(out), _builder_base(c, builder_base), say, jobs=jobs,
+                        libc=libc)
 
 
 @task(help={"path": "the binary to check, or a directory to check every ELF file in",
@@ -211,6 +216,7 @@ def verify_image(c: Context, tag: str, json: bool = False) -> None:
             "env": "KEY=VALUE in the environment (repeat for more)", "workdir": "the working directory",
             "label": "KEY=VALUE label (repeat for more)", "user": "numeric UID[:GID] to run as",
             "nonroot": "run as 65532:65532, with /etc/passwd and /etc/group entries for it",
+            "nsswitch": "add /etc/nsswitch.conf: hosts from files then dns, passwd and group from files",
             "add": "SRC:DEST, an extra host file or directory (repeat for more)",
             "ca_certs": "add a CA bundle at /etc/ssl/certs/ca-certificates.crt (the host's, or certifi's)",
             "tzdata": "add time zone data at /usr/share/zoneinfo", "tmp": "add an empty /tmp (mode 1777)",
@@ -227,8 +233,9 @@ def verify_image(c: Context, tag: str, json: bool = False) -> None:
 def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None = None, entrypoint: str | None = None,
           env: list[str] | None = None, workdir: str | None = None, label: list[str] | None = None,
           user: str | None = None, nonroot: bool = False, add: list[str] | None = None, ca_certs: bool = False,
-          tzdata: bool = False, tmp: bool = False, output: list[str] | None = None, backend: str = "python",
-          arch: str | None = None, platform: str | None = None, src: list[str] | None = None,
+          tzdata: bool = False, tmp: bool = False, nsswitch: bool = False, output: list[str] | None = None,
+          backend: str = "python", arch: str | None = None, platform: str | None = None,
+          src: list[str] | None = None,
           tiny: bool = False, cflags: str = "", toolchain: str = "auto", builder_base: str | None = None) -> None:
     """Verify a static binary and make a FROM scratch image of it: loaded into the engine, or --output files.
 
@@ -241,7 +248,8 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
 
     ref = img.normalize_tag(tag)
     opts = img.options(cmd=cmd, entrypoint=entrypoint, env=env or [], workdir=workdir, label=label or [],
-                       user=user, nonroot=nonroot, add=add or [], ca_certs=ca_certs, tzdata=tzdata, tmp=tmp)
+                       user=user, nonroot=nonroot, add=add or [], ca_certs=ca_certs, tzdata=tzdata, tmp=tmp,
+                       nsswitch=nsswitch)
     outputs = [img.parse_output(o) for o in output or []]
     recipe = recipes.hello(tiny, extra=_split_flags(cflags), sources=[Path(s) for s in src or []])
     make.image(ref, [Path(b) for b in binary or ["hello"]], opts, outputs, say, backend=backend, arch=arch,

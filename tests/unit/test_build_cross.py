@@ -105,3 +105,35 @@ def test_zig_without_the_ziglang_package_says_how_to_get_it(monkeypatch):
     with pytest.raises(BuildFailed) as err:
         toolchain.ZigCc().prepare([targets.lookup("arm64")])
     assert "pip install 'fromscratch[zig]'" in str(err.value)
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_musl_with_the_native_gcc_gives_a_small_static_musl_hello(tmp_path, arch):
+    result = invoke("build-hello", "--libc", "musl", "--toolchain", "native", "--arch", arch, "--out", "hello",
+                    cwd=tmp_path)
+    assert result.code == 0, result
+    facts = elf.read(str(tmp_path / "hello"))
+    assert verify.verify(facts, arch).ok and facts.libc == "musl"
+    target = targets.lookup(arch)
+    ran = subprocess.run([f"/usr/bin/qemu-{target.qemu}-static", str(tmp_path / "hello")], capture_output=True,
+                         text=True)
+    assert "runs in a FROM scratch image" in ran.stdout, ran
+
+
+@pytest.mark.parametrize(("args", "phrase"), [
+    (("build", "--src", "hi.cc", "--out", "hi", "--libc", "musl", "--toolchain", "native"),
+     "C++ with --libc musl and gcc: Debian has no libstdc++"),
+    (("build", "--project", ".", "--package", "zlib1g-dev", "--libc", "musl", "--toolchain", "native"),
+     "--package with --libc musl: Debian's static archives are built against glibc"),
+    (("build", "--project", ".", "--package", "zlib1g-dev", "--toolchain", "zig"),
+     "--package with the zig toolchain"),
+    (("build-hello", "--libc", "glibc", "--toolchain", "zig"), "--libc glibc with the zig toolchain"),
+    (("build-hello", "--libc", "uclibc"), "--libc 'uclibc': choose glibc or musl"),
+])
+def test_libc_combinations_that_cannot_work_are_refused_with_the_alternative(tmp_path, args, phrase):
+    (tmp_path / "hi.cc").write_text("int main(){}\n")
+    (tmp_path / "Makefile").write_text("all:\n\ttrue\n")
+    result = invoke(*args, cwd=tmp_path)
+    assert_clean_failure(result, 2)
+    assert phrase in result.err, result.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Makefile", "hi.cc"]

@@ -132,6 +132,34 @@ def test_glibc_runtime_loading_is_found_by_symbol_or_by_string(nss_binaries, bin
     assert elf.read(str(binaries["static"])).runtime_loading == ()
 
 
+@pytest.mark.skipif(tuple(int(n) for n in os.confstr("CS_GNU_LIBC_VERSION").split()[-1].split(".")[:2]) < (2, 34),
+                    reason="the host's glibc is older than 2.34: its NSS services are not built in")
+def test_nss_services_built_in_are_found_by_symbol_or_by_string(nss_binaries, binaries):
+    from elftools.elf.elffile import ELFFile
+
+    with open(nss_binaries["pw_symbols"], "rb") as fh:
+        symtab = ELFFile(fh).get_section_by_name(".symtab")
+        names = {sym.name for sym in symtab.iter_symbols()}
+    assert any(n.startswith("_nss_files_") for n in names) and any(n.startswith("_nss_dns_") for n in names)
+    assert elf.read(str(nss_binaries["pw_symbols"])).nss_builtin
+    stripped = nss_binaries["gai_stripped"]
+    assert b"/etc/hosts\0" in stripped.read_bytes() and elf.read(str(stripped)).nss_builtin
+    assert not elf.read(str(nss_binaries["iconv_symbols"])).nss_builtin  # no NSS call: no NSS service linked
+    assert not elf.read(str(binaries["static"])).nss_builtin
+
+
+def test_nss_strings_across_a_read_chunk_are_found():
+    strings = ("GLIBC_PRIVATE", "libnss_%s.so%s", "/etc/ethers", "/etc/hosts")
+    probe = elfgen.build(elfgen.Spec(strings=strings))
+    pad = (1 << 20) - 4 - probe.index(b"/etc/hosts")  # the chunk ends inside "/etc/hosts"
+    data = elfgen.build(elfgen.Spec(payload=b"\x90" * (64 + pad), strings=strings))
+    assert data.index(b"/etc/hosts") == (1 << 20) - 4
+    facts = elf.read_stream(io.BytesIO(data), "big", len(data))
+    assert facts.libc == "glibc" and facts.runtime_loading == (elf.NSS_MACHINERY,) and facts.nss_builtin
+    older = elfgen.build(elfgen.Spec(strings=strings[:3]))  # the NSS machinery without the files service
+    assert not elf.read_stream(io.BytesIO(older), "old", len(older)).nss_builtin
+
+
 @pytest.mark.parametrize("cpu_arch, flags, variants, level, float_abi", [
     (10, 0x5000400, ("v7",), 7, "hard"),  # armhf: ARMv7, hard float from e_flags
     (6, 0x5000200, ("v6", "v7"), 6, "soft"),  # Raspberry Pi 1 class code runs on v6 and v7

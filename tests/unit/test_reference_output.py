@@ -19,12 +19,26 @@ from toolkit.check import image as imagecheck
 
 EXPECTED = Path(__file__).parent / "expected"
 GLIBC_SYMBOLS = ("main", "__libc_start_call_main")
+# What glibc's NSS machinery leaves in a stripped static binary; since 2.34 also the databases of the files
+# service, which is then inside libc (its functions in .symtab when not stripped)
+NSS_STRINGS = ("GLIBC_PRIVATE", "/etc/nsswitch.conf", "libnss_%s.so%s")
+NSS_FILES_STRINGS = ("/etc/hosts", "/etc/ethers", "/etc/passwd")
+NSS_FILES_SYMBOLS = ("_nss_files_getpwnam_r", "_nss_files_gethostbyname4_r", "_nss_dns_gethostbyname4_r")
 
 # name -> (bytes, mode, --arch)
 ELF_CASES: dict[str, tuple[bytes, int, str | None]] = {
     "static": (elfgen.build(Spec()), 0o755, "amd64"),
-    "static-unstripped-nss": (elfgen.build(Spec(symbols=(*GLIBC_SYMBOLS, "getaddrinfo", "getpwnam", "getpwnam_r"),
+    "static-unstripped-nss": (elfgen.build(Spec(symbols=(*GLIBC_SYMBOLS, "getaddrinfo", "getpwnam", "getpwnam_r",
+                                                          "iconv_open", *NSS_FILES_SYMBOLS),
                                                  build_id=None)), 0o644, None),
+    "static-stripped-nss": (elfgen.build(Spec(strings=(*NSS_STRINGS, *NSS_FILES_STRINGS))), 0o755, None),
+    "static-old-glibc-nss": (elfgen.build(Spec(symbols=("main", "__libc_start_main", "getaddrinfo", "getpwnam",
+                                                        "getpwnam_r", "iconv_open"), strings=NSS_STRINGS)),
+                             0o755, None),
+    "static-old-glibc-stripped-nss": (elfgen.build(Spec(strings=NSS_STRINGS)), 0o755, None),
+    "static-musl-nss": (elfgen.build(Spec(symbols=("main", "getaddrinfo", "getpwuid", "iconv_open"), abi_tag=None,
+                                          strings=("No error information", "/etc/hosts", "/etc/passwd"))),
+                        0o755, None),
     "static-pie": (elfgen.build(Spec(etype=3, entry=0x1000, dynamic=True, pie_flag=True)), 0o755, None),
     "dynamic": (elfgen.build(Spec(etype=3, entry=0x1040, interp="/lib64/ld-linux-x86-64.so.2",
                                   needed=("libz.so.1", "libc.so.6"))), 0o755, None),

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from tests import elfgen
 from tests.conftest import REPO, assert_clean_failure, invoke
 from toolkit.check import elf, verify
 
@@ -97,15 +101,116 @@ def test_verify_never_imports_the_docker_sdk(binaries):
     assert proc.stdout.strip().endswith("docker not loaded"), proc.stdout + proc.stderr
 
 
-def test_glibc_nss_user_passes_with_a_warning_naming_the_call(tmp_path):
+HOST_GLIBC = tuple(int(n) for n in os.confstr("CS_GNU_LIBC_VERSION").split()[-1].split(".")[:2])
+needs_glibc_234 = pytest.mark.skipif(HOST_GLIBC < (2, 34), reason="the host's glibc is older than 2.34")
+NSS_SOURCE = ('#include <netdb.h>\n#include <pwd.h>\nint main(void){ struct addrinfo *r; '
+              'return getaddrinfo("localhost", "80", 0, &r) + (getpwnam("root") == 0); }\n')
+ICONV_SOURCE = '#include <iconv.h>\nint main(void){ return iconv_open("UTF-8", "LATIN1") == (iconv_t)-1; }\n'
+
+
+@pytest.fixture(scope="module")
+def glibc_programs(tmp_path_factory) -> dict[str, elf.ElfFacts]:
+    """This host's static glibc programs that make NSS and iconv calls, read once."""
     from tests.conftest import gcc
 
-    src = '#include <pwd.h>\nint main(void){ return getpwnam("root") == 0; }\n'
-    verdict = verify.verify(elf.read(str(gcc(tmp_path, src, "-static", name="pw"))))
-    assert verdict.ok
-    nss = [w for w in verdict.warnings if "getpwnam" in w]
-    assert nss and "musl" in nss[0] and "scratch image does not have" in nss[0]
-    assert any("not stripped" in w for w in verdict.warnings)
+    tmp = tmp_path_factory.mktemp("glibc")
+    return {"nss": elf.read(str(gcc(tmp, NSS_SOURCE, "-static", name="nss"))),
+            "nss_stripped": elf.read(str(gcc(tmp, NSS_SOURCE, "-static", "-s", name="nss_stripped"))),
+            "iconv": elf.read(str(gcc(tmp, ICONV_SOURCE, "-static", name="iconv")))}
+
+
+def _nss(verdict: verify.Verdict) -> list[str]:
+    return [w for w in verdict.runtime if "iconv_open" not in w]
+
+
+@needs_glibc_234
+def test_glibc_nss_calls_are_told_what_works_in_a_scratch_image(glibc_programs):
+    verdict = verify.verify(glibc_programs["nss"])
+    assert verdict.ok and verdict.facts.nss_builtin
+    hosts, users, others = _nss(verdict)
+    assert hosts.startswith("glibc static binary calls getaddrinfo: host lookups work in a scratch image")
+    assert "/etc/hosts" in hosts and "--add-host" in hosts and "/etc/services" in hosts
+    assert users.startswith("glibc static binary calls getpwnam: user and group lookups read /etc/passwd")
+    assert "only with `invoke image --nonroot`" in users
+    assert "systemd" in others and "--nsswitch" in others
+    assert not any("will fail" in w or "iconv" in w for w in verdict.warnings)
+    assert verdict.warnings[:3] == verdict.runtime and any("not stripped" in w for w in verdict.warnings)
+    assert verify.verify(glibc_programs["nss"]).to_dict()["nss_builtin"] is True
+
+
+@needs_glibc_234
+def test_a_stripped_glibc_nss_program_gets_the_same_claims_without_call_names(glibc_programs):
+    verdict = verify.verify(glibc_programs["nss_stripped"])
+    assert verdict.facts.nss_builtin and verdict.facts.runtime_loading == (elf.NSS_MACHINERY,)
+    hosts, users, others = _nss(verdict)
+    assert all(w.startswith("glibc static binary carries NSS code (stripped") for w in (hosts, users, others))
+    assert "host lookups (getaddrinfo, gethostbyname...) work" in hosts and "/etc/passwd" in users
+
+
+@needs_glibc_234
+@pytest.mark.parametrize("files, phrase", [
+    ({"/etc/passwd", "/etc/group"}, "/etc/group, which this image has"),
+    (set(), "/etc/group, which this image lacks: add them with `invoke image --nonroot`"),
+    ({"/etc/passwd"}, "/etc/group, and this image lacks /etc/group: add it with `invoke image --add`"),
+])
+def test_an_image_s_own_files_decide_the_passwd_wording(glibc_programs, files, phrase):
+    _, users, others = _nss(verify.verify(glibc_programs["nss"], image_files=files))
+    assert phrase in users
+    assert "--nsswitch" in others  # none of these images has an /etc/nsswitch.conf
+    _, _, others = _nss(verify.verify(glibc_programs["nss"], image_files={*files, "/etc/nsswitch.conf"}))
+    assert "--nsswitch" not in others and "so glibc skips them" in others
+
+
+def test_iconv_open_is_named_with_the_charsets_that_fail(glibc_programs):
+    verdict = verify.verify(glibc_programs["iconv"])
+    assert verdict.runtime == (
+        "glibc static binary calls iconv_open: only the character sets built into glibc convert (ASCII, UTF-8, "
+        "UCS-2, UCS-4, WCHAR_T); the others (ISO-8859-1, UTF-16, EUC-JP...) are gconv modules that a scratch "
+        "image lacks, so iconv_open fails for them (EINVAL); build with musl (zig cc -target x86_64-linux-musl, "
+        "musl-gcc), whose iconv has them built in",)
+
+
+@pytest.mark.parametrize("symbols", [("main", "__libc_start_main", "getaddrinfo", "getpwnam"), None])
+def test_older_glibc_keeps_the_warning_that_those_calls_fail(symbols):
+    """glibc before 2.34 cannot be built here: its static binaries have the NSS machinery, not the services."""
+    data = elfgen.build(elfgen.Spec(symbols=symbols, strings=("GLIBC_PRIVATE", "/etc/nsswitch.conf", "libnss_")))
+    verdict = verify.verify(elf.read_stream(io.BytesIO(data), "old", len(data)))
+    assert verdict.facts.libc == "glibc" and not verdict.facts.nss_builtin
+    (warning,) = verdict.runtime
+    assert "older than 2.34" in warning and "those calls will fail" in warning and "musl" in warning
+    assert ("calls getaddrinfo, getpwnam:" in warning) == (symbols is not None)
+
+
+def test_musl_programs_get_no_nss_or_iconv_warning():
+    data = elfgen.build(elfgen.Spec(symbols=("main", "getaddrinfo", "getpwuid", "iconv_open"),
+                                    strings=("No error information", "/etc/hosts", "/etc/ethers", "/etc/passwd")))
+    verdict = verify.verify(elf.read_stream(io.BytesIO(data), "musl", len(data)))
+    assert verdict.facts.libc == "musl" and verdict.facts.runtime_loading
+    assert verdict.runtime == () and not any("NSS" in w or "iconv" in w for w in verdict.warnings)
+
+
+@needs_glibc_234
+def test_invoke_image_options_reach_the_warning(glibc_programs, tmp_path):
+    from toolkit.errors import InputError
+    from toolkit.image import scratch
+
+    binary = Path(glibc_programs["nss"].path)
+    opts = scratch.options(nonroot=True, nsswitch=True)
+    entries = {e.path: e for e in scratch.contents(binary, opts)}
+    conf = entries["etc/nsswitch.conf"]
+    assert conf.mode == 0o644 and conf.data is not None
+    assert conf.data.decode().splitlines() == ["passwd: files", "group: files", "hosts: files dns"]
+    verdict = scratch.in_image(scratch.checked(binary), list(entries.values()))
+    _, users, others = _nss(verdict)
+    assert "/etc/group, which this image has" in users and "--nsswitch" not in others
+    (tmp_path / "nsswitch.conf").write_text("hosts: files\n")
+    clash = scratch.options(nsswitch=True, add=[f"{tmp_path / 'nsswitch.conf'}:/etc/nsswitch.conf"])
+    with pytest.raises(InputError, match="two files for /etc/nsswitch.conf"):
+        scratch.contents(binary, clash)
+    refused = invoke("image", "--tag", "clash", "--binary", str(binary), "--nsswitch", "--add",
+                     f"{tmp_path / 'nsswitch.conf'}:/etc/nsswitch.conf", "--output", f"oci:{tmp_path / 'out'}")
+    assert_clean_failure(refused, 2)
+    assert "two files for /etc/nsswitch.conf" in refused.err and not (tmp_path / "out").exists()
 
 
 def test_not_executable_is_a_warning_not_a_failure(binaries, tmp_path):

@@ -35,9 +35,9 @@ NT_GNU_ABI_TAG, NT_GNU_BUILD_ID = 1, 3
 EM_ARM = 40
 PN_XNUM = 0xFFFF
 
-# Strings that glibc's static NSS machinery leaves in a binary even when it is stripped: the program may
-# try to load libnss_*.so at run time, which a scratch image lacks. (gconv and dlopen strings are not a sign:
-# every static glibc binary carries them.)
+# Strings that glibc's static NSS machinery leaves in a binary even when it is stripped: a service not built
+# into libc is loaded at run time as libnss_*.so. (gconv and dlopen strings are not a sign: every static glibc
+# binary carries them, so a stripped binary does not say whether it calls iconv_open.)
 _RUNTIME_LOADING_MARKERS = (b"/etc/nsswitch.conf", b"libnss_")
 NSS_MACHINERY = "NSS"  # what runtime_loading holds when only those strings, not symbol names, were found
 # Symbol names that pull that machinery in, read from the symbol table when the binary has one. (dlopen
@@ -47,8 +47,19 @@ _RUNTIME_LOADING_SYMBOLS = frozenset((
     "getpwnam", "getpwuid", "getpwnam_r", "getpwuid_r", "getgrnam", "getgrgid", "getgrouplist",
     "initgroups", "getservbyname", "getservbyport", "getprotobyname", "iconv_open",
 ))
+# Since glibc 2.34 the files and dns NSS services are part of libc, static builds included: any NSS call links
+# in the files service's table of every function it has (_nss_files_* in .symtab). Stripped, what shows is the
+# databases that service reads: before 2.34 only libnss_files.so named these paths (the NUL keeps
+# /etc/hosts.equiv out). Looked for only in stripped binaries, to keep the scan of the rest as it was.
+_NSS_FILES_SYMBOLS = frozenset(("__nss_files_functions", "_nss_files_getpwnam_r", "_nss_files_gethostbyname4_r"))
+_NSS_FILES_MARKERS = (b"/etc/hosts\0", b"/etc/ethers\0")
 _GLIBC_MARKERS = (b"FATAL: kernel too old", b"GLIBC_PRIVATE", b"GNU C Library")
 _MUSL_MARKERS = (b"ld-musl-", b"No error information")
+# A stripped static musl program keeps almost no strings of musl's: its start-up code's "/dev/null" (it opens it
+# for closed standard descriptors) is one, and means musl only where glibc's markers are absent and the program
+# is not Go (whose runtime names /dev/null too and uses no libc; the build-info magic says Go).
+_DEV_NULL = b"/dev/null\0"
+_GO_BUILDINFO = b"\xff Go buildinf:"
 
 _ABI_TAG_OS = {0: "Linux", 1: "GNU/Hurd", 2: "Solaris", 3: "FreeBSD", 4: "NetBSD", 5: "Syllable"}
 _OSABI = {
@@ -100,6 +111,7 @@ class ElfFacts:
     build_id: str | None = None
     libc: str | None = None  # glibc, musl, none, unknown
     runtime_loading: tuple[str, ...] = ()  # NSS/iconv calls found in .symtab, or (NSS_MACHINERY,) when stripped
+    nss_builtin: bool = False  # glibc's files and dns NSS services are inside the binary (glibc 2.34 and later)
     arm_eabi: int | None = None
     arm_float_abi: str | None = None  # hard, soft
     arm_arch: int | None = None  # ARM architecture version the code needs (Tag_CPU_arch), e.g. 7
@@ -366,7 +378,7 @@ def _parse(src: _Source, base: _Base) -> ElfFacts:
     static = interpreter is None and not dyn.needed
     loadable = etype in ("ET_EXEC", "ET_DYN") and not f.corrupt
     symbols = _symbol_names(f, sections) if static and loadable and has_symtab else set()
-    markers = _scan_markers(f) if static and loadable else set()
+    markers = _scan_markers(f, () if has_symtab else _NSS_FILES_MARKERS) if static and loadable else set()
     # A shared library also lacks PT_INTERP; a static-pie says DF_1_PIE, or has an entry and no soname.
     static_pie = (etype == "ET_DYN" and static and dynamic is not None
                   and (dyn.pie_flag or (f.entry != 0 and dyn.soname is None)))
@@ -389,8 +401,8 @@ def _parse(src: _Source, base: _Base) -> ElfFacts:
         rpath=dyn.rpath, runpath=dyn.runpath, has_dynamic=dynamic is not None, static_pie=static_pie,
         stripped=not has_symtab, build_id=build_id,
         libc=_libc(interpreter, dyn.needed, markers, symbols) if not f.corrupt else "unknown",
-        runtime_loading=_runtime_loading(symbols, markers), arm_eabi=arm_eabi, arm_float_abi=arm_float,
-        arm_arch=arm_arch, corrupt=tuple(f.corrupt))
+        runtime_loading=_runtime_loading(symbols, markers), nss_builtin=_nss_builtin(symbols, markers),
+        arm_eabi=arm_eabi, arm_float_abi=arm_float, arm_arch=arm_arch, corrupt=tuple(f.corrupt))
 
 
 def _header(src: _Source, base: _Base) -> _Reading | ElfFacts:
@@ -596,9 +608,9 @@ def _symbol_names(f: _Reading, sections: _Sections) -> set[str]:
     return set()
 
 
-def _scan_markers(f: _Reading) -> set[bytes]:
+def _scan_markers(f: _Reading, extra: tuple[bytes, ...] = ()) -> set[bytes]:
     """Which known byte strings occur in the file, read in chunks so a huge binary stays cheap in memory."""
-    wanted = [*_RUNTIME_LOADING_MARKERS, *_GLIBC_MARKERS, *_MUSL_MARKERS]
+    wanted = [*_RUNTIME_LOADING_MARKERS, *extra, *_GLIBC_MARKERS, *_MUSL_MARKERS, _DEV_NULL, _GO_BUILDINFO]
     overlap = max(len(m) for m in wanted)
     found: set[bytes] = set()
     tail = b""
@@ -621,6 +633,15 @@ def _runtime_loading(symbols: set[str], markers: set[bytes]) -> tuple[str, ...]:
         # getpwnam brings getpwnam_r along: name the call the program made
         return tuple(sorted(c for c in calls if not (c.endswith("_r") and c[:-2] in calls)))
     return (NSS_MACHINERY,) if any(m in markers for m in _RUNTIME_LOADING_MARKERS) else ()
+
+
+def _nss_builtin(symbols: set[str], markers: set[bytes]) -> bool:
+    """Whether the NSS files (and with it dns) service is linked in: by its functions, or, stripped, by the
+    databases it names next to the NSS machinery's own strings."""
+    if symbols:
+        return not _NSS_FILES_SYMBOLS.isdisjoint(symbols)
+    return (all(m in markers for m in _NSS_FILES_MARKERS)
+            and any(m in markers for m in _RUNTIME_LOADING_MARKERS))
 
 
 def _arm(f: _Reading, sections: _Sections) -> tuple[int, str | None, int | None]:
@@ -761,7 +782,11 @@ def _libc(interpreter: str | None, needed: tuple[str, ...], markers: set[bytes],
         return "glibc"
     if any(m in markers for m in _GLIBC_MARKERS) or "__libc_start_call_main" in symbols:
         return "glibc"
-    if any(m in markers for m in _MUSL_MARKERS):
+    if any(m in markers for m in _MUSL_MARKERS) or "__init_libc" in symbols:
+        return "musl"
+    if _GO_BUILDINFO in markers:
+        return "none"
+    if _DEV_NULL in markers and not symbols:
         return "musl"
     if symbols and not any(s.startswith("__libc") for s in symbols):
         return "none"

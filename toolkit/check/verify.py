@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 
 from .. import targets
@@ -15,6 +16,11 @@ VM_HINT = ("Docker Desktop on Mac and Windows runs containers in a Linux VM, whi
            "binary: build one with `invoke build --toolchain container`")
 NO_SUCH_FILE = "the container would fail with \"exec ...: no such file or directory\""
 EXEC_FORMAT_ERROR = "the container would fail with \"exec format error\""
+# glibc's NSS calls by the database they read: that decides what a scratch image must hold for them to answer.
+# The rest of elf's calls (getaddrinfo, getservbyname...) look up hosts, services and protocols.
+_USER_CALLS = frozenset(("getpwnam", "getpwuid", "getpwnam_r", "getpwuid_r", "getgrnam", "getgrgid",
+                         "getgrouplist", "initgroups"))
+_ICONV_CALL = "iconv_open"
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class Verdict:
     facts: ElfFacts
     checks: tuple[Check, ...]
     warnings: tuple[str, ...]
+    runtime: tuple[str, ...] = ()  # the warnings on what the program can do in a scratch image (NSS, iconv)
 
     @property
     def ok(self) -> bool:
@@ -46,7 +53,7 @@ class Verdict:
             "endianness": f.endianness, "machine": f.machine, "type": f.type,
             "entry": f.entry, "osabi": f.osabi, "abi_tag_os": f.abi_tag_os, "interpreter": f.interpreter,
             "needed": list(f.needed), "soname": f.soname, "rpath": list(f.rpath), "runpath": list(f.runpath),
-            "static_pie": f.static_pie, "stripped": f.stripped,
+            "static_pie": f.static_pie, "stripped": f.stripped, "nss_builtin": f.nss_builtin,
             "build_id": f.build_id, "min_kernel": f.min_kernel, "libc": f.libc, "size": f.size,
             "executable": f.executable, "script_interpreter": f.script_interpreter, "arm_arch": f.arm_arch,
             "arm": {"eabi": f.arm_eabi, "float_abi": f.arm_float_abi, "arch": _arm_arch_name(f.arm_arch)}
@@ -66,15 +73,20 @@ class Verdict:
         return "\n".join(lines)
 
 
-def verify(facts: ElfFacts, arch: str | None = None) -> Verdict:
-    """Judge facts for a FROM scratch image; arch (any name targets.lookup takes) adds an architecture check."""
+def verify(facts: ElfFacts, arch: str | None = None, image_files: Collection[str] | None = None) -> Verdict:
+    """Judge facts for a FROM scratch image; arch (any name targets.lookup takes) adds an architecture check.
+    image_files, the absolute paths besides the binary that the image will hold (`invoke image` knows them),
+    lets the run-time warnings say what this image has; None judges the binary for any scratch image."""
     want = targets.lookup(arch) if arch else None
     checks = [_format(facts)]
     if facts.is_elf:
         checks += runnable(facts, want)
         if not facts.corrupt and facts.type not in ("ET_REL", "ET_CORE"):  # nothing is loaded from those
             checks.insert(-1, _static(facts))
-    return Verdict(facts, tuple(checks), tuple(_warnings(facts)) if facts.is_elf and not facts.corrupt else ())
+    if not facts.is_elf or facts.corrupt:
+        return Verdict(facts, tuple(checks), ())
+    runtime = tuple(_runtime_warnings(facts, None if image_files is None else frozenset(image_files)))
+    return Verdict(facts, tuple(checks), runtime + tuple(_file_warnings(facts)), runtime)
 
 
 def runnable(facts: ElfFacts, want: targets.Target | None = None) -> list[Check]:
@@ -197,19 +209,83 @@ def _arm_arch_name(level: int | None) -> str | None:
     return f"ARMv{level}" if level else None
 
 
-def _warnings(f: ElfFacts) -> list[str]:
+def _runtime_warnings(f: ElfFacts, image: frozenset[str] | None) -> list[str]:
+    """What a static glibc program's NSS and iconv calls will do in a scratch image (or in this image). musl
+    reads /etc/hosts, /etc/resolv.conf and /etc/passwd itself and has its charsets built in: nothing to say."""
+    if f.libc != "glibc" or not f.runtime_loading or not f.is_static:
+        return []
+    matches = targets.for_elf(f.elf_class or 0, f.endianness or "", f.machine or "")
+    musl = f"build with musl ({f'zig cc -target {matches[0].zig}' if matches else 'zig cc'}, musl-gcc)"
+    stripped = f.runtime_loading == (elf.NSS_MACHINERY,)
+    nss = () if stripped else tuple(c for c in f.runtime_loading if c != _ICONV_CALL)
     out = []
-    if f.libc == "glibc" and f.runtime_loading and f.is_static:
-        matches = targets.for_elf(f.elf_class or 0, f.endianness or "", f.machine or "")
-        zig = f"zig cc -target {matches[0].zig}" if matches else "zig cc"
-        if f.runtime_loading == (elf.NSS_MACHINERY,):
-            found = ("carries glibc's NSS code (it reads /etc/nsswitch.conf and loads libnss_*.so for calls such as "
-                     "getaddrinfo, gethostbyname, getpwnam, getgrnam)")
-        else:
-            found = f"calls {', '.join(f.runtime_loading)}"
-        out.append(f"glibc static binary {found}: at run time glibc will try to load shared libraries "
-                   f"(NSS modules, iconv gconv modules) that a scratch image does not have, and those calls "
-                   f"will fail; build with musl ({zig}, musl-gcc) or avoid those calls")
+    if stripped or nss:
+        out += _nss_builtin_warnings(nss, image) if f.nss_builtin else [_nss_modules_warning(nss, musl)]
+    if _ICONV_CALL in f.runtime_loading:
+        out.append(f"glibc static binary calls {_ICONV_CALL}: only the character sets built into glibc convert "
+                   "(ASCII, UTF-8, UCS-2, UCS-4, WCHAR_T); the others (ISO-8859-1, UTF-16, EUC-JP...) are gconv "
+                   f"modules that a scratch image lacks, so {_ICONV_CALL} fails for them (EINVAL); {musl}, whose "
+                   "iconv has them built in")
+    return out
+
+
+def _nss_modules_warning(calls: tuple[str, ...], musl: str) -> str:
+    """glibc before 2.34: every NSS service, files and dns too, is a shared library loaded at run time."""
+    found = f"calls {', '.join(calls)}" if calls else (
+        "carries glibc's NSS code (it reads /etc/nsswitch.conf and loads libnss_*.so for calls such as "
+        "getaddrinfo, gethostbyname, getpwnam, getgrnam)")
+    return (f"glibc static binary {found}: its glibc (older than 2.34) has no NSS service built in, so at run "
+            "time it will try to load shared libraries (NSS modules) that a scratch image does not have, and "
+            f"those calls will fail; {musl} or avoid those calls")
+
+
+def _nss_builtin_warnings(calls: tuple[str, ...], image: frozenset[str] | None) -> list[str]:
+    """glibc 2.34 and later: files and dns are inside the binary; what they read decides what answers."""
+    users = tuple(c for c in calls if c in _USER_CALLS)
+    hosts = tuple(c for c in calls if c not in _USER_CALLS)
+    stripped = "carries NSS code (stripped: the calls are not named)"
+    out = []
+    if hosts or not calls:
+        who, such = (f"calls {', '.join(hosts)}", "") if hosts else (stripped, " (getaddrinfo, gethostbyname...)")
+        services = _image_holds(image, ("/etc/services", "/etc/protocols"), "port numbers need neither")
+        out.append(f"glibc static binary {who}: host lookups{such} work in a scratch image, as this glibc (2.34 "
+                   "or later) has its files and dns services built in and the engine writes /etc/hosts and "
+                   "/etc/resolv.conf into every container (`docker run --add-host NAME:IP` adds a name); "
+                   f"service and protocol names (\"http\", \"tcp\") need /etc/services and /etc/protocols, "
+                   f"{services}")
+    if users or not calls:
+        who, such = (f"calls {', '.join(users)}", "") if users else (stripped, " (getpwnam, getgrgid...)")
+        passwd = _image_holds(image, ("/etc/passwd", "/etc/group"), "without them no user or group is found",
+                              "--nonroot")
+        out.append(f"glibc static binary {who}: user and group lookups{such} read /etc/passwd and /etc/group, "
+                   f"{passwd}")
+    who = f"calls {', '.join(calls)}" if calls else stripped
+    write = "" if image is not None and "/etc/nsswitch.conf" in image else \
+        ("; `invoke image --nsswitch` writes one that names only files, then dns (without one, older glibc "
+         "asked DNS before /etc/hosts)")
+    out.append(f"glibc static binary {who}: NSS services other than files and dns (systemd, mdns, ldap, sss... "
+               "named in an /etc/nsswitch.conf) are libnss_*.so modules that a scratch image lacks, so glibc "
+               f"skips them{write}")
+    return out
+
+
+def _image_holds(image: frozenset[str] | None, paths: tuple[str, ...], otherwise: str, option: str = "") -> str:
+    """Whether the image holds paths, in words; with no image known, what any scratch image holds."""
+    how = f"`invoke image {option}` (or `--add`)" if option else "`invoke image --add`"
+    if image is None:
+        held = f"which a scratch image has only with {how}" if option else \
+            f"which a scratch image lacks: add them with {how}"
+        return f"{held}; {otherwise}"
+    missing = [p for p in paths if p not in image]
+    if not missing:
+        return "which this image has"
+    if len(missing) < len(paths):
+        return f"and this image lacks {', '.join(missing)}: add it with `invoke image --add`; {otherwise}"
+    return f"which this image lacks: add them with {how}; {otherwise}"
+
+
+def _file_warnings(f: ElfFacts) -> list[str]:
+    out = []
     if not f.executable:
         out.append("not executable (mode has no x bit): chmod +x it; `invoke image` sets 0755 anyway")
     if f.stripped is False and f.type in ("ET_EXEC", "ET_DYN"):

@@ -146,6 +146,7 @@ def _render_built(ref: str, built: list[img.Built]) -> str:
         lines += [f"{'platform:':<10}{b.image.platform}", f"  id:     {b.image.image_id}",
                   f"  size:   {b.content:,} bytes in {count(b.files, 'file')}; "
                   f"{count(len(b.image.layers), 'layer')} of {b.image.size:,} bytes (uncompressed tar)"]
+        lines += [f"  warning: {w}" for w in b.verdict.runtime]  # what its NSS or iconv calls will do here
     return "\n".join(lines)
 
 
@@ -153,7 +154,8 @@ def _render_dockerfile_build(info: dict) -> str:
     return (f"tag:      {info['tag']}\nid:       {info['id']}\n"
             f"size:     {info['size']:,} bytes in {count(info['files'], 'file')}; "
             f"{count(info['layers'], 'layer')}\n"
-            "built by the engine from this Dockerfile:\n" + info["dockerfile"].rstrip())
+            + "".join(f"  warning: {w}\n" for w in info["warnings"])
+            + "built by the engine from this Dockerfile:\n" + info["dockerfile"].rstrip())
 
 
 def count(n: int, noun: str) -> str:

@@ -35,6 +35,9 @@ _MAX_ID = 2**31 - 1
 _PASSWD = ("root:x:0:0:root:/root:/sbin/nologin\n"
            f"nonroot:x:{NONROOT}:{NONROOT}:nonroot:/nonexistent:/sbin/nologin\n")
 _GROUP = f"root:x:0:\nnonroot:x:{NONROOT}:\n"
+# distroless's: /etc/hosts (the engine's, with --add-host names) before DNS, which glibc's own default did not
+# always do, and users and groups from the files; only services a static glibc has built in
+_NSSWITCH = "passwd: files\ngroup: files\nhosts: files dns\n"
 OUTPUT_KINDS = ("oci", "oci-archive", "docker-archive")
 
 
@@ -57,6 +60,7 @@ class Options:
     labels: dict[str, str] = field(default_factory=dict)
     user: str | None = None
     nonroot: bool = False
+    nsswitch: bool = False
     adds: tuple[Add, ...] = ()
     ca_certs: bool = False
     tzdata: bool = False
@@ -169,7 +173,7 @@ def parse_add(text: str) -> Add:
 def options(cmd: str | None = None, entrypoint: str | None = None, env: Sequence[str] = (),
             workdir: str | None = None, label: Sequence[str] = (), user: str | None = None,
             nonroot: bool = False, add: Sequence[str] = (), ca_certs: bool = False, tzdata: bool = False,
-            tmp: bool = False) -> Options:
+            tmp: bool = False, nsswitch: bool = False) -> Options:
     """Check every option as the user typed it; any problem is an InputError before anything is written."""
     if user is not None and nonroot:
         raise InputError("--user and --nonroot both set the user", hint="give one of them")
@@ -187,7 +191,8 @@ def options(cmd: str | None = None, entrypoint: str | None = None, env: Sequence
         env=tuple(f"{k}={v}" for k, v in env_pairs.items()), workdir=workdir,
         labels=dict(parse_pairs(label, "--label")),
         user=f"{NONROOT}:{NONROOT}" if nonroot else (parse_user(user) if user is not None else None),
-        nonroot=nonroot, adds=tuple(parse_add(a) for a in add), ca_certs=ca_certs, tzdata=tzdata, tmp=tmp)
+        nonroot=nonroot, nsswitch=nsswitch, adds=tuple(parse_add(a) for a in add), ca_certs=ca_certs,
+        tzdata=tzdata, tmp=tmp)
 
 
 def parse_output(text: str) -> Output:
@@ -259,6 +264,8 @@ def contents(binary: Path, opts: Options) -> list[oci.Entry]:
     if opts.nonroot:
         entries += [oci.Entry("etc/passwd", 0o644, data=_PASSWD.encode()),
                     oci.Entry("etc/group", 0o644, data=_GROUP.encode())]
+    if opts.nsswitch:
+        entries.append(oci.Entry("etc/nsswitch.conf", 0o644, data=_NSSWITCH.encode()))
     if opts.ca_certs:
         entries.append(oci.entry_for(ca_bundle(), "etc/ssl/certs/ca-certificates.crt", 0o644))
     if opts.tzdata:
@@ -305,6 +312,12 @@ def checked(binary: Path, arch: str | None = None) -> verify.Verdict:
     return verdict
 
 
+def in_image(verdict: verify.Verdict, entries: Sequence[oci.Entry], arch: str | None = None) -> verify.Verdict:
+    """The verdict judged again knowing the image's files, so that its run-time warnings say what this image
+    holds (an /etc/passwd from --nonroot...) rather than what any scratch image lacks."""
+    return verify.verify(verdict.facts, arch, {"/" + e.path for e in entries})
+
+
 def platform_of(verdict: verify.Verdict, arch: str | None = None) -> oci.ImageConfig:
     facts = verdict.facts
     if arch:
@@ -326,8 +339,9 @@ def assemble(binary: Path, tag: str, cmd: str | None = None, arch: str | None = 
     if opts is None:
         opts = Options(cmd=parse_cmd(cmd, None))
     verdict = checked(binary, arch)
-    config = runtime_config(binary, verdict, opts, arch)
     entries = contents(binary, opts)
+    verdict = in_image(verdict, entries, arch)
+    config = runtime_config(binary, verdict, opts, arch)
     with tempfile.TemporaryDirectory(prefix="fromscratch-image-", dir=scratch_dir()) as tmp:
         layer_path = Path(tmp) / "layer.tar"
         with open(layer_path, "wb") as fh:
@@ -430,9 +444,10 @@ def build_with_dockerfile(client: Any, binary: Path, tag: str, opts: Options, ar
                           epoch: int = 0) -> dict:
     """Verify binary, then have the engine build tag from a generated Dockerfile and the same files."""
     verdict = checked(binary, arch)
+    entries = contents(binary, opts)
+    verdict = in_image(verdict, entries, arch)
     config = runtime_config(binary, verdict, opts, arch)
     text = dockerfile(config)
-    entries = contents(binary, opts)
     context_entries = [oci.Entry("Dockerfile", 0o644, data=text.encode()),
                        oci.Entry("rootfs", 0o755, kind="dir"),
                        *(replace(e, path=f"rootfs/{e.path}") for e in entries)]
@@ -450,7 +465,7 @@ def build_with_dockerfile(client: Any, binary: Path, tag: str, opts: Options, ar
         attrs = client.images.get(tag).attrs
     return {"tag": tag, "id": attrs["Id"], "size": attrs.get("Size", 0),
             "layers": len(attrs.get("RootFS", {}).get("Layers", [])),
-            "files": tally(entries)[0], "dockerfile": text}
+            "files": tally(entries)[0], "dockerfile": text, "warnings": verdict.runtime}
 
 
 # --- reading an image back: config, files and sizes --------------------------------------------------------
