@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shlex
 import shutil
+import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from . import REPO
 from .context import HELLO_C, Bench
 from .harness import (
+    CommandFailed,
     Probe,
     Row,
     Sample,
@@ -18,6 +25,7 @@ from .harness import (
     Target,
     faster,
     faster_by,
+    measure,
     ours_below,
     smaller,
     within,
@@ -236,14 +244,16 @@ def sizes(b: Bench) -> list[Row]:
             flags, no_toolchain = _toolchain_flags(b, arch), ""
         except Skip as exc:
             flags, no_toolchain = (), str(exc)
-        for tiny in (False, True):
-            stem = "hello-tiny" if tiny else "hello"
-            name, target = f"image size: {stem}, {arch}", smaller() if tiny else None
-            reason = no_toolchain or (no_tiny if tiny else "")
+        # glibc (the default), musl (hello-world's own libc; goal on amd64: under 32 KiB) and the libc-free tiny
+        for stem, extra in (("hello", ()), ("hello-musl", ("--libc", "musl")), ("hello-tiny", ("--tiny",))):
+            name = f"image size: {stem}, {arch}"
+            target = {"hello-tiny": smaller(), "hello-musl": ours_below(32 * 1024, "B") if arch == "amd64" else None,
+                      "hello": None}[stem]
+            reason = no_toolchain or (no_tiny if stem == "hello-tiny" else "")
             if reason:
                 rows.append(Row(name, target=target, skipped=reason))
                 continue
-            binary = _built(b, f"{stem}-{arch}", *(("--tiny",) if tiny else ()), *flags)
+            binary = _built(b, f"{stem}-{arch}", *extra, *flags)
             rows.append(_size_row(b, name, binary, arch, target))
     return rows
 
@@ -300,6 +310,172 @@ def every_target(b: Bench) -> list[Row]:
         rows.append(Row("every target: zig", skipped="`invoke build-hello --toolchain zig` is not on main yet "
                                                      "(issue 4)"))
     return rows
+
+
+@dataclass(frozen=True)
+class _Project:
+    """A real program nobody here wrote, built by ours and, as its authors document, by hand with the host's gcc."""
+
+    name: str  # as its row shows it
+    package: str  # the Debian source package of its upstream tree
+    args: tuple[str, ...]  # ours' flags besides --project, --toolchain, --builder-base and --out
+    by_hand: str  # the peer, a shell command; COPY stands for the run's fresh copy of the tree
+    made: str  # what by_hand makes, relative to COPY: checked static after each run
+    how: str  # what the two sides run, for the row's note
+
+
+ZSTD_OFF = "-DZSTD_BUILD_SHARED=OFF -DZSTD_BUILD_TESTS=OFF -DZSTD_LEGACY_SUPPORT=OFF"
+PROJECTS = (
+    _Project("Lua 5.4", "lua5.4", (), "make -C COPY -j$(nproc) posix MYLDFLAGS=-static", "src/lua",
+             "ours runs the Makefile's default target (`guess`, here linux) with CC=its static wrapper and takes "
+             "lua and luac; the peer makes the same two programs"),
+    _Project("zstd", "zstd", ("--subdir", "build/cmake", "--configure-args", ZSTD_OFF),
+             f"cmake -S COPY/build/cmake -B COPY/b -G Ninja -DCMAKE_BUILD_TYPE=Release {ZSTD_OFF} "
+             "-DCMAKE_EXE_LINKER_FLAGS=-static && cmake --build COPY/b -j$(nproc)", "b/programs/zstd",
+             "both configure with Ninja, Release and the same options; ours then runs `cmake --install` into a "
+             "fresh prefix and takes zstd"),
+)
+
+
+def _source_tree(package: str) -> tuple[Path, str]:
+    """The upstream tree of a Debian source package, downloaded once into the tests' cache (only ever copied,
+    never built in), and the version the row names."""
+    from tests import debsrc
+
+    try:
+        tree = debsrc.fetch(package)
+    except (RuntimeError, OSError) as exc:
+        raise Skip(f"no source tree for {package}: {str(exc).splitlines()[0]}") from None
+    dscs = sorted((debsrc.cache_dir() / "src" / package).glob("*.dsc"))
+    return tree, (dscs[0].stem.split("_", 1)[-1] if dscs else tree.name)
+
+
+def _is_static(b: Bench, path: Path) -> bool:
+    return path.is_file() and b.output(b.invoke("verify", str(path))).returncode == 0
+
+
+def _project_probes(b: Bench, project: _Project, tree: Path) -> tuple[Probe, Probe, dict[int, bool]]:
+    """Ours and the by-hand build, each run in a fresh copy of the tree with a clean output; the third value
+    says, per run, whether the peer made a static program (the checked build is the one that was timed)."""
+    root = b.work / f"project-{project.package}"
+    flags = ("--toolchain", "container", "--builder-base", b.builder_base)
+    static: dict[int, bool] = {}
+
+    def fresh(side: str, i: int) -> Path:
+        # called from argv, which Probe.run makes before its clock starts: the copy is set-up, not measured
+        copy = root / f"{side}-{i}" / tree.name
+        shutil.copytree(tree, copy, symlinks=True)
+        return copy
+
+    def ours(i: int) -> list[str]:
+        copy = fresh("ours", i)
+        return b.invoke("build", "--project", str(copy), *flags, "--out", str(copy.parent / "dist"), *project.args)
+
+    def peer(i: int) -> list[str]:
+        return ["sh", "-c", project.by_hand.replace("COPY", shlex.quote(str(fresh("peer", i))))]
+
+    def peer_after(i: int) -> None:
+        static[i] = _is_static(b, root / f"peer-{i}" / tree.name / project.made)
+        shutil.rmtree(root / f"peer-{i}", ignore_errors=True)
+
+    shown = b.shown("build", "--project", "COPY", *flags, "--out", "DIST", *project.args)
+    return (Probe(shown, ours, after=lambda i: shutil.rmtree(root / f"ours-{i}", ignore_errors=True)),
+            Probe(project.by_hand, peer, after=peer_after), static)
+
+
+def _project_row(b: Bench, project: _Project) -> Row:
+    tree, version = _source_tree(project.package)
+    ours, peer, static = _project_probes(b, project, tree)
+    o, p = b.measure([ours, peer], slow=True)
+    if not all(static.values()):
+        raise CommandFailed(f"`{project.by_hand}` did not make a static {project.made} (invoke verify)")
+    note = (f"COPY: a fresh copy of Debian's {project.package} {version} upstream tree ({tree.name}) per run, "
+            f"made before the clock starts, and a clean DIST; {project.how}; the peer's {project.made} passes "
+            "`invoke verify` after each run, ours verifies its programs itself; the warm-up run builds the build "
+            "image if it is missing, timed runs reuse it")
+    return b.row(f"project build, {project.name}: warm build container vs its own build on the host", ours, o,
+                 peer, p, within(1.2), note)
+
+
+@benchmark("project build, warm build container vs the project's own make")
+def project_build(b: Bench) -> list[Row]:
+    b.full_only("a Lua build takes ~20 s a side on two cores, zstd's ~90 s")
+    b.require_builder_base()
+    return [_project_row(b, project) for project in PROJECTS]
+
+
+# One build image's layers, given as JSON, built bottom first as the container toolchain does: its own process,
+# timed whole like every other command here.
+_ENSURE_LAYERS = """\
+import json, sys
+from toolkit.build import buildimage
+from toolkit.engine import client
+layers = [buildimage.BuildImage(d["base"], tuple(d["packages"]), tuple(d["foreign"]), d["emulator"])
+          for d in json.loads(sys.argv[1])]
+buildimage.ensure_chain(client.connect(), layers)
+"""
+COLD_RUNS = 2  # each cold build downloads hundreds of MB: two runs a side, no warm-up (every run is cold)
+
+
+def _cold_probe(b: Bench, side: str, shown: str, layers_on: Callable[[str], list[Any]],
+                sizes: list[float]) -> Probe:
+    """One side's build image, built cold each run. Removing a shared layer's tag would not make it cold: while
+    other build images sit on it the engine only untags it and the next build finds it in its cache. So each
+    run builds on a base of its own (the builder base under a fresh id), and removes all it made afterwards."""
+    made: dict[int, list[Any]] = {}
+
+    def argv(i: int) -> list[str]:
+        # Probe.run makes argv before its clock starts: the fresh base is set-up, not measured
+        layers = made[i] = layers_on(b.fresh_base(b.builder_base, f"cold-{side}", i))
+        for layer in layers:
+            b.remember(layer.tag)
+        return [sys.executable, "-c", _ENSURE_LAYERS, json.dumps([dataclasses.asdict(x) for x in layers])]
+
+    def after(i: int) -> None:
+        layers = made.pop(i, [])
+        if layers and b.image_exists(layers[-1].tag):
+            sizes.append(b.image_size(layers[-1].tag))
+        for layer in reversed(layers):  # top first: an image with a child would only be untagged, not deleted
+            b.remove_image(layer.tag)
+        b.remove_image(b.tag(f"cold-{side}", i))
+
+    return Probe(shown, argv, cwd=REPO, after=after)
+
+
+@benchmark("cold build image for arm64 alone vs all targets in one image")
+def cold_build_image(b: Bench) -> list[Row]:
+    b.full_only("each cold build downloads hundreds of MB of packages")
+    b.require_builder_base()
+    from toolkit import targets
+    from toolkit.build import buildimage
+
+    host, arm64 = b.host_arch, targets.lookup("arm64")
+    if arm64.architecture == host:
+        raise Skip("the engine is arm64 itself: its arm64 build image has no cross layer to compare")
+    foreign = [t for t in targets.TARGETS if t.architecture != host]
+    # the build image before layers: the image's own gcc and every foreign target's cross gcc, for any target
+    everything = tuple(dict.fromkeys(("gcc", "libc6-dev", "binutils", *(p for t in foreign for p in t.packages))))
+    sizes: dict[str, list[float]] = {"ours": [], "peer": []}
+    ours = _cold_probe(b, "ours", f"buildimage.ensure_chain(client, buildimage.chain(BASE, arm64, {host}))",
+                       lambda base: buildimage.chain(base, arm64, host), sizes["ours"])
+    peer = _cold_probe(b, "peer", "buildimage.ensure(client, BuildImage(BASE, ('gcc', 'libc6-dev', 'binutils', "
+                                  "*each foreign target's packages)))",
+                       lambda base: [buildimage.BuildImage(base, everything)], sizes["peer"])
+    o, p = measure([ours, peer], COLD_RUNS, warmup=0)
+    layers = buildimage.chain(b.builder_base, arm64, host)
+    compilers = len({t.packages for t in foreign})  # arm v5 and v6 share armel's
+    name = "cold build image for arm64: {}, its layers alone vs all targets in one image"
+    note = (f"BASE: {b.builder_base} under a fresh id each run (a label of its own), so no layer or build cache "
+            f"applies and apt-get downloads and installs every package; ours: {len(layers)} layers, "
+            f"{' + '.join(' '.join(x.packages) for x in layers)} (QEMU keeps qemu-{arm64.qemu}-static only); "
+            f"peer: one image, {' '.join(everything)}: the {compilers} cross compilers of all {len(foreign)} "
+            "foreign targets, as before the build image was layered; no warm-up (every run is cold), the sides "
+            "alternating; downloads included, so the network's speed counts")
+    return [b.row(name.format("build time"), ours, o, peer, p, faster_by(2), note),
+            Row(name.format("image size"), Stat(tuple(sizes["ours"]), "B"), Stat(tuple(sizes["peer"]), "B"),
+                ours.label, peer.label, Target("at most half the size (ratio ≤ 0.5)", 0.5, inclusive=True),
+                "the engine's Size of ours' top layer and of the peer's image, each over BASE, from the builds of "
+                "the build time row")]
 
 
 @benchmark("20 image builds in a row, then 4 at a time, vs docker build")

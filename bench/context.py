@@ -161,14 +161,36 @@ class Bench:
 
         return bool(engine.image_exists(self.client, ref))
 
+    @functools.cached_property
+    def host_arch(self) -> str:
+        """The engine's own architecture (OCI name): the build image's gcc builds for it without a cross layer."""
+        from toolkit import targets
+
+        return targets.lookup(self.client.version().get("Arch", "amd64")).architecture
+
     def builder_warm(self, arch: str | None = None) -> bool:
-        """Whether the build image the container toolchain would use for arch is already in the engine."""
+        """Whether the build image the container toolchain would use for arch is already in the engine: the top
+        layer of its chain (layers are built bottom first)."""
         from toolkit import targets
         from toolkit.build import buildimage as builder
 
         target = targets.lookup(arch) if arch else targets.host()
-        host = targets.lookup(self.client.version().get("Arch", "amd64")).architecture
-        return self.image_exists(builder.for_targets(self.builder_base, [target], host).tag)
+        return self.image_exists(builder.chain(self.builder_base, target, self.host_arch)[-1].tag)
+
+    def fresh_base(self, image: str, kind: str, i: int) -> str:
+        """image under a new id, one of ours: the same files, plus a label unique to this run. A build on it finds
+        no cache (the engine's build cache is keyed on the parent's id) and touches no image anyone else uses."""
+        import io
+
+        tag = self.tag(kind, i)
+        dockerfile = f"FROM {image}\nLABEL org.fromscratch.bench={self.run_id}-{kind}-{i}\n"
+        self.client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, pull=False)
+        return tag
+
+    def remember(self, tag: str) -> None:
+        """An image a run makes under a name it does not choose (a build image's hash tag): removed at the end
+        like our own tags, should the run be cut short before it removes the image itself."""
+        self._tags.add(tag)
 
     def require_builder_base(self) -> None:
         if not self.image_exists(self.builder_base):
