@@ -172,10 +172,9 @@ def descendants(client, image_id: str) -> list[dict]:
     return found
 
 
-@pytest.fixture
-def fresh_base(docker_client, builder_base) -> Iterator[str]:
-    """A base image nothing has been built on (its own id, so the builder's cache cannot answer for it);
-    afterwards every image built on it, and it, are removed."""
+def new_base(client, builder_base: str) -> str:
+    """A base image nothing has been built on (its own id, so the builder's cache cannot answer for it), built
+    by client's engine (Docker or Podman) from builder_base; returns its tag."""
     tag = f"fromscratch-test-base-{uuid.uuid4().hex[:10]}:latest"
     dockerfile = f"FROM {builder_base}\nLABEL org.fromscratch.test={tag}\n".encode()
     context = io.BytesIO()
@@ -184,9 +183,16 @@ def fresh_base(docker_client, builder_base) -> Iterator[str]:
         info.size = len(dockerfile)
         tar.addfile(info, io.BytesIO(dockerfile))
     context.seek(0)
-    for _ in docker_client.api.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True,
-                                     decode=True, pull=False):
-        pass
+    for message in client.api.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True,
+                                    decode=True, pull=False):
+        assert "error" not in message, message
+    return tag
+
+
+@pytest.fixture
+def fresh_base(docker_client, builder_base) -> Iterator[str]:
+    """new_base on dockerd; afterwards every image built on it, and it, are removed."""
+    tag = new_base(docker_client, builder_base)
     base_id = docker_client.images.get(tag).id
     yield tag
     deadline = time.monotonic() + 60  # the engine may still be removing a cancelled build's step container

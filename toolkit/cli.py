@@ -266,7 +266,8 @@ def _split_flags(text: str, flag: str = "--cflags") -> list[str]:
 
 
 @task(help={"tag": "REGISTRY/NAME[:TAG], as built by `invoke image --tag` (multi-platform or in the engine)",
-            "insecure": "plain HTTP (the default only for localhost and 127.0.0.1 registries)"})
+            "insecure": "allow plain HTTP and a TLS certificate that does not verify (plain HTTP is allowed "
+                        "without it only for loopback registries)"})
 @cli
 def push(c: Context, tag: str, insecure: bool = False) -> None:
     """Push an image to a registry: its blobs, each platform's manifest and the index, then the tag."""

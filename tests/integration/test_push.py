@@ -4,17 +4,14 @@ then `docker pull --platform` of what was pushed."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import tarfile
-import time
-import urllib.request
 import uuid
 
 import pytest
 
-from tests.conftest import IN_CI, assert_clean_failure, invoke
+from tests.conftest import assert_clean_failure, invoke, serve_registry
 
 pytestmark = pytest.mark.engine
 PLATFORMS = "linux/amd64,linux/arm64"
@@ -23,34 +20,8 @@ PLATFORMS = "linux/amd64,linux/arm64"
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     """host:port of a throwaway registry, storage in a temporary directory, stopped afterwards."""
-    exe = shutil.which("docker-registry")
-    if exe is None:
-        msg = "Debian's docker-registry is not installed (scripts/dev installs it)"
-        pytest.fail(msg) if IN_CI else pytest.skip(msg)
-    tmp = tmp_path_factory.mktemp("registry")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    (tmp / "config.yml").write_text(
-        "version: 0.1\nlog:\n  level: warn\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {tmp / 'data'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n")
-    proc = subprocess.Popen([exe, "serve", str(tmp / "config.yml")], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    host = f"127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://{host}/v2/", timeout=1).read()
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail(f"docker-registry exited: {proc.stderr.read().decode()}")  # type: ignore[union-attr]
-                time.sleep(0.1)
-        yield host
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with serve_registry(tmp_path_factory.mktemp("registry")) as served:
+        yield served.host
 
 
 @pytest.fixture

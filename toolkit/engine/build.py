@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 # The classic builder's progress lines: "Step N/M : INSTRUCTION", " ---> Running in <container>" before a step that
 # runs one, " ---> Using cache" before the id of a step it did not redo, " ---> <id>" once a step has committed.
 _STEP_ID = re.compile(r"^ ---> (Running in )?([0-9a-f]{12,64})$")
+# Podman's (buildah's): "STEP N/M: INSTRUCTION", "--> Using cache <id>" for a step it did not redo, "--> <id>" once a
+# step has committed; a RUN step's container is never named.
+_BUILDAH_STEP = re.compile(r"^STEP \d+/\d+: ")
+_BUILDAH_ID = re.compile(r"^--> (Using cache )?([0-9a-f]{11,64})$")
 # After an interrupt, how long a step that cannot be cancelled (COPY, ENV, ...) may take to commit its image.
 _SETTLE_SECONDS = 300.0
 
@@ -35,6 +39,7 @@ class _Progress:
     made: list[str] = field(default_factory=list)  # images this build committed, in order
     running: str | None = None  # the container of a RUN step under way
     built: str | None = None  # the finished image's id
+    buildah: bool = False  # Podman's builder, which the stream's wording gives away
     _step: str = ""
     _cached: bool = False
 
@@ -49,8 +54,9 @@ class _Progress:
             return
         self.lines.append(text)
         log.info("%s", text)
-        if text.startswith("Step "):
+        if text.startswith("Step ") or _BUILDAH_STEP.match(text):
             self._step, self._cached = text, False
+            self.buildah = self.buildah or text.startswith("STEP ")
         elif text == " ---> Using cache":
             self._cached = True
         elif found := _STEP_ID.match(text):
@@ -60,6 +66,11 @@ class _Progress:
                 self.running = None
                 if not self._cached and " : FROM " not in self._step.upper():
                     self.made.append(found.group(2))
+        elif found := _BUILDAH_ID.match(text):
+            if found.group(1):
+                self._cached = True
+            elif not self._cached:
+                self.made.append(found.group(2))
 
 
 class _Messages:
@@ -140,7 +151,10 @@ def build(client: Any, context: BinaryIO, tag: str, image_labels: dict[str, str]
 def _settle(messages: _Messages, progress: _Progress) -> None:
     """After an interrupt: a RUN step is cancelled by closing the connection (the engine kills its container), but
     a COPY or metadata step runs to its end and commits all the same, so read on until one of those is done and
-    its image known, or a RUN step starts."""
+    its image known, or a RUN step starts. Podman's builder stops at the next step once the connection closes,
+    and reading on would only let it go on: there, nothing to wait for here."""
+    if progress.buildah:
+        return
     deadline = time.monotonic() + _SETTLE_SECONDS
     with contextlib.suppress(Exception):
         while progress.running is None and (left := deadline - time.monotonic()) > 0:
@@ -163,8 +177,6 @@ def _image_id(client: Any, ref: str) -> str | None:
 def _undo(client: Any, tag: str, previous: str | None, progress: _Progress) -> None:
     """Remove what an unfinished build committed, once the engine has stopped it; never an image that another image
     or container still uses (the engine refuses those without force)."""
-    from docker.errors import DockerException
-
     made = list(progress.made)
     try:
         with engine.step("removing the unfinished build's images"):
@@ -182,14 +194,38 @@ def _undo(client: Any, tag: str, previous: str | None, progress: _Progress) -> N
                     parent = attrs.get("ParentId", "").removeprefix("sha256:")
                     if not _tagged(attrs) and any(parent.startswith(m) for m in made):
                         made.append(attrs["Id"].removeprefix("sha256:"))
-            for image_id in reversed(made):
-                try:
-                    if not _tagged(client.api.inspect_image(image_id)):
-                        client.api.remove_image(image_id, noprune=True)
-                except DockerException as exc:
-                    log.info("left image %s: %s", image_id, exc)
+            _remove_untagged(client, list(reversed(made)), wait=progress.buildah)
     except ToolkitError as exc:
         log.warning("could not remove the unfinished build's images %s (%s)", " ".join(made), exc)
+
+
+def _remove_untagged(client: Any, image_ids: list[str], wait: bool) -> None:
+    """Remove those of image_ids (children first) that have no name of their own. wait: Podman runs a RUN step
+    it was cancelled in to its end, and its image stays in use by the step's container until then; the engine
+    says so (409, "in use"), and the removal is tried again, within the settle time."""
+    from docker.errors import APIError, DockerException
+
+    deadline = time.monotonic() + _SETTLE_SECONDS
+    warned = False
+    while image_ids:
+        busy = []
+        for image_id in image_ids:
+            try:
+                if not _tagged(client.api.inspect_image(image_id)):
+                    client.api.remove_image(image_id, noprune=True)
+            except APIError as exc:
+                if wait and exc.status_code == 409 and time.monotonic() < deadline:
+                    busy.append(image_id)
+                else:
+                    log.info("left image %s: %s", image_id, exc)
+            except DockerException as exc:
+                log.info("left image %s: %s", image_id, exc)
+        if busy and not warned:
+            log.warning("waiting for Podman to finish the build step it was stopped in, to remove its images")
+            warned = True
+        image_ids = busy
+        if busy:
+            time.sleep(0.5)
 
 
 def _tagged(attrs: dict) -> bool:

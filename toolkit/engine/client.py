@@ -17,17 +17,18 @@ from urllib.parse import quote, urlencode
 
 from .. import interrupts
 from ..errors import EngineError, EngineUnavailable, ToolkitError
+from . import endpoint as endpoints
 
 if TYPE_CHECKING:
     import http.client
 
 log = logging.getLogger(__name__)
 
-_HINT = "is dockerd or Docker Desktop running? is DOCKER_HOST right?"
-DEFAULT_SOCKET = "/var/run/docker.sock"
 ROLE = "org.fromscratch.role"
 SESSION = "org.fromscratch.session"
 _SESSION = os.environ.get("FROMSCRATCH_SESSION") or uuid.uuid4().hex[:16]
+DEFAULT_SOCKET = endpoints.DEFAULT_SOCKET
+local_socket = endpoints.local_socket
 
 
 def labels(role: str) -> dict[str, str]:
@@ -37,20 +38,22 @@ def labels(role: str) -> dict[str, str]:
 
 
 def connect(timeout: int = 120) -> Any:
-    """A docker.DockerClient for the engine the environment names (DOCKER_HOST, else the local socket)."""
-    import docker  # imported here: verify and native builds never pay for the SDK
-    from docker.errors import DockerException
-
-    where = os.environ.get("DOCKER_HOST") or "the default socket"
+    """A docker.DockerClient for the engine the docker CLI would use (DOCKER_HOST, DOCKER_CONTEXT, the current
+    context, else the local socket), Docker or Podman alike."""
+    endpoint = endpoints.resolve()
     try:
-        client = docker.from_env(timeout=timeout)
+        client = endpoint.sdk_client(timeout)
         client.ping()
-    except DockerException as exc:
-        raise EngineUnavailable(f"no Docker engine answered at {where}", hint=_HINT) from exc
-    except Exception as exc:  # requests' connection errors, an unusable DOCKER_HOST URL
-        raise EngineUnavailable(f"no Docker engine answered at {where} ({type(exc).__name__})",
-                                hint=_HINT) from exc
+    except Exception as exc:  # the SDK's DockerException, requests' connection errors, a TLS file that is missing
+        raise unavailable(endpoint, exc) from exc
     return client
+
+
+def unavailable(endpoint: endpoints.Endpoint, exc: BaseException | None = None) -> EngineUnavailable:
+    """No engine answered at endpoint: the one line that names where it looked and what chose that."""
+    why = f"; {type(exc).__name__}" if exc is not None else ""
+    return EngineUnavailable(f"no Docker engine answered at {endpoint.host} ({endpoint.source}{why})",
+                             hint=endpoint.hint)
 
 
 class Refused(Exception):
@@ -76,8 +79,15 @@ def step(what: str) -> Iterator[None]:
             raise EngineError(f"{what} failed: {_one_line(explanation)}") from exc
         if _gone(exc):
             raise EngineUnavailable(f"{what} failed: the engine stopped answering ({type(exc).__name__})",
-                                    hint=_HINT) from exc
+                                    hint=_hint()) from exc
         raise
+
+
+def _hint() -> str:
+    try:
+        return endpoints.resolve().hint
+    except ToolkitError:  # the environment changed under a running task: the engine's own error matters more
+        return "is the engine running?"
 
 
 # What a vanished engine looks like: the socket closed or silent, or a client library's word for that.
@@ -109,6 +119,20 @@ def image_exists(client: Any, ref: str) -> bool:
             return False
 
 
+def import_layer(client: Any, chunks: Iterable[bytes], ref: str, changes: list[str]) -> None:
+    """`docker import` of a layer tar streamed in chunks, as the image ref. Call it inside step(). The reference
+    goes whole into `repo`, which Docker and Podman both read (Podman ignores a separate `tag`); an error reported
+    inside the answer is Refused, though its status was 200."""
+    text = client.api.import_image_from_stream(chunks, repository=ref, changes=changes)
+    for line in str(text).splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(message, dict):
+            _check(message)
+
+
 # --- the calls that loading an image needs ------------------------------------------------------------------
 
 class Images(Protocol):
@@ -125,24 +149,15 @@ class Images(Protocol):
 
 
 def images(client: Any = None, timeout: int = 120) -> Images:
-    """The engine for loading images: over the local socket with the standard library when DOCKER_HOST names
-    one (or none), which spares a command the SDK's start-up; through the SDK (client, or a new one) otherwise:
-    tcp:// with TLS, ssh://, a named pipe."""
+    """The engine for loading images: over the local socket with the standard library when the engine is on one
+    (DOCKER_HOST or a context naming a unix socket, or none), which spares a command the SDK's start-up; through
+    the SDK (client, or a new one) otherwise: tcp:// with TLS, ssh://, a named pipe."""
     if client is not None:
         return SdkImages(client)
-    path = local_socket(os.environ.get("DOCKER_HOST", ""))
-    if path is None:
+    endpoint = endpoints.resolve()
+    if endpoint.socket_path is None:
         return SdkImages(connect(timeout))
-    return SocketImages.connect(path, timeout)
-
-
-def local_socket(docker_host: str) -> str | None:
-    """The unix socket path that DOCKER_HOST names (the default socket when it is empty), else None."""
-    if not docker_host:
-        return DEFAULT_SOCKET
-    if docker_host.startswith("unix://"):
-        return docker_host[len("unix://"):] or DEFAULT_SOCKET
-    return None
+    return SocketImages.connect(endpoint.socket_path, timeout, endpoint)
 
 
 def _unix_connection(path: str, timeout: float) -> http.client.HTTPConnection:
@@ -174,9 +189,9 @@ class SocketImages:
         self._prefix = f"/v{version.get('ApiVersion', '1.24')}"
 
     @classmethod
-    def connect(cls, path: str, timeout: float = 120) -> SocketImages:
+    def connect(cls, path: str, timeout: float = 120, endpoint: endpoints.Endpoint | None = None) -> SocketImages:
         """Ask the engine its version (which is also the ping); no answer is EngineUnavailable."""
-        where = os.environ.get("DOCKER_HOST") or "the default socket"
+        endpoint = endpoint or endpoints.Endpoint(f"unix://{path}", "a unix socket")
         conn = _unix_connection(path, timeout)
         try:
             status, body = _request(conn, "GET", "/version")
@@ -185,8 +200,7 @@ class SocketImages:
             return cls(conn, json.loads(body))
         except Exception as exc:  # refused, no socket, a stranger on it: no engine either way
             conn.close()
-            raise EngineUnavailable(f"no Docker engine answered at {where} ({type(exc).__name__})",
-                                    hint=_HINT) from exc
+            raise unavailable(endpoint, exc) from exc
 
     def native_arch(self) -> str:
         return str(self._version.get("Arch", "amd64"))

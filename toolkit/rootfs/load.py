@@ -124,9 +124,10 @@ def planned_image(plan: Plan, config: oci.ImageConfig, epoch: int, created_by: s
 
 def config_archive(image: oci.Image, tag: str) -> bytes:
     """A `docker load` archive of the config alone: the engine already holds its layer (by diff_id), so the
-    loader takes it from its store and never opens the layer.tar the manifest names."""
+    loader takes it from its store and never reads the layer.tar the manifest names. That entry is there, empty,
+    because Podman's loader looks for every named file before it finds it holds the layer already."""
     manifest = json.dumps([{"Config": "config.json", "RepoTags": [tag], "Layers": ["layer.tar"]}]).encode()
-    body = _entry("config.json", image.config) + _entry("manifest.json", manifest)
+    body = _entry("config.json", image.config) + _entry("manifest.json", manifest) + _entry("layer.tar", b"")
     end = len(body) + 2 * tarfile.BLOCKSIZE
     return body + bytes(2 * tarfile.BLOCKSIZE + (-end % tarfile.RECORDSIZE))
 
@@ -139,9 +140,7 @@ def _import_layer(client: Any, tee: _Tee, scratch_tag: str) -> None:
     once the last byte is sent, signals wait until the engine has answered, so its image is never made unseen.
     """
     from ..engine import client as engine
-    from ..errors import EngineError
 
-    repository, _, tag = scratch_tag.partition(":")
     changes = [f"LABEL {key}={value}" for key, value in engine.labels("rootfs-import").items()]
     answered = contextlib.ExitStack()
 
@@ -151,20 +150,13 @@ def _import_layer(client: Any, tee: _Tee, scratch_tag: str) -> None:
 
     try:
         with answered, engine.step("streaming the layer into the engine"):
-            text = client.api.import_image_from_stream(body(), repository=repository, tag=tag, changes=changes)
+            engine.import_layer(client, body(), scratch_tag, changes)
     except BaseException:
         with interrupts.deferred():
             _remove_scratch(client, scratch_tag)
         if tee.error is not None:
             raise tee.error from None
         raise
-    for line in str(text).splitlines():
-        try:
-            msg = json.loads(line)
-        except ValueError:
-            continue
-        if msg.get("error"):
-            raise EngineError(f"the engine refused the layer: {msg['error']}")
 
 
 def _remove_scratch(client: Any, scratch_tag: str) -> None:
