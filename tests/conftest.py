@@ -4,6 +4,7 @@ real gcc binaries, and a CLI runner."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import socket
@@ -28,6 +29,8 @@ CSRC = REPO / "csrc"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # The build container's base: no registry is reachable here, so CI makes this one with `invoke rootfs`.
 BUILDER_BASE = os.environ.get("FROMSCRATCH_TEST_BUILDER_BASE", "fromscratch/debian:bookworm")
+# Who supplies the programs the tests build, as every SBOM should say (NTIA's minimum elements ask for it).
+os.environ.setdefault("FROMSCRATCH_SBOM_SUPPLIER", "Organization: fromscratch test suite")
 
 
 @dataclass
@@ -52,6 +55,21 @@ def assert_clean_failure(result: Result, code: int | None = None) -> None:
     if code is not None:
         assert result.code == code, result
     assert "Traceback" not in result.err + result.out, result.err
+
+
+@pytest.fixture(scope="session", autouse=True)
+def every_sbom_holds(tmp_path_factory):
+    """Every SBOM any test's build wrote beside a binary (anywhere under the session's temporary directories)
+    validates with spdx-tools and has NTIA's minimum elements: checked once, when the session ends."""
+    yield
+    found = sorted(tmp_path_factory.getbasetemp().rglob("*.spdx.json"))
+    if found and not IN_CI and importlib.util.find_spec("ntia_conformance_checker") is None:
+        return  # outside CI the checkers are optional; the SBOM tests say they skipped
+    if found:
+        from tests import spdxcheck
+
+        for path in found:
+            spdxcheck.check(path)
 
 
 @pytest.fixture(scope="session")

@@ -228,7 +228,9 @@ def verify_image(c: Context, tag: str, json: bool = False) -> None:
             "src": "with --platform: C sources to compile for each (default csrc/hello.c)",
             "tiny": "with --platform: compile csrc/hello-tiny.c", "cflags": "with --platform: compiler flags",
             "toolchain": "with --platform: auto, native or container",
-            "builder_base": "with --platform: base image of the build container"})
+            "builder_base": "with --platform: base image of the build container",
+            "sbom": "the program's SPDX SBOM to attach: FILE, or none (default: <binary>.spdx.json beside the binary, "
+                    "else one made from what the binary shows)"})
 @cli
 def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None = None, entrypoint: str | None = None,
           env: list[str] | None = None, workdir: str | None = None, label: list[str] | None = None,
@@ -236,11 +238,13 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
           tzdata: bool = False, tmp: bool = False, nsswitch: bool = False, output: list[str] | None = None,
           backend: str = "python", arch: str | None = None, platform: str | None = None,
           src: list[str] | None = None,
-          tiny: bool = False, cflags: str = "", toolchain: str = "auto", builder_base: str | None = None) -> None:
+          tiny: bool = False, cflags: str = "", toolchain: str = "auto", builder_base: str | None = None,
+          sbom: str | None = None) -> None:
     """Verify a static binary and make a FROM scratch image of it: loaded into the engine, or --output files.
 
     SOURCE_DATE_EPOCH (default 0) dates the image; the same inputs give the same image ID and digest.
     With --platform it compiles the program once per platform and makes one multi-platform image.
+    Each platform's SBOM is attached to it as an OCI artifact (--sbom none leaves it out).
     """
     from .build import recipes
     from .image import make
@@ -253,7 +257,8 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
     outputs = [img.parse_output(o) for o in output or []]
     recipe = recipes.hello(tiny, extra=_split_flags(cflags), sources=[Path(s) for s in src or []])
     make.image(ref, [Path(b) for b in binary or ["hello"]], opts, outputs, say, backend=backend, arch=arch,
-               platform=platform, recipe=recipe, toolchain=toolchain, builder_base=_builder_base(c, builder_base))
+               platform=platform, recipe=recipe, toolchain=toolchain, builder_base=_builder_base(c, builder_base),
+               sbom=sbom)
 
 
 def _split_flags(text: str, flag: str = "--cflags") -> list[str]:
@@ -270,9 +275,10 @@ def _split_flags(text: str, flag: str = "--cflags") -> list[str]:
                         "without it only for loopback registries)"})
 @cli
 def push(c: Context, tag: str, insecure: bool = False) -> None:
-    """Push an image to a registry: its blobs, each platform's manifest and the index, then the tag."""
+    """Push an image to a registry: its blobs, each platform's manifest and the index, then the tag; then each
+    platform's SBOM, to the registry's referrers API or its referrers tag."""
     from .engine import client as engine
-    from .image import registry, store
+    from .image import referrers, registry, store
     from .image import scratch as img
 
     local = img.normalize_tag(tag)
@@ -281,9 +287,37 @@ def push(c: Context, tag: str, insecure: bool = False) -> None:
     with tempfile.TemporaryDirectory(prefix="fromscratch-push-", dir=_scratch_dir()) as tmp:
         if images is None:
             images = img.from_engine(engine.connect(), local, Path(tmp))
-        top = registry.push(images, ref, registry.client(ref, insecure or None))
+        top, attached = referrers.push(images, ref, registry.client(ref, insecure or None))
     platforms = ", ".join(i.platform for i in images)
     print(f"pushed {ref}\ndigest:   {top.digest}\nplatforms: {platforms}")
+    for done in attached:
+        print(f"sbom:     {done.artifact.descriptor.digest} for {done.platform} ({done.how})")
+
+
+@task(help={"binary": "a program: its <binary>.spdx.json, else what the binary itself shows",
+            "tag": "an image made by `invoke image` (kept locally), or with --remote one in a registry",
+            "remote": "with --tag: read the image's SBOMs from its registry, through the referrers",
+            "insecure": "with --remote: plain HTTP (the default only for loopback registries)",
+            "json": "print the SPDX document (a list of them for several platforms) instead of a table"})
+@cli
+def sbom(c: Context, binary: str | None = None, tag: str | None = None, remote: bool = False,
+         insecure: bool = False, json: bool = False) -> None:
+    """Print what is inside a program or an image: its SBOM as a table (package, version, how it got in)."""
+    from .errors import InputError
+    from .image import sbom as sboms
+    from .image import scratch as img
+
+    if (binary is None) == (tag is None):
+        raise InputError("give --binary FILE or --tag NAME", hint="e.g. invoke sbom --binary ./hello")
+    if remote and tag is None:
+        raise InputError("--remote reads an image's SBOMs from a registry: give --tag REGISTRY/NAME")
+    if binary is not None:
+        shown = [sboms.of_binary(Path(binary))]
+    elif remote:
+        shown = sboms.of_remote(img.normalize_tag(tag or ""), insecure)
+    else:
+        shown = sboms.of_local_image(img.normalize_tag(tag or ""))
+    print(sboms.to_json(shown) if json else sboms.render(shown))
 
 
 @task(name="inspect", help={"tag": "an image in the engine", "json": "print one JSON object instead"})
@@ -401,8 +435,8 @@ def _scratch_dir() -> str | None:
     return scratch_dir()
 
 
-ns = Collection(build_hello, build, verify, verify_image, image, inspect_image, push, run, rootfs, import_rootfs,
-                binfmt)
+ns = Collection(build_hello, build, verify, verify_image, image, inspect_image, push, sbom, run, rootfs,
+                import_rootfs, binfmt)
 ns.configure({"builder": {"base": builder.DEFAULT_BASE}})
 
 program = Program(namespace=ns, name="fromscratch", binary="fromscratch", version=__version__)

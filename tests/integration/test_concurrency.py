@@ -3,6 +3,8 @@ nobody has made yet. Each ends with one complete, correct result, never a corrup
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 
 import pytest
@@ -32,7 +34,11 @@ def test_builds_writing_the_same_output_at_once(toolchain, sandbox, builder_base
     assert verify.verify(elf.read(str(app)), "amd64").ok
     printed = subprocess.run([str(app)], capture_output=True, text=True, check=True).stdout
     assert printed in {f"version {i}\n" for i in range(3)}  # one whole build won, whichever finished last
-    assert sorted(p.name for p in app.parent.iterdir()) == ["app"]
+    assert sorted(p.name for p in app.parent.iterdir()) == ["app", "app.spdx.json"]
+    # the SBOM beside it describes the build that won, not another one
+    described = json.loads((app.parent / "app.spdx.json").read_text())["packages"]
+    assert hashlib.sha256(app.read_bytes()).hexdigest() in {c["checksumValue"] for p in described
+                                                            for c in p.get("checksums", [])}
     sandbox.assert_clean()
 
 

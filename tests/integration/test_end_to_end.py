@@ -28,7 +28,7 @@ def test_build_verify_image_run(toolchain, tmp_path, docker_client, builder_base
     ran = invoke("run", "--tag", tag)
     assert ran.code == 0 and "built for linux/amd64" in ran.out, ran
     # only the user's file, owned by the user, came back from the build container
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["hello"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hello", "hello.spdx.json"]
 
 
 def test_image_config_and_contents(tmp_path, docker_client, image_tag):

@@ -53,7 +53,8 @@ def _greeting_platform(output: str) -> targets.Target:
 
 
 def test_all_gives_one_file_per_target(built):
-    assert sorted(p.name for p in built.dir.iterdir()) == sorted(f"hello-{t.name}" for t in targets.TARGETS)
+    assert sorted(p.name for p in built.dir.iterdir()) == sorted(f"hello-{t.name}{sbom}" for t in targets.TARGETS
+                                                                 for sbom in ("", ".spdx.json"))
     for t in targets.TARGETS:
         assert f"built hello-{t.name} for {t.platform} with the {built.toolchain} toolchain" in built.result.out
 

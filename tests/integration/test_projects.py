@@ -4,6 +4,7 @@ CMake, autotools, Meson), for several targets and toolchains, put in scratch ima
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -80,7 +81,10 @@ def _out(proc: subprocess.CompletedProcess) -> str:
 
 
 def _programs(out: Path) -> list[str]:
-    return sorted(p.name for p in out.iterdir())
+    """The programs a build wrote; each has its SBOM beside it."""
+    names = sorted(p.name for p in out.iterdir() if not p.name.endswith(".spdx.json"))
+    assert sorted(p.name for p in out.iterdir() if p.name.endswith(".spdx.json")) == [f"{n}.spdx.json" for n in names]
+    return names
 
 
 # --- Lua 5.4: make ---------------------------------------------------------------------------------------------
@@ -189,6 +193,11 @@ def test_pngcheck_links_zlib_from_a_package_for_the_target(sources, builder_base
     assert result.code == 0, result
     for arch in TWO:
         assert _programs(out / arch) == ["pngcheck"]
+        sbom = json.loads((out / arch / "pngcheck.spdx.json").read_bytes())  # zlib is in it, and says so
+        zlib = next(p for p in sbom["packages"] if p["name"] == "zlib1g-dev")
+        assert any(r["relationshipType"] == "STATIC_LINK" and r["relatedSpdxElement"] == zlib["SPDXID"]
+                   for r in sbom["relationships"])
+        assert f"?arch={targets.lookup(arch).debian_arch}" in json.dumps(zlib["externalRefs"])
         checked = run_in_image(out / arch / "pngcheck", stdin=PNG)
         assert _out(checked).startswith("OK: stdin (2x2, 8-bit grayscale"), checked
         broken = run_in_image(out / arch / "pngcheck", stdin=PNG[:-20] + bytes([PNG[-20] ^ 0xFF]) + PNG[-19:])

@@ -28,7 +28,7 @@ def test_native_cross_gcc_builds_hello_arm64_that_runs_under_qemu(tmp_path):
     ran = subprocess.run([f"/usr/bin/qemu-{targets.lookup('arm64').qemu}-static", str(hello)],
                          capture_output=True, text=True)
     assert "built for linux/arm64 " in ran.stdout, ran
-    assert _files(tmp_path) == ["hello-arm64"]
+    assert _files(tmp_path) == ["hello-arm64", "hello-arm64.spdx.json"]  # every binary with its SBOM
 
 
 def test_several_targets_in_parallel_get_one_file_each(tmp_path):
@@ -36,7 +36,7 @@ def test_several_targets_in_parallel_get_one_file_each(tmp_path):
     result = invoke("build", "--src", "app.c", "--out", "bin/app", "--arch", "amd64,aarch64", "--jobs", "2",
                     "--toolchain", "native", cwd=tmp_path)
     assert result.code == 0, result
-    assert _files(tmp_path / "bin") == ["app-amd64", "app-arm64"]
+    assert _files(tmp_path / "bin") == ["app-amd64", "app-amd64.spdx.json", "app-arm64", "app-arm64.spdx.json"]
     for name in ("amd64", "arm64"):
         assert verify.verify(elf.read(str(tmp_path / "bin" / f"app-{name}")), name).ok
 
@@ -48,7 +48,7 @@ def test_one_failing_target_does_not_stop_the_others(tmp_path):
     assert_clean_failure(result, 1)
     assert "1 of 2 targets failed: arm64" in result.err and "no arm64 today" in result.err
     assert "built app-amd64 for linux/amd64" in result.out
-    assert _files(tmp_path) == ["app-amd64", "app.c"]
+    assert _files(tmp_path) == ["app-amd64", "app-amd64.spdx.json", "app.c"]
 
 
 def test_a_missing_cross_compiler_names_its_packages(tmp_path):

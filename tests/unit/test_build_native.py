@@ -15,7 +15,7 @@ def test_build_hello_native_gives_a_binary_that_verify_passes(tmp_path):
     assert verify.verify(elf.read(str(hello)), "amd64").ok
     run = subprocess.run([str(hello)], capture_output=True, text=True)
     assert "Hello from fromscratch" in run.stdout and "linux/amd64" in run.stdout
-    assert [p.name for p in tmp_path.iterdir()] == ["hello"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hello", "hello.spdx.json"]
 
 
 def test_compile_error_shows_gcc_and_leaves_nothing(tmp_path):

@@ -6,11 +6,13 @@ The same files serve the native, container and zig toolchains; only the programs
 
 from __future__ import annotations
 
+import posixpath
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import targets
+from . import links
 
 BINUTILS = ("ar", "ranlib", "strip", "nm", "ld", "objcopy")
 # The environment variable each program goes by (make's, autoconf's and dockcross's names).
@@ -27,6 +29,8 @@ class Toolset:
     commands: dict[str, tuple[str, ...]]  # "cc", "c++", "ar", ... -> argv prefix
     pkg_config_libdir: str  # "" finds nothing: Debian's .pc files describe glibc archives
     emulator: str | None  # runs the target's programs on the build machine (try_run, Meson's exe_wrapper)
+    linker: str = links.GNU  # how a link names its inputs (links.GNU, links.ZIG)
+    drivers: dict[str, str] = field(default_factory=dict)  # "cc", "c++" -> the gcc an SBOM names as the compiler
 
     @property
     def triplet(self) -> str:
@@ -40,12 +44,15 @@ def gcc(target: targets.Target, build_machine: targets.Target, libc: str = "glib
     prefix = f"{target.triplet}-" if cross else ""
     commands: dict[str, tuple[str, ...]] = {"cc": (f"{prefix}gcc", *target.cflags),
                                             "c++": (f"{prefix}g++", *target.cflags)}
+    drivers = {"cc": f"{prefix}gcc", "c++": f"{prefix}g++"}
     libdirs = f"/usr/lib/{target.lib_dir_name}/pkgconfig:/usr/share/pkgconfig"
     if libc == "musl":
         commands = {"cc": (f"{target.musl}-gcc", *target.cflags), "c++": NO_CXX_WITH_MUSL}
+        drivers = {"cc": f"{prefix}gcc"}  # <musl>-gcc runs the target's gcc with musl's specs
         libdirs = ""  # Debian's .pc files describe glibc builds
     commands.update({tool: (f"{prefix}{tool}",) for tool in BINUTILS})
-    return Toolset(target, cross, commands, libdirs, f"/usr/bin/qemu-{target.qemu}-static" if cross else None)
+    return Toolset(target, cross, commands, libdirs, f"/usr/bin/qemu-{target.qemu}-static" if cross else None,
+                   drivers=drivers)
 
 
 # What CXX runs in a musl gcc build: Debian has no libstdc++ built for musl.
@@ -61,13 +68,18 @@ def zig(target: targets.Target, build_machine: targets.Target, python: str) -> T
                 "c++": (*zig_cmd, "c++", "-target", target.zig, *cpu),
                 "ar": (*zig_cmd, "ar"), "ranlib": (*zig_cmd, "ranlib")}
     cross = target.name != build_machine.name
-    return Toolset(target, cross, commands, "", f"/usr/bin/qemu-{target.qemu}-static" if cross else None)
+    return Toolset(target, cross, commands, "", f"/usr/bin/qemu-{target.qemu}-static" if cross else None,
+                   linker=links.ZIG)
 
 
-def compiler_wrapper(command: Sequence[str]) -> str:
+def compiler_wrapper(command: Sequence[str], linker: str = links.GNU, driver: str = "") -> str:
     """A compiler that links statically unless asked for a shared object: a build system that runs it, with any
     flags, in any step (configure tests, libtool, try_compile) gets static programs. libtool, for one, drops a
-    plain -static from LDFLAGS (it wants -all-static); here the driver adds it after libtool has spoken."""
+    plain -static from LDFLAGS (it wants -all-static); here the driver adds it after libtool has spoken.
+
+    With FROMSCRATCH_LINKS set, a link of a program goes through fs_link, which keeps what the linker used in a
+    trace named after the program (PROGRAM.PID), for its SBOM. Modes that print to stdout (-E, -M, -print-*, -dump*)
+    are not links and pass straight through."""
     real = " ".join(shlex.quote(c) for c in command)
     return ("#!/bin/sh\n"
             "# made by fromscratch: every program linked static; a shared object (-shared) without -static\n"
@@ -75,6 +87,24 @@ def compiler_wrapper(command: Sequence[str]) -> str:
             "if [ -n \"${shared-}\" ]; then\n"
             "  for a; do shift; [ \"$a\" = -static ] || set -- \"$@\" \"$a\"; done\n"
             f"  exec {real} \"$@\"\n"
+            "fi\n"
+            "if [ -n \"${FROMSCRATCH_LINKS-}\" ]; then\n"
+            "  link=1 out=a.out prev=\n"
+            "  for a; do\n"
+            "    case $a in -c|-S|-E|-M|-MM|-fsyntax-only|--help|--version|-dump*|-print-*|--print-*) link= ;;\n"
+            "      -o?*) out=${a#-o} ;; esac\n"
+            "    [ \"$prev\" = -o ] && out=$a\n"
+            "    prev=$a\n"
+            "  done\n"
+            "  case $out in */*) dir=${out%/*} ;; *) dir=. ;; esac\n"
+            "  if [ -n \"$link\" ] && dir=$(cd \"${dir:-/}\" 2>/dev/null && pwd -P); then\n"
+            "    . \"${0%/*}/links.sh\"\n"
+            "    [ -d \"$FROMSCRATCH_LINKS\" ] || mkdir -p \"$FROMSCRATCH_LINKS\"\n"
+            f"    fs_link {linker} {shlex.quote(driver) or chr(39) * 2} \"$dir/${{out##*/}}\" "
+            "\"$FROMSCRATCH_LINKS/${out##*/}.$$\" "
+            f"{real} \"$@\" -static\n"
+            "    exit\n"
+            "  fi\n"
             "fi\n"
             f"exec {real} \"$@\" -static\n")
 
@@ -94,8 +124,8 @@ def pkg_config_wrapper(libdir: str) -> str:
 
 def wrappers(tools: Toolset) -> dict[str, str]:
     """File name -> script text, for the tools directory."""
-    out = {name: (compiler_wrapper(cmd) if name in ("cc", "c++") else tool_wrapper(cmd))
-           for name, cmd in tools.commands.items()}
+    out = {name: (compiler_wrapper(cmd, tools.linker, tools.drivers.get(name, "")) if name in ("cc", "c++")
+                  else tool_wrapper(cmd)) for name, cmd in tools.commands.items()}
     out["pkg-config"] = pkg_config_wrapper(tools.pkg_config_libdir)
     return out
 
@@ -110,6 +140,8 @@ def environment(tools: Toolset, tools_dir: str, cflags: Sequence[str] = (),
         "LDFLAGS": " ".join(shlex.quote(f) for f in ["-static", *ldflags]),
         "PKG_CONFIG_LIBDIR": tools.pkg_config_libdir, "PKG_CONFIG_ALLOW_CROSS": "1",
         "CROSS_TRIPLE": tools.triplet, "FROMSCRATCH_TARGET": tools.target.name,
+        # where the compiler wrappers keep each link's trace (the work directory's links/)
+        "FROMSCRATCH_LINKS": posixpath.join(posixpath.dirname(tools_dir), "links"),
         # CMake 3.21+ reads the toolchain file from the environment, also in a --run command
         "CMAKE_TOOLCHAIN_FILE": f"{tools_dir}/toolchain.cmake",
         "FROMSCRATCH_MESON_FILE": f"{tools_dir}/meson.ini",
@@ -164,6 +196,7 @@ def meson_machine(tools: Toolset, tools_dir: str) -> str:
 
 
 def files(tools: Toolset, tools_dir: str) -> dict[str, str]:
-    """Every file of the tools directory: the wrappers (executable) and the two machine files."""
+    """Every file of the tools directory: the wrappers (executable), the two machine files and the link
+    tracing functions the wrappers and the build script source."""
     return {**wrappers(tools), "toolchain.cmake": cmake_toolchain(tools, tools_dir),
-            "meson.ini": meson_machine(tools, tools_dir)}
+            "meson.ini": meson_machine(tools, tools_dir), "links.sh": links.SCRIPT}

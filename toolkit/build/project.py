@@ -116,12 +116,13 @@ def steps(project: Project, cross: bool, triplet: str) -> list[str]:
 
 
 _COLLECT = r'''
-mkdir -p "$W/out"
+mkdir -p "$W/out" "$W/taken" "$W/records"
 is_elf() { [ "$(od -An -N4 -c "$1" 2>/dev/null | tr -d ' \n')" = '177ELF' ]; }
 take() {
   n=$(basename "$1")
   if [ -e "$W/out/$n" ]; then echo "fromscratch: skipped $1: a program named $n was taken already" >&2; return; fi
   cp "$1" "$W/out/$n" && echo "fromscratch: took $1" >&2
+  fs_trace_of "$1" > "$W/taken/$n"
 }
 '''
 _FROM_INSTALL = r'''for f in "$W/stage$P/bin/"* "$W/stage$P/sbin/"*; do
@@ -150,12 +151,12 @@ done
 def script(project: Project, work: str, cross: bool, triplet: str) -> str:
     """The build as one sh script: environment, steps (their output also in build.log), then the programs
     copied into $W/out: the --artifact paths, else what was installed in bin/ and sbin/, else the
-    executables the build made."""
+    executables the build made; and for each, in $W/records, the record of the link that made it."""
     where = f'"$W/src/"{shlex.quote(project.subdir)}' if project.subdir else '"$W/src"'
     body = "\n".join(steps(project, cross, triplet))
     lines = ["#!/bin/sh", f"# made by fromscratch: build {project.name} ({project.system})", "set -u",
              f"W={shlex.quote(work)}", f"P={PREFIX}",
-             '. "$W/tools/env.sh"', "JOBS=$(nproc 2>/dev/null || echo 2)",
+             '. "$W/tools/env.sh"', '. "$W/tools/links.sh"', "JOBS=$(nproc 2>/dev/null || echo 2)",
              f"cd {where} || exit 1", 'mkdir -p "$W/build" "$W/stage"', 'touch "$W/.started"',
              "{ (", "set -ex", body, ') ; echo $? > "$W/status"; } 2>&1 | tee "$W/build.log"',
              'status=$(cat "$W/status")',
@@ -172,6 +173,9 @@ def script(project: Project, work: str, cross: bool, triplet: str) -> str:
         lines += [_FROM_INSTALL.strip(), _FROM_TREE.strip()]
     lines.append(f'if [ -z "$(ls -A "$W/out")" ]; then echo "fromscratch: the build made no program" >&2; '
                  f"exit {NO_PROGRAM}; fi")
+    # each program's record, made here: the machine that linked it knows which package shipped each input
+    lines.append('for f in "$W/out/"*; do n=$(basename "$f"); fs_resolve "$W/taken/$n" "$W" > "$W/records/$n"; '
+                 'done')
     return "\n".join(lines) + "\n"
 
 

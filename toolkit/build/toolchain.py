@@ -15,18 +15,20 @@ import platform
 import shutil
 import sys
 import tarfile
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .. import interrupts, targets
+from .. import dates, interrupts, targets
 from ..check import elf, verify
 from ..engine import client as engine
 from ..errors import BuildFailed, InputError, ToolkitError
-from ..files import atomic_output, regular_input
+from ..files import atomic_output, regular_input, scratch_dir
 from . import buildimage as builder
+from . import links, spdx
 
 log = logging.getLogger(__name__)
 
@@ -172,27 +174,53 @@ def for_each_target(wanted: Sequence[targets.Target], jobs: int, work: Callable[
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _check_output(path: Path, target: targets.Target, who: str) -> None:
+def _check_output(path: Path, target: targets.Target, who: str) -> elf.ElfFacts:
     """The compiler's output must pass verify for its target before it takes the user's file name."""
     verdict = verify.verify(elf.read(str(path)), target.name)
     if not verdict.ok:
         raise BuildFailed(f"{who} built a binary for {target.platform} that fails verify: "
                           + "; ".join(verdict.failures))
+    return verdict.facts
+
+
+def _write_sbom(binary: Path, out: Path, target: targets.Target, facts: elf.ElfFacts, record: str | None,
+                lay: Layout) -> None:
+    """out's SBOM, from the binary about to become out and the record of its link, written beside it first: a
+    binary never takes its name without the document that describes it."""
+    data = spdx.program_document(binary, out.name, target.platform, facts,
+                                 links.parse(record) if record else None,
+                                 spdx.source_files(lay.base, lay.files), dates.source_date_epoch(0))
+    spdx.write_beside(out, data)
+
+
+@contextlib.contextmanager
+def _record_file() -> Iterator[Path]:
+    """Where a link's record goes, in a temporary directory that also takes its trace (gone with it, however the
+    run ends)."""
+    with tempfile.TemporaryDirectory(prefix="fromscratch-link-", dir=scratch_dir()) as tmp:
+        record = Path(tmp) / "record"
+        record.touch()
+        yield record
 
 
 def _run_compiler(run: Any, cmd_for: Callable[[Path], list[str]], out: Path, target: targets.Target,
-                  who: str, cwd: Path | None = None) -> Path:
-    """Run a compiler command that writes to a temporary path; the result is checked, then renamed to out."""
-    with atomic_output(out, mode=0o755) as tmp:
-        cmd = cmd_for(tmp)
-        log.info("%s", " ".join(cmd))
-        proc = run(cmd, capture_output=True, text=True, cwd=cwd)
-        if proc.returncode != 0:
-            raise BuildFailed(f"{who} failed for {target.platform} (exit {proc.returncode})",
-                              log=(proc.stderr + proc.stdout).strip())
-        if proc.stderr.strip():
-            log.warning("%s", proc.stderr.strip())
-        _check_output(tmp, target, who)
+                  who: str, lay: Layout, style: str, driver: str) -> Path:
+    """Run a compiler command that writes to a temporary path, its link traced (links.command); the result is
+    checked, its SBOM written beside out, then it is renamed to out."""
+    with contextlib.ExitStack() as naming:
+        with atomic_output(out, mode=0o755) as tmp, _record_file() as record:
+            compiler = cmd_for(tmp)
+            log.info("%s", " ".join(compiler))
+            cmd = links.command(style, driver, os.path.abspath(tmp), str(record), compiler)
+            proc = run(cmd, capture_output=True, text=True, cwd=lay.base)
+            if proc.returncode != 0:
+                raise BuildFailed(f"{who} failed for {target.platform} (exit {proc.returncode})",
+                                  log=(proc.stderr + proc.stdout).strip())
+            if proc.stderr.strip():
+                log.warning("%s", proc.stderr.strip())
+            facts = _check_output(tmp, target, who)
+            naming.enter_context(spdx.naming(out))  # held until the binary has its name too
+            _write_sbom(tmp, out, target, facts, record.read_text(), lay)
     return out
 
 
@@ -272,8 +300,10 @@ class NativeGcc:
             refuse_musl_cxx(self.libc)
         self.prepare([target])
         cc = self.compiler(target, lay.cxx)
+        driver = gcc_driver(cc, target, target.architecture == targets.host().architecture, self.libc)
         return _run_compiler(self._run, lambda tmp: [cc, *gcc_args(target, cflags), *lay.files, *ldflags,
-                                                     "-o", os.path.abspath(tmp)], out, target, cc, cwd=lay.base)
+                                                     "-o", os.path.abspath(tmp)], out, target, cc, lay,
+                             links.GNU, driver)
 
 
 class ZigCc:
@@ -303,7 +333,7 @@ class ZigCc:
         self.prepare([target])
         return _run_compiler(self._run, lambda tmp: self.command(target, lay.files, os.path.abspath(tmp), cflags,
                                                                  ldflags, lay.cxx),
-                             out, target, "zig c++" if lay.cxx else "zig cc", cwd=lay.base)
+                             out, target, "zig c++" if lay.cxx else "zig cc", lay, links.ZIG, "")
 
 
 class ContainerGcc:
@@ -364,7 +394,11 @@ class ContainerGcc:
         if self.libc == "musl":
             cc = f"{target.musl}-gcc"
         name = out.name or "a.out"
-        cmd = [cc, *gcc_args(target, cflags), *lay.files, *ldflags, "-o", f"{builder.OUT_DIR}/{name}"]
+        binary = f"{builder.OUT_DIR}/{name}"
+        compiler = [cc, *gcc_args(target, cflags), *lay.files, *ldflags, "-o", binary]
+        # the link's record is made in the same container run: the build image's dpkg knows its packages
+        cmd = links.command(links.GNU, gcc_driver(cc, target, native, self.libc), binary, _CONTAINER_RECORD,
+                            compiler)
         with engine.container(self._client, "build", image, command=cmd, network_disabled=True,
                               working_dir=builder.SRC_DIR) as container:
             with engine.step("copying the sources into the build container"):
@@ -373,15 +407,28 @@ class ContainerGcc:
                                    f"{cc} failed for {target.platform} in the build container")
             if output:
                 log.warning("%s", output)
-            with atomic_output(out, mode=0o755) as tmp:
-                with engine.step("copying the binary out"):
-                    stream, _ = container.get_archive(f"{builder.OUT_DIR}/{name}")
-                    _extract_one(stream, tmp)
-                _check_output(tmp, target, cc)
+            with contextlib.ExitStack() as naming:
+                with atomic_output(out, mode=0o755) as tmp, _record_file() as record:
+                    with engine.step("copying the binary out"):
+                        stream, _ = container.get_archive(binary)
+                        _extract_one(stream, tmp)
+                        stream, _ = container.get_archive(_CONTAINER_RECORD)
+                        _extract_one(stream, record)
+                    facts = _check_output(tmp, target, cc)
+                    naming.enter_context(spdx.naming(out))  # held until the binary has its name too
+                    _write_sbom(tmp, out, target, facts, record.read_text(), lay)
         return out
 
 
+_CONTAINER_RECORD = f"{builder.OUT_DIR}/.fromscratch-link"
 LIBCS = ("glibc", "musl")
+
+
+def gcc_driver(cc: str, target: targets.Target, native: bool, libc: str) -> str:
+    """The gcc behind cc, whose version and package an SBOM names: Debian's <musl>-gcc runs the target's gcc."""
+    if libc != "musl":
+        return cc
+    return "gcc" if native else target.gcc
 
 
 def refuse_musl_cxx(libc: str) -> None:

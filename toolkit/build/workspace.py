@@ -5,6 +5,7 @@ target and written to --out. The user's tree is only read."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -16,12 +17,12 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import interrupts, targets
+from .. import dates, interrupts, targets
 from ..check import elf, verify
 from ..engine import client as engine
 from ..errors import BuildFailed, InputError
 from ..files import atomic_output, scratch_dir, temp_dir
-from . import cross, project
+from . import cross, links, project, spdx
 from . import toolchain as tc
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,12 @@ def build(proj: project.Project, arch: str | None, toolchain: str, out_dir: Path
     runner = _select(toolchain, proj, wanted, base, libc)
     runner.prepare(proj, wanted)
     per_target = len(wanted) > 1
+    sources = spdx.source_tree(proj.root, out_dir)  # once: every program of every target is made from it
 
     def one(target: targets.Target) -> None:
         with runner.run(proj, target, out_dir) as made:
-            for path in _deliver(made, target, out_dir / target.name if per_target else out_dir, runner.name):
+            for path in _deliver(made, target, out_dir / target.name if per_target else out_dir, runner.name,
+                                 sources):
                 say(f"built {path} for {target.platform} with the {runner.name} toolchain")
 
     failed = [o for o in tc.for_each_target(wanted, jobs, one, lambda t: out_dir) if o.error]
@@ -63,9 +66,11 @@ def build(proj: project.Project, arch: str | None, toolchain: str, out_dir: Path
                           + ", ".join(f.target.name for f in failed), log=logs)
 
 
-def _deliver(made: Path, target: targets.Target, dest: Path, who: str) -> list[Path]:
-    """Every program of made, verified for target first (all or none are written), then written to dest."""
-    programs = sorted(p for p in made.iterdir() if p.is_file())
+def _deliver(made: Path, target: targets.Target, dest: Path, who: str, sources: spdx.Package) -> list[Path]:
+    """Every program of made/out, verified for target first (all or none are written), then written to dest,
+    each with its SBOM beside it (from made/records, the record of its link)."""
+    programs = sorted(p for p in (made / "out").iterdir() if p.is_file())
+    facts = {}
     for p in programs:
         verdict = verify.verify(elf.read(str(p)), target.name)
         if not verdict.ok:
@@ -73,10 +78,18 @@ def _deliver(made: Path, target: targets.Target, dest: Path, who: str) -> list[P
                               + "; ".join(verdict.failures),
                               hint="a project that links dynamically despite the flags: see its build options "
                                    "(--configure-args), or pick the programs with --artifact")
+        facts[p.name] = verdict.facts
+    epoch = dates.source_date_epoch(0)
     written = []
     for p in programs:
-        with atomic_output(dest / p.name, mode=0o755) as tmp:
-            shutil.copyfile(p, tmp)
+        record = made / "records" / p.name
+        text = record.read_text() if record.is_file() else ""
+        document = spdx.program_document(p, p.name, target.platform, facts[p.name],
+                                         links.parse(text) if text else None, [sources], epoch)
+        with spdx.naming(dest / p.name):
+            spdx.write_beside(dest / p.name, document)
+            with atomic_output(dest / p.name, mode=0o755) as tmp:
+                shutil.copyfile(p, tmp)
         written.append(dest / p.name)
     return written
 
@@ -156,6 +169,8 @@ class Native:
 
     @contextlib.contextmanager
     def run(self, proj: project.Project, target: targets.Target, out_dir: Path) -> Iterator[Path]:
+        """The build in a temporary copy; yields the work directory, whose out/ and records/ hold the programs
+        and the records of their links."""
         machine = targets.host()
         tools = cross.zig(target, machine, sys.executable) if self.zig else cross.gcc(target, machine, self.libc)
         with temp_dir("fromscratch-project-", scratch_dir()) as work:
@@ -172,7 +187,7 @@ class Native:
             if proc.returncode != 0:
                 raise _failure(proc.returncode, proc.stdout + proc.stderr, f"the build of {proj.name} for "
                                f"{target.platform}")
-            yield work / "out"
+            yield work
 
 
 class Container:
@@ -208,9 +223,16 @@ class Container:
             log.info("%s", output)
             with temp_dir("fromscratch-programs-") as made:
                 with engine.step("copying the programs out"):
-                    stream, _ = container.get_archive(f"{CONTAINER_WORK}/out")
-                    tc.extract_files(stream, lambda name: made / os.path.basename(name))
+                    for part in ("out", "records"):
+                        into = made / part
+                        into.mkdir()
+                        stream, _ = container.get_archive(f"{CONTAINER_WORK}/{part}")
+                        tc.extract_files(stream, functools.partial(_inside, into))
                 yield made
+
+
+def _inside(directory: Path, name: str) -> Path:
+    return directory / os.path.basename(name)
 
 
 def _write_tar(fh: Any, root: Path, tools: dict[str, str], skip: Callable[[str], bool]) -> None:

@@ -8,21 +8,24 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .. import files, targets
+from .. import dates, files, targets
 from ..build import recipes
 from ..engine import client as engine
 from ..errors import EngineUnavailable, InputError
 from . import oci, store
+from . import sbom as sboms
 from . import scratch as img
 
 
 def image(ref: str, binaries: Sequence[Path], opts: img.Options, outputs: Sequence[img.Output],
           say: Callable[[str], None],
           *, backend: str = "python", arch: str | None = None, platform: str | None = None,
-          recipe: recipes.Recipe | None = None, toolchain: str = "auto", builder_base: str = "") -> None:
+          recipe: recipes.Recipe | None = None, toolchain: str = "auto", builder_base: str = "",
+          sbom: str | None = None) -> None:
     """Make ref's image and say what was made: of one binary, of several (one per platform, each platform read
-    from its ELF: one multi-platform image) or, with platform, of recipe compiled for each platform listed."""
-    epoch = oci.source_date_epoch(0)
+    from its ELF: one multi-platform image) or, with platform, of recipe compiled for each platform listed.
+    Each platform's SBOM (sbom: FILE, none, or by default the one beside each binary) is attached to it."""
+    epoch = dates.source_date_epoch(0)
     if arch:
         targets.lookup(arch)
     platforms = targets.parse_archs(platform) if platform is not None else []
@@ -40,10 +43,11 @@ def image(ref: str, binaries: Sequence[Path], opts: img.Options, outputs: Sequen
             files.regular_input(b, "binary")
     if backend not in ("python", "dockerfile"):
         raise InputError(f"unknown backend {backend!r}", hint="choose python or dockerfile")
+    choice = sboms.choose(sbom, len(platforms) or len(binaries))
     if backend == "dockerfile":
-        if outputs or platforms:
+        if outputs or platforms or choice.mode == "file":
             raise InputError("--backend dockerfile builds one image in the engine; "
-                             "--output and --platform need the python backend")
+                             "--output, --platform and --sbom FILE need the python backend")
         say(_render_dockerfile_build(img.build_with_dockerfile(engine.connect(), binary, ref, opts, arch=arch,
                                                                 epoch=epoch)))
         return
@@ -51,13 +55,20 @@ def image(ref: str, binaries: Sequence[Path], opts: img.Options, outputs: Sequen
     client = None if outputs else _engine_for(index)
     with contextlib.ExitStack() as stack:
         if platforms:
-            built = _compile_each(stack, platforms, recipe or recipes.hello(), binary.name, ref, opts, epoch,
-                                  toolchain, builder_base, say)
+            paths, built = _compile_each(stack, platforms, recipe or recipes.hello(), binary.name, ref, opts, epoch,
+                                         toolchain, builder_base, say)
         else:
+            paths = list(binaries)
             built = [stack.enter_context(img.assemble(b, ref, arch=arch, epoch=epoch, opts=opts)) for b in binaries]
             _one_per_platform(binaries, built)
-        say(_render_built(ref, built))
-        _write_outputs(ref, [b.image for b in built], outputs, multi=index, say=say)
+        attached = _attach_sboms(paths, built, choice, ref, opts, epoch)  # a bad SBOM stops here: nothing written
+        say(_render_built(ref, built, attached))
+        artifacts = [a for a, _ in attached]
+        _write_outputs(ref, [b.image for b in built], outputs, multi=index, say=say, artifacts=artifacts)
+        if client is not None or index:  # kept for `invoke push`, by image ID
+            for made in built:
+                store.keep_referrers(made.image.image_id, [a for a in artifacts
+                                                           if a.subject.digest == made.image.manifest_desc.digest])
         if client is not None:
             _load_all(client, ref, built, per_platform_tags=index, say=say)
 
@@ -98,28 +109,44 @@ def _engine_for(multi: bool) -> engine.Images | None:
 
 def _compile_each(stack: contextlib.ExitStack, platforms: Sequence[targets.Target], recipe: recipes.Recipe,
                   name: str, ref: str, opts: img.Options, epoch: int, toolchain: str, builder_base: str,
-                  say: Callable[[str], None]) -> list[img.Built]:
-    """Compile recipe for each platform into a directory that lives as long as the stack, and assemble each."""
+                  say: Callable[[str], None]) -> tuple[list[Path], list[img.Built]]:
+    """Compile recipe for each platform into a directory that lives as long as the stack (each binary with its
+    SBOM beside it), and assemble each."""
     bins = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fromscratch-bins-")))
-    built = []
+    paths, built = [], []
     for target in platforms:
         out = bins / target.name / name
         recipes.compile_for(recipe, target.name, toolchain, out, builder_base, say)
+        paths.append(out)
         built.append(stack.enter_context(img.assemble(out, ref, arch=target.name, epoch=epoch, opts=opts)))
-    return built
+    return paths, built
+
+
+def _attach_sboms(paths: Sequence[Path], built: Sequence[img.Built], choice: sboms.Choice, ref: str,
+                  opts: img.Options, epoch: int) -> list[tuple[oci.Artifact, str]]:
+    """Each platform's SBOM as an artifact referring to its manifest, with where the program's part came from."""
+    if choice.mode == "none":
+        return []
+    contents = sboms.resolve(sboms.extras(opts))  # the same files on every platform: asked once
+    out = []
+    for path, b in zip(paths, built, strict=True):
+        program = sboms.for_program(path, choice, b.image.platform, b.verdict.facts, epoch)
+        assert program is not None
+        out.append((sboms.attach(b, program, ref, contents, path.name, epoch), program.origin))
+    return out
 
 
 def _write_outputs(ref: str, images: list[oci.Image], outputs: Sequence[img.Output], *, multi: bool,
-                   say: Callable[[str], None]) -> None:
+                   say: Callable[[str], None], artifacts: Sequence[oci.Artifact] = ()) -> None:
     for out in outputs:
-        img.write_output(images, out, ref)
+        img.write_output(images, out, ref, artifacts)
         if len(images) == 1:
             say(f"wrote {out} (load it with: {out.load_hint()})")
         else:  # docker load takes one platform's image
             say(f"wrote {out}, an index of {len(images)} platforms (push it to a registry with "
                 f"`invoke push --tag {ref}`)")
     if multi:
-        img.write_output(images, img.Output("oci", store.path_for(ref)), ref)
+        img.write_output(images, img.Output("oci", store.path_for(ref)), ref, artifacts)
         say(f"kept for `invoke push --tag {ref}` in {store.path_for(ref)}")
     else:
         store.forget(ref)
@@ -140,12 +167,16 @@ def _load_all(client: engine.Images, ref: str, built: list[img.Built], *, per_pl
         say(f"loaded {b.image.platform} into the engine as {', '.join(tags or [ref])} ({info['size']:,} bytes)")
 
 
-def _render_built(ref: str, built: list[img.Built]) -> str:
+def _render_built(ref: str, built: list[img.Built], attached: Sequence[tuple[oci.Artifact, str]]) -> str:
     lines = [f"tag:      {ref}", f"digest:   {oci.top_descriptor([b.image for b in built]).digest}"]
+    sboms_of = {a.subject.digest: (a, origin) for a, origin in attached}
     for b in built:
         lines += [f"{'platform:':<10}{b.image.platform}", f"  id:     {b.image.image_id}",
                   f"  size:   {b.content:,} bytes in {count(b.files, 'file')}; "
                   f"{count(len(b.image.layers), 'layer')} of {b.image.size:,} bytes (uncompressed tar)"]
+        if b.image.manifest_desc.digest in sboms_of:
+            artifact, origin = sboms_of[b.image.manifest_desc.digest]
+            lines.append(f"  sbom:   {artifact.descriptor.digest} (SPDX; the program's part {origin})")
         lines += [f"  warning: {w}" for w in b.verdict.runtime]  # what its NSS or iconv calls will do here
     return "\n".join(lines)
 

@@ -6,41 +6,31 @@ every writer streams: a blob of any size passes through in bounded chunks, never
 
 from __future__ import annotations
 
-import datetime
+import contextlib
 import hashlib
 import io
 import json
 import os
 import stat
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from ..dates import rfc3339
 from ..errors import InputError, ToolkitError
 
 MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
+# OCI 1.1's empty config, for an artifact whose manifest needs no config of its own.
+MEDIA_EMPTY = "application/vnd.oci.empty.v1+json"
+EMPTY_JSON = b"{}"
 # What `docker build` puts in every image's Env; the Python backend does the same so both backends agree.
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _COPY_CHUNK = 1 << 20
-
-
-def source_date_epoch(default: int = 0) -> int:
-    """SOURCE_DATE_EPOCH from the environment (the reproducible-builds convention), else default."""
-    env = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if not env:
-        return default
-    try:
-        value = int(env)
-    except ValueError:
-        raise InputError(f"SOURCE_DATE_EPOCH={env!r} is not a whole number of seconds") from None
-    if value < 0:
-        raise InputError(f"SOURCE_DATE_EPOCH={env!r} is before 1970")
-    return value
 
 
 @dataclass(frozen=True)
@@ -50,6 +40,7 @@ class Descriptor:
     size: int
     platform: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
+    artifact_type: str | None = None  # what an index says of a referrer (OCI 1.1)
 
     @property
     def hex(self) -> str:
@@ -59,9 +50,16 @@ class Descriptor:
         out: dict = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
         if self.platform:
             out["platform"] = self.platform
+        if self.artifact_type:
+            out["artifactType"] = self.artifact_type
         if self.annotations:
             out["annotations"] = self.annotations
         return out
+
+    @classmethod
+    def from_json(cls, obj: dict) -> Descriptor:
+        return cls(obj["mediaType"], obj["digest"], obj["size"], obj.get("platform"), obj.get("annotations"),
+                   obj.get("artifactType"))
 
 
 @dataclass(frozen=True)
@@ -159,10 +157,6 @@ def hash_file(path: Path, media_type: str = MEDIA_LAYER) -> Descriptor:
             sha.update(chunk)
             size += len(chunk)
     return Descriptor(media_type, "sha256:" + sha.hexdigest(), size)
-
-
-def rfc3339(epoch: int) -> str:
-    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -265,7 +259,8 @@ def read_layout(directory: Path) -> list[Image]:
         return (blob_dir / digest.split(":", 1)[1]).read_bytes()
 
     try:
-        top = json.loads((directory / "index.json").read_bytes())["manifests"][0]
+        top = next(d for d in json.loads((directory / "index.json").read_bytes())["manifests"]
+                   if not d.get("artifactType"))  # referrers (SBOMs) are listed after the image
         manifests = json.loads(blob(top["digest"]))["manifests"] if top["mediaType"] == MEDIA_INDEX else [top]
         images = []
         for desc in manifests:
@@ -273,8 +268,8 @@ def read_layout(directory: Path) -> list[Image]:
             layers = [(Descriptor(d["mediaType"], d["digest"], d["size"]), blob_dir / d["digest"].split(":")[1])
                       for d in manifest["layers"]]
             images.append(image_from(layers, blob(manifest["config"]["digest"])))
-    except (OSError, ValueError, KeyError, IndexError) as exc:
-        raise InputError(f"{directory}: not an OCI image layout this tool wrote ({exc})") from None
+    except (OSError, ValueError, KeyError, IndexError, StopIteration) as exc:
+        raise InputError(f"{directory}: not an OCI image layout this tool wrote ({exc!r})") from None
     return images
 
 
@@ -301,12 +296,15 @@ def ref_annotations(ref: str) -> dict[str, str]:
     return {"org.opencontainers.image.ref.name": tag, "io.containerd.image.name": ref}
 
 
-def top_index(images: list[Image], ref_name: str | None = None) -> bytes:
-    """index.json of a layout: one descriptor, for the manifest or the multi-platform index, named ref_name."""
-    desc = top_descriptor(images)
-    named = Descriptor(desc.media_type, desc.digest, desc.size, desc.platform,
-                       ref_annotations(ref_name) if ref_name else None)
-    return index_bytes([named])
+def top_index(images: list[Image], ref_name: str | None = None, artifacts: Sequence[Artifact] = ()) -> bytes:
+    """index.json of a layout: the descriptor of the manifest or the multi-platform index, named ref_name, then
+    the artifacts that refer to its manifests (as ORAS lists referrers in a layout); no images: only those."""
+    listed = [a.descriptor for a in artifacts]
+    if images:
+        desc = top_descriptor(images)
+        listed.insert(0, Descriptor(desc.media_type, desc.digest, desc.size, desc.platform,
+                                    ref_annotations(ref_name) if ref_name else None))
+    return index_bytes(listed)
 
 
 def layout_marker() -> bytes:
@@ -322,19 +320,92 @@ def docker_manifest(image: Image, repo_tags: list[str]) -> bytes:
     }], sort_keys=True).encode()
 
 
-def blobs(images: list[Image]) -> Iterator[tuple[Descriptor, Path | bytes]]:
-    """Every blob once, in a fixed order: layers, config and manifest per image, then the index if several."""
+def blobs(images: list[Image], artifacts: Sequence[Artifact] = ()) -> Iterator[tuple[Descriptor, Path | bytes]]:
+    """Every blob once, in a fixed order: layers, config and manifest per image, the index if several, then
+    each artifact's blobs and manifest."""
     seen: set[str] = set()
+    items: list[tuple[Descriptor, Path | bytes]] = []
     for image in images:
-        items: list[tuple[Descriptor, Path | bytes]] = [*image.layers, (image.config_desc, image.config),
-                                                      (image.manifest_desc, image.manifest)]
-        for desc, source in items:
-            if desc.digest not in seen:
-                seen.add(desc.digest)
-                yield desc, source
+        items += [*image.layers, (image.config_desc, image.config), (image.manifest_desc, image.manifest)]
     if len(images) > 1:
         data, desc = image_index(images)
-        yield desc, data
+        items.append((desc, data))
+    for artifact in artifacts:
+        items += [*artifact.blobs, (artifact.descriptor, artifact.manifest)]
+    for desc, source in items:
+        if desc.digest not in seen:
+            seen.add(desc.digest)
+            yield desc, source
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """An OCI 1.1 artifact that refers to one image manifest, its subject: a manifest with artifactType, the
+    empty config and one blob (an SBOM)."""
+
+    manifest: bytes
+    descriptor: Descriptor  # with artifactType and annotations, as an index lists a referrer
+    subject: Descriptor
+    blob: bytes
+    blob_desc: Descriptor
+
+    @property
+    def blobs(self) -> list[tuple[Descriptor, Path | bytes]]:
+        return [(blob_bytes(EMPTY_JSON, MEDIA_EMPTY), EMPTY_JSON), (self.blob_desc, self.blob)]
+
+
+def artifact(subject: Descriptor, artifact_type: str, data: bytes, title: str, epoch: int = 0) -> Artifact:
+    """data attached to the manifest subject describes: the blob titled (the file name ORAS saves it as), the
+    manifest dated by epoch, so the same inputs give the same digest."""
+    layer = blob_bytes(data, artifact_type)
+    layer = Descriptor(layer.media_type, layer.digest, layer.size,
+                       annotations={"org.opencontainers.image.title": title})
+    annotations = {"org.opencontainers.image.created": rfc3339(epoch)}
+    manifest = canonical_json({
+        "schemaVersion": 2, "mediaType": MEDIA_MANIFEST, "artifactType": artifact_type,
+        "config": blob_bytes(EMPTY_JSON, MEDIA_EMPTY).to_json(), "layers": [layer.to_json()],
+        "subject": Descriptor(subject.media_type, subject.digest, subject.size).to_json(),
+        "annotations": annotations,
+    })
+    desc = blob_bytes(manifest, MEDIA_MANIFEST)
+    return Artifact(manifest, Descriptor(MEDIA_MANIFEST, desc.digest, desc.size, annotations=annotations,
+                                         artifact_type=artifact_type), subject, data, layer)
+
+
+def artifact_from(manifest: bytes, blob_of: Callable[[str], bytes]) -> Artifact:
+    """An artifact from its manifest's bytes and a way to read a blob by digest, every digest checked."""
+    obj = json.loads(manifest)
+    layer = Descriptor.from_json(obj["layers"][0])
+    data = blob_of(layer.digest)
+    if blob_bytes(data, layer.media_type).digest != layer.digest:
+        raise InputError(f"the blob {layer.digest} does not have that digest")
+    desc = blob_bytes(manifest, MEDIA_MANIFEST)
+    return Artifact(manifest, Descriptor(MEDIA_MANIFEST, desc.digest, desc.size,
+                                         annotations=obj.get("annotations"), artifact_type=obj.get("artifactType")),
+                    Descriptor.from_json(obj["subject"]), data, layer)
+
+
+def read_artifacts(layout: Path) -> list[Artifact]:
+    """The artifacts an OCI layout (a directory, or an archive of one) lists in its index.json."""
+    def read(tar: tarfile.TarFile | None, name: str) -> bytes:
+        if tar is None:
+            return (layout / name).read_bytes()
+        member = tar.extractfile(name)
+        if member is None:
+            raise KeyError(name)
+        return member.read()
+
+    try:
+        with contextlib.ExitStack() as stack:
+            tar = None if layout.is_dir() else stack.enter_context(tarfile.open(layout))
+
+            def blob(digest: str) -> bytes:
+                return read(tar, f"blobs/sha256/{digest.split(':', 1)[1]}")
+
+            listed = json.loads(read(tar, "index.json"))["manifests"]
+            return [artifact_from(blob(d["digest"]), blob) for d in listed if d.get("artifactType")]
+    except (OSError, ValueError, KeyError, IndexError, tarfile.TarError) as exc:
+        raise InputError(f"{layout}: its referrers cannot be read ({exc!r})") from None
 
 
 def blob_chunks(source: Path | bytes, size: int) -> Iterator[bytes]:
@@ -366,8 +437,9 @@ def _padding(size: int) -> bytes:
 
 
 def archive_chunks(images: list[Image], repo_tags: list[str] | None = None, epoch: int = 0,
-                   docker: bool = True) -> Iterator[bytes]:
-    """The bytes of a tar that is an OCI image layout and, when docker is true, a `docker load` archive too.
+                   docker: bool = True, artifacts: Sequence[Artifact] = ()) -> Iterator[bytes]:
+    """The bytes of a tar that is an OCI image layout and, when docker is true, a `docker load` archive too
+    (whose manifest.json names only the image: the artifacts are for OCI tools and registries).
 
     Streamed in pieces of at most 1 MiB, so that a layer of any size goes to a file, or straight to the
     engine, without being held in memory. The same images give the same bytes.
@@ -389,10 +461,10 @@ def archive_chunks(images: list[Image], repo_tags: list[str] | None = None, epoc
         header = _header(directory, 0, epoch, directory=True)
         written += len(header)
         yield header
-    for desc, source in blobs(images):
+    for desc, source in blobs(images, artifacts):
         yield from member(f"blobs/sha256/{desc.hex}", desc.size, source)
     for name, data in (("oci-layout", layout_marker()),
-                       ("index.json", top_index(images, repo_tags[0] if repo_tags else None))):
+                       ("index.json", top_index(images, repo_tags[0] if repo_tags else None, artifacts))):
         yield from member(name, len(data), data)
     if docker:
         data = docker_manifest(images[0], repo_tags or [])
@@ -403,22 +475,24 @@ def archive_chunks(images: list[Image], repo_tags: list[str] | None = None, epoc
 
 
 def write_archive(images: list[Image], out: BinaryIO, repo_tags: list[str] | None = None,
-                  epoch: int = 0, docker: bool = True) -> None:
+                  epoch: int = 0, docker: bool = True, artifacts: Sequence[Artifact] = ()) -> None:
     """archive_chunks written to an open file."""
-    for chunk in archive_chunks(images, repo_tags, epoch, docker):
+    for chunk in archive_chunks(images, repo_tags, epoch, docker, artifacts):
         out.write(chunk)
 
 
-def write_layout(images: list[Image], directory: Path, ref_name: str | None = None) -> None:
-    """An OCI image layout directory (oci-layout, index.json, blobs/sha256/...)."""
+def write_layout(images: list[Image], directory: Path, ref_name: str | None = None,
+                 artifacts: Sequence[Artifact] = ()) -> None:
+    """An OCI image layout directory (oci-layout, index.json, blobs/sha256/...), artifacts listed after the
+    image."""
     blob_dir = directory / "blobs" / "sha256"
     blob_dir.mkdir(parents=True, exist_ok=True)
-    for desc, source in blobs(images):
+    for desc, source in blobs(images, artifacts):
         with open(blob_dir / desc.hex, "wb") as fh:
             for chunk in blob_chunks(source, desc.size):
                 fh.write(chunk)
     (directory / "oci-layout").write_bytes(layout_marker())
-    (directory / "index.json").write_bytes(top_index(images, ref_name))
+    (directory / "index.json").write_bytes(top_index(images, ref_name, artifacts))
 
 
 def entry_for(source: Path, dest: str, mode: int | None = None) -> Entry:

@@ -364,3 +364,9 @@ def push(images: list[oci.Image], ref: Reference, dxf: Any | None = None) -> oci
 def _one_line(text: str) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def talking(ref: Reference, what: str, login: Login | None) -> contextlib.AbstractContextManager[None]:
+    """The same translation of registry errors, for modules that push or read more through a client made here
+    (referrers.py: SBOMs)."""
+    return _talking(ref, what, login)

@@ -359,11 +359,13 @@ def tally(entries: list[oci.Entry]) -> tuple[int, int]:
     return len(files), size
 
 
-def write_output(images: list[oci.Image], output: Output, tag: str) -> None:
-    """One output, complete or not at all: written beside its target under a temporary name, then renamed."""
+def write_output(images: list[oci.Image], output: Output, tag: str, artifacts: Sequence[oci.Artifact] = ()) -> None:
+    """One output, complete or not at all: written beside its target under a temporary name, then renamed. The
+    OCI kinds list the artifacts (SBOMs) after the image; a docker-archive holds the image alone."""
     if output.kind != "oci":
         with atomic_output(output.path) as tmp, open(tmp, "wb") as fh:
-            oci.write_archive(images, fh, repo_tags=[tag], docker=len(images) == 1)
+            oci.write_archive(images, fh, repo_tags=[tag], docker=len(images) == 1,
+                              artifacts=artifacts if output.kind == "oci-archive" else ())
         return
     target = output.path
     parent = target.parent if str(target.parent) else Path(".")
@@ -371,7 +373,7 @@ def write_output(images: list[oci.Image], output: Output, tag: str) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=parent))
     old: Path | None = None
     try:
-        oci.write_layout(images, staging, ref_name=tag)
+        oci.write_layout(images, staging, ref_name=tag, artifacts=artifacts)
         if len(images) == 1:  # makes `tar -C DIR -c . | docker load` work too
             (staging / "manifest.json").write_bytes(oci.docker_manifest(images[0], [tag]))
         staging.chmod(0o755)

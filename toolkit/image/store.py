@@ -8,6 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
+from ..files import atomic_output
 from . import oci
 
 
@@ -34,3 +35,27 @@ def find(ref: str) -> list[oci.Image] | None:
 def forget(ref: str) -> None:
     """Drop what is stored under ref: a newer one-platform image of that name lives in the engine."""
     shutil.rmtree(path_for(ref), ignore_errors=True)
+
+
+# --- referrers: what is attached to an image (its SBOM), kept for push by the image's ID --------------------
+# An engine keeps images, not the artifacts that refer to them; push finds them here by the image ID (the
+# config's digest, which the engine keeps) and sends those whose subject is the manifest it pushes.
+
+def _referrers_path(image_id: str) -> Path:
+    return root() / "referrers" / f"{image_id.split(':', 1)[-1]}.tar"
+
+
+def keep_referrers(image_id: str, artifacts: list[oci.Artifact]) -> None:
+    """Keep artifacts for the image (an OCI archive, written whole); none: forget what was kept."""
+    path = _referrers_path(image_id)
+    if not artifacts:
+        path.unlink(missing_ok=True)
+        return
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+        oci.write_archive([], fh, docker=False, artifacts=artifacts)
+
+
+def referrers(image_id: str) -> list[oci.Artifact]:
+    """What is kept for the image, or nothing."""
+    path = _referrers_path(image_id)
+    return oci.read_artifacts(path) if path.is_file() else []

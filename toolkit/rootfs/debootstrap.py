@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .. import files, interrupts, targets
+from .. import dates, files, interrupts, targets
 from ..engine import binfmt
 from ..errors import BuildFailed, InputError
 from ..image import oci
@@ -283,7 +283,7 @@ def slim(root: Path) -> int:
 def source_date_epoch(root: Path | None = None) -> int | None:
     """SOURCE_DATE_EPOCH when set; else the date of the suite's Release file under root; else None."""
     if os.environ.get("SOURCE_DATE_EPOCH", "").strip():
-        return oci.source_date_epoch()
+        return dates.source_date_epoch()
     if root is not None:
         lists = root / "var/lib/apt/lists"
         for release in sorted(lists.glob("*_Release")) + sorted(lists.glob("*_InRelease")):

@@ -1,0 +1,306 @@
+"""SBOMs from real links with the host's gcc and g++ (no engine): the archives the linker took and only those, by
+package and the version dpkg reports, SPDX that spdx-tools and the NTIA checker accept, the same bytes from the
+same inputs; the image's SBOM as an OCI artifact in the layouts; bad input refused in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from tests import spdxcheck
+from tests.conftest import assert_clean_failure, invoke
+from toolkit.build import links
+from toolkit.image import oci
+
+EMPTY_CONFIG = {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2,
+                "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"}
+
+
+def dpkg_version(package: str) -> str:
+    return subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def owner(path: str) -> str:
+    """The package dpkg says shipped a file (of a program on PATH: the file it resolves to)."""
+    found = shutil.which(path) if "/" not in path else path
+    assert found, path
+    answer = subprocess.run(["dpkg-query", "-S", os.path.realpath(found)], capture_output=True, text=True, check=True)
+    return answer.stdout.split(":", 1)[0].split(",")[0]
+
+
+def in_gcc(compiler: str, name: str) -> str:
+    """The file compiler links for name (libstdc++.a)."""
+    return subprocess.run([compiler, f"-print-file-name={name}"], capture_output=True, text=True).stdout.strip()
+
+
+def packages(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {p["name"]: p for p in doc["packages"]}
+
+
+def related(doc: dict[str, Any], kind: str, element: str | None = None) -> dict[str, str]:
+    """relatedSpdxElement -> comment of the relationships of that kind (from element, if given)."""
+    return {r["relatedSpdxElement"]: r.get("comment", "") for r in doc["relationships"]
+            if r["relationshipType"] == kind and element in (None, r["spdxElementId"])}
+
+
+def purl(package: dict[str, Any]) -> str:
+    return next(r["referenceLocator"] for r in package["externalRefs"] if r["referenceType"] == "purl")
+
+
+def _write(tmp: Path, name: str, text: str) -> Path:
+    (tmp / name).write_text(text)
+    return tmp / name
+
+
+COS = "#include <math.h>\n#include <stdio.h>\nint main(int c, char **v){ printf(\"%f\\n\", cos(c)); return 0; }\n"
+PLAIN = '#include <stdio.h>\nint main(void){ puts("plain"); return 0; }\n'
+
+
+def _record(tmp: Path, source: str, *flags: str) -> links.Record:
+    """A real gcc link through fs_link and fs_resolve, as every build runs it."""
+    src = _write(tmp, "p.c", source)
+    cmd = ["gcc", "-static", str(src), "-o", str(tmp / "p"), *flags]
+    done = subprocess.run(links.command(links.GNU, "gcc", str(tmp / "p"), str(tmp / "record"), cmd),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done
+    assert done.stdout == "", done.stdout  # the linker's trace is kept, not printed
+    return links.parse((tmp / "record").read_text())
+
+
+def test_only_the_archives_a_link_took_members_from_are_listed(tmp_path):
+    # libm is on both link lines; only the program that calls cos takes a member of it
+    uses = {Path(i.real).name for i in _record(tmp_path, COS, "-lm").inputs if i.kind == "archive"}
+    searched = {Path(i.real).name for i in _record(tmp_path, PLAIN, "-lm").inputs if i.kind == "archive"}
+    assert any(name.startswith("libm") for name in uses), uses
+    assert not any(name.startswith("libm") for name in searched), searched
+    assert {"libc.a", "libgcc.a"} <= searched
+
+
+def test_a_glibc_build_lists_libc6_dev_with_the_version_dpkg_reports(tmp_path):
+    built = invoke("build-hello", "--toolchain", "native", cwd=tmp_path)
+    assert built.code == 0, built
+    doc = spdxcheck.check(tmp_path / "hello.spdx.json")
+    found = packages(doc)
+    libc = found["libc6-dev"]
+    assert libc["versionInfo"] == dpkg_version("libc6-dev:amd64")
+    assert purl(libc).startswith(f"pkg:deb/debian/libc6-dev@{libc['versionInfo'].replace('+', '%2B')}?arch=amd64")
+    assert libc["supplier"].startswith("Organization: GNU Libc Maintainers")
+    program = found["hello"]
+    assert program["checksums"] == [{"algorithm": "SHA256", "checksumValue": _sha256(tmp_path / "hello")}]
+    assert "linux/amd64" in program["summary"]
+    static = related(doc, "STATIC_LINK", program["SPDXID"])
+    assert "/libc.a (sha256 " in static[libc["SPDXID"]]
+    gcc = found[owner("gcc")]  # gcc-12 on bookworm
+    tools = {r["spdxElementId"] for r in doc["relationships"] if r["relationshipType"] == "BUILD_TOOL_OF"}
+    assert tools == {gcc["SPDXID"]}
+    assert gcc["versionInfo"] == dpkg_version(owner("gcc"))
+    assert [f["fileName"] for f in doc["files"]] == ["./hello.c"]
+    assert set(related(doc, "GENERATED_FROM", program["SPDXID"])) == {doc["files"][0]["SPDXID"]}
+    assert doc["creationInfo"]["created"] == "1970-01-01T00:00:00Z"
+
+
+def test_a_cpp_program_lists_libstdcxx(tmp_path):
+    _write(tmp_path, "hi.cc", '#include <iostream>\nint main(){ std::cout << "hi" << std::endl; }\n')
+    built = invoke("build", "--src", "hi.cc", "--out", "hi", "--toolchain", "native", cwd=tmp_path)
+    assert built.code == 0, built
+    doc = spdxcheck.check(tmp_path / "hi.spdx.json")
+    cxx = packages(doc)[owner(in_gcc("g++", "libstdc++.a"))]  # libstdc++-12-dev on bookworm
+    assert cxx["versionInfo"] == dpkg_version(f"{cxx['name']}:amd64")
+    assert "libstdc++.a" in related(doc, "STATIC_LINK")[cxx["SPDXID"]]
+    assert owner("g++") in packages(doc)
+
+
+def test_a_musl_build_lists_musl_dev(tmp_path):
+    built = invoke("build-hello", "--libc", "musl", "--toolchain", "native", cwd=tmp_path)
+    assert built.code == 0, built
+    doc = spdxcheck.check(tmp_path / "hello.spdx.json")
+    musl = packages(doc)["musl-dev"]
+    assert musl["versionInfo"] == dpkg_version("musl-dev:amd64") and "libc6-dev" not in packages(doc)
+    assert "/libc.a (sha256 " in related(doc, "STATIC_LINK")[musl["SPDXID"]]
+    assert owner("gcc") in packages(doc)  # the gcc that <musl>-gcc runs, not the wrapper script
+
+
+def test_a_project_build_traces_each_program_through_the_wrappers(tmp_path):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    _write(proj, "cosine.c", COS)
+    _write(proj, "plain.c", PLAIN)
+    _write(proj, "Makefile", "all: cosine plain\n%: %.c\n\t$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) -lm\n"
+                             "install:\n\tmkdir -p $(DESTDIR)/usr/local/bin\n"
+                             "\tinstall -s cosine plain $(DESTDIR)/usr/local/bin/\n")
+    # make, then make install's stripped copies: each program is matched to its link by name and content
+    built = invoke("build", "--project", str(proj), "--run", 'make && make install DESTDIR="$W/stage"',
+                   "--toolchain", "native", "--out", str(tmp_path / "dist"), cwd=tmp_path)
+    assert built.code == 0, built
+    for name in ("cosine", "plain"):
+        doc = spdxcheck.check(tmp_path / "dist" / f"{name}.spdx.json")
+        assert "libc6-dev" in packages(doc)
+        static = " ".join(related(doc, "STATIC_LINK").values())
+        assert ("libm-" in static) == (name == "cosine"), static  # -lm on both links, used by one
+        source = packages(doc)["proj"]
+        assert source["primaryPackagePurpose"] == "SOURCE" and source["versionInfo"].startswith("sha256:")
+
+
+def test_the_same_inputs_give_the_same_bytes(tmp_path):
+    first = tmp_path / "one"
+    second = tmp_path / "two"
+    for where in (first, second):
+        where.mkdir()
+        _write(where, "app.c", PLAIN)
+        assert invoke("build", "--src", "app.c", "--out", "app", "--toolchain", "native", cwd=where).code == 0
+    assert (first / "app.spdx.json").read_bytes() == (second / "app.spdx.json").read_bytes()
+    again = invoke("build", "--src", "app.c", "--out", "app", "--toolchain", "native", cwd=first,
+                   env={"SOURCE_DATE_EPOCH": "1700000000"})
+    assert again.code == 0, again
+    dated = json.loads((first / "app.spdx.json").read_bytes())
+    assert dated["creationInfo"]["created"] == "2023-11-14T22:13:20Z"
+    assert dated["documentNamespace"] != json.loads((second / "app.spdx.json").read_bytes())["documentNamespace"]
+
+
+def test_without_a_supplier_the_checker_misses_only_the_programs(tmp_path):
+    built = invoke("build-hello", "--toolchain", "native", cwd=tmp_path, env={"FROMSCRATCH_SBOM_SUPPLIER": ""})
+    assert built.code == 0, built
+    spdxcheck.check(tmp_path / "hello.spdx.json", ntia=False)
+    assert spdxcheck.ntia_gaps(tmp_path / "hello.spdx.json") == [("supplier", ["hello"])]
+    (tmp_path / "hello.spdx.json").unlink()  # known to lack a supplier: not for the session's check of all SBOMs
+    bad = invoke("build-hello", "--toolchain", "native", "--out", "other", cwd=tmp_path,
+                 env={"FROMSCRATCH_SBOM_SUPPLIER": "ACME"})
+    assert_clean_failure(bad, 2)
+    assert "FROMSCRATCH_SBOM_SUPPLIER" in bad.err and len(bad.err.strip().splitlines()) == 1
+    assert not (tmp_path / "other").exists() and not (tmp_path / "other.spdx.json").exists()
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- the image's SBOM ------------------------------------------------------------------------------------------
+
+def _layout_sbom(layout: Path) -> tuple[dict[str, Any], dict[str, Any], bytes]:
+    """(index.json, the artifact's manifest, the SBOM's bytes) of an oci: layout."""
+    index = json.loads((layout / "index.json").read_bytes())
+    art = next(m for m in index["manifests"] if m.get("artifactType"))
+    manifest = json.loads((layout / "blobs" / "sha256" / art["digest"].split(":")[1]).read_bytes())
+    blob = (layout / "blobs" / "sha256" / manifest["layers"][0]["digest"].split(":")[1]).read_bytes()
+    return index, manifest, blob
+
+
+def test_the_image_carries_its_sbom_as_an_oci_artifact(tmp_path):
+    assert invoke("build-hello", "--toolchain", "native", cwd=tmp_path).code == 0
+    _write(tmp_path, "app.conf", "greeting = hi\n")
+    args = ["image", "--tag", "localhost:5000/sbom-test:1", "--ca-certs", "--tzdata", "--add", "app.conf:/etc/",
+            "--output", "oci:one", "--output", "oci-archive:one.tar", "--output", "docker-archive:docker.tar"]
+    made = invoke(*args, cwd=tmp_path)
+    assert made.code == 0, made
+    index, manifest, blob = _layout_sbom(tmp_path / "one")
+    image, listed = index["manifests"]
+    assert "artifactType" not in image and image["annotations"]["org.opencontainers.image.ref.name"] == "1"
+    assert listed["artifactType"] == manifest["artifactType"] == "application/spdx+json"
+    assert manifest["config"] == EMPTY_CONFIG
+    assert (tmp_path / "one" / "blobs" / "sha256" / EMPTY_CONFIG["digest"].split(":")[1]).read_bytes() == b"{}"
+    assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert manifest["subject"] == {k: image[k] for k in ("mediaType", "digest", "size")}
+    assert [layer["mediaType"] for layer in manifest["layers"]] == ["application/spdx+json"]
+    assert f"sbom:   {listed['digest']}" in made.out
+    doc = spdxcheck.check(blob)
+    found = packages(doc)
+    top = found["localhost:5000/sbom-test"]
+    assert top["primaryPackagePurpose"] == "CONTAINER" and top["versionInfo"] == "1"
+    assert purl(top).startswith(f"pkg:oci/sbom-test@{image['digest'].replace(':', '%3A')}?arch=amd64")
+    contains = related(doc, "CONTAINS", top["SPDXID"])
+    assert contains[found["hello"]["SPDXID"]] == "the program"
+    assert found["ca-certificates"]["versionInfo"] == dpkg_version("ca-certificates")
+    assert "/etc/ssl/certs/ca-certificates.crt" in contains[found["ca-certificates"]["SPDXID"]]
+    assert found["tzdata"]["versionInfo"] == dpkg_version("tzdata")
+    assert found["/etc/app.conf"]["checksums"][0]["checksumValue"] == _sha256(tmp_path / "app.conf")
+    assert "libc6-dev" in found and "hello.c" in {f["fileName"].lstrip("./") for f in doc["files"]}
+    # the archive lists the same artifact; docker load's manifest.json names only the image
+    with tarfile.open(tmp_path / "one.tar") as tar:
+        assert json.load(tar.extractfile("index.json")) == index  # type: ignore[arg-type]
+        loaded = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert len(loaded) == 1 and loaded[0]["Config"] == f"blobs/sha256/{_config_hex(tmp_path / 'one', image)}"
+    with tarfile.open(tmp_path / "docker.tar") as tar:
+        docker_index = json.load(tar.extractfile("index.json"))  # type: ignore[arg-type]
+    assert [m.get("artifactType") for m in docker_index["manifests"]] == [None]
+    # the same inputs again: the same image, the same SBOM, the same artifact
+    again = invoke(*[a.replace("one", "two").replace("docker.tar", "d2.tar") for a in args], cwd=tmp_path)
+    assert again.code == 0, again
+    assert _layout_sbom(tmp_path / "two") == (json.loads(json.dumps(index)), manifest, blob)
+    assert oci.read_layout(tmp_path / "one")[0].manifest_desc.digest == image["digest"]
+    assert [a.descriptor.digest for a in oci.read_artifacts(tmp_path / "one.tar")] == [listed["digest"]]
+    none = invoke("image", "--tag", "sbom-none", "--sbom", "none", "--output", "oci:none", cwd=tmp_path)
+    assert none.code == 0 and "sbom:" not in none.out, none
+    assert [m.get("artifactType") for m in json.loads((tmp_path / "none" / "index.json").read_bytes())
+            ["manifests"]] == [None]
+
+
+def _config_hex(layout: Path, image: dict[str, Any]) -> str:
+    manifest = json.loads((layout / "blobs" / "sha256" / image["digest"].split(":")[1]).read_bytes())
+    return str(manifest["config"]["digest"].split(":")[1])
+
+
+def test_a_binary_built_elsewhere_gets_an_sbom_from_what_it_shows(tmp_path, binaries):
+    shown = invoke("sbom", "--binary", str(binaries["static"]))
+    assert shown.code == 0, shown
+    assert "made from the binary" in shown.out and "glibc" in shown.out and "build tool" in shown.out
+    as_json = invoke("sbom", "--binary", str(binaries["static"]), "--json")
+    (tmp_path / "made.json").write_text(as_json.out)
+    doc = spdxcheck.check(tmp_path / "made.json", ntia=False)
+    found = packages(doc)
+    gcc_version = subprocess.run(["gcc", "-dumpfullversion"], capture_output=True, text=True).stdout.strip()
+    assert found["gcc"]["versionInfo"] == gcc_version  # from the binary's .comment
+    assert found["static"]["checksums"][0]["checksumValue"] == _sha256(binaries["static"])
+    # glibc's version and supplier are not in this binary: the checker names that, and only that
+    assert spdxcheck.ntia_gaps(tmp_path / "made.json") == [("supplier", ["glibc"])]
+    made = invoke("image", "--tag", "elsewhere", "--binary", str(binaries["static"]), "--output", "oci:l",
+                  cwd=tmp_path)
+    assert made.code == 0 and "made from the binary" in made.out, made
+    assert "glibc" in packages(json.loads(_layout_sbom(tmp_path / "l")[2]))
+
+
+def test_sbom_shows_a_table_and_json(tmp_path):
+    assert invoke("build-hello", "--toolchain", "native", cwd=tmp_path).code == 0
+    table = invoke("sbom", "--binary", "hello", cwd=tmp_path)
+    assert table.code == 0, table
+    rows = {line.split()[0]: line for line in table.out.splitlines()[1:]}
+    assert rows["PACKAGE"].split() == ["PACKAGE", "VERSION", "HOW", "IT", "GOT", "IN"]
+    assert "static link: libc.a" in rows["libc6-dev"] and dpkg_version("libc6-dev:amd64") in rows["libc6-dev"]
+    assert rows[owner("gcc")].endswith("build tool") and rows["hello.c"].endswith("source")
+    as_json = invoke("sbom", "--binary", "hello", "--json", cwd=tmp_path)
+    assert json.loads(as_json.out) == json.loads((tmp_path / "hello.spdx.json").read_bytes())
+
+
+def test_bad_sbom_input_is_one_line_and_writes_nothing(tmp_path):
+    assert invoke("build-hello", "--toolchain", "native", cwd=tmp_path).code == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    assert invoke("build-hello", "--tiny", "--toolchain", "native", cwd=other).code == 0
+    _write(tmp_path, "not.json", "{ not json")
+    _write(tmp_path, "cyclonedx.json", '{"bomFormat": "CycloneDX", "specVersion": "1.5"}')
+    cases = {("--sbom", "missing.json"): "no such SPDX document",
+             ("--sbom", "not.json"): "not an SPDX JSON document",
+             ("--sbom", "cyclonedx.json"): "not an SPDX 2 JSON document",
+             ("--sbom", str(other / "hello.spdx.json")): "describes another file",
+             ("--sbom", "hello.spdx.json", "--platform", "linux/amd64,linux/arm64"): "one binary's SBOM"}
+    for args, words in cases.items():
+        result = invoke("image", "--tag", "bad-sbom", *args, "--output", "oci-archive:out.tar", cwd=tmp_path)
+        assert_clean_failure(result, 2)
+        assert words in result.err and len(result.err.strip().splitlines()) == 1, result.err
+    # the SBOM beside the binary describes another build: refused too, naming the way out
+    (tmp_path / "hello.spdx.json").write_bytes((other / "hello.spdx.json").read_bytes())
+    stale = invoke("image", "--tag", "bad-sbom", "--output", "oci-archive:out.tar", cwd=tmp_path)
+    assert_clean_failure(stale, 2)
+    assert "describes another file" in stale.err and "--sbom none" in stale.err
+    assert not (tmp_path / "out.tar").exists()
+    for args in ([], ["--binary", "hello", "--tag", "x"], ["--binary", "hello", "--remote"]):
+        result = invoke("sbom", *args, cwd=tmp_path)
+        assert_clean_failure(result, 2)
+        assert len(result.err.strip().splitlines()) == 1, result.err
