@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import targets
-from ..errors import BuildFailed
 from . import toolchain as tc
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -60,12 +59,6 @@ def compile_for(recipe: Recipe, arch: str | None, toolchain: str, out: Path, bas
         if done.error is None:
             say(f"built {done.out} for {done.target.platform} with the {chain.name} toolchain")
 
-    failed = [d for d in tc.build_all(chain, list(recipe.sources), wanted, outs, cflags, jobs, on_done=report,
-                                     ldflags=recipe.ldflags) if d.error]
-    if failed:
-        if len(wanted) == 1 and failed[0].error is not None:
-            raise failed[0].error
-        logs = "\n".join(f"--- {f.target.name}: {f.error}\n{getattr(f.error, 'log', '')}".rstrip()
-                         for f in failed)
-        raise BuildFailed(f"{len(failed)} of {len(wanted)} targets failed: "
-                          + ", ".join(f.target.name for f in failed), log=logs)
+    outcomes = tc.build_all(chain, list(recipe.sources), wanted, outs, cflags, jobs, on_done=report,
+                            ldflags=recipe.ldflags)
+    tc.raise_failures(outcomes, wanted)

@@ -148,6 +148,19 @@ def build_all(chain: Toolchain, sources: Sequence[Path], wanted: Sequence[target
                            lambda t: outs[t.name], on_done)
 
 
+def raise_failures(outcomes: Sequence[Outcome], wanted: Sequence[targets.Target]) -> None:
+    """Nothing when every target built; one target's own error when only one was wanted; else one error naming
+    the targets that failed, with each one's log."""
+    failed = [o for o in outcomes if o.error is not None]
+    if not failed:
+        return
+    if len(wanted) == 1 and failed[0].error is not None:
+        raise failed[0].error
+    logs = "\n".join(f"--- {f.target.name}: {f.error}\n{getattr(f.error, 'log', '')}".rstrip() for f in failed)
+    raise BuildFailed(f"{len(failed)} of {len(wanted)} targets failed: " + ", ".join(f.target.name for f in failed),
+                      log=logs)
+
+
 def for_each_target(wanted: Sequence[targets.Target], jobs: int, work: Callable[[targets.Target], object],
                     out_of: Callable[[targets.Target], Path],
                     on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:

@@ -57,13 +57,8 @@ def build(proj: project.Project, arch: str | None, toolchain: str, out_dir: Path
                                  sources):
                 say(f"built {path} for {target.platform} with the {runner.name} toolchain")
 
-    failed = [o for o in tc.for_each_target(wanted, jobs, one, lambda t: out_dir) if o.error]
-    if failed:
-        if len(wanted) == 1 and failed[0].error is not None:
-            raise failed[0].error
-        logs = "\n".join(f"--- {f.target.name}: {f.error}\n{getattr(f.error, 'log', '')}".rstrip() for f in failed)
-        raise BuildFailed(f"{len(failed)} of {len(wanted)} targets failed: "
-                          + ", ".join(f.target.name for f in failed), log=logs)
+    outcomes = tc.for_each_target(wanted, jobs, one, lambda t: out_dir)
+    tc.raise_failures(outcomes, wanted)
 
 
 def _deliver(made: Path, target: targets.Target, dest: Path, who: str, sources: spdx.Package) -> list[Path]:
@@ -126,7 +121,7 @@ def _tools_files(proj: project.Project, tools: cross.Toolset, work: str) -> dict
     return out
 
 
-def _skip(out_dir: Path, root: Path) -> Callable[[str], bool]:
+def _skip(out_dir: Path) -> Callable[[str], bool]:
     """What of the user's tree is not copied: .git, and the output directory when it lies inside."""
     out = os.path.realpath(out_dir)
     return lambda path: os.path.basename(path) == ".git" or os.path.realpath(path) == out
@@ -174,7 +169,7 @@ class Native:
         machine = targets.host()
         tools = cross.zig(target, machine, sys.executable) if self.zig else cross.gcc(target, machine, self.libc)
         with temp_dir("fromscratch-project-", scratch_dir()) as work:
-            skip = _skip(out_dir, proj.root)
+            skip = _skip(out_dir)
             shutil.copytree(proj.root, work / "src", symlinks=True,
                             ignore=lambda d, names: [n for n in names if skip(os.path.join(d, n))])
             (work / "tools").mkdir()
@@ -213,7 +208,7 @@ class Container:
         with tempfile.TemporaryFile(dir=scratch_dir()) as tar_file, \
                 engine.container(self._client, "build", image, command=["sh", f"{CONTAINER_WORK}/tools/build.sh"],
                                  network_disabled=True, working_dir=CONTAINER_WORK) as container:
-            _write_tar(tar_file, proj.root, files, _skip(out_dir, proj.root))
+            _write_tar(tar_file, proj.root, files, _skip(out_dir))
             tar_file.seek(0)
             with engine.step(f"copying {proj.name} into the build container"):
                 container.put_archive("/", tar_file)
