@@ -466,8 +466,10 @@ def cold_build_image(b: Bench) -> list[Row]:
     compilers = len({t.packages for t in foreign})  # arm v5 and v6 share armel's
     name = "cold build image for arm64: {}, its layers alone vs all targets in one image"
     note = (f"BASE: {b.builder_base} under a fresh id each run (a label of its own), so no layer or build cache "
-            f"applies and apt-get downloads and installs every package; ours: {len(layers)} layers, "
-            f"{' + '.join(' '.join(x.packages) for x in layers)} (QEMU keeps qemu-{arm64.qemu}-static only); "
+            f"applies and apt-get downloads and installs every package; ours: the image of a --src build (what the "
+            f"old image could do: compile C for any target), {len(layers)} layers, "
+            f"{' + '.join(' '.join(x.packages) for x in layers)}; a --project build adds a shared layer of build "
+            f"systems ({' '.join(buildimage.SYSTEM_PACKAGES)}) and QEMU (qemu-{arm64.qemu}-static only); "
             f"peer: one image, {' '.join(everything)}: the {compilers} cross compilers of all {len(foreign)} "
             "foreign targets, as before the build image was layered; no warm-up (every run is cold), the sides "
             "alternating; downloads included, so the network's speed counts")

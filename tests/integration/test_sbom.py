@@ -53,7 +53,8 @@ def test_a_package_library_is_listed_where_the_link_used_it_and_only_there(build
                    "container", "--builder-base", builder_base, "--out", str(tmp_path / "dist"), timeout=1800)
     assert built.code == 0, built
     engine_arch = targets.lookup(docker_client.version()["Arch"]).architecture
-    image = buildimage.chain(builder_base, targets.lookup("arm64"), engine_arch, (), ("zlib1g-dev",))[-1].tag
+    image = buildimage.chain(builder_base, targets.lookup("arm64"), engine_arch, (), ("zlib1g-dev",),
+                             project=True)[-1].tag
 
     wanted = ("zlib1g-dev:arm64", "libc6-dev-arm64-cross", "gcc-12-aarch64-linux-gnu")
     query = subprocess.run(["docker", "run", "--rm", image, "dpkg-query", "-W", "-f", "${binary:Package} ${Version}\n",
@@ -132,14 +133,20 @@ def _program_in(host: str, repo: str, subject: dict[str, Any], name: str) -> str
         return hashlib.sha256(member.read()).hexdigest()
 
 
-def test_each_platform_sbom_is_pushed_and_read_back(registry, names, tmp_path):
-    name = names(registry)
-    repo = name.split("/", 1)[1]
+def push_two_platforms(name: str, where: Path) -> Any:
+    """invoke push of a hello image for amd64 and arm64 (each with its SBOM), made in where; push's result."""
     made = invoke("image", "--tag", name, "--platform", "linux/amd64,linux/arm64", "--toolchain", "native",
-                  cwd=tmp_path)
+                  cwd=where)
     assert made.code == 0, made
     pushed = invoke("push", "--tag", name)
     assert pushed.code == 0, pushed
+    return pushed
+
+
+def test_each_platform_sbom_is_pushed_and_read_back(registry, names, tmp_path):
+    name = names(registry)
+    repo = name.split("/", 1)[1]
+    pushed = push_two_platforms(name, tmp_path)
     assert pushed.out.count("sbom:") == 2 and "(tag sha256-" in pushed.out
     index = json.loads(_get(f"http://{registry}/v2/{repo}/manifests/latest", INDEX))
     libcs = {"amd64": "libc6-dev", "arm64": "libc6-dev-arm64-cross"}

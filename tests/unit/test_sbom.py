@@ -12,6 +12,8 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests import spdxcheck
 from tests.conftest import assert_clean_failure, invoke
 from toolkit.build import links
@@ -253,13 +255,14 @@ def test_a_binary_built_elsewhere_gets_an_sbom_from_what_it_shows(tmp_path, bina
     assert "made from the binary" in shown.out and "glibc" in shown.out and "build tool" in shown.out
     as_json = invoke("sbom", "--binary", str(binaries["static"]), "--json")
     (tmp_path / "made.json").write_text(as_json.out)
-    doc = spdxcheck.check(tmp_path / "made.json", ntia=False)
-    found = packages(doc)
+    found = packages(spdxcheck.check(tmp_path / "made.json"))
     gcc_version = subprocess.run(["gcc", "-dumpfullversion"], capture_output=True, text=True).stdout.strip()
     assert found["gcc"]["versionInfo"] == gcc_version  # from the binary's .comment
     assert found["static"]["checksums"][0]["checksumValue"] == _sha256(binaries["static"])
-    # glibc's version and supplier are not in this binary: the checker names that, and only that
-    assert spdxcheck.ntia_gaps(tmp_path / "made.json") == [("supplier", ["glibc"])]
+    # glibc's version is not in this binary; its supplier is the distribution whose gcc the .comment names
+    assert found["glibc"]["versionInfo"] == "NOASSERTION"
+    distribution = subprocess.run(["gcc", "--version"], capture_output=True, text=True).stdout.split("(")[1].split()[0]
+    assert found["glibc"]["supplier"] == f"Organization: {distribution}"
     made = invoke("image", "--tag", "elsewhere", "--binary", str(binaries["static"]), "--output", "oci:l",
                   cwd=tmp_path)
     assert made.code == 0 and "made from the binary" in made.out, made
@@ -304,3 +307,18 @@ def test_bad_sbom_input_is_one_line_and_writes_nothing(tmp_path):
         result = invoke("sbom", *args, cwd=tmp_path)
         assert_clean_failure(result, 2)
         assert len(result.err.strip().splitlines()) == 1, result.err
+
+
+@pytest.mark.parametrize(("libc", "shown", "supplier"), [
+    ("glibc", b"GNU C Library (Ubuntu GLIBC 2.39-0ubuntu8) stable release version 2.39.\0"
+              b"GCC: (Debian 12.2.0-14) 12.2.0", "Organization: Ubuntu"),  # the banner outranks the compiler
+    ("glibc", b"GCC: (Debian 12.2.0-14+deb12u1) 12.2.0", "Organization: Debian"),
+    ("musl", b"GCC: (Ubuntu 13.2.0-23ubuntu4) 13.2.0", "Organization: Ubuntu"),
+    ("glibc", b"GCC: (GNU) 14.1.0", "Organization: GNU Project"),
+    ("musl", b"clang version 18.1.6", "Organization: musl libc project"),
+])
+def test_a_libc_supplier_is_the_distribution_the_binary_names_else_its_upstream(libc, shown, supplier):
+    from toolkit.build import spdx
+
+    who, why = spdx._libc_supplier(libc, spdx._GLIBC_BANNER.search(shown), spdx._GCC_COMMENT.search(shown))
+    assert who == supplier and why

@@ -16,13 +16,18 @@ DEFAULT_BASE = "ubuntu:24.04"
 REPOSITORY = "fromscratch/builder"
 SRC_DIR = "/src"
 OUT_DIR = "/out"
-# What every build image has, whatever its targets: the build machine's own compilers and every build system
-# a project may use. One layer, shared by the images of all targets.
-TOOL_PACKAGES = ("gcc", "g++", "libc6-dev", "binutils", "make", "cmake", "meson", "ninja-build", "autoconf",
-                 "automake", "libtool", "pkg-config")
-# A foreign target's layer adds its cross gcc and g++, and QEMU: CMake's try_run and Meson's exe_wrapper run
-# the target's test programs through it.
+# What every build image has, whatever its targets: the build machine's own compilers. One layer, shared by the
+# images of all targets.
+COMPILE_PACKAGES = ("gcc", "g++", "libc6-dev", "binutils")
+# What a --project build adds over it, shared too: every build system a project may use. --src builds never pay
+# for it (~200 MB).
+SYSTEM_PACKAGES = ("make", "cmake", "meson", "ninja-build", "autoconf", "automake", "libtool", "pkg-config")
+# A foreign target's layer holds its cross gcc and g++; for projects also QEMU: CMake's try_run and Meson's
+# exe_wrapper run the target's test programs through it.
 EMULATOR_PACKAGE = "qemu-user-static"
+# dpkg without an fsync per unpacked file (moby's mkimage did the same: a half-built layer is discarded anyway),
+# and no translated package descriptions: both only cost time
+_APT = "apt-get -o Dpkg::Options::=--force-unsafe-io -o Acquire::Languages=none"
 
 
 @dataclass(frozen=True)
@@ -47,8 +52,8 @@ class BuildImage:
         qemu = f"qemu-{self.emulator}-static"
         keep = (f" \\\n && mv /usr/bin/{qemu} /usr/local/bin/ && apt-get purge -y {EMULATOR_PACKAGE}"
                 f" \\\n && mv /usr/local/bin/{qemu} /usr/bin/") if self.emulator else ""
-        lines.append(f"RUN {enable}apt-get update{check} \\\n"
-                     f" && apt-get install -y --no-install-recommends {pkgs}{keep} \\\n && rm -rf /var/lib/apt/lists/*")
+        lines.append(f"RUN {enable}{_APT} update{check} \\\n"
+                     f" && {_APT} install -y --no-install-recommends {pkgs}{keep} \\\n && rm -rf /var/lib/apt/lists/*")
         if not self.base.startswith(REPOSITORY + ":"):  # the first layer over the user's base
             lines += [f"RUN mkdir -p {SRC_DIR} {OUT_DIR}", f"WORKDIR {SRC_DIR}"]
         return "\n".join(lines) + "\n"
@@ -81,15 +86,18 @@ _ENABLE_ARCH = (
 
 
 def chain(base: str, target: targets.Target, host_arch: str, tools: Sequence[str] = (),
-          packages: Sequence[str] = (), cxx: bool = True, libc: str = "glibc") -> list[BuildImage]:
-    """The layers of the build image for one target, bottom first: the shared tools, the target's cross
-    compilers (none when the image's own gcc builds for it), musl for the target when asked, then --tool and
-    --package, the target's build of each package through multiarch."""
+          packages: Sequence[str] = (), libc: str = "glibc", project: bool = False) -> list[BuildImage]:
+    """The layers of the build image for one target, bottom first: the shared compilers, for a project the
+    shared build systems, the target's cross compilers (none when the image's own gcc builds for it; with QEMU
+    for a project), musl for the target when asked, then --tool and --package, the target's build of each
+    package through multiarch."""
     native = target.architecture == host_arch
-    layers = [BuildImage(base, TOOL_PACKAGES)]
+    layers = [BuildImage(base, COMPILE_PACKAGES)]
+    if project:
+        layers.append(BuildImage(layers[-1].tag, SYSTEM_PACKAGES))
     if not native:
-        cross = [*target.packages, *(target.cxx_packages if cxx else ()), EMULATOR_PACKAGE]
-        layers.append(BuildImage(layers[-1].tag, tuple(cross), emulator=target.qemu))
+        cross = [*target.packages, *target.cxx_packages, *((EMULATOR_PACKAGE,) if project else ())]
+        layers.append(BuildImage(layers[-1].tag, tuple(cross), emulator=target.qemu if project else None))
     if libc == "musl":  # musl-dev:<arch> ships <musl>-gcc, gcc with musl's specs, for the target's cross gcc
         musl = ("musl-dev",) if native else (f"musl-dev:{target.debian_arch}",)
         layers.append(BuildImage(layers[-1].tag, musl, () if native else (target.debian_arch,), check=musl[0]))

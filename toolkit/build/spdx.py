@@ -423,22 +423,46 @@ def minimal_document(binary: Path, platform: str, facts: elf.ElfFacts, epoch: in
 
 def _from_binary(doc: Document, prog: str, binary: Path, facts: elf.ElfFacts) -> None:
     shown = _scan(binary, (_GLIBC_BANNER, _GCC_COMMENT, _CLANG_COMMENT))
+    gcc, clang = shown.get(_GCC_COMMENT), shown.get(_CLANG_COMMENT)
     if facts.libc in ("glibc", "musl"):
-        version, who, said = NOASSERTION, NOASSERTION, "verify finds its code in the binary"
+        version, said = NOASSERTION, "verify finds its code in the binary; the binary does not carry its version"
         banner = shown.get(_GLIBC_BANNER)
         if facts.libc == "glibc" and banner:
-            build, version = banner.group(1).decode(errors="replace"), banner.group(2).decode()
-            who = next((f"Organization: {d}" for d in ("Debian", "Ubuntu") if d in build), NOASSERTION)
-            said = f"the binary carries glibc's banner: {build}, release {version}"
+            version = banner.group(2).decode()
+            said = f"the binary carries glibc's banner: {banner.group(1).decode(errors='replace')}, release {version}"
+        who, why = _libc_supplier(facts.libc, banner, gcc)
         doc.relate(prog, "STATIC_LINK", doc.add(Package(spdx_id("Libc", facts.libc), facts.libc, version, who,
-                                                        purpose="LIBRARY", comment=said)))
-    gcc, clang = shown.get(_GCC_COMMENT), shown.get(_CLANG_COMMENT)
+                                                        purpose="LIBRARY", comment=f"{said}; supplier: {why}")))
     if gcc or clang:
         name = "gcc" if gcc else "clang"
         found = gcc.group(2) if gcc else clang.group(1)  # type: ignore[union-attr]
         said = f"named in the binary's .comment: {found.decode()}" + (f" ({gcc.group(1).decode()})" if gcc else "")
-        doc.relate(doc.add(Package(spdx_id("Tool", name), name, found.decode(), purpose="APPLICATION",
+        distribution = _distribution(gcc)
+        who = f"Organization: {distribution}" if distribution else NOASSERTION
+        doc.relate(doc.add(Package(spdx_id("Tool", name), name, found.decode(), who, purpose="APPLICATION",
                                    comment=said)), "BUILD_TOOL_OF", prog)
+
+
+# Who made a libc, when the binary names no distribution that shipped it: its upstream, the package's originator
+UPSTREAM = {"glibc": "Organization: GNU Project", "musl": "Organization: musl libc project"}
+DISTRIBUTIONS = ("Debian", "Ubuntu")
+
+
+def _libc_supplier(libc: str, banner: re.Match[bytes] | None, gcc: re.Match[bytes] | None) -> tuple[str, str]:
+    """The libc's supplier and how it is known: the distribution in glibc's banner; else the one whose gcc the
+    .comment names, since a distribution's gcc links that distribution's libc (glibc, or musl through its
+    musl-gcc); else the upstream project."""
+    for match, how in ((banner, "named in glibc's banner"),
+                       (gcc, "the binary's .comment names {d}'s gcc, which links {d}'s " + libc)):
+        if d := _distribution(match):
+            return f"Organization: {d}", how.format(d=d)
+    return UPSTREAM[libc], "its upstream project: the binary names no distribution that shipped it"
+
+
+def _distribution(match: re.Match[bytes] | None) -> str | None:
+    """The distribution a banner's or a .comment's parenthesis names ("Debian 12.2.0-14"), if one we know."""
+    said = match.group(1).decode(errors="replace") if match else ""
+    return next((d for d in DISTRIBUTIONS if d in said), None)
 
 
 def _scan(path: Path, patterns: Iterable[re.Pattern[bytes]]) -> dict[re.Pattern[bytes], re.Match[bytes]]:

@@ -368,13 +368,14 @@ class ContainerGcc:
             self._host_arch = targets.lookup(info.get("Arch", "amd64")).architecture
         return self._host_arch
 
-    def image_for(self, target: targets.Target, tools: Sequence[str] = (), packages: Sequence[str] = ()) -> str:
-        """The build image for target (built or found): the tools, its cross compilers, musl, then tools and
-        packages."""
-        key = (target.name, tuple(tools), tuple(packages))
+    def image_for(self, target: targets.Target, tools: Sequence[str] = (), packages: Sequence[str] = (),
+                  project: bool = False) -> str:
+        """The build image for target (built or found): the compilers, for a project the build systems, its
+        cross compilers, musl, then tools and packages."""
+        key = (target.name, tuple(tools), tuple(packages), project)
         if key in self._failed:  # one target's failure, said once, when that target is built
             raise self._failed[key]
-        layers = builder.chain(self._base, target, self.image_arch(), tools, packages, libc=self.libc)
+        layers = builder.chain(self._base, target, self.image_arch(), tools, packages, self.libc, project)
         try:
             return builder.ensure_chain(self._client, layers)
         except BuildFailed as exc:
@@ -389,12 +390,12 @@ class ContainerGcc:
         return exc
 
     def prepare(self, wanted: Sequence[targets.Target], tools: Sequence[str] = (),
-                packages: Sequence[str] = ()) -> None:
+                packages: Sequence[str] = (), project: bool = False) -> None:
         """Build (or find) each wanted target's image, before any compile: one caller builds an image. A target
         whose image cannot be built fails alone, when it is compiled."""
         for target in wanted:
             with contextlib.suppress(BuildFailed):
-                self.image_for(target, tools, packages)
+                self.image_for(target, tools, packages, project)
 
     def compile(self, sources: Sequence[Path], target: targets.Target, out: Path,
                 cflags: Sequence[str] = (), ldflags: Sequence[str] = ()) -> Path:

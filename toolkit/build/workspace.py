@@ -197,11 +197,12 @@ class Container:
         self.libc = libc
 
     def prepare(self, proj: project.Project, wanted: Sequence[targets.Target]) -> None:
-        self._gcc.prepare(wanted, proj.tools, proj.packages)  # before any thread: each image built by one caller
+        # before any thread: each image built by one caller
+        self._gcc.prepare(wanted, proj.tools, proj.packages, project=True)
 
     @contextlib.contextmanager
     def run(self, proj: project.Project, target: targets.Target, out_dir: Path) -> Iterator[Path]:
-        image = self._gcc.image_for(target, proj.tools, proj.packages)
+        image = self._gcc.image_for(target, proj.tools, proj.packages, project=True)
         machine = targets.lookup(self._gcc.image_arch())
         tools = cross.gcc(target, machine, self.libc)
         files = _tools_files(proj, tools, CONTAINER_WORK)
