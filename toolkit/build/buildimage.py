@@ -109,9 +109,13 @@ def chain(base: str, target: targets.Target, host_arch: str, tools: Sequence[str
 
 
 def ensure_chain(client: Any, layers: Sequence[BuildImage]) -> str:
-    """Each layer of a chain, bottom first (a warm call only looks them up); returns the top layer's tag."""
-    for layer in layers:
-        ensure(client, layer)
+    """Each layer of a chain, bottom first; returns the top layer's tag. A warm call looks up the top layer only:
+    its tag names its base's, so it was built on every layer below."""
+    from ..engine import client as engine
+
+    if not engine.image_exists(client, layers[-1].tag):
+        for layer in layers:
+            ensure(client, layer)
     return layers[-1].tag
 
 

@@ -115,8 +115,9 @@ def steps(project: Project, cross: bool, triplet: str) -> list[str]:
             f'make install DESTDIR="$W/stage" {make_vars}']
 
 
+RECORDS = ".records"  # in out/, beside the programs: one copy out of the container brings both
 _COLLECT = r'''
-mkdir -p "$W/out" "$W/taken" "$W/records"
+mkdir -p "$W/out" "$W/taken"
 is_elf() { [ "$(od -An -N4 -c "$1" 2>/dev/null | tr -d ' \n')" = '177ELF' ]; }
 take() {
   n=$(basename "$1")
@@ -151,7 +152,7 @@ done
 def script(project: Project, work: str, cross: bool, triplet: str) -> str:
     """The build as one sh script: environment, steps (their output also in build.log), then the programs
     copied into $W/out: the --artifact paths, else what was installed in bin/ and sbin/, else the
-    executables the build made; and for each, in $W/records, the record of the link that made it."""
+    executables the build made; and for each, in $W/out/.records, the record of the link that made it."""
     where = f'"$W/src/"{shlex.quote(project.subdir)}' if project.subdir else '"$W/src"'
     body = "\n".join(steps(project, cross, triplet))
     lines = ["#!/bin/sh", f"# made by fromscratch: build {project.name} ({project.system})", "set -u",
@@ -173,9 +174,11 @@ def script(project: Project, work: str, cross: bool, triplet: str) -> str:
         lines += [_FROM_INSTALL.strip(), _FROM_TREE.strip()]
     lines.append(f'if [ -z "$(ls -A "$W/out")" ]; then echo "fromscratch: the build made no program" >&2; '
                  f"exit {NO_PROGRAM}; fi")
-    # each program's record, made here: the machine that linked it knows which package shipped each input
-    lines.append('for f in "$W/out/"*; do n=$(basename "$f"); fs_resolve "$W/taken/$n" "$W" > "$W/records/$n"; '
-                 'done')
+    # each program's record, made here: the machine that linked it knows which package shipped each input.
+    # $JOBS at a time: each hashes and looks up the same archives, a few hundred ms of processes
+    lines.append(f'mkdir "$W/out/{RECORDS}"; i=0')
+    lines.append(f'for f in "$W/out/"*; do n=$(basename "$f"); fs_resolve "$W/taken/$n" "$W" > "$W/out/{RECORDS}/$n" & '
+                 'i=$((i + 1)); [ $((i % JOBS)) -ne 0 ] || wait; done; wait')
     return "\n".join(lines) + "\n"
 
 

@@ -360,6 +360,7 @@ class ContainerGcc:
         self.libc = libc
         self._host_arch: str | None = None
         self._failed: dict[tuple, BuildFailed] = {}  # images that could not be built, by what they were for
+        self._ready: dict[tuple, str] = {}  # and those that are there
 
     def image_arch(self) -> str:
         if self._host_arch is None:
@@ -375,9 +376,12 @@ class ContainerGcc:
         key = (target.name, tuple(tools), tuple(packages), project)
         if key in self._failed:  # one target's failure, said once, when that target is built
             raise self._failed[key]
+        if key in self._ready:  # prepare() found or built it
+            return self._ready[key]
         layers = builder.chain(self._base, target, self.image_arch(), tools, packages, self.libc, project)
         try:
-            return builder.ensure_chain(self._client, layers)
+            self._ready[key] = builder.ensure_chain(self._client, layers)
+            return self._ready[key]
         except BuildFailed as exc:
             self._failed[key] = self._explained(exc, target)
             raise self._failed[key] from None

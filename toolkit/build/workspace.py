@@ -63,7 +63,7 @@ def build(proj: project.Project, arch: str | None, toolchain: str, out_dir: Path
 
 def _deliver(made: Path, target: targets.Target, dest: Path, who: str, sources: spdx.Package) -> list[Path]:
     """Every program of made/out, verified for target first (all or none are written), then written to dest,
-    each with its SBOM beside it (from made/records, the record of its link)."""
+    each with its SBOM beside it (from made/out/.records, the record of its link)."""
     programs = sorted(p for p in (made / "out").iterdir() if p.is_file())
     facts = {}
     for p in programs:
@@ -77,7 +77,7 @@ def _deliver(made: Path, target: targets.Target, dest: Path, who: str, sources: 
     epoch = dates.source_date_epoch(0)
     written = []
     for p in programs:
-        record = made / "records" / p.name
+        record = made / "out" / project.RECORDS / p.name
         text = record.read_text() if record.is_file() else ""
         document = spdx.program_document(p, p.name, target.platform, facts[p.name],
                                          links.parse(text) if text else None, [sources], epoch)
@@ -164,8 +164,8 @@ class Native:
 
     @contextlib.contextmanager
     def run(self, proj: project.Project, target: targets.Target, out_dir: Path) -> Iterator[Path]:
-        """The build in a temporary copy; yields the work directory, whose out/ and records/ hold the programs
-        and the records of their links."""
+        """The build in a temporary copy; yields the work directory, whose out/ holds the programs and
+        out/.records the records of their links."""
         machine = targets.host()
         tools = cross.zig(target, machine, sys.executable) if self.zig else cross.gcc(target, machine, self.libc)
         with temp_dir("fromscratch-project-", scratch_dir()) as work:
@@ -218,17 +218,17 @@ class Container:
                                       failure=lambda code, out: _failure(code, out, what))
             log.info("%s", output)
             with temp_dir("fromscratch-programs-") as made:
+                (made / "out" / project.RECORDS).mkdir(parents=True)
                 with engine.step("copying the programs out"):
-                    for part in ("out", "records"):
-                        into = made / part
-                        into.mkdir()
-                        stream, _ = container.get_archive(f"{CONTAINER_WORK}/{part}")
-                        tc.extract_files(stream, functools.partial(_inside, into))
+                    stream, _ = container.get_archive(f"{CONTAINER_WORK}/out")
+                    tc.extract_files(stream, functools.partial(_inside, made / "out"))
                 yield made
 
 
-def _inside(directory: Path, name: str) -> Path:
-    return directory / os.path.basename(name)
+def _inside(out: Path, name: str) -> Path:
+    """Where a member of out/'s archive goes: a program in out, a record in out/.records (no other path)."""
+    parent, base = os.path.split(name)
+    return (out / project.RECORDS if os.path.basename(parent) == project.RECORDS else out) / base
 
 
 def _write_tar(fh: Any, root: Path, tools: dict[str, str], skip: Callable[[str], bool]) -> None:
