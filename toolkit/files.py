@@ -25,6 +25,18 @@ def _kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
+def sha256(path: Path) -> tuple[str, int]:
+    """The hex sha256 of a file's bytes and their count, read in 1 MiB chunks (a file of any size)."""
+    import hashlib  # here, not at the top: every task imports this module, few hash (OpenSSL ~2 ms)
+
+    sha, size = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            sha.update(chunk)
+            size += len(chunk)
+    return sha.hexdigest(), size
+
+
 def regular_input(path: Path, what: str = "input", allow_dir: bool = False) -> Path:
     """path itself, after checking (through symlinks) that it is a regular file that can be opened without
     blocking: a FIFO, device or socket is refused, because reading one could wait for ever or never end."""

@@ -26,7 +26,7 @@ from .. import __version__
 from ..check import elf
 from ..dates import rfc3339
 from ..errors import InputError
-from ..files import atomic_output, exclusive, regular_input
+from ..files import atomic_output, exclusive, regular_input, sha256
 from . import links
 
 NOASSERTION = "NOASSERTION"
@@ -275,24 +275,25 @@ def _define(path: Path, name: str) -> str:
 # --- the program's document ----------------------------------------------------------------------------------
 
 def sha256_file(path: Path) -> str:
-    return _digests(path)[1]
+    return sha256(path)[0]
 
 
 def _digests(path: Path) -> tuple[str, str]:
-    sha1, sha256 = hashlib.sha1(usedforsecurity=False), hashlib.sha256()
+    """SHA1 and SHA256 in one read: an SPDX file needs both."""
+    sha1, sha2 = hashlib.sha1(usedforsecurity=False), hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(_SCAN_CHUNK):
             sha1.update(chunk)
-            sha256.update(chunk)
-    return sha1.hexdigest(), sha256.hexdigest()
+            sha2.update(chunk)
+    return sha1.hexdigest(), sha2.hexdigest()
 
 
 def source_files(base: Path, names: Sequence[str]) -> list[File]:
     """--src files by the names the compiler saw (relative to base), with their SHA1 and SHA256."""
     out = []
     for name in names:
-        sha1, sha256 = _digests(base / name)
-        out.append(File(spdx_id("File", name, sha256[:8]), f"./{name}", sha1, sha256))
+        sha1, sha2 = _digests(base / name)
+        out.append(File(spdx_id("File", name, sha2[:8]), f"./{name}", sha1, sha2))
     return out
 
 
@@ -322,7 +323,7 @@ def tree_digest(root: Path, skip: Path | None = None) -> str:
                 sha.update(f"{rel}\0link\0{os.readlink(path)}\n".encode())
             elif os.path.isfile(path):
                 mode = "x" if os.access(path, os.X_OK) else "-"
-                sha.update(f"{rel}\0{mode}\0{_digests(Path(path))[1]}\n".encode())
+                sha.update(f"{rel}\0{mode}\0{sha256_file(Path(path))}\n".encode())
     return sha.hexdigest()
 
 

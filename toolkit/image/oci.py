@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from .. import files
 from ..dates import rfc3339
 from ..errors import InputError, ToolkitError
 
@@ -150,13 +151,8 @@ def write_layer(entries: Iterable[Entry], out: BinaryIO, epoch: int = 0) -> Desc
 
 
 def hash_file(path: Path, media_type: str = MEDIA_LAYER) -> Descriptor:
-    sha = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_COPY_CHUNK):
-            sha.update(chunk)
-            size += len(chunk)
-    return Descriptor(media_type, "sha256:" + sha.hexdigest(), size)
+    digest, size = files.sha256(path)
+    return Descriptor(media_type, "sha256:" + digest, size)
 
 
 @dataclass(frozen=True)

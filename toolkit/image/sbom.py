@@ -118,7 +118,8 @@ def resolve(found: Sequence[Extra]) -> list[Contained]:
     owners = {i.path: i.owner for i in record.inputs} | {i.real: i.owner for i in record.inputs}
     out = []
     for extra in found:
-        where = _describe(extra)
+        digest = spdx.sha256_file(extra.source) if extra.source.is_file() else None  # once, for both uses
+        where = _describe(extra, digest)
         owner = owners.get(str(extra.source.resolve())) or (owners.get(extra.hint) if extra.hint else None)
         if owner is not None:
             how = "made by update-ca-certificates from" if extra.hint else "from"
@@ -126,19 +127,19 @@ def resolve(found: Sequence[Extra]) -> list[Contained]:
         elif extra.pypi:
             out.append(Contained(_pypi(extra.pypi), f"{where}, from the Python package {extra.pypi}"))
         else:
-            digest = spdx.sha256_file(extra.source) if extra.source.is_file() else spdx.tree_digest(extra.source)
+            version = digest or spdx.tree_digest(extra.source)
             out.append(Contained(spdx.Package(spdx.spdx_id("Added", extra.dest), f"/{extra.dest}",
-                                              f"sha256:{digest[:16]}", spdx.supplier(), purpose="FILE",
-                                              sha256=digest if extra.source.is_file() else None),
+                                              f"sha256:{version[:16]}", spdx.supplier(), purpose="FILE",
+                                              sha256=digest),
                                  f"{where}, added with --add"))
     return out
 
 
-def _describe(extra: Extra) -> str:
-    if extra.source.is_dir():
-        count = sum(len(names) for _, _, names in os.walk(extra.source))
-        return f"/{extra.dest} ({count} files)"
-    return f"/{extra.dest} (sha256 {spdx.sha256_file(extra.source)})"
+def _describe(extra: Extra, digest: str | None) -> str:
+    if digest is not None:
+        return f"/{extra.dest} (sha256 {digest})"
+    count = sum(len(names) for _, _, names in os.walk(extra.source))
+    return f"/{extra.dest} ({count} files)"
 
 
 def _host_record(paths: Sequence[str]) -> links.Record:
