@@ -231,10 +231,17 @@ def _run_compiler(run: Any, cmd_for: Callable[[Path], list[str]], out: Path, tar
                                   log=(proc.stderr + proc.stdout).strip())
             if proc.stderr.strip():
                 log.warning("%s", proc.stderr.strip())
-            facts = _check_output(tmp, target, who)
-            naming.enter_context(spdx.naming(out))  # held until the binary has its name too
-            _write_sbom(tmp, out, target, facts, record.read_text(), lay)
+            _finish(naming, tmp, out, target, who, record, lay)
     return out
+
+
+def _finish(naming: contextlib.ExitStack, tmp: Path, out: Path, target: targets.Target, who: str, record: Path,
+            lay: Layout) -> None:
+    """The compiler's output at tmp checked, then out's naming lock taken (naming holds it until the binary has
+    its name too) and its SBOM written beside out, from the link's record."""
+    facts = _check_output(tmp, target, who)
+    naming.enter_context(spdx.naming(out))
+    _write_sbom(tmp, out, target, facts, record.read_text(), lay)
 
 
 class NativeGcc:
@@ -427,18 +434,20 @@ class ContainerGcc:
                 log.warning("%s", output)
             with contextlib.ExitStack() as naming:
                 with atomic_output(out, mode=0o755) as tmp, _record_file() as record:
-                    with engine.step("copying the binary out"):
-                        stream, _ = container.get_archive(binary)
-                        _extract_one(stream, tmp)
-                        stream, _ = container.get_archive(_CONTAINER_RECORD)
-                        _extract_one(stream, record)
-                    facts = _check_output(tmp, target, cc)
-                    naming.enter_context(spdx.naming(out))  # held until the binary has its name too
-                    _write_sbom(tmp, out, target, facts, record.read_text(), lay)
+                    with engine.step("copying the binary out"):  # with its record: one copy, one archive
+                        stream, _ = container.get_archive(builder.OUT_DIR)
+                        places = {name: tmp, _RECORD_NAME: record}
+                        got = extract_files(stream, lambda member: places.get(os.path.basename(member)))
+                    if got != len(places):
+                        raise BuildFailed("the build container produced no binary")
+                    _finish(naming, tmp, out, target, cc, record, lay)
         return out
 
 
-_CONTAINER_RECORD = f"{builder.OUT_DIR}/.fromscratch-link"
+_RECORD_NAME = ".fromscratch-link"
+_CONTAINER_RECORD = f"{builder.OUT_DIR}/{_RECORD_NAME}"
+
+
 LIBCS = ("glibc", "musl")
 
 
@@ -492,27 +501,22 @@ def _source_tar(lay: Layout, headers: Sequence[str]) -> bytes:
     return buf.getvalue()
 
 
-def extract_files(chunks: Any, place: Callable[[str], Path], first_only: bool = False) -> int:
-    """Write the regular files of a tar stream (get_archive's answer) where place(member name) says, streaming;
-    returns how many."""
+def extract_files(chunks: Any, place: Callable[[str], Path | None]) -> int:
+    """Write the regular files of a tar stream (get_archive's answer) where place(member name) says (None: not
+    wanted), streaming; returns how many were written."""
     count = 0
     reader = engine.ChunkReader(chunks)
     with tarfile.open(fileobj=reader, mode="r|") as tar:
         for member in tar:
-            if member.isfile():
+            dest = place(member.name) if member.isfile() else None
+            if dest is not None:
                 src = tar.extractfile(member)
                 assert src is not None
-                with open(place(member.name), "wb") as fh:
+                with open(dest, "wb") as fh:
                     shutil.copyfileobj(src, fh, 1 << 20)
                 count += 1
-                if first_only:
-                    break
     return count
 
-
-def _extract_one(chunks: Any, dest: Path) -> None:
-    if not extract_files(chunks, lambda _: dest, first_only=True):
-        raise BuildFailed("the build container produced no binary")
 
 
 TOOLCHAINS = ("auto", "native", "container", "zig")

@@ -363,9 +363,7 @@ def artifact(subject: Descriptor, artifact_type: str, data: bytes, title: str, e
         "subject": Descriptor(subject.media_type, subject.digest, subject.size).to_json(),
         "annotations": annotations,
     })
-    desc = blob_bytes(manifest, MEDIA_MANIFEST)
-    return Artifact(manifest, Descriptor(MEDIA_MANIFEST, desc.digest, desc.size, annotations=annotations,
-                                         artifact_type=artifact_type), subject, data, layer)
+    return artifact_from(manifest, {layer.digest: data}.__getitem__)
 
 
 def artifact_from(manifest: bytes, blob_of: Callable[[str], bytes]) -> Artifact:
