@@ -89,8 +89,11 @@ fs_resolve() {
   if [ -s "$fs_d/paths" ]; then
     xargs -d '\n' realpath -s < "$fs_d/paths" > "$fs_d/norm"
     xargs -d '\n' realpath < "$fs_d/paths" > "$fs_d/real"
-    while IFS= read -r fs_f; do if [ -f "$fs_f" ]; then echo "$fs_f"; fi; done < "$fs_d/real" \
-      | xargs -d '\n' -r sha256sum > "$fs_d/sums"
+    # the project's own inputs are left out of the record (below): not hashed either
+    while IFS= read -r fs_f; do
+      case $fs_f in "${fs_own:-/nonexistent}"/*) continue ;; esac
+      if [ -f "$fs_f" ]; then echo "$fs_f"; fi
+    done < "$fs_d/real" | xargs -d '\n' -r sha256sum > "$fs_d/sums"
     paste "$fs_d/kinds" "$fs_d/norm" "$fs_d/real" > "$fs_d/rows"
     awk -F '\t' -v sums="$fs_d/sums" -v own="$fs_own" -v asked="$fs_d/asked" '
       FILENAME == sums { sum[substr($0, 67)] = substr($0, 1, 64); next }
