@@ -437,9 +437,12 @@ class ContainerGcc:
                     with engine.step("copying the binary out"):  # with its record: one copy, one archive
                         stream, _ = container.get_archive(builder.OUT_DIR)
                         places = {name: tmp, _RECORD_NAME: record}
-                        got = extract_files(stream, lambda member: places.get(os.path.basename(member)))
-                    if got != len(places):
+                        written = extract_files(stream, lambda member: places.get(os.path.basename(member)))
+                    got = {os.path.basename(member) for member in written}
+                    if name not in got:
                         raise BuildFailed("the build container produced no binary")
+                    if _RECORD_NAME not in got:
+                        raise BuildFailed("the build container made no record of the link (for the SBOM)")
                     _finish(naming, tmp, out, target, cc, record, lay)
         return out
 
@@ -501,10 +504,10 @@ def _source_tar(lay: Layout, headers: Sequence[str]) -> bytes:
     return buf.getvalue()
 
 
-def extract_files(chunks: Any, place: Callable[[str], Path | None]) -> int:
+def extract_files(chunks: Any, place: Callable[[str], Path | None]) -> list[str]:
     """Write the regular files of a tar stream (get_archive's answer) where place(member name) says (None: not
-    wanted), streaming; returns how many were written."""
-    count = 0
+    wanted), streaming; returns the names of the members written."""
+    written = []
     reader = engine.ChunkReader(chunks)
     with tarfile.open(fileobj=reader, mode="r|") as tar:
         for member in tar:
@@ -514,8 +517,8 @@ def extract_files(chunks: Any, place: Callable[[str], Path | None]) -> int:
                 assert src is not None
                 with open(dest, "wb") as fh:
                     shutil.copyfileobj(src, fh, 1 << 20)
-                count += 1
-    return count
+                written.append(member.name)
+    return written
 
 
 
