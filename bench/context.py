@@ -71,7 +71,8 @@ class Bench:
                 warm: bool = False, runs: int | None = None) -> list[list[Sample]]:
         """warm: a warm-up run even for a slow row under --quick (reading a tree cold is another benchmark);
         runs: timed runs for a full bench when the row's own default does not fit it."""
-        runs = runs if runs is not None and not self.quick else self.slow_runs if slow else self.runs
+        if runs is None or self.quick:
+            runs = self.slow_runs if slow else self.runs
         warmup = 0 if slow and self.quick and not warm else 1
         return measure(probes, runs, warmup, memory)
 

@@ -521,7 +521,6 @@ def extract_files(chunks: Any, place: Callable[[str], Path | None]) -> list[str]
     return written
 
 
-
 TOOLCHAINS = ("auto", "native", "container", "zig")
 
 
