@@ -57,10 +57,10 @@ def cli(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise
         except BuildFailed as exc:
             if exc.log:
-                print(exc.log, file=sys.stderr)
-            raise Exit(f"error: {exc}", code=exc.exit_code) from None
+                print(harmless(exc.log), file=sys.stderr)
+            raise Exit(f"error: {harmless(str(exc))}", code=exc.exit_code) from None
         except ToolkitError as exc:
-            raise Exit(f"error: {exc}", code=exc.exit_code) from None
+            raise Exit(f"error: {harmless(str(exc))}", code=exc.exit_code) from None
         except KeyboardInterrupt:
             raise Exit("interrupted", code=130) from None
         except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as a shell tool would
@@ -75,19 +75,57 @@ def cli(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+# Control characters a build printed (colours, cursor moves, a terminal title, a bell) shown as escapes: a log
+# excerpt is text to read, not instructions for the user's terminal. Tab and newline stay.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (0x09, 0x0A)}
+
+
+def harmless(text: str) -> str:
+    return text.translate(_CONTROL)
+
+
 def _builder_base(c: Context, given: str | None) -> str:
+    from . import grammar
+
     if given:
-        return given
+        return grammar.image(given, "--builder-base")
     try:
-        return str(c.config.builder.base)
+        return grammar.image(str(c.config.builder.base), "the config key builder.base")
     except (AttributeError, KeyError):
         return builder.DEFAULT_BASE
+
+
+DEFAULT_TIMEOUT = 3600
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def _limits(timeout: int) -> Any:
+    """What one build may use: --timeout, and FROMSCRATCH_BUILD_MEMORY (e.g. 8g) and FROMSCRATCH_BUILD_PIDS for
+    a build container."""
+    import re
+
+    from .engine.client import Limits
+    from .errors import InputError
+
+    if timeout < 0:
+        raise InputError(f"--timeout {timeout}: give seconds, or 0 for no limit")
+    memory_text = os.environ.get("FROMSCRATCH_BUILD_MEMORY", "").strip().lower()
+    pids_text = os.environ.get("FROMSCRATCH_BUILD_PIDS", "").strip()
+    default = Limits()
+    size = re.fullmatch(r"([0-9]{1,12})([kmg]?)i?b?", memory_text) if memory_text else None
+    if memory_text and (size is None or int(size[1]) * _SIZE_UNITS[size[2]] < 64 << 20):
+        raise InputError(f"FROMSCRATCH_BUILD_MEMORY={memory_text!r}: give a size of at least 64m, e.g. 8g")
+    if pids_text and (not pids_text.isdigit() or not 64 <= int(pids_text) <= 1 << 22):
+        raise InputError(f"FROMSCRATCH_BUILD_PIDS={pids_text!r}: give a number of processes, 64 or more")
+    return Limits(memory=int(size[1]) * _SIZE_UNITS[size[2]] if size else default.memory,
+                  pids=int(pids_text) if pids_text else default.pids, timeout=float(timeout) if timeout else None)
 
 
 _ARCH_HELP = "target architecture(s): a name (arm64, arm32v7, linux/arm/v7), a comma-separated list, or all"
 _JOBS_HELP = "build this many targets at once (default 1)"
 _TOOLCHAIN_HELP = "auto, native, container or zig"
 _LIBC_HELP = "glibc (default) or musl (Debian's musl-dev with gcc; zig always links musl)"
+_TIMEOUT_HELP = f"stop a target's build after this many seconds (default {DEFAULT_TIMEOUT}; 0: no limit)"
 
 
 @task(help={"arch": _ARCH_HELP + " (default: this host's)",
@@ -96,17 +134,17 @@ _LIBC_HELP = "glibc (default) or musl (Debian's musl-dev with gcc; zig always li
             "builder_base": "base image of the build container (default: config builder.base, ubuntu:24.04)",
             "tiny": "build csrc/hello-tiny.c instead: no libc, raw system calls, under 1 KiB",
             "strip": "strip symbols (the default here; --no-strip keeps them)",
-            "jobs": _JOBS_HELP, "libc": _LIBC_HELP})
+            "jobs": _JOBS_HELP, "libc": _LIBC_HELP, "timeout": _TIMEOUT_HELP})
 @cli
 def build_hello(c: Context, arch: str | None = None, toolchain: str = "auto", out: str | None = None,
                 builder_base: str | None = None, tiny: bool = False, strip: bool = True, jobs: int = 1,
-                libc: str | None = None) -> None:
+                libc: str | None = None, timeout: int = DEFAULT_TIMEOUT) -> None:
     """Compile csrc/hello.c (or, with --tiny, csrc/hello-tiny.c) into a static binary (./hello, or ./hello-<arch>)."""
     from .build import recipes
 
     recipes.compile_for(recipes.hello(tiny, strip), arch, toolchain, Path(out or "hello"),
                         _builder_base(c, builder_base), say, per_target=out is None and bool(arch), jobs=jobs,
-                        libc=libc)
+                        libc=libc, limits=_limits(timeout))
 
 
 @task(iterable=["src", "package", "tool", "artifact"],
@@ -116,6 +154,7 @@ def build_hello(c: Context, arch: str | None = None, toolchain: str = "auto", ou
             "ldflags": "linker flags and libraries, placed after the sources, e.g. '-lm'", "arch": _ARCH_HELP,
             "toolchain": _TOOLCHAIN_HELP, "builder_base": "base image of the build container",
             "strip": "strip symbols from the binary (-s)", "jobs": _JOBS_HELP, "libc": _LIBC_HELP,
+            "timeout": _TIMEOUT_HELP,
             "project": "build this project directory with its own build system instead of --src files",
             "subdir": "with --project: the directory inside it that holds the build system (e.g. build/cmake)",
             "system": "with --project: make, cmake, meson or autotools (default: detected)",
@@ -131,7 +170,8 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
           toolchain: str = "auto", builder_base: str | None = None, strip: bool = False, jobs: int = 1,
           project: str | None = None, subdir: str = "", system: str | None = None, run: str | None = None,
           configure_args: str = "", make_args: str = "", package: list[str] | None = None,
-          tool: list[str] | None = None, artifact: list[str] | None = None, libc: str | None = None) -> None:
+          tool: list[str] | None = None, artifact: list[str] | None = None, libc: str | None = None,
+          timeout: int = DEFAULT_TIMEOUT) -> None:
     """Compile your own C or C++ program (--src), or build a whole project (--project DIR), into static binaries."""
     from .build import project as proj
     from .build import recipes, workspace
@@ -146,7 +186,7 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
             make_args=tuple(_split_flags(make_args, "--make-args")), packages=tuple(package or ()),
             tools=tuple(tool or ()), artifacts=tuple(artifact or ()), cflags=tuple(cf), ldflags=tuple(lf))
         workspace.build(chosen, arch, toolchain, Path(out or "dist"), _builder_base(c, builder_base), say, jobs,
-                        libc)
+                        libc, _limits(timeout))
         return
     if not src:
         raise InputError("--src or --project is required", hint="e.g. --src app.c, or --project ./myproject")
@@ -154,7 +194,7 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
         raise InputError("--out is required", hint="e.g. --out ./app")
     recipe = recipes.Recipe(tuple(Path(s) for s in src), (*cf, *(["-s"] if strip else [])), ldflags=tuple(lf))
     recipes.compile_for(recipe, arch, toolchain, Path(out), _builder_base(c, builder_base), say, jobs=jobs,
-                        libc=libc)
+                        libc=libc, limits=_limits(timeout))
 
 
 @task(help={"path": "the binary to check, or a directory to check every ELF file in",
@@ -229,6 +269,7 @@ def verify_image(c: Context, tag: str, json: bool = False) -> None:
             "tiny": "with --platform: compile csrc/hello-tiny.c", "cflags": "with --platform: compiler flags",
             "toolchain": "with --platform: auto, native or container",
             "builder_base": "with --platform: base image of the build container",
+            "timeout": "with --platform: " + _TIMEOUT_HELP,
             "sbom": "the program's SPDX SBOM to attach: FILE, or none (default: <binary>.spdx.json beside the binary, "
                     "else one made from what the binary shows)"})
 @cli
@@ -239,7 +280,7 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
           backend: str = "python", arch: str | None = None, platform: str | None = None,
           src: list[str] | None = None,
           tiny: bool = False, cflags: str = "", toolchain: str = "auto", builder_base: str | None = None,
-          sbom: str | None = None) -> None:
+          sbom: str | None = None, timeout: int = DEFAULT_TIMEOUT) -> None:
     """Verify a static binary and make a FROM scratch image of it: loaded into the engine, or --output files.
 
     SOURCE_DATE_EPOCH (default 0) dates the image; the same inputs give the same image ID and digest.
@@ -258,7 +299,7 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
     recipe = recipes.hello(tiny, extra=_split_flags(cflags), sources=[Path(s) for s in src or []])
     make.image(ref, [Path(b) for b in binary or ["hello"]], opts, outputs, say, backend=backend, arch=arch,
                platform=platform, recipe=recipe, toolchain=toolchain, builder_base=_builder_base(c, builder_base),
-               sbom=sbom)
+               sbom=sbom, limits=_limits(timeout))
 
 
 def _split_flags(text: str, flag: str = "--cflags") -> list[str]:

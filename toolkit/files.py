@@ -9,7 +9,8 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import interrupts
@@ -175,3 +176,114 @@ def exclusive(name: str, waiting: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """One entry of a tree to copy, relative to its top: a directory, a regular file (read from source, which is
+    a symlink's target when the link led out of the tree), or a symlink whose target stays inside the tree."""
+
+    rel: str
+    kind: str  # "dir", "file" or "link"
+    mode: int
+    mtime_ns: int
+    source: str = ""
+    link: str = ""
+
+
+def tree(root: Path, skip: Callable[[str], bool] = lambda path: False) -> Iterator[TreeEntry]:
+    """The entries of root, parents before children, in name order, for a copy a build may write to without
+    reaching anything else: regular files, directories and symlinks only (a FIFO, socket or device is refused in
+    one line: reading one may never end, /dev/zero fills the disk); a symlink that points into the tree points
+    into the copy (relative), one that leads out of it to a file becomes a copy of that file, one to a directory
+    outside is refused, and a dangling one that leads out is left out. skip(path) leaves a path out."""
+    top = os.path.realpath(root)
+
+    def inside(path: str) -> bool:
+        return path == top or path.startswith(top + os.sep)
+
+    def refuse(path: str, what: str) -> InputError:
+        return InputError(f"{path}: is {what}; a build copies only files, directories and symlinks",
+                          hint="remove it from the project or move it out, then build again")
+
+    def link(path: str, rel: str, st: os.stat_result) -> Iterator[TreeEntry]:
+        target = os.readlink(path)
+        if not os.path.isabs(target) and inside(os.path.normpath(os.path.join(os.path.dirname(path), target))):
+            yield TreeEntry(rel, "link", 0o777, st.st_mtime_ns, link=target)
+            return
+        real = os.path.realpath(path)
+        if inside(real):
+            yield TreeEntry(rel, "link", 0o777, st.st_mtime_ns, link=os.path.relpath(real, os.path.dirname(path)))
+            return
+        try:
+            target_st = os.stat(real)
+        except OSError:
+            log.warning("left out %s: a symlink to %s, which is missing and outside the project", path, target)
+            return
+        if stat.S_ISDIR(target_st.st_mode):
+            raise refuse(path, f"a symlink to the directory {real}, outside the project (a build could write there)")
+        if not stat.S_ISREG(target_st.st_mode):
+            raise refuse(path, f"a symlink to {real}, {_kind(target_st.st_mode)}")
+        log.info("copying %s in place of the symlink %s, which leads out of the project", real, path)
+        yield TreeEntry(rel, "file", target_st.st_mode, target_st.st_mtime_ns, source=real)
+
+    def visit(path: str, rel: str) -> Iterator[TreeEntry]:
+        try:
+            st = os.lstat(path)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read it ({exc.strerror})") from None
+        if stat.S_ISLNK(st.st_mode):
+            yield from link(path, rel, st)
+        elif stat.S_ISREG(st.st_mode):
+            yield TreeEntry(rel, "file", st.st_mode, st.st_mtime_ns, source=path)
+        elif stat.S_ISDIR(st.st_mode):
+            yield TreeEntry(rel, "dir", st.st_mode, st.st_mtime_ns, source=path)
+            try:
+                names = sorted(os.listdir(path))
+            except OSError as exc:
+                raise InputError(f"{path}: cannot list the directory ({exc.strerror})") from None
+            for name in names:
+                child_path = os.path.join(path, name)
+                if not skip(child_path):
+                    yield from visit(child_path, f"{rel}/{name}" if rel else name)
+        else:
+            raise refuse(path, _kind(st.st_mode))
+
+    yield from visit(top, "")
+
+
+def copy_tree(root: Path, dest: Path, skip: Callable[[str], bool] = lambda path: False) -> None:
+    """root's tree (see tree()) copied to dest, which must not exist: modes and modification times kept (make
+    decides what to rebuild by them); directories stay writable by their owner, so the build can write."""
+    dirs: list[tuple[Path, TreeEntry]] = []
+    for entry in tree(root, skip):
+        path = dest / entry.rel if entry.rel else dest
+        try:
+            if entry.kind == "dir":
+                path.mkdir(mode=0o700)
+                dirs.append((path, entry))
+            elif entry.kind == "link":
+                os.symlink(entry.link, path)
+                os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+            else:
+                shutil.copyfile(entry.source, path, follow_symlinks=False)
+                os.chmod(path, stat.S_IMODE(entry.mode))
+                os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns))
+        except OSError as exc:
+            raise InputError(f"{entry.source or root / entry.rel}: cannot copy it ({exc.strerror})") from None
+    for path, entry in reversed(dirs):  # children first: writing into a directory changes its mtime
+        os.chmod(path, stat.S_IMODE(entry.mode) | stat.S_IRWXU)
+        os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns))
+
+
+def excerpt(path: Path, whole: int = 64 << 10, head: int = 16 << 10, tail: int = 32 << 10) -> str:
+    """A long output file as a person reads it, in bounded memory: all of it when it is short, else its first
+    and last parts (a compiler's first error, a build's last lines) around a note of what was left out."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size <= whole:
+            return fh.read().decode("utf-8", "replace")
+        first = fh.read(head).decode("utf-8", "replace").rsplit("\n", 1)[0]
+        fh.seek(size - tail)
+        last = fh.read(tail).decode("utf-8", "replace").split("\n", 1)[-1]
+    return f"{first}\n[... {size - head - tail:,} bytes of output left out ...]\n{last}"

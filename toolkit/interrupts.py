@@ -96,6 +96,27 @@ def run_child(cmd: Sequence[str], capture_output: bool = True, text: bool = True
     return subprocess.CompletedProcess(list(cmd), proc.returncode, out, err)
 
 
+class TimedOut(Exception):
+    """A child ran past its time limit; its process group was stopped."""
+
+
+def run_logged(cmd: Sequence[str], log_path: str, timeout: float | None = None, **popen: Any) -> int:
+    """Run a long child with its output (stdout and stderr) appended to log_path, not kept in memory: a build
+    that prints gigabytes costs disk, not RAM. Returns its exit code; past timeout seconds its whole group is
+    stopped and TimedOut raised. Whatever it left running in its group (a daemon a Makefile started) is
+    stopped when it ends."""
+    with open(log_path, "ab") as out, \
+            child(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **popen) as proc:
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _stop_group(proc)
+            raise TimedOut(f"ran past {timeout:g} s") from None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    return code
+
+
 def _stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)

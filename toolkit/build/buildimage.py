@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .. import files, targets
+from .. import files, grammar, targets
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,13 @@ class BuildImage:
     foreign: tuple[str, ...] = ()  # dpkg architectures whose packages this layer installs (multiarch)
     emulator: str | None = None  # the one QEMU user-mode binary kept (qemu-<name>-static) of EMULATOR_PACKAGE
     check: str | None = None  # a package that may be missing from the base's archive: said in one line if so
+
+    def __post_init__(self) -> None:
+        # every word below becomes Dockerfile text run by a shell with network: data only, by grammar (the CLI
+        # checked the user's values already; this holds for every other caller)
+        grammar.image(self.base, "the build image's base")
+        for name in (*self.packages, *((self.check,) if self.check else ())):
+            grammar.package(name, "--package")
 
     @property
     def dockerfile(self) -> str:

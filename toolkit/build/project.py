@@ -4,12 +4,12 @@ runs the script."""
 
 from __future__ import annotations
 
-import os
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import grammar
 from ..errors import InputError
 
 SYSTEMS = ("make", "cmake", "meson", "autotools")
@@ -55,12 +55,18 @@ def open_project(root: str, subdir: str = "", system: str | None = None, run: st
                  **rest: tuple[str, ...]) -> Project:
     """The project at root, its build system found (or taken from system/run); bad input is one clear error."""
     top = Path(root)
+    for flag, names in (("--package", rest.get("packages", ())), ("--tool", rest.get("tools", ()))):
+        for name in names:
+            grammar.package(name, flag)
+    rest["artifacts"] = tuple(grammar.inside(a, "--artifact") for a in rest.get("artifacts", ()))
+    if subdir:
+        subdir = grammar.inside(subdir, "--subdir")
     if not top.exists():
         raise InputError(f"--project {root}: no such directory")
     if not top.is_dir():
         raise InputError(f"--project {root}: not a directory", hint="give the project's top directory")
     where = top / subdir if subdir else top
-    if subdir and (os.path.isabs(subdir) or not where.resolve().is_relative_to(top.resolve())):
+    if subdir and not where.resolve().is_relative_to(top.resolve()):
         raise InputError(f"--subdir {subdir}: must be a directory inside the project")
     if not where.is_dir():
         raise InputError(f"--subdir {subdir}: no such directory in {root}")
@@ -116,8 +122,10 @@ def steps(project: Project, cross: bool, triplet: str) -> list[str]:
 
 
 RECORDS = ".records"  # in out/, beside the programs: one copy out of the container brings both
-_COLLECT = r'''
-mkdir -p "$W/out" "$W/taken"
+# out/ and taken/ are made after the build, never found: a build that made out/ a symlink cannot send the programs
+# elsewhere.
+_COLLECT = r'''rm -rf "$W/out" "$W/taken"
+mkdir "$W/out" "$W/taken" || exit 1
 is_elf() { [ "$(od -An -N4 -c "$1" 2>/dev/null | tr -d ' \n')" = '177ELF' ]; }
 take() {
   n=$(basename "$1")
@@ -125,6 +133,24 @@ take() {
   cp "$1" "$W/out/$n" && echo "fromscratch: took $1" >&2
   fs_trace_of "$1" > "$W/taken/$n"
 }
+'''
+# The --artifact paths are the script's arguments (checked by grammar.inside, and here again once the build has
+# made them: a symlink the build left must not lead out of the build's own directories).
+_FROM_ARTIFACTS = r'''for a in "$@"; do
+  found=""
+  for d in "$W/src" "$W/stage$P" "$W/build"; do
+    if [ -f "$d/$a" ]; then found="$d/$a"; break; fi
+  done
+  if [ -z "$found" ]; then
+    echo "fromscratch: --artifact $a: not in the project, its build directory or the install prefix" >&2
+    exit %(no_artifact)d
+  fi
+  real=$(realpath "$found")
+  case "$real" in
+    "$W"/src/*|"$W"/stage/*|"$W"/build/*) take "$found" ;;
+    *) echo "fromscratch: --artifact $a: leads outside the build, to $real" >&2; exit %(no_artifact)d ;;
+  esac
+done
 '''
 _FROM_INSTALL = r'''for f in "$W/stage$P/bin/"* "$W/stage$P/sbin/"*; do
   if [ -f "$f" ] && [ ! -L "$f" ] && is_elf "$f"; then take "$f"; fi
@@ -151,25 +177,22 @@ done
 
 def script(project: Project, work: str, cross: bool, triplet: str) -> str:
     """The build as one sh script: environment, steps (their output also in build.log), then the programs
-    copied into $W/out: the --artifact paths, else what was installed in bin/ and sbin/, else the
-    executables the build made; and for each, in $W/out/.records, the record of the link that made it."""
+    copied into $W/out: the --artifact paths (the script's arguments), else what was installed in bin/ and sbin/,
+    else the executables the build made; and for each, in $W/out/.records, the record of the link that made it.
+    Every value a user gave is quoted here or passed as an argument: the script holds no word of theirs as code
+    except --run's command, which is theirs to run."""
     where = f'"$W/src/"{shlex.quote(project.subdir)}' if project.subdir else '"$W/src"'
     body = "\n".join(steps(project, cross, triplet))
-    lines = ["#!/bin/sh", f"# made by fromscratch: build {project.name} ({project.system})", "set -u",
+    lines = ["#!/bin/sh", f"# made by fromscratch: a {project.system} build", "set -u",
              f"W={shlex.quote(work)}", f"P={PREFIX}",
-             '. "$W/tools/env.sh"', '. "$W/tools/links.sh"', "JOBS=$(nproc 2>/dev/null || echo 2)",
+             "# shellcheck source=/dev/null", '. "$W/tools/env.sh"',
+             "# shellcheck source=/dev/null", '. "$W/tools/links.sh"', "JOBS=$(nproc 2>/dev/null || echo 2)",
              f"cd {where} || exit 1", 'mkdir -p "$W/build" "$W/stage"', 'touch "$W/.started"',
              "{ (", "set -ex", body, ') ; echo $? > "$W/status"; } 2>&1 | tee "$W/build.log"',
              'status=$(cat "$W/status")',
              'if [ "$status" != 0 ]; then', _STATIC_HINT.rstrip(), 'exit "$status"', "fi", _COLLECT.strip()]
     if project.artifacts:
-        for a in project.artifacts:
-            q = shlex.quote(a)
-            lines.append(f'if [ -f "$W/src/"{q} ]; then take "$W/src/"{q}; '
-                         f'elif [ -f "$W/stage$P/"{q} ]; then take "$W/stage$P/"{q}; '
-                         f'elif [ -f "$W/build/"{q} ]; then take "$W/build/"{q}; '
-                         f'else echo "fromscratch: --artifact {a}: not in the project, its build directory or the '
-                         f'install prefix" >&2; exit {NO_ARTIFACT}; fi')
+        lines.append((_FROM_ARTIFACTS % {"no_artifact": NO_ARTIFACT}).strip())
     else:
         lines += [_FROM_INSTALL.strip(), _FROM_TREE.strip()]
     lines.append(f'if [ -z "$(ls -A "$W/out")" ]; then echo "fromscratch: the build made no program" >&2; '

@@ -6,9 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import targets
 from . import toolchain as tc
+
+if TYPE_CHECKING:
+    from ..engine.client import Limits
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGED_CSRC = Path(__file__).resolve().parents[1] / "csrc"
@@ -48,11 +52,11 @@ def hello(tiny: bool = False, strip: bool = True, extra: Sequence[str] = (),
 
 def compile_for(recipe: Recipe, arch: str | None, toolchain: str, out: Path, base: str,
                 say: Callable[[str], None], *, per_target: bool = False, jobs: int = 1,
-                libc: str | None = None) -> None:
+                libc: str | None = None, limits: Limits | None = None) -> None:
     """Build for every target arch names (default: this host), jobs at a time; say each, fail if any did."""
     wanted = targets.parse_archs(arch) if arch else [targets.host()]
     outs = tc.output_paths(out, wanted, per_target or len(wanted) > 1)
-    chain = tc.select(toolchain, wanted, base=base, libc=libc)
+    chain = tc.select(toolchain, wanted, base=base, libc=libc, **({"limits": limits} if limits else {}))
     cflags = [*recipe.cflags, *(recipe.gnu_ld_flags if chain.name != "zig" else ())]
 
     def report(done: tc.Outcome) -> None:

@@ -26,7 +26,7 @@ from .. import dates, interrupts, targets
 from ..check import elf, verify
 from ..engine import client as engine
 from ..errors import BuildFailed, InputError, ToolkitError
-from ..files import atomic_output, regular_input, scratch_dir
+from ..files import atomic_output, excerpt, regular_input, scratch_dir
 from . import buildimage as builder
 from . import links, spdx
 
@@ -216,21 +216,25 @@ def _record_file() -> Iterator[Path]:
         yield record
 
 
-def _run_compiler(run: Any, cmd_for: Callable[[Path], list[str]], out: Path, target: targets.Target,
-                  who: str, lay: Layout, style: str, driver: str) -> Path:
-    """Run a compiler command that writes to a temporary path, its link traced (links.command); the result is
-    checked, its SBOM written beside out, then it is renamed to out."""
+def _run_compiler(cmd_for: Callable[[Path], list[str]], out: Path, target: targets.Target, who: str, lay: Layout,
+                  style: str, driver: str, timeout: float | None) -> Path:
+    """Run a compiler command that writes to a temporary path, its link traced (links.command), its output in a
+    file beside the record; the result is checked, its SBOM written beside out, then it is renamed to out."""
     with contextlib.ExitStack() as naming:
         with atomic_output(out, mode=0o755) as tmp, _record_file() as record:
             compiler = cmd_for(tmp)
             log.info("%s", " ".join(compiler))
             cmd = links.command(style, driver, os.path.abspath(tmp), str(record), compiler)
-            proc = run(cmd, capture_output=True, text=True, cwd=lay.base)
-            if proc.returncode != 0:
-                raise BuildFailed(f"{who} failed for {target.platform} (exit {proc.returncode})",
-                                  log=(proc.stderr + proc.stdout).strip())
-            if proc.stderr.strip():
-                log.warning("%s", proc.stderr.strip())
+            output = record.with_name("output")
+            try:
+                code = interrupts.run_logged(cmd, str(output), timeout, cwd=lay.base)
+            except interrupts.TimedOut:
+                raise BuildFailed(f"{who} for {target.platform} stopped after its time limit of {timeout:g} s",
+                                  hint="give it longer with --timeout SECONDS (0: no limit)") from None
+            if code != 0:
+                raise BuildFailed(f"{who} failed for {target.platform} (exit {code})", log=excerpt(output).strip())
+            if output.stat().st_size:
+                log.warning("%s", excerpt(output).strip())
             _finish(naming, tmp, out, target, who, record, lay)
     return out
 
@@ -250,9 +254,11 @@ class NativeGcc:
 
     name = "native"
 
-    def __init__(self, run: Any = interrupts.run_child, libc: str = "glibc") -> None:
+    def __init__(self, run: Any = interrupts.run_child, libc: str = "glibc",
+                 limits: engine.Limits = engine.DEFAULT_LIMITS) -> None:
         self._run = run
         self.libc = libc
+        self.limits = limits
 
     def _find(self, target: targets.Target, cxx: bool = False) -> str | None:
         own_arch = target.architecture == targets.host().architecture
@@ -321,9 +327,9 @@ class NativeGcc:
         self.prepare([target])
         cc = self.compiler(target, lay.cxx)
         driver = gcc_driver(cc, target, target.architecture == targets.host().architecture, self.libc)
-        return _run_compiler(self._run, lambda tmp: [cc, *gcc_args(target, cflags), *lay.files, *ldflags,
-                                                     "-o", os.path.abspath(tmp)], out, target, cc, lay,
-                             links.GNU, driver)
+        return _run_compiler(lambda tmp: [cc, *gcc_args(target, cflags), *lay.files, *ldflags,
+                                          "-o", os.path.abspath(tmp)], out, target, cc, lay, links.GNU, driver,
+                             self.limits.timeout)
 
 
 class ZigCc:
@@ -332,9 +338,11 @@ class ZigCc:
 
     name = "zig"
 
-    def __init__(self, run: Any = interrupts.run_child, python: str = sys.executable) -> None:
+    def __init__(self, run: Any = interrupts.run_child, python: str = sys.executable,
+                 limits: engine.Limits = engine.DEFAULT_LIMITS) -> None:
         self._run = run
         self._python = python
+        self.limits = limits
 
     def prepare(self, wanted: Sequence[targets.Target]) -> None:
         if importlib.util.find_spec("ziglang") is None:
@@ -351,9 +359,9 @@ class ZigCc:
                 cflags: Sequence[str] = (), ldflags: Sequence[str] = ()) -> Path:
         lay = layout(check_sources(sources))
         self.prepare([target])
-        return _run_compiler(self._run, lambda tmp: self.command(target, lay.files, os.path.abspath(tmp), cflags,
-                                                                 ldflags, lay.cxx),
-                             out, target, "zig c++" if lay.cxx else "zig cc", lay, links.ZIG, "")
+        return _run_compiler(lambda tmp: self.command(target, lay.files, os.path.abspath(tmp), cflags, ldflags,
+                                                      lay.cxx),
+                             out, target, "zig c++" if lay.cxx else "zig cc", lay, links.ZIG, "", self.limits.timeout)
 
 
 class ContainerGcc:
@@ -361,10 +369,12 @@ class ContainerGcc:
 
     name = "container"
 
-    def __init__(self, client: Any, base: str = builder.DEFAULT_BASE, libc: str = "glibc") -> None:
+    def __init__(self, client: Any, base: str = builder.DEFAULT_BASE, libc: str = "glibc",
+                 limits: engine.Limits = engine.DEFAULT_LIMITS) -> None:
         self._client = client
         self._base = base
         self.libc = libc
+        self.limits = limits
         self._host_arch: str | None = None
         self._failed: dict[tuple, BuildFailed] = {}  # images that could not be built, by what they were for
         self._ready: dict[tuple, str] = {}  # and those that are there
@@ -424,14 +434,16 @@ class ContainerGcc:
         # the link's record is made in the same container run: the build image's dpkg knows its packages
         cmd = links.command(links.GNU, gcc_driver(cc, target, native, self.libc), binary, _CONTAINER_RECORD,
                             compiler)
-        with engine.container(self._client, "build", image, command=cmd, network_disabled=True,
-                              working_dir=builder.SRC_DIR) as container:
+        with engine.container(self._client, "build", image, network_disabled=True, working_dir=builder.SRC_DIR,
+                              **engine.watched(cmd), **self.limits.create_args()) as container, \
+                tempfile.TemporaryDirectory(prefix="fromscratch-output-", dir=scratch_dir()) as logs:
             with engine.step("copying the sources into the build container"):
                 container.put_archive(builder.SRC_DIR, _source_tar(lay, lay.headers(cflags)))
-            output = run_container(container, f"compiling for {target.platform}",
-                                   f"{cc} failed for {target.platform} in the build container")
-            if output:
-                log.warning("%s", output)
+            output = Path(logs) / "output"
+            run_container(self._client, container, f"compiling for {target.platform}",
+                          f"{cc} failed for {target.platform} in the build container", output, self.limits)
+            if output.stat().st_size:  # the compiler's warnings
+                log.warning("%s", excerpt(output).strip())
             with contextlib.ExitStack() as naming:
                 with atomic_output(out, mode=0o755) as tmp, _record_file() as record:
                     with engine.step("copying the binary out"):  # with its record: one copy, one archive
@@ -474,21 +486,25 @@ def apt_hint(packages: str, host: targets.Target) -> str:
     return f"{first}apt-get update && apt-get install {packages}" if first else f"install {packages}"
 
 
-def run_container(container: Any, what: str, failed: str,
-                  failure: Callable[[int, str], ToolkitError] | None = None) -> str:
-    """Start a created container, wait for it and return its output; a non-zero exit raises with that output
-    (failure, when given, makes the error from the exit code and output)."""
-    with engine.step(f"{what} in the build container"):
-        container.start()
-        status = container.wait()
-        output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace").strip()
-    code = status.get("StatusCode", 1)
+def run_container(client: Any, container: Any, what: str, failed: str, output: Path, limits: engine.Limits,
+                  failure: Callable[[int, Path], ToolkitError] | None = None) -> None:
+    """Run a container made with engine.watched(), its output streamed to the file output, within limits; a
+    non-zero exit raises with an excerpt of that output (failure, when given, makes the error from the exit code
+    and the output file)."""
+    try:
+        code = engine.run_watched(client, container, f"{what} in the build container", str(output), limits.timeout)
+    except engine.TimedOut:
+        raise BuildFailed(f"{failed}: stopped after its time limit of {limits.timeout:g} s",
+                          hint="give it longer with --timeout SECONDS (0: no limit)") from None
     if code >= 128:
         raise BuildFailed(f"the build container was killed while {what} (exit {code}, signal {code - 128})",
-                          hint="was it stopped (docker kill, docker stop) or out of memory?", log=output)
+                          hint=f"was it stopped (docker kill, docker stop) or out of memory (its limit is "
+                               f"{limits.memory >> 20} MiB; FROMSCRATCH_BUILD_MEMORY raises it)?",
+                          log=excerpt(output))
     if code != 0:
-        raise failure(code, output) if failure else BuildFailed(f"{failed} (exit {code})", log=output)
-    return output
+        raise failure(code, output) if failure else BuildFailed(f"{failed} (exit {code})", log=excerpt(output))
+    if log.isEnabledFor(logging.INFO):
+        log.info("%s", excerpt(output))
 
 
 def _source_tar(lay: Layout, headers: Sequence[str]) -> bytes:
@@ -538,16 +554,17 @@ def resolve_libc(toolchain: str, libc: str | None) -> str:
 
 
 def select(name: str, wanted: Sequence[targets.Target], connect: Any = engine.connect,
-           base: str = builder.DEFAULT_BASE, libc: str | None = None) -> Toolchain:
+           base: str = builder.DEFAULT_BASE, libc: str | None = None,
+           limits: engine.Limits = engine.DEFAULT_LIMITS) -> Toolchain:
     """auto: native on a Linux host whose gcc links statically for every wanted target, else container."""
     libc = resolve_libc(name, libc)
     if name == "native":
-        return NativeGcc(libc=libc)
+        return NativeGcc(libc=libc, limits=limits)
     if name == "container":
-        return ContainerGcc(connect(), base, libc)
+        return ContainerGcc(connect(), base, libc, limits)
     if name == "zig":
-        return ZigCc()
+        return ZigCc(limits=limits)
     if name == "auto":
-        native = NativeGcc(libc=libc)
-        return native if all(native.available(t) for t in wanted) else ContainerGcc(connect(), base, libc)
+        native = NativeGcc(libc=libc, limits=limits)
+        return native if all(native.available(t) for t in wanted) else ContainerGcc(connect(), base, libc, limits)
     raise InputError(f"unknown toolchain {name!r}", hint=f"choose {', '.join(TOOLCHAINS)}")

@@ -9,7 +9,7 @@ import functools
 import logging
 import os
 import shutil
-import subprocess
+import stat
 import sys
 import tarfile
 import tempfile
@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import dates, interrupts, targets
+from .. import dates, files, interrupts, targets
 from ..check import elf, verify
 from ..engine import client as engine
 from ..errors import BuildFailed, InputError
@@ -35,7 +35,8 @@ _PROGRAM_PACKAGES = {"ninja": "ninja-build"}
 
 
 def build(proj: project.Project, arch: str | None, toolchain: str, out_dir: Path, base: str,
-          say: Callable[[str], None], jobs: int = 1, libc: str | None = None) -> None:
+          say: Callable[[str], None], jobs: int = 1, libc: str | None = None,
+          limits: engine.Limits = engine.DEFAULT_LIMITS) -> None:
     """Build proj for every target arch names (default: this host), jobs at a time; say each program written;
     fail if any target did."""
     wanted = targets.parse_archs(arch) if arch else [targets.host()]
@@ -46,7 +47,8 @@ def build(proj: project.Project, arch: str | None, toolchain: str, out_dir: Path
         raise InputError(f"--package with {'the zig toolchain' if toolchain == 'zig' else '--libc musl'}: Debian's "
                          "static archives are built against glibc", hint="use --libc glibc with --toolchain "
                          "container (or native) for --package")
-    runner = _select(toolchain, proj, wanted, base, libc)
+    check_out_dir(out_dir, proj.root)
+    runner = _select(toolchain, proj, wanted, base, libc, limits)
     runner.prepare(proj, wanted)
     per_target = len(wanted) > 1
     sources = spdx.source_tree(proj.root, out_dir)  # once: every program of every target is made from it
@@ -64,7 +66,7 @@ def build(proj: project.Project, arch: str | None, toolchain: str, out_dir: Path
 def _deliver(made: Path, target: targets.Target, dest: Path, who: str, sources: spdx.Package) -> list[Path]:
     """Every program of made/out, verified for target first (all or none are written), then written to dest,
     each with its SBOM beside it (from made/out/.records, the record of its link)."""
-    programs = sorted(p for p in (made / "out").iterdir() if p.is_file())
+    programs = _programs(made / "out", target)
     facts = {}
     for p in programs:
         verdict = verify.verify(elf.read(str(p)), target.name)
@@ -89,28 +91,72 @@ def _deliver(made: Path, target: targets.Target, dest: Path, who: str, sources: 
     return written
 
 
-def _select(name: str, proj: project.Project, wanted: Sequence[targets.Target], base: str, libc: str) -> Any:
+# Where programs must never be written: the system's own directories (a build run as root would replace what the
+# machine runs).
+_SYSTEM_DIRS = ("/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root",
+                "/run", "/sbin", "/srv", "/sys", "/usr", "/var", "/home", "/opt", "/tmp", "/var/tmp")
+
+
+def check_out_dir(out_dir: Path, root: Path) -> None:
+    """--out must be a directory of its own: not the project or inside it (programs would overwrite its files and
+    the next build would copy them in), not above it, not a system directory or the user's home."""
+    out = Path(os.path.realpath(out_dir))
+    top = Path(os.path.realpath(root))
+    if out == top or out.is_relative_to(top):
+        raise InputError(f"--out {out_dir}: is inside the project {root}",
+                         hint=f"write the programs outside it, e.g. --out {top.parent / (top.name + '-dist')}")
+    if top.is_relative_to(out):
+        raise InputError(f"--out {out_dir}: holds the project {root}", hint="give a directory of its own, e.g. ./dist")
+    home = os.path.realpath(os.path.expanduser("~"))
+    if str(out) in _SYSTEM_DIRS or out.parent == Path("/usr") or str(out) == home:
+        raise InputError(f"--out {out_dir}: is a system directory or your home", hint="give a directory of its own, "
+                         "e.g. ./dist")
+
+
+def _programs(out: Path, target: targets.Target) -> list[Path]:
+    """The programs a build left in out: regular files only (a symlink there could name any file of the machine
+    that ran the build), none named like another's SBOM; none at all is a failure."""
+    if not out.is_dir() or out.is_symlink():
+        raise BuildFailed(f"the build for {target.platform} left no directory of programs")
+    programs = sorted(p for p in out.iterdir() if not p.is_symlink() and p.is_file())
+    if not programs:
+        raise BuildFailed(f"the build for {target.platform} made no program")
+    names = {p.name for p in programs}
+    for p in programs:
+        if p.name.endswith(spdx.SUFFIX) and p.name.removesuffix(spdx.SUFFIX) in names:
+            raise BuildFailed(f"the build made two programs whose outputs collide: {p.name} would overwrite the SBOM "
+                              f"of {p.name.removesuffix(spdx.SUFFIX)}", hint="pick the programs with --artifact")
+    return programs
+
+
+def _select(name: str, proj: project.Project, wanted: Sequence[targets.Target], base: str, libc: str,
+            limits: engine.Limits) -> Any:
     if name == "native":
-        return Native(libc=libc)
+        return Native(libc=libc, limits=limits)
     if name == "zig":
-        return Native(zig=True, libc=libc)
+        return Native(zig=True, libc=libc, limits=limits)
     if name == "container":
-        return Container(engine.connect(), base, libc)
+        return Container(engine.connect(), base, libc, limits)
     if name == "auto":
-        native = Native(libc=libc)
+        native = Native(libc=libc, limits=limits)
         if native.missing(proj, wanted) is None:
             return native
-        return Container(engine.connect(), base, libc)
+        return Container(engine.connect(), base, libc, limits)
     raise InputError(f"unknown toolchain {name!r}", hint=f"choose {', '.join(tc.TOOLCHAINS)}")
 
 
-def _failure(code: int, output: str, what: str) -> BuildFailed:
+def _failure(code: int, output: Path, what: str) -> BuildFailed:
     """A failed build script as one error: its own last line when the script itself stopped, else the build's
-    last lines."""
-    lines = output.strip().splitlines()
+    last lines (read from the file that holds its output, never all of it in memory)."""
+    lines = files.excerpt(output, whole=0).strip().splitlines()
     if code in (project.NO_ARTIFACT, project.NO_PROGRAM) and lines and lines[-1].startswith("fromscratch: "):
         return BuildFailed(lines[-1].removeprefix("fromscratch: "))
     return BuildFailed(f"{what} failed (exit {code})", log="\n".join(lines[-_LOG_TAIL:]))
+
+
+def _timed_out(what: str, limits: engine.Limits) -> BuildFailed:
+    return BuildFailed(f"{what} stopped: it ran past its time limit of {limits.timeout:g} s",
+                       hint="give it longer with --timeout SECONDS (0: no limit)")
 
 
 def _tools_files(proj: project.Project, tools: cross.Toolset, work: str) -> dict[str, str]:
@@ -130,11 +176,13 @@ def _skip(out_dir: Path) -> Callable[[str], bool]:
 class Native:
     """The host's gcc (or its cross gcc), or zig cc, in a temporary copy of the project."""
 
-    def __init__(self, zig: bool = False, run: Any = interrupts.run_child, libc: str = "glibc") -> None:
+    def __init__(self, zig: bool = False, run: Any = interrupts.run_child, libc: str = "glibc",
+                 limits: engine.Limits = engine.DEFAULT_LIMITS) -> None:
         self.zig = zig
         self.name = "zig" if zig else "native"
         self._run = run
         self.libc = libc
+        self.limits = limits
 
     def missing(self, proj: project.Project, wanted: Sequence[targets.Target]) -> str | None:
         """None when this host has all a native build needs, else what to install."""
@@ -169,19 +217,22 @@ class Native:
         machine = targets.host()
         tools = cross.zig(target, machine, sys.executable) if self.zig else cross.gcc(target, machine, self.libc)
         with temp_dir("fromscratch-project-", scratch_dir()) as work:
-            skip = _skip(out_dir)
-            shutil.copytree(proj.root, work / "src", symlinks=True,
-                            ignore=lambda d, names: [n for n in names if skip(os.path.join(d, n))])
+            work = work.resolve()  # the script checks that --artifact paths lead into it, by their real paths
+            files.copy_tree(proj.root, work / "src", _skip(out_dir))
             (work / "tools").mkdir()
             for name, text in _tools_files(proj, tools, str(work)).items():
                 (work / "tools" / name).write_text(text)
                 (work / "tools" / name).chmod(0o755)
             log.info("building %s for %s in %s", proj.name, target.platform, work)
-            proc = self._run(["sh", str(work / "tools" / "build.sh")], capture_output=True, text=True,
-                             stdin=subprocess.DEVNULL)
-            if proc.returncode != 0:
-                raise _failure(proc.returncode, proc.stdout + proc.stderr, f"the build of {proj.name} for "
-                               f"{target.platform}")
+            what = f"the build of {proj.name} for {target.platform}"
+            output = work / "output.log"
+            try:
+                code = interrupts.run_logged(["sh", str(work / "tools" / "build.sh"), *proj.artifacts], str(output),
+                                             self.limits.timeout)
+            except interrupts.TimedOut:
+                raise _timed_out(what, self.limits) from None
+            if code != 0:
+                raise _failure(code, output, what)
             yield work
 
 
@@ -191,10 +242,12 @@ class Container:
 
     name = "container"
 
-    def __init__(self, client: Any, base: str, libc: str = "glibc") -> None:
-        self._gcc = tc.ContainerGcc(client, base, libc)
+    def __init__(self, client: Any, base: str, libc: str = "glibc",
+                 limits: engine.Limits = engine.DEFAULT_LIMITS) -> None:
+        self._gcc = tc.ContainerGcc(client, base, libc, limits)
         self._client = client
         self.libc = libc
+        self.limits = limits
 
     def prepare(self, proj: project.Project, wanted: Sequence[targets.Target]) -> None:
         # before any thread: each image built by one caller
@@ -205,24 +258,24 @@ class Container:
         image = self._gcc.image_for(target, proj.tools, proj.packages, project=True)
         machine = targets.lookup(self._gcc.image_arch())
         tools = cross.gcc(target, machine, self.libc)
-        files = _tools_files(proj, tools, CONTAINER_WORK)
-        with tempfile.TemporaryFile(dir=scratch_dir()) as tar_file, \
-                engine.container(self._client, "build", image, command=["sh", f"{CONTAINER_WORK}/tools/build.sh"],
-                                 network_disabled=True, working_dir=CONTAINER_WORK) as container:
-            _write_tar(tar_file, proj.root, files, _skip(out_dir))
+        tools_files = _tools_files(proj, tools, CONTAINER_WORK)
+        command = ["sh", f"{CONTAINER_WORK}/tools/build.sh", *proj.artifacts]
+        with tempfile.TemporaryFile(dir=scratch_dir()) as tar_file, temp_dir("fromscratch-programs-") as made, \
+                engine.container(self._client, "build", image, network_disabled=True, working_dir=CONTAINER_WORK,
+                                 **engine.watched(command), **self.limits.create_args()) as container:
+            _write_tar(tar_file, proj.root, tools_files, _skip(out_dir))
             tar_file.seek(0)
             with engine.step(f"copying {proj.name} into the build container"):
                 container.put_archive("/", tar_file)
             what = f"the build of {proj.name} for {target.platform}"
-            output = tc.run_container(container, f"building {proj.name} for {target.platform}", what,
-                                      failure=lambda code, out: _failure(code, out, what))
-            log.info("%s", output)
-            with temp_dir("fromscratch-programs-") as made:
-                (made / "out" / project.RECORDS).mkdir(parents=True)
-                with engine.step("copying the programs out"):
-                    stream, _ = container.get_archive(f"{CONTAINER_WORK}/out")
-                    tc.extract_files(stream, functools.partial(_inside, made / "out"))
-                yield made
+            tc.run_container(self._client, container, f"building {proj.name} for {target.platform}", what,
+                             made / "output.log", self.limits,
+                             failure=lambda code, out: _failure(code, out, what))
+            (made / "out" / project.RECORDS).mkdir(parents=True)
+            with engine.step("copying the programs out"):
+                stream, _ = container.get_archive(f"{CONTAINER_WORK}/out")
+                tc.extract_files(stream, functools.partial(_inside, made / "out"))
+            yield made
 
 
 def _inside(out: Path, name: str) -> Path:
@@ -232,25 +285,24 @@ def _inside(out: Path, name: str) -> Path:
 
 
 def _write_tar(fh: Any, root: Path, tools: dict[str, str], skip: Callable[[str], bool]) -> None:
-    """The project under work/src and the tools under work/tools, owned by root, modes kept."""
+    """The project under work/src (files.tree's rules: no special files, symlinks kept inside) and the tools
+    under work/tools, owned by root, modes and modification times kept."""
     import io
 
-    def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        return info
-
     work = CONTAINER_WORK.strip("/")
-    with tarfile.open(fileobj=fh, mode="w") as tar:
-        def add(path: str, arcname: str) -> None:
-            if skip(path):
-                return
-            tar.add(path, arcname=arcname, recursive=False, filter=owned_by_root)
-            if os.path.isdir(path) and not os.path.islink(path):
-                for name in sorted(os.listdir(path)):
-                    add(os.path.join(path, name), f"{arcname}/{name}")
-
-        add(str(root), f"{work}/src")
+    kinds = {"dir": tarfile.DIRTYPE, "file": tarfile.REGTYPE, "link": tarfile.SYMTYPE}
+    with tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for entry in files.tree(root, skip):
+            info = tarfile.TarInfo(f"{work}/src/{entry.rel}" if entry.rel else f"{work}/src")
+            info.type, info.mode = kinds[entry.kind], stat.S_IMODE(entry.mode)
+            info.mtime = entry.mtime_ns // 1_000_000_000
+            if entry.kind == "file":
+                with open(entry.source, "rb") as src:
+                    info.size = os.fstat(src.fileno()).st_size
+                    tar.addfile(info, src)
+            else:
+                info.linkname = entry.link
+                tar.addfile(info)
         for name, text in sorted(tools.items()):
             data = text.encode()
             info = tarfile.TarInfo(f"{work}/tools/{name}")

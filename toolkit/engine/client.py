@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode
 
@@ -356,3 +357,64 @@ def wait_gone(client: Any, container_id: str, seconds: float = 20.0) -> None:
         except NotFound:
             return
         time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one build container may use: memory (bytes, swap included), processes, and seconds of wall time
+    (None: no limit). A runaway build (a fork bomb, a leak, a hang) stops there instead of taking the engine's
+    machine with it."""
+
+    memory: int = 8 << 30
+    pids: int = 4096
+    timeout: float | None = 3600.0
+
+    def create_args(self) -> dict[str, Any]:
+        return {"mem_limit": self.memory, "memswap_limit": self.memory, "pids_limit": self.pids}
+
+
+DEFAULT_LIMITS = Limits()
+
+
+# PID 1 of a build container: the build runs with its stdin closed, and the container ends when its own stdin
+# reaches EOF, which happens when the client that attached to it goes away (killed, its machine gone): the
+# kernel then stops every process in the container. A build therefore never outlives the command that started it.
+# (sh gives a background job /dev/null for stdin: the watcher reads the container's stdin through fd 3)
+_WATCHED = ('trap "exit 143" TERM; exec 3<&0; "$@" </dev/null 3<&- & b=$!; '
+            '{ cat <&3 >/dev/null; kill -TERM $$; } & wait "$b"')
+
+
+def watched(command: list[str]) -> dict[str, Any]:
+    """The create() arguments of a container that runs command and ends when its attached client is gone."""
+    return {"command": ["sh", "-c", _WATCHED, "sh", *command], "stdin_open": True}  # and, not detached, StdinOnce
+
+
+class TimedOut(Exception):
+    """A container ran past its time limit."""
+
+
+def run_watched(client: Any, made: Any, what: str, output: str, timeout: float | None) -> int:
+    """Start a container made with watched(), attached to its stdin for as long as it runs, wait for it (at most
+    timeout seconds: TimedOut), and write its output to the file output (streamed: a build printing gigabytes
+    costs disk, not memory). Returns its exit code."""
+    with step(what):
+        sock = client.api.attach_socket(made.id, params={"stdin": 1, "stream": 1})
+        try:
+            made.start()
+            started = time.monotonic()
+            try:
+                status = made.wait(timeout=timeout)
+            except Exception:
+                # the SDK reports a read timeout as requests' ReadTimeout or, over a unix socket, ConnectionError;
+                # the clock tells it from an engine that went away
+                if timeout is not None and time.monotonic() - started >= timeout - 1:
+                    raise TimedOut(f"ran past {timeout:g} s") from None
+                raise
+        finally:
+            with contextlib.suppress(OSError):
+                sock.close()
+        with open(output, "wb") as fh:
+            for chunk in made.logs(stdout=True, stderr=True, stream=True, follow=False):
+                fh.write(chunk)
+    return int(status.get("StatusCode", 1))
+

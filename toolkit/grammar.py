@@ -1,0 +1,47 @@
+"""What a value typed by a user may be, checked once at the edge: Debian package names, image references, paths
+that stay inside a tree. A value that passes reaches a script, a Dockerfile or a command line only as data; one
+that does not is one line naming the flag."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from .errors import InputError
+
+# Debian Policy 5.6.1: lowercase letters, digits, + - . ; at least two characters, starting alphanumeric. An
+# optional :ARCH qualifier (multiarch) is a dpkg architecture name.
+_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?")
+# The distribution spec's reference grammar: [host[:port]/]path[:tag][@digest], path components lowercase.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?/)"
+_IMAGE = re.compile(rf"{_HOST}?{_COMPONENT}(?:/{_COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
+                    r"(?:@sha256:[0-9a-f]{64})?")
+
+
+def package(name: str, flag: str) -> str:
+    """A Debian package name, or refused: it reaches apt-get inside a build image's RUN line."""
+    if not _PACKAGE.fullmatch(name):
+        raise InputError(f"{flag} {name!r} is not a Debian package name",
+                         hint="lowercase letters, digits and + - . (Debian Policy 5.6.1), e.g. zlib1g-dev")
+    return name
+
+
+def image(ref: str, flag: str) -> str:
+    """An image reference, or refused: it becomes a Dockerfile's FROM line."""
+    if len(ref) > 255 or not _IMAGE.fullmatch(ref):
+        raise InputError(f"{flag} {ref!r} is not an image reference",
+                         hint="e.g. fromscratch/debian:bookworm or registry.example:5000/debian:12")
+    return ref
+
+
+def inside(path: str, flag: str) -> str:
+    """A relative path that stays inside the tree it is relative to, in its normal form (a/b, never a/../b);
+    printable, so that it can be named in a one-line message."""
+    if not path or not path.isprintable():
+        raise InputError(f"{flag} {path!r}: give a printable relative path")
+    normal = os.path.normpath(path)
+    if os.path.isabs(path) or normal == ".." or normal.startswith("../"):
+        raise InputError(f"{flag} {path}: must be a path inside the project, not outside it",
+                         hint="a relative path such as src/app, or bin/app under the install prefix")
+    return normal
