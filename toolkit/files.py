@@ -227,7 +227,9 @@ def tree(root: Path, skip: Callable[[str], bool] = lambda path: False) -> Iterat
         log.info("copying %s in place of the symlink %s, which leads out of the project", real, path)
         yield TreeEntry(rel, "file", target_st.st_mode, target_st.st_mtime_ns, source=real)
 
-    def visit(path: str, rel: str) -> Iterator[TreeEntry]:
+    pending = [(top, "")]  # a stack, not recursion: a tree may nest deeper than Python's recursion limit
+    while pending:
+        path, rel = pending.pop()
         try:
             st = os.lstat(path)
         except OSError as exc:
@@ -239,17 +241,13 @@ def tree(root: Path, skip: Callable[[str], bool] = lambda path: False) -> Iterat
         elif stat.S_ISDIR(st.st_mode):
             yield TreeEntry(rel, "dir", st.st_mode, st.st_mtime_ns, source=path)
             try:
-                names = sorted(os.listdir(path))
+                names = sorted(os.listdir(path), reverse=True)  # popped in name order
             except OSError as exc:
                 raise InputError(f"{path}: cannot list the directory ({exc.strerror})") from None
-            for name in names:
-                child_path = os.path.join(path, name)
-                if not skip(child_path):
-                    yield from visit(child_path, f"{rel}/{name}" if rel else name)
+            pending += [(os.path.join(path, n), f"{rel}/{n}" if rel else n) for n in names
+                        if not skip(os.path.join(path, n))]
         else:
             raise refuse(path, _kind(st.st_mode))
-
-    yield from visit(top, "")
 
 
 def copy_tree(root: Path, dest: Path, skip: Callable[[str], bool] = lambda path: False) -> None:
@@ -281,7 +279,7 @@ def excerpt(path: Path, whole: int = 64 << 10, head: int = 16 << 10, tail: int =
     and last parts (a compiler's first error, a build's last lines) around a note of what was left out."""
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
-        if size <= whole:
+        if size <= max(whole, head + tail):
             return fh.read().decode("utf-8", "replace")
         first = fh.read(head).decode("utf-8", "replace").rsplit("\n", 1)[0]
         fh.seek(size - tail)

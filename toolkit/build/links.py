@@ -51,16 +51,20 @@ fs_link() {
 }
 
 fs_trace_of() {
-  fs_p=$(realpath "$1"); fs_n=${1##*/}; fs_same=; fs_last=
-  for fs_t in $(ls -t "$FROMSCRATCH_LINKS/$fs_n".* 2>/dev/null); do
-    IFS= read -r fs_o < "$fs_t"; fs_o=${fs_o#output }
-    [ "${fs_o##*/}" = "$fs_n" ] || continue
-    if [ "$fs_o" = "$fs_p" ]; then cat "$fs_t"; return 0; fi
-    if [ -z "$fs_same" ] && cmp -s "$fs_o" "$1"; then fs_same=$fs_t; fi
-    [ -n "$fs_last" ] || fs_last=$fs_t
-  done
-  fs_t=${fs_same:-$fs_last}
-  if [ -n "$fs_t" ]; then cat "$fs_t"; fi
+  fs_p=$(realpath "$1"); fs_n=${1##*/}
+  # newest first, one name a line (a program's name may hold spaces)
+  ls -t "$FROMSCRATCH_LINKS/$fs_n".* 2>/dev/null | (
+    fs_same=; fs_last=
+    while IFS= read -r fs_t; do
+      IFS= read -r fs_o < "$fs_t"; fs_o=${fs_o#output }
+      [ "${fs_o##*/}" = "$fs_n" ] || continue
+      if [ "$fs_o" = "$fs_p" ]; then cat "$fs_t"; exit 0; fi
+      if [ -z "$fs_same" ] && cmp -s "$fs_o" "$1"; then fs_same=$fs_t; fi
+      [ -n "$fs_last" ] || fs_last=$fs_t
+    done
+    fs_t=${fs_same:-$fs_last}
+    if [ -n "$fs_t" ]; then cat "$fs_t"; fi
+  )
 }
 
 fs_resolve() {
