@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, assert_clean_failure, invoke
+from tests.conftest import REPO, assert_clean_failure, invoke, sigint
 from tests.faults import as_other_user, invoke_cmd
 from toolkit import interrupts
 from toolkit.errors import InputError
@@ -158,7 +158,7 @@ def test_build_output_to_a_directory_it_cannot_write_is_a_clear_error(tmp_path):
 
 def test_deferred_holds_a_signal_until_the_block_ends():
     finished = False
-    with pytest.raises(KeyboardInterrupt):
+    with sigint(signal.default_int_handler), pytest.raises(KeyboardInterrupt):
         with interrupts.deferred():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.05)
@@ -171,6 +171,7 @@ def test_a_second_signal_while_unwinding_is_held_off():
     previous = {s: signal.getsignal(s) for s in interrupts.SIGNALS}
     cleaned = False
     try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # not the suite's, which may be ignored
         interrupts.install()
         with pytest.raises(KeyboardInterrupt):
             try:
