@@ -187,6 +187,19 @@ def test_a_second_signal_while_unwinding_is_held_off():
     assert cleaned
 
 
+def test_deferred_leaves_an_ignored_signal_ignored():
+    """SIGINT ignored from the start (nohup, a background job) stays ignored through a held block, also for a child
+    started there: a handler held in its place would reach the child as the default action."""
+    with sigint(signal.SIG_IGN):
+        with interrupts.deferred():
+            probe = "import signal; print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)"
+            child = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    assert child.stdout.strip() == "True"
+
+
 def test_the_lock_is_held_across_processes(tmp_path):
     marker = tmp_path / "released"
     holder = subprocess.Popen(
