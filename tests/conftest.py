@@ -7,6 +7,7 @@ import contextlib
 import importlib.util
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -55,6 +56,23 @@ def assert_clean_failure(result: Result, code: int | None = None) -> None:
     if code is not None:
         assert result.code == code, result
     assert "Traceback" not in result.err + result.out, result.err
+
+
+@contextlib.contextmanager
+def sigint(handler: Any) -> Iterator[None]:
+    """SIGINT handled so for the block. The suite may run with SIGINT ignored (nohup, a shell's background job,
+    some CI runners), so a test that relies on Ctrl-C's KeyboardInterrupt sets it."""
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def sigint_default() -> None:
+    """preexec_fn for a run a test interrupts with SIGINT: the default action, as from a terminal. Without it the
+    run would inherit an ignored SIGINT from the suite and rightly keep ignoring it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, Result
+from tests.conftest import REPO, Result, sigint_default
 from toolkit.engine.client import SESSION
 
 LOCKS = "fromscratch-locks"  # files.exclusive's lock files: meant to stay
@@ -42,7 +42,8 @@ class Run:
         self.out_path, self.err_path = logs / f"{stem}.out", logs / f"{stem}.err"
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen([*(prefix or []), *invoke_cmd(*args)], cwd=cwd, env=env, stdout=out,
-                                         stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+                                         stderr=err, stdin=subprocess.DEVNULL, start_new_session=True,
+                                         preexec_fn=sigint_default)
 
     @property
     def err(self) -> str:

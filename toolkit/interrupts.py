@@ -39,11 +39,17 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def install() -> None:
-    """For the CLI: the first SIGINT or SIGTERM raises KeyboardInterrupt; later ones let its cleanup finish."""
+    """For the CLI: the first SIGINT or SIGTERM raises KeyboardInterrupt; later ones let its cleanup finish.
+
+    A SIGINT ignored from the start stays ignored, as Python itself leaves it: whoever started us (nohup, a shell's
+    background job, a CI runner) meant Ctrl-C for others. SIGTERM, how a supervisor stops a run, is always handled.
+    """
     global _unwinding
     _unwinding = False
     if threading.current_thread() is threading.main_thread():
         for signum in SIGNALS:
+            if signum == signal.SIGINT and signal.getsignal(signum) is signal.SIG_IGN:
+                continue
             signal.signal(signum, _on_signal)
 
 
@@ -54,7 +60,9 @@ def deferred() -> Iterator[None]:
         yield  # only the main thread receives signals
         return
     pending: list[int] = []
-    previous = {signum: signal.signal(signum, lambda s, f: pending.append(s)) for signum in SIGNALS}
+    # An ignored signal is left alone: held, it would reach a child started in the block as the default action.
+    previous = {signum: signal.signal(signum, lambda s, f: pending.append(s)) for signum in SIGNALS
+                if signal.getsignal(signum) is not signal.SIG_IGN}
     try:
         yield
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -123,21 +124,63 @@ def test_cli_registers_every_foreign_target_and_a_rerun_changes_nothing():
     assert again.code == 0 and {line.split()[2] for line in again.out.splitlines()} <= {"native", "present"}
 
 
-def _as_nobody(*args: str, home: Path) -> Result:
-    """invoke as user nobody (setpriv drops root), with a HOME it can read."""
-    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                           sys.executable, "-m", "invoke", "--search-root", str(REPO), *args],
-                          cwd=home, capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(home)})
+# Where each top-level module that loading tasks.py imports lives, the standard library aside, and the metadata of
+# the distributions that supply them (invoke reads its own version there): what user nobody needs a copy of.
+_IMPORTED = """
+import importlib.metadata, sys, tasks
+providers = importlib.metadata.packages_distributions()
+found = set()
+for name, module in list(sys.modules.items()):
+    file = getattr(module, "__file__", None)
+    if file and "." not in name and name not in sys.stdlib_module_names:
+        found.add(file.removesuffix("/__init__.py"))
+        for dist in map(importlib.metadata.distribution, providers.get(name, [])):
+            found.update(str(dist.locate_file(f).parent) for f in dist.files or [] if f.name == "METADATA")
+print(*sorted(found), sep="\\n")
+"""
+_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@pytest.fixture
+def nobody_home():
+    """A HOME for user nobody holding tasks.py and every module it imports, copied: this checkout and its venv may
+    live where only their owner can read (root's home, mode 700), and user nobody must run the CLI all the same.
+    Yields the home and the base interpreter (the venv's own may be inside the checkout)."""
+    python = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    with tempfile.TemporaryDirectory(prefix="fromscratch-nobody-") as tmp:  # pytest's tmp_path is root-only
+        home = Path(tmp)
+        probe = subprocess.run([*_NOBODY, str(python), "-S", "-c", ""], cwd="/", capture_output=True, text=True)
+        if probe.returncode != 0:
+            msg = f"user nobody cannot run {python}: {probe.stderr.strip()}"
+            if IN_CI:
+                pytest.fail(msg)
+            pytest.skip(msg)
+        listed = subprocess.run([sys.executable, "-c", _IMPORTED], cwd=REPO, capture_output=True, text=True,
+                                check=True)
+        for source in map(Path, listed.stdout.splitlines()):
+            if source.is_dir():
+                shutil.copytree(source, home / source.name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy(source, home / source.name)
+        for path in [home, *home.rglob("*")]:  # a umask of 077 would leave the copies as unreadable as the originals
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        yield home, python
+
+
+def _as_nobody(*args: str, home: Path, python: Path) -> Result:
+    """invoke as user nobody (setpriv drops root), from the copy in its HOME; -S: nothing but that copy and the
+    standard library."""
+    proc = subprocess.run([*_NOBODY, str(python), "-S", "-m", "invoke", "--search-root", str(home), *args],
+                          cwd=home, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HOME": str(home), "PYTHONPATH": str(home)})
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
-def test_cli_as_a_user_needs_root_but_check_works(kernel):
-    with tempfile.TemporaryDirectory(prefix="fromscratch-nobody-") as tmp:  # pytest's tmp_path is root-only
-        home = Path(tmp)
-        home.chmod(0o755)
-        refused = _as_nobody("binfmt", home=home)
-        assert_clean_failure(refused, 1)
-        assert "needs root" in refused.err and "sudo" in refused.err
-        assert len(refused.err.strip().splitlines()) == 1
-        checked = _as_nobody("binfmt", "--check", "--arch", "arm64", home=home)
-        assert checked.code == 0 and "qemu-aarch64" in checked.out, checked
+def test_cli_as_a_user_needs_root_but_check_works(kernel, nobody_home):
+    home, python = nobody_home
+    refused = _as_nobody("binfmt", home=home, python=python)
+    assert_clean_failure(refused, 1)
+    assert "needs root" in refused.err and "sudo" in refused.err
+    assert len(refused.err.strip().splitlines()) == 1
+    checked = _as_nobody("binfmt", "--check", "--arch", "arm64", home=home, python=python)
+    assert checked.code == 0 and "qemu-aarch64" in checked.out, checked

@@ -92,3 +92,37 @@ def test_the_engine_used_is_logged_once(config, caplog):
         endpoint.resolve()
         endpoint.resolve()
     assert [r.getMessage() for r in caplog.records] == ["engine: unix:///var/run/docker.sock (the default socket)"]
+
+
+def test_contexts_are_found_with_no_config_file(tmp_path, monkeypatch):
+    """A fresh machine after `docker context create`: contexts in ~/.docker/contexts and no config.json, which the
+    docker CLI reads all the same (the SDK alone looks for them beside a config file it did not find)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # the SDK, finding no config file, would look in ./contexts
+    for name in ("DOCKER_CONFIG", "DOCKER_HOST", "DOCKER_CONTEXT"):
+        monkeypatch.delenv(name, raising=False)
+    _context(tmp_path / ".docker", "remote", "tcp://127.0.0.1:2376")
+    monkeypatch.setenv("DOCKER_CONTEXT", "remote")
+    assert endpoint.resolve() == endpoint.Endpoint("tcp://127.0.0.1:2376", "docker context 'remote'", "remote")
+    assert not (tmp_path / ".docker/config.json").exists()
+
+
+def test_docker_config_with_no_config_file_holds_the_contexts(tmp_path, monkeypatch):
+    """DOCKER_CONFIG names the directory whether or not it holds a config.json: the contexts there are the ones
+    meant, not those beside ~/.docker/config.json; their TLS material is read from there too."""
+    home, config = tmp_path / "home", tmp_path / "config"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setenv("DOCKER_CONTEXT", "remote")
+    _context(home / ".docker", "remote", "tcp://home.invalid:2376")
+    _use(home / ".docker", "remote")
+    _context(config, "remote", "tcp://127.0.0.1:2376")
+    tls = config / "contexts/tls" / hashlib.sha256(b"remote").hexdigest() / "docker"
+    tls.mkdir(parents=True)
+    for pem in ("ca.pem", "cert.pem", "key.pem"):
+        (tls / pem).write_text("")
+    found = endpoint.resolve()
+    assert (found.host, found.context) == ("tcp://127.0.0.1:2376", "remote")
+    assert found.tls is not None and found.tls.ca_cert == str(tls / "ca.pem")
+    assert found.tls.cert == (str(tls / "cert.pem"), str(tls / "key.pem"))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, assert_clean_failure, invoke
+from tests.conftest import REPO, assert_clean_failure, invoke, sigint
 from tests.faults import as_other_user, invoke_cmd
 from toolkit import interrupts
 from toolkit.errors import InputError
@@ -158,7 +158,7 @@ def test_build_output_to_a_directory_it_cannot_write_is_a_clear_error(tmp_path):
 
 def test_deferred_holds_a_signal_until_the_block_ends():
     finished = False
-    with pytest.raises(KeyboardInterrupt):
+    with sigint(signal.default_int_handler), pytest.raises(KeyboardInterrupt):
         with interrupts.deferred():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.05)
@@ -171,6 +171,7 @@ def test_a_second_signal_while_unwinding_is_held_off():
     previous = {s: signal.getsignal(s) for s in interrupts.SIGNALS}
     cleaned = False
     try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # not the suite's, which may be ignored
         interrupts.install()
         with pytest.raises(KeyboardInterrupt):
             try:
@@ -184,6 +185,19 @@ def test_a_second_signal_while_unwinding_is_held_off():
         for s, handler in previous.items():
             signal.signal(s, handler)
     assert cleaned
+
+
+def test_deferred_leaves_an_ignored_signal_ignored():
+    """SIGINT ignored from the start (nohup, a background job) stays ignored through a held block, also for a child
+    started there: a handler held in its place would reach the child as the default action."""
+    with sigint(signal.SIG_IGN):
+        with interrupts.deferred():
+            probe = "import signal; print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)"
+            child = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    assert child.stdout.strip() == "True"
 
 
 def test_the_lock_is_held_across_processes(tmp_path):

@@ -3,10 +3,12 @@ context of the docker config file, then the default socket; contexts are read wi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,14 +123,15 @@ def _resolve(environ: Mapping[str, str]) -> Endpoint:
         named_by = f"the currentContext of {config_dir(environ) / 'config.json'}"
     if not name or name == "default":
         return Endpoint(DEFAULT_HOST, "the default socket" if not name else "docker context 'default'")
-    return _from_context(str(name), named_by)
+    return _from_context(str(name), named_by, config_dir(environ) / "contexts")
 
 
-def _from_context(name: str, named_by: str) -> Endpoint:
+def _from_context(name: str, named_by: str, contexts: Path) -> Endpoint:
     from docker.context import ContextAPI
 
     try:
-        context = ContextAPI.get_context(name)
+        with _sdk_contexts_in(contexts):
+            context = ContextAPI.get_context(name)
     except Exception as exc:  # the SDK's ContextException, or a bare Exception for a meta file that is not JSON
         raise InputError(f"docker context '{name}' (from {named_by}) cannot be read: {exc}") from None
     if context is None:
@@ -140,6 +143,26 @@ def _from_context(name: str, named_by: str) -> Endpoint:
                          + "` shows it")
     _check_host(host, f"docker context '{name}'")
     return Endpoint(host, f"docker context '{name}'", context=name, tls=context.TLSConfig)
+
+
+_sdk_contexts_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _sdk_contexts_in(contexts: Path) -> Iterator[None]:
+    """The Docker SDK reading its contexts from this directory, as the docker CLI does. The SDK looks beside the
+    config.json it finds: with none (a fresh machine after `docker context create`) it looks in ./contexts, and
+    with none under DOCKER_CONFIG, beside ~/.docker/config.json. Its get_context_dir is the one place that
+    decides (the meta and TLS paths are built on it), so that is what is pointed here while the SDK reads."""
+    from docker.context import config as sdk_config
+
+    with _sdk_contexts_lock:  # a module attribute: two threads resolving at once must not undo each other's
+        found = sdk_config.get_context_dir
+        sdk_config.get_context_dir = lambda: str(contexts)
+        try:
+            yield
+        finally:
+            sdk_config.get_context_dir = found
 
 
 def _check_host(host: str, what: str) -> None:
