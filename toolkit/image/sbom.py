@@ -242,10 +242,7 @@ def from_artifacts(artifacts: Sequence[oci.Artifact], where: str) -> list[Shown]
     for a in artifacts:
         if a.descriptor.artifact_type != ARTIFACT_TYPE:
             continue
-        try:
-            doc = spdx.checked(json.loads(a.blob), f"the SBOM {a.descriptor.digest}")
-        except ValueError:
-            raise ToolkitError(f"the SBOM {a.descriptor.digest} {where} is not JSON") from None
+        doc = spdx.parse(a.blob, f"the SBOM {a.descriptor.digest} {where}")
         out.append(Shown(f"{doc.get('name', '?')} (SBOM {a.descriptor.digest[:19]}, {where})", doc))
     return out
 
