@@ -4,7 +4,6 @@ artifact; and SBOMs read back, from a binary, the local store or a registry, for
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
@@ -184,7 +183,7 @@ def image_document(program: Program, ref: str, platform: str, manifest: oci.Desc
                    contents: Sequence[Contained], epoch: int) -> bytes:
     """The program's document with the image as what it describes: the image CONTAINS the program and each of
     its other files' packages."""
-    doc = copy.deepcopy(program.doc)
+    doc = dict(program.doc)  # only its top level changes: a deep copy would double a large SBOM's memory
     doc.pop("documentDescribes", None)
     repository, _, tag = ref.rpartition(":")
     image = spdx.Package(IMAGE_ID, repository, tag, spdx.supplier(), image_purl(ref, manifest, platform),
