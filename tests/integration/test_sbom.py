@@ -10,6 +10,7 @@ import importlib.util
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -184,3 +185,28 @@ def test_a_one_platform_image_in_the_engine_pushes_its_sbom_later(registry, name
     doc = _sbom_of(registry, name.split("/", 1)[1], {"digest": digest})
     assert "hello-tiny.c" in {f["fileName"].lstrip("./") for f in doc["files"]}
     assert not [r for r in doc["relationships"] if r["relationshipType"] == "STATIC_LINK"]  # -nostdlib: no libc
+
+
+BAD_DOCS = {"nested 200,000 deep": (b"[" * 200_000 + b"]" * 200_000, "nested more than"),
+            "a null relationship": (b'{"spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", '
+                                    b'"relationships": [null]}', "relationships[0] is null, not an object")}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_DOCS))
+@pytest.mark.parametrize("given", ["--sbom FILE", "beside the binary"])
+def test_a_bad_sbom_loads_nothing_into_the_engine(docker_client, image_tag, binaries, tmp_path, case, given):
+    from toolkit.engine import client as engine
+
+    data, words = BAD_DOCS[case]
+    shutil.copy(binaries["static"], tmp_path / "prog")
+    bad = tmp_path / ("bad.json" if given == "--sbom FILE" else "prog.spdx.json")
+    bad.write_bytes(data)
+    tag = image_tag()
+    try:
+        result = invoke("image", "--tag", tag, "--binary", "prog",
+                        *(["--sbom", bad.name] if given == "--sbom FILE" else []), cwd=tmp_path)
+        assert result.code == 2 and "Traceback" not in result.err, result
+        assert len(result.err.strip().splitlines()) == 1 and words in result.err, result.err
+        assert not engine.image_exists(docker_client, tag)
+    finally:
+        bad.unlink()  # the session's last check validates every *.spdx.json left under its temporary dirs

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -322,3 +323,145 @@ def test_a_libc_supplier_is_the_distribution_the_binary_names_else_its_upstream(
 
     who, why = spdx._libc_supplier(libc, spdx._GLIBC_BANNER.search(shown), spdx._GCC_COMMENT.search(shown))
     assert who == supplier and why
+
+
+# --- an SBOM read back: bounded, and checked in every field the toolkit reads -----------------------------------
+
+CAP = 4 << 20  # the cap the README names for an SBOM read back
+
+
+@pytest.fixture(scope="module")
+def hello(tmp_path_factory) -> Path:
+    """hello built natively, its own SBOM beside it: the document the bad ones are made from."""
+    where = tmp_path_factory.mktemp("hello")
+    assert invoke("build-hello", "--toolchain", "native", cwd=where).code == 0
+    return where / "hello"
+
+
+def _edited(hello: Path, edit: Any) -> bytes:
+    doc = json.loads(hello.with_name("hello.spdx.json").read_bytes())
+    edit(doc)
+    return json.dumps(doc).encode()
+
+
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+# name -> (the file's bytes from hello's own document, words the one line must hold)
+BAD_SBOMS: dict[str, tuple[Any, str]] = {
+    "nested 200,000 deep": (lambda h: b"[" * 200_000 + b"]" * 200_000, "nested more than"),
+    # json.loads takes 600 levels; copying the document and printing it indented would not
+    "nested 600 deep in a field": (lambda h: _edited(h, lambda d: d.update(annotations=_nested(600))),
+                                   "nested more than"),
+    "a null relationship": (lambda h: _edited(h, lambda d: d.update(relationships=[None])),
+                            "relationships[0] is null, not an object"),
+    "a relationship's comment a number": (
+        lambda h: _edited(h, lambda d: d["relationships"][0].update(comment=7)),
+        "relationships[0].comment is a number, not a string"),
+    "a package's SPDXID a number": (lambda h: _edited(h, lambda d: d["packages"][0].update(SPDXID=5)),
+                                    "packages[0].SPDXID is a number, not a string"),
+    "a package without an SPDXID": (lambda h: _edited(h, lambda d: d["packages"][1].pop("SPDXID")),
+                                    "packages[1].SPDXID is missing"),
+    "a package's version null": (lambda h: _edited(h, lambda d: d["packages"][1].update(versionInfo=None)),
+                                 "packages[1].versionInfo is null, not a string"),
+    "a package's checksums an object": (
+        lambda h: _edited(h, lambda d: d["packages"][0].update(checksums={"SHA256": "00"})),
+        "packages[0].checksums is an object, not an array"),
+    "packages an object": (lambda h: _edited(h, lambda d: d.update(packages={})),
+                           "packages is an object, not an array"),
+    "documentDescribes a string": (lambda h: _edited(h, lambda d: d.update(documentDescribes="SPDXRef-x")),
+                                   "documentDescribes is a string, not an array"),
+    "a file's checksum a number": (
+        lambda h: _edited(h, lambda d: d["files"][0]["checksums"][0].update(checksumValue=1)),
+        "files[0].checksums[0].checksumValue is a number, not a string"),
+    "an array at the top": (lambda h: b"[1, 2]", "its top level is an array, not an object"),
+    "NaN, which JSON has not": (lambda h: _edited(h, lambda d: d.update(comment=float("nan"))), "NaN"),
+    "a lone surrogate": (lambda h: _edited(h, lambda d: d["packages"][1].update(name="\ud800")), "surrogate"),
+    "Latin-1": (lambda h: _edited(h, lambda d: d.update(comment="caf\xe9")).replace(b"\\u00e9", b"\xe9"),
+                "not UTF-8"),
+    "UTF-16": (lambda h: _edited(h, lambda d: None).decode().encode("utf-16"), "not UTF-8"),
+}
+
+
+def _bad(tmp: Path, hello: Path, case: str, name: str = "bad.json") -> tuple[Path, str]:
+    make, words = BAD_SBOMS[case]
+    path = tmp / name
+    path.write_bytes(make(hello))
+    return path, words
+
+
+def _over_cap(path: Path) -> Path:
+    """A file one byte over the cap that takes no disk (sparse): refused from its size, never read."""
+    subprocess.run(["truncate", "-s", str(CAP + 1), str(path)], check=True)
+    return path
+
+
+def _refused(result: Any, words: str) -> None:
+    assert_clean_failure(result, 2)
+    assert len(result.err.strip().splitlines()) == 1 and result.err.startswith("error: "), result.err
+    assert words in result.err, result.err
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SBOMS))
+def test_a_bad_sbom_file_is_one_line_and_nothing_is_written(tmp_path, hello, case):
+    path, words = _bad(tmp_path, hello, case)
+    result = invoke("image", "--tag", "bad-sbom", "--binary", str(hello), "--sbom", str(path),
+                    "--output", "oci-archive:out.tar", cwd=tmp_path)
+    _refused(result, words)
+    assert sorted(os.listdir(tmp_path)) == ["bad.json"]  # no out.tar, no temporary left behind
+
+
+def test_an_sbom_over_the_cap_is_refused_from_its_size(tmp_path, hello):
+    big = _over_cap(tmp_path / "big.json")
+    result = invoke("image", "--tag", "bad-sbom", "--binary", str(hello), "--sbom", str(big),
+                    "--output", "oci-archive:out.tar", cwd=tmp_path)
+    _refused(result, "over the 4 MiB")
+    assert sorted(os.listdir(tmp_path)) == ["big.json"]
+
+
+def test_an_sbom_of_exactly_the_cap_is_read(tmp_path, hello):
+    data = hello.with_name("hello.spdx.json").read_bytes()
+    (tmp_path / "full.json").write_bytes(data + b" " * (CAP - len(data)))  # JSON allows trailing blanks
+    made = invoke("image", "--tag", "full-sbom", "--binary", str(hello), "--sbom", "full.json",
+                  "--output", "oci-archive:out.tar", cwd=tmp_path)
+    assert made.code == 0, made
+    assert (tmp_path / "out.tar").is_file()
+
+
+@pytest.mark.parametrize("case", ["nested 200,000 deep", "a null relationship", "a file's checksum a number",
+                                  "a lone surrogate", "over the cap"])
+def test_a_bad_sbom_beside_the_binary_is_refused_by_image_and_sbom(tmp_path, hello, case):
+    shutil.copy(hello, tmp_path / "hello")
+    beside = tmp_path / "hello.spdx.json"
+    try:
+        if case == "over the cap":
+            _over_cap(beside)
+            words = "over the 4 MiB"
+        else:
+            words = _bad(tmp_path, hello, case, beside.name)[1]
+        before = sorted(os.listdir(tmp_path))
+        made = invoke("image", "--tag", "bad-sbom", "--binary", "hello", "--output", "oci-archive:out.tar",
+                      cwd=tmp_path)
+        _refused(made, words)
+        for args in (["--binary", "hello"], ["--binary", "hello", "--json"]):
+            _refused(invoke("sbom", *args, cwd=tmp_path), words)
+        assert sorted(os.listdir(tmp_path)) == before
+    finally:
+        beside.unlink()  # the session's last check validates every *.spdx.json left under its temporary dirs
+
+
+@pytest.mark.parametrize("case", ["nested 200,000 deep", "nested 600 deep in a field", "a null relationship",
+                                  "a package's SPDXID a number"])
+def test_a_bad_sbom_artifact_is_an_input_error(tmp_path, hello, case):
+    from toolkit.errors import InputError
+    from toolkit.image import sbom as sboms
+
+    data = BAD_SBOMS[case][0](hello)
+    subject = oci.blob_bytes(b"{}", "application/vnd.oci.image.manifest.v1+json")
+    artifact = oci.artifact(subject, sboms.ARTIFACT_TYPE, data, "hello.spdx.json")
+    with pytest.raises(InputError, match=re.escape(BAD_SBOMS[case][1])):
+        sboms.from_artifacts([artifact], "kept by invoke image")

@@ -4,7 +4,6 @@ artifact; and SBOMs read back, from a binary, the local store or a registry, for
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
@@ -184,7 +183,7 @@ def image_document(program: Program, ref: str, platform: str, manifest: oci.Desc
                    contents: Sequence[Contained], epoch: int) -> bytes:
     """The program's document with the image as what it describes: the image CONTAINS the program and each of
     its other files' packages."""
-    doc = copy.deepcopy(program.doc)
+    doc = dict(program.doc)  # only its top level changes: a deep copy would double a large SBOM's memory
     doc.pop("documentDescribes", None)
     repository, _, tag = ref.rpartition(":")
     image = spdx.Package(IMAGE_ID, repository, tag, spdx.supplier(), image_purl(ref, manifest, platform),
@@ -242,10 +241,7 @@ def from_artifacts(artifacts: Sequence[oci.Artifact], where: str) -> list[Shown]
     for a in artifacts:
         if a.descriptor.artifact_type != ARTIFACT_TYPE:
             continue
-        try:
-            doc = spdx.checked(json.loads(a.blob), f"the SBOM {a.descriptor.digest}")
-        except ValueError:
-            raise ToolkitError(f"the SBOM {a.descriptor.digest} {where} is not JSON") from None
+        doc = spdx.parse(a.blob, f"the SBOM {a.descriptor.digest} {where}")
         out.append(Shown(f"{doc.get('name', '?')} (SBOM {a.descriptor.digest[:19]}, {where})", doc))
     return out
 
