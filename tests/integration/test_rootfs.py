@@ -1,5 +1,6 @@
 """Base images on a real engine: import-rootfs's refusals and arch detection, BusyBox (native and arm64 under
-QEMU), and, marked slow, debootstrapped Debian: slim, reproducible across two runs, and a foreign architecture."""
+QEMU), and, marked slow, debootstrapped Debian: slim, reproducible across two runs, and a foreign architecture;
+its apt sources with the suite's updates and security updates."""
 
 from __future__ import annotations
 
@@ -172,6 +173,30 @@ def test_debian_slim_is_container_friendly(docker_client, debian_slim):
     assert lines[-4:] == ["0", "copyright", "0", "Status: install ok installed"]
 
 
+def _sources(mirror: str | None = None) -> str:
+    """debian.sources as rootfs writes it for bookworm from the host's mirror (or mirror)."""
+    from toolkit.rootfs import debootstrap as rootfs
+    from toolkit.rootfs.mirror import host_mirror, host_security
+
+    return rootfs.AptSources(mirror or host_mirror(), ("bookworm", "bookworm-updates"), host_security(),
+                             ("bookworm-security",)).text
+
+
+@pytest.mark.slow
+def test_debian_apt_sources_name_the_updates_and_security_suites(docker_client, debian_slim):
+    tag, _, made = debian_slim
+    assert "apt sources: bookworm bookworm-updates at " in made.err and ", bookworm-security at " in made.err
+    script = ("cat /etc/apt/sources.list.d/debian.sources; ls /etc/apt/sources.list 2>/dev/null; echo ---; "
+              "stat -c %a /etc/apt/sources.list.d/debian.sources; apt-get update --print-uris")
+    sources, rest = _run(docker_client, tag, "sh", "-c", script).split("---\n")
+    assert sources == _sources()  # and no sources.list beside it
+    mode, *uris = rest.splitlines()
+    assert mode == "644"
+    # apt reads all three suites from it (their InRelease is what `apt-get update` would fetch first)
+    fetched = {u.split()[0].strip("'").rsplit("/dists/", 1)[1] for u in uris if "InRelease" in u}
+    assert fetched == {"bookworm/InRelease", "bookworm-updates/InRelease", "bookworm-security/InRelease"}
+
+
 @pytest.mark.slow
 def test_debian_two_runs_give_the_same_tarball(debian_slim, tmp_path):
     tag, first, _ = debian_slim
@@ -198,8 +223,9 @@ def test_debian_arm64_is_debootstrapped_under_qemu(docker_client, image_tag):
     assert "==>" not in made.err
     attrs = docker_client.images.get(tag).attrs
     assert (attrs["Architecture"], attrs.get("Variant")) == ("arm64", "v8")
-    out = _run(docker_client, tag, "sh", "-c", "uname -m; dpkg --print-architecture", platform="linux/arm64")
-    assert out == "aarch64\narm64\n"
+    out = _run(docker_client, tag, "sh", "-c", "uname -m; dpkg --print-architecture; echo ---; "
+               "cat /etc/apt/sources.list.d/debian.sources", platform="linux/arm64")
+    assert out == "aarch64\narm64\n---\n" + _sources()
 
 
 def test_a_failure_mid_stream_leaves_no_image_and_no_file(tmp_path, docker_client, image_tag):
@@ -246,3 +272,4 @@ def test_an_interrupted_debootstrap_leaves_nothing_and_nothing_mounted(sandbox):
     assert str(sandbox.tmp) not in mounts
     sandbox.assert_clean()
     assert list(sandbox.work.iterdir()) == []
+
