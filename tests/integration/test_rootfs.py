@@ -1,6 +1,7 @@
 """Base images on a real engine: import-rootfs's refusals and arch detection, BusyBox (native and arm64 under
 QEMU), and, marked slow, debootstrapped Debian: slim, reproducible across two runs, and a foreign architecture;
-its apt sources with the suite's updates and security updates."""
+its apt sources with the suite's updates and security updates; and how scripts/dev tells a base image made by an
+older recipe."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import hashlib
 import io
 import os
 import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_clean_failure, invoke
+from tests.conftest import REPO, assert_clean_failure, invoke
 
 pytestmark = pytest.mark.engine
 
@@ -184,8 +186,11 @@ def _sources(mirror: str | None = None) -> str:
 
 @pytest.mark.slow
 def test_debian_apt_sources_name_the_updates_and_security_suites(docker_client, debian_slim):
+    from toolkit.rootfs import debootstrap as rootfs
+
     tag, _, made = debian_slim
     assert "apt sources: bookworm bookworm-updates at " in made.err and ", bookworm-security at " in made.err
+    assert docker_client.images.get(tag).attrs["Config"]["Labels"] == {rootfs.RECIPE_LABEL: rootfs.RECIPE}
     script = ("cat /etc/apt/sources.list.d/debian.sources; ls /etc/apt/sources.list 2>/dev/null; echo ---; "
               "stat -c %a /etc/apt/sources.list.d/debian.sources; apt-get update --print-uris")
     sources, rest = _run(docker_client, tag, "sh", "-c", script).split("---\n")
@@ -272,4 +277,35 @@ def test_an_interrupted_debootstrap_leaves_nothing_and_nothing_mounted(sandbox):
     assert str(sandbox.tmp) not in mounts
     sandbox.assert_clean()
     assert list(sandbox.work.iterdir()) == []
+
+
+def test_scripts_base_image_tells_a_base_made_by_an_older_recipe(tmp_path, docker_client, image_tag):
+    """scripts/dev makes the build container's base again when `invoke rootfs` made it by an older recipe, and
+    leaves an image something else made alone: scripts/base-image tells which, on small images made as rootfs
+    makes them (the config's label and history)."""
+    from toolkit import targets
+    from toolkit.rootfs import debootstrap as rootfs
+    from toolkit.rootfs.load import deliver
+    from toolkit.rootfs.tar import plan_tree
+
+    root = tmp_path / "r"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/os-release").write_text("ID=debian\n")
+    made_by_rootfs = "fromscratch rootfs --suite bookworm"
+    cases = {
+        "current": ({rootfs.RECIPE_LABEL: rootfs.RECIPE}, made_by_rootfs),
+        "stale": ({}, made_by_rootfs),  # before the label: what this machine's old base is
+        "older": ({rootfs.RECIPE_LABEL: str(int(rootfs.RECIPE) - 1)}, made_by_rootfs),
+        "other": ({}, "fromscratch import-rootfs r"),
+    }
+    tags = {}
+    for name, (labels, created_by) in cases.items():
+        tags[name] = image_tag()
+        deliver(plan_tree(root, 0), rootfs.image_config(targets.host(), None, labels), 0, client=docker_client,
+                tag=tags[name], created_by=created_by)
+    tags["missing"] = image_tag()
+    want = f"{rootfs.RECIPE_LABEL}={rootfs.RECIPE}"
+    said = {name: subprocess.run([str(REPO / "scripts/base-image"), tag, want], capture_output=True, text=True,
+                                 check=True).stdout.strip() for name, tag in tags.items()}
+    assert said == {"current": "current", "stale": "stale", "older": "stale", "other": "other", "missing": "missing"}
 

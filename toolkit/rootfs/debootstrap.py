@@ -44,6 +44,11 @@ SLIM_INCLUDE = ("/usr/share/doc/*/copyright",)  # licences stay
 # Programs whose ELF header says which architecture a root filesystem is for.
 PROBES = ("usr/bin/env", "bin/env", "bin/busybox", "usr/bin/busybox", "bin/sh", "usr/bin/dash", "bin/bash")
 _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$")
+# What a debootstrapped image is made of, as a number on the image (a label): scripts/dev remakes a base image
+# whose number is older. Bump it when the recipe changes what the image holds. 2: apt sources name the suite's
+# -updates and -security.
+RECIPE = "2"
+RECIPE_LABEL = "org.fromscratch.rootfs-recipe"
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 
@@ -352,8 +357,10 @@ def source_date_epoch(root: Path | None = None) -> int | None:
 # ---------------------------------------------------------------------------------------------- to an image
 
 
-def image_config(target: targets.Target, cmd: tuple[str, ...] | None) -> oci.ImageConfig:
-    return oci.ImageConfig(architecture=target.architecture, variant=target.variant, cmd=cmd, env=(oci.DEFAULT_PATH,))
+def image_config(target: targets.Target, cmd: tuple[str, ...] | None,
+                 labels: dict[str, str] | None = None) -> oci.ImageConfig:
+    return oci.ImageConfig(architecture=target.architecture, variant=target.variant, cmd=cmd, env=(oci.DEFAULT_PATH,),
+                           labels=dict(labels or {}))
 
 
 def probe_target(probes: dict[str, bytes]) -> tuple[targets.Target, str] | None:
@@ -409,10 +416,10 @@ def default_cmd(checker: Checker) -> tuple[str, ...] | None:
 
 def deliver_tree(root: Path, target: targets.Target, epoch: int, cmd: tuple[str, ...] | None, *, client: Any,
                  tag: str | None, out: Path | None, progress: Progress, owner: tuple[int, int] | None = None,
-                 created_by: str = "fromscratch rootfs") -> Delivered:
+                 created_by: str = "fromscratch rootfs", labels: dict[str, str] | None = None) -> Delivered:
     progress.step(f"scanning {root}")
     plan = plan_tree(root, epoch, owner=owner)
-    return deliver(plan, image_config(target, cmd), epoch, client=client, tag=tag, out=out, progress=progress,
+    return deliver(plan, image_config(target, cmd, labels), epoch, client=client, tag=tag, out=out, progress=progress,
                    created_by=created_by)
 
 
@@ -436,7 +443,8 @@ def build(req: Request, *, client: Any, tag: str | None, out: Path | None, progr
         if req.slim:
             progress.note(f"--slim: {slim(root):,} files of documentation, man pages and locales removed")
         return deliver_tree(root, req.target, epoch, ("/bin/bash",), client=client, tag=tag, out=out,
-                            progress=progress, created_by=f"fromscratch rootfs --suite {req.suite}")
+                            progress=progress, created_by=f"fromscratch rootfs --suite {req.suite}",
+                            labels={RECIPE_LABEL: RECIPE})
 
 
 @dataclass(frozen=True)
