@@ -1,10 +1,11 @@
 """Base images on a real engine: import-rootfs's refusals and arch detection, BusyBox (native and arm64 under
 QEMU), and, marked slow, debootstrapped Debian: slim, reproducible across two runs, and a foreign architecture;
-its apt sources with the suite's updates and security updates; and how scripts/dev tells a base image made by an
-older recipe."""
+its apt sources with the suite's updates and security updates, which the build images on it install; and how
+scripts/dev tells a base image made by an older recipe."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -309,3 +310,36 @@ def test_scripts_base_image_tells_a_base_made_by_an_older_recipe(tmp_path, docke
                                  check=True).stdout.strip() for name, tag in tags.items()}
     assert said == {"current": "current", "stale": "stale", "older": "stale", "other": "other", "missing": "missing"}
 
+
+def test_a_build_image_on_the_base_installs_the_security_updates(builder_base, docker_client):
+    """zlib1g-dev in the build image of a --package zlib1g-dev project (the one test_projects' pngcheck builds for
+    the engine's own architecture) is the newest of bookworm, bookworm-updates and bookworm-security:
+    1:1.2.13.dfsg-1+deb12u1 from bookworm-security, not bookworm's 1:1.2.13.dfsg-1."""
+    from toolkit import targets
+    from toolkit.build import buildimage
+    from toolkit.errors import InputError
+    from toolkit.rootfs import mirror
+
+    arch = targets.lookup(docker_client.version()["Arch"])
+    layers = buildimage.chain(builder_base, arch, arch.architecture, (), ("zlib1g-dev",), project=True,
+                              base_id=buildimage.base_image_id(docker_client, builder_base))
+    image = buildimage.ensure_chain(docker_client, layers)
+    # a newline: the engine's log stream has dropped a short output that lacks one
+    installed = _run(docker_client, image, "dpkg-query", "-W", "-f", "${Version}\n", "zlib1g-dev").strip()
+    # the archive's own word, from its signed indexes (read on the host, not through the image's apt sources)
+    versions = []
+    for archive, suite in ((mirror.host_mirror(), "bookworm"), (mirror.host_mirror(), "bookworm-updates"),
+                           (mirror.host_security(), "bookworm-security")):
+        release = mirror.release(archive, suite)
+        try:
+            versions.append(mirror.find_package(archive, release, arch.debian_arch, "zlib1g-dev")["Version"])
+        except InputError:  # not updated there
+            pass
+    newest = max(versions, key=functools.cmp_to_key(_dpkg_compare))
+    assert installed == newest, (installed, versions)
+
+
+def _dpkg_compare(a: str, b: str) -> int:
+    if a == b:
+        return 0
+    return -1 if subprocess.run(["dpkg", "--compare-versions", a, "lt", b]).returncode == 0 else 1
