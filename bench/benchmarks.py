@@ -414,8 +414,8 @@ _ENSURE_LAYERS = """\
 import json, sys
 from toolkit.build import buildimage
 from toolkit.engine import client
-layers = [buildimage.BuildImage(d["base"], tuple(d["packages"]), tuple(d["foreign"]), d["emulator"])
-          for d in json.loads(sys.argv[1])]
+layers = [buildimage.BuildImage(d["base"], tuple(d["packages"]), tuple(d["foreign"]), d["emulator"],
+                                base_id=d["base_id"]) for d in json.loads(sys.argv[1])]
 buildimage.ensure_chain(client.connect(), layers)
 """
 COLD_RUNS = 2  # each cold build downloads hundreds of MB: two runs a side, no warm-up (every run is cold)
@@ -461,12 +461,14 @@ def cold_build_image(b: Bench) -> list[Row]:
     everything = tuple(dict.fromkeys(("gcc", "libc6-dev", "binutils", *(p for t in foreign for p in t.packages))))
     sizes: dict[str, list[float]] = {"ours": [], "peer": []}
     ours = _cold_probe(b, "ours", f"buildimage.ensure_chain(client, buildimage.chain(BASE, arm64, {host}))",
-                       lambda base: buildimage.chain(base, arm64, host), sizes["ours"])
+                       lambda base: buildimage.chain(base, arm64, host,
+                                                     base_id=buildimage.base_image_id(b.client, base)),
+                       sizes["ours"])
     peer = _cold_probe(b, "peer", "buildimage.ensure(client, BuildImage(BASE, ('gcc', 'libc6-dev', 'binutils', "
                                   "*each foreign target's packages)))",
                        lambda base: [buildimage.BuildImage(base, everything)], sizes["peer"])
     o, p = measure([ours, peer], COLD_RUNS, warmup=0)
-    layers = buildimage.chain(b.builder_base, arm64, host)
+    layers = buildimage.chain(b.builder_base, arm64, host, base_id=buildimage.base_image_id(b.client, b.builder_base))
     compilers = len({t.packages for t in foreign})  # arm v5 and v6 share armel's
     name = "cold build image for arm64: {}, its layers alone vs all targets in one image"
     note = (f"BASE: {b.builder_base} under a fresh id each run (a label of its own), so no layer or build cache "

@@ -177,7 +177,8 @@ class Bench:
         from toolkit.build import buildimage as builder
 
         target = targets.lookup(arch) if arch else targets.host()
-        return self.image_exists(builder.chain(self.builder_base, target, self.host_arch)[-1].tag)
+        base_id = builder.base_image_id(self.client, self.builder_base)
+        return self.image_exists(builder.chain(self.builder_base, target, self.host_arch, base_id=base_id)[-1].tag)
 
     def fresh_base(self, image: str, kind: str, i: int) -> str:
         """image under a new id, one of ours: the same files, plus a label unique to this run. A build on it finds

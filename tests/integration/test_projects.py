@@ -243,7 +243,8 @@ def test_sources_keep_their_paths_so_native_and_container_builds_agree(builder_b
     assert outputs["native"] == outputs["container"] == "from sub 1.5 main.c\n"
     from toolkit.build import buildimage
 
-    image = buildimage.chain(builder_base, targets.lookup("amd64"), "amd64")[-1].tag
+    base_id = buildimage.base_image_id(docker_client, builder_base)
+    image = buildimage.chain(builder_base, targets.lookup("amd64"), "amd64", base_id=base_id)[-1].tag
     query = ["dpkg-query", "-W", "gcc-12", "libc6-dev", "binutils"]
     inside = docker_client.containers.run(image, query, remove=True).decode()
     if inside == subprocess.run(query, capture_output=True, text=True).stdout:  # the same compiler and libc

@@ -1,18 +1,22 @@
 """Base images on a real engine: import-rootfs's refusals and arch detection, BusyBox (native and arm64 under
-QEMU), and, marked slow, debootstrapped Debian: slim, reproducible across two runs, and a foreign architecture."""
+QEMU), and, marked slow, debootstrapped Debian: slim, reproducible across two runs, and a foreign architecture;
+its apt sources with the suite's updates and security updates, which the build images on it install; and how
+scripts/dev tells a base image made by an older recipe."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
 import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_clean_failure, invoke
+from tests.conftest import REPO, assert_clean_failure, invoke
 
 pytestmark = pytest.mark.engine
 
@@ -172,6 +176,33 @@ def test_debian_slim_is_container_friendly(docker_client, debian_slim):
     assert lines[-4:] == ["0", "copyright", "0", "Status: install ok installed"]
 
 
+def _sources(mirror: str | None = None) -> str:
+    """debian.sources as rootfs writes it for bookworm from the host's mirror (or mirror)."""
+    from toolkit.rootfs import debootstrap as rootfs
+    from toolkit.rootfs.mirror import host_mirror, host_security
+
+    return rootfs.AptSources(mirror or host_mirror(), ("bookworm", "bookworm-updates"), host_security(),
+                             ("bookworm-security",)).text
+
+
+@pytest.mark.slow
+def test_debian_apt_sources_name_the_updates_and_security_suites(docker_client, debian_slim):
+    from toolkit.rootfs import debootstrap as rootfs
+
+    tag, _, made = debian_slim
+    assert "apt sources: bookworm bookworm-updates at " in made.err and ", bookworm-security at " in made.err
+    assert docker_client.images.get(tag).attrs["Config"]["Labels"] == {rootfs.RECIPE_LABEL: rootfs.RECIPE}
+    script = ("cat /etc/apt/sources.list.d/debian.sources; ls /etc/apt/sources.list 2>/dev/null; echo ---; "
+              "stat -c %a /etc/apt/sources.list.d/debian.sources; apt-get update --print-uris")
+    sources, rest = _run(docker_client, tag, "sh", "-c", script).split("---\n")
+    assert sources == _sources()  # and no sources.list beside it
+    mode, *uris = rest.splitlines()
+    assert mode == "644"
+    # apt reads all three suites from it (their InRelease is what `apt-get update` would fetch first)
+    fetched = {u.split()[0].strip("'").rsplit("/dists/", 1)[1] for u in uris if "InRelease" in u}
+    assert fetched == {"bookworm/InRelease", "bookworm-updates/InRelease", "bookworm-security/InRelease"}
+
+
 @pytest.mark.slow
 def test_debian_two_runs_give_the_same_tarball(debian_slim, tmp_path):
     tag, first, _ = debian_slim
@@ -198,8 +229,9 @@ def test_debian_arm64_is_debootstrapped_under_qemu(docker_client, image_tag):
     assert "==>" not in made.err
     attrs = docker_client.images.get(tag).attrs
     assert (attrs["Architecture"], attrs.get("Variant")) == ("arm64", "v8")
-    out = _run(docker_client, tag, "sh", "-c", "uname -m; dpkg --print-architecture", platform="linux/arm64")
-    assert out == "aarch64\narm64\n"
+    out = _run(docker_client, tag, "sh", "-c", "uname -m; dpkg --print-architecture; echo ---; "
+               "cat /etc/apt/sources.list.d/debian.sources", platform="linux/arm64")
+    assert out == "aarch64\narm64\n---\n" + _sources()
 
 
 def test_a_failure_mid_stream_leaves_no_image_and_no_file(tmp_path, docker_client, image_tag):
@@ -246,3 +278,68 @@ def test_an_interrupted_debootstrap_leaves_nothing_and_nothing_mounted(sandbox):
     assert str(sandbox.tmp) not in mounts
     sandbox.assert_clean()
     assert list(sandbox.work.iterdir()) == []
+
+
+def test_scripts_base_image_tells_a_base_made_by_an_older_recipe(tmp_path, docker_client, image_tag):
+    """scripts/dev makes the build container's base again when `invoke rootfs` made it by an older recipe, and
+    leaves an image something else made alone: scripts/base-image tells which, on small images made as rootfs
+    makes them (the config's label and history)."""
+    from toolkit import targets
+    from toolkit.rootfs import debootstrap as rootfs
+    from toolkit.rootfs.load import deliver
+    from toolkit.rootfs.tar import plan_tree
+
+    root = tmp_path / "r"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/os-release").write_text("ID=debian\n")
+    made_by_rootfs = "fromscratch rootfs --suite bookworm"
+    cases = {
+        "current": ({rootfs.RECIPE_LABEL: rootfs.RECIPE}, made_by_rootfs),
+        "stale": ({}, made_by_rootfs),  # before the label: what this machine's old base is
+        "older": ({rootfs.RECIPE_LABEL: str(int(rootfs.RECIPE) - 1)}, made_by_rootfs),
+        "other": ({}, "fromscratch import-rootfs r"),
+    }
+    tags = {}
+    for name, (labels, created_by) in cases.items():
+        tags[name] = image_tag()
+        deliver(plan_tree(root, 0), rootfs.image_config(targets.host(), None, labels), 0, client=docker_client,
+                tag=tags[name], created_by=created_by)
+    tags["missing"] = image_tag()
+    want = f"{rootfs.RECIPE_LABEL}={rootfs.RECIPE}"
+    said = {name: subprocess.run([str(REPO / "scripts/base-image"), tag, want], capture_output=True, text=True,
+                                 check=True).stdout.strip() for name, tag in tags.items()}
+    assert said == {"current": "current", "stale": "stale", "older": "stale", "other": "other", "missing": "missing"}
+
+
+def test_a_build_image_on_the_base_installs_the_security_updates(builder_base, docker_client):
+    """zlib1g-dev in the build image of a --package zlib1g-dev project (the one test_projects' pngcheck builds for
+    the engine's own architecture) is the newest of bookworm, bookworm-updates and bookworm-security:
+    1:1.2.13.dfsg-1+deb12u1 from bookworm-security, not bookworm's 1:1.2.13.dfsg-1."""
+    from toolkit import targets
+    from toolkit.build import buildimage
+    from toolkit.errors import InputError
+    from toolkit.rootfs import mirror
+
+    arch = targets.lookup(docker_client.version()["Arch"])
+    layers = buildimage.chain(builder_base, arch, arch.architecture, (), ("zlib1g-dev",), project=True,
+                              base_id=buildimage.base_image_id(docker_client, builder_base))
+    image = buildimage.ensure_chain(docker_client, layers)
+    # a newline: the engine's log stream has dropped a short output that lacks one
+    installed = _run(docker_client, image, "dpkg-query", "-W", "-f", "${Version}\n", "zlib1g-dev").strip()
+    # the archive's own word, from its signed indexes (read on the host, not through the image's apt sources)
+    versions = []
+    for archive, suite in ((mirror.host_mirror(), "bookworm"), (mirror.host_mirror(), "bookworm-updates"),
+                           (mirror.host_security(), "bookworm-security")):
+        release = mirror.release(archive, suite)
+        try:
+            versions.append(mirror.find_package(archive, release, arch.debian_arch, "zlib1g-dev")["Version"])
+        except InputError:  # not updated there
+            pass
+    newest = max(versions, key=functools.cmp_to_key(_dpkg_compare))
+    assert installed == newest, (installed, versions)
+
+
+def _dpkg_compare(a: str, b: str) -> int:
+    if a == b:
+        return 0
+    return -1 if subprocess.run(["dpkg", "--compare-versions", a, "lt", b]).returncode == 0 else 1

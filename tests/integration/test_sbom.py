@@ -55,7 +55,7 @@ def test_a_package_library_is_listed_where_the_link_used_it_and_only_there(build
     assert built.code == 0, built
     engine_arch = targets.lookup(docker_client.version()["Arch"]).architecture
     image = buildimage.chain(builder_base, targets.lookup("arm64"), engine_arch, (), ("zlib1g-dev",),
-                             project=True)[-1].tag
+                             project=True, base_id=buildimage.base_image_id(docker_client, builder_base))[-1].tag
 
     wanted = ("zlib1g-dev:arm64", "libc6-dev-arm64-cross", "gcc-12-aarch64-linux-gnu")
     query = subprocess.run(["docker", "run", "--rm", image, "dpkg-query", "-W", "-f", "${binary:Package} ${Version}\n",

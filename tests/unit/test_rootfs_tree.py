@@ -10,9 +10,9 @@ import pytest
 
 from tests.conftest import assert_clean_failure, invoke
 from toolkit import targets
-from toolkit.errors import InputError
+from toolkit.errors import BuildFailed, InputError
 from toolkit.rootfs import debootstrap as rootfs
-from toolkit.rootfs.mirror import check_mirror, host_mirror, parse_release
+from toolkit.rootfs.mirror import check_mirror, has_suite, host_mirror, host_security, parse_release
 from toolkit.rootfs.tar import plan_tree
 
 RELEASE = """Origin: Debian
@@ -146,6 +146,7 @@ def test_request_checks_its_options():
     assert not rootfs.Request.make("bookworm", None, "minbase", "i386").foreign  # amd64 runs i386 itself
     for bad, words in ((dict(variant="tiny"), "--variant"), (dict(include="curl;rm"), "--include"),
                        (dict(suite="Bookworm!"), "--suite"), (dict(mirror="ftp.debian.org"), "--mirror"),
+                       (dict(mirror='http://x/deb"ian'), "--mirror"),
                        (dict(arch="sparc"), "unknown architecture")):
         args = dict(suite="bookworm", mirror=None, variant="minbase", arch=None) | bad
         with pytest.raises(InputError, match=words):
@@ -162,6 +163,91 @@ def test_mirror_facts(tmp_path):
     assert host_mirror((str(tmp_path),)) == "http://mirror.example/debian"
     assert host_mirror((str(tmp_path / "none"),)) == "http://deb.debian.org/debian"
     assert check_mirror("file:///srv/mirror/") == "file:///srv/mirror"
+
+
+def test_the_security_archive_is_the_hosts(tmp_path):
+    (tmp_path / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian/\nSuites: bookworm bookworm-updates\n\n"
+        "Types: deb\nURIs: http://security.example/debian-security/\nSuites: bookworm-security\n")
+    (tmp_path / "bad.list").write_text('deb http://bad.example/debian-security";x bookworm-security main\n')
+    assert host_security((str(tmp_path),)) == "http://security.example/debian-security"
+    (tmp_path / "debian.sources").unlink()
+    # a URL check_mirror refuses is never taken from the host either, for the mirror or the security archive
+    assert host_security((str(tmp_path),)) == "http://deb.debian.org/debian-security"
+    (tmp_path / "bad.list").write_text("deb [arch=amd64] ftp.example/debian bookworm main\n")
+    assert host_mirror((str(tmp_path),)) == "http://deb.debian.org/debian"
+    assert rootfs.Request.make("bookworm", "file:///srv/debian", "minbase", None).security == host_security()
+
+
+def _archive(root: Path, *suites: str) -> str:
+    """A file:// archive that carries suites (an InRelease each: all that has_suite asks)."""
+    for suite in suites:
+        (root / "dists" / suite).mkdir(parents=True)
+        (root / "dists" / suite / "InRelease").write_text("signed\n")
+    return root.as_uri()
+
+
+def test_apt_sources_name_the_updates_and_security_suites_the_archives_carry(tmp_path):
+    mirror = _archive(tmp_path / "debian", "bookworm", "bookworm-updates", "sid", "testing", "testing-updates")
+    security = _archive(tmp_path / "debian-security", "bookworm-security", "testing-security")
+    bookworm = rootfs.apt_sources(rootfs.Request("bookworm", mirror, "minbase", targets.host(), security=security))
+    # what Docker's debian:bookworm has in /etc/apt/sources.list.d/debian.sources, at these archives
+    assert bookworm.text == (f"Types: deb\nURIs: {mirror}\nSuites: bookworm bookworm-updates\nComponents: main\n"
+                             "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
+                             f"Types: deb\nURIs: {security}\nSuites: bookworm-security\nComponents: main\n"
+                             "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n")
+    assert str(bookworm) == f"bookworm bookworm-updates at {mirror}, bookworm-security at {security}"
+    testing = rootfs.apt_sources(rootfs.Request("testing", mirror, "minbase", targets.host(), security=security))
+    assert (testing.suites, testing.security_suites) == (("testing", "testing-updates"), ("testing-security",))
+    sid = rootfs.apt_sources(rootfs.Request("sid", mirror, "minbase", targets.host(), security=security))
+    assert (sid.suites, sid.security_suites, sid.added) == (("sid",), (), ())
+    assert "bookworm-security" not in sid.text
+
+    tree = tmp_path / "root"
+    (tree / "etc/apt").mkdir(parents=True)
+    debootstrap_line = f"deb {mirror} bookworm main\n"
+    (tree / "etc/apt/sources.list").write_text(debootstrap_line)
+    assert not rootfs.write_apt_sources(tree, bookworm)  # no Debian keyring: an Ubuntu tree keeps its line
+    keyring = tree / "usr/share/keyrings/debian-archive-keyring.gpg"
+    keyring.parent.mkdir(parents=True)
+    keyring.write_bytes(b"keys")
+    assert not rootfs.write_apt_sources(tree, sid)  # nothing to add: sid keeps debootstrap's line
+    assert (tree / "etc/apt/sources.list").read_text() == debootstrap_line
+    old = os.umask(0o077)  # the file's mode is its own, not the umask's
+    try:
+        assert rootfs.write_apt_sources(tree, bookworm)
+    finally:
+        os.umask(old)
+    written = tree / "etc/apt/sources.list.d/debian.sources"
+    assert written.read_text() == bookworm.text and written.stat().st_mode & 0o777 == 0o644
+    assert not (tree / "etc/apt/sources.list").exists()  # one entry per suite, not two
+
+
+def test_has_suite_tells_missing_from_unreachable(tmp_path):
+    import http.server
+    import threading
+
+    class Archive(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            self.send_response({"/debian/dists/bookworm-updates/InRelease": 200,
+                                "/debian/dists/broken-updates/InRelease": 500}.get(self.path, 404))
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Archive)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/debian"
+        assert has_suite(url, "bookworm-updates") and not has_suite(url, "sid-updates")
+        with pytest.raises(BuildFailed, match="answered 500"):
+            has_suite(url, "broken-updates")
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(BuildFailed, match="cannot reach http://127.0.0.1:9/debian-security/dists/x-security"):
+        has_suite("http://127.0.0.1:9/debian-security", "x-security")
 
 
 @pytest.mark.parametrize(("args", "words"), [

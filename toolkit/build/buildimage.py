@@ -40,6 +40,7 @@ class BuildImage:
     foreign: tuple[str, ...] = ()  # dpkg architectures whose packages this layer installs (multiarch)
     emulator: str | None = None  # the one QEMU user-mode binary kept (qemu-<name>-static) of EMULATOR_PACKAGE
     check: str | None = None  # a package that may be missing from the base's archive: said in one line if so
+    base_id: str = ""  # the image ID of base, for the layer over the user's base (chain() sets it)
 
     def __post_init__(self) -> None:
         # every word below becomes Dockerfile text run by a shell with network: data only, by grammar (the CLI
@@ -69,7 +70,9 @@ class BuildImage:
     def tag(self) -> str:
         import hashlib  # here, not at the top: every task imports this module, few need a tag (OpenSSL ~2 ms)
 
-        digest = hashlib.sha256(self.dockerfile.encode()).hexdigest()[:16]
+        # the base's ID too, not only its name: a base remade under the same name (a rootfs by a newer recipe, a
+        # newer ubuntu:24.04) gets new build images, never the old ones with the old base's libraries
+        digest = hashlib.sha256(f"{self.base_id}\n{self.dockerfile}".encode()).hexdigest()[:16]
         return f"{REPOSITORY}:{digest}"
 
 
@@ -93,13 +96,14 @@ _ENABLE_ARCH = (
 
 
 def chain(base: str, target: targets.Target, host_arch: str, tools: Sequence[str] = (),
-          packages: Sequence[str] = (), libc: str = "glibc", project: bool = False) -> list[BuildImage]:
+          packages: Sequence[str] = (), libc: str = "glibc", project: bool = False, *,
+          base_id: str) -> list[BuildImage]:
     """The layers of the build image for one target, bottom first: the shared compilers, for a project the
     shared build systems, the target's cross compilers (none when the image's own gcc builds for it; with QEMU
     for a project), musl for the target when asked, then --tool and --package, the target's build of each
-    package through multiarch."""
+    package through multiarch. base_id is base's image ID (base_image_id()): every layer's tag follows it."""
     native = target.architecture == host_arch
-    layers = [BuildImage(base, COMPILE_PACKAGES)]
+    layers = [BuildImage(base, COMPILE_PACKAGES, base_id=base_id)]
     if project:
         layers.append(BuildImage(layers[-1].tag, SYSTEM_PACKAGES))
     if not native:
@@ -113,6 +117,14 @@ def chain(base: str, target: targets.Target, host_arch: str, tools: Sequence[str
         foreign = () if native or not packages else (target.debian_arch,)
         layers.append(BuildImage(layers[-1].tag, tuple(dict.fromkeys(wanted)), foreign))
     return layers
+
+
+def base_image_id(client: Any, base: str) -> str:
+    """The image ID of the build image's base, which chain() needs: one lookup. "" when there is no such image:
+    ensure() says so before it builds anything."""
+    from ..engine import client as engine
+
+    return engine.image_id(client, base) or ""
 
 
 def ensure_chain(client: Any, layers: Sequence[BuildImage]) -> str:

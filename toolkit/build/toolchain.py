@@ -376,6 +376,7 @@ class ContainerGcc:
         self.libc = libc
         self.limits = limits
         self._host_arch: str | None = None
+        self._base_id: str | None = None
         self._failed: dict[tuple, BuildFailed] = {}  # images that could not be built, by what they were for
         self._ready: dict[tuple, str] = {}  # and those that are there
 
@@ -386,6 +387,11 @@ class ContainerGcc:
             self._host_arch = targets.lookup(info.get("Arch", "amd64")).architecture
         return self._host_arch
 
+    def base_id(self) -> str:
+        if self._base_id is None:
+            self._base_id = builder.base_image_id(self._client, self._base)
+        return self._base_id
+
     def image_for(self, target: targets.Target, tools: Sequence[str] = (), packages: Sequence[str] = (),
                   project: bool = False) -> str:
         """The build image for target (built or found): the compilers, for a project the build systems, its
@@ -395,7 +401,8 @@ class ContainerGcc:
             raise self._failed[key]
         if key in self._ready:  # prepare() found or built it
             return self._ready[key]
-        layers = builder.chain(self._base, target, self.image_arch(), tools, packages, self.libc, project)
+        layers = builder.chain(self._base, target, self.image_arch(), tools, packages, self.libc, project,
+                               base_id=self.base_id())
         try:
             self._ready[key] = builder.ensure_chain(self._client, layers)
             return self._ready[key]

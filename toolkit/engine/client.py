@@ -110,14 +110,18 @@ def _one_line(text: str) -> str:
 
 
 def image_exists(client: Any, ref: str) -> bool:
+    return image_id(client, ref) is not None
+
+
+def image_id(client: Any, ref: str) -> str | None:
+    """The ID of the image ref names; None when there is none."""
     from docker.errors import ImageNotFound
 
     with step(f"looking up image {ref}"):
         try:
-            client.images.get(ref)
-            return True
+            return str(client.images.get(ref).id)
         except ImageNotFound:
-            return False
+            return None
 
 
 def import_layer(client: Any, chunks: Iterable[bytes], ref: str, changes: list[str]) -> None:

@@ -1,5 +1,6 @@
-"""Full base images from a root filesystem: debootstrap for any architecture, container-friendly tweaks, --slim,
-and the hand-over of a tree or tarball to rootfs/tar.py (check, plan) and rootfs/load.py (one pass to file and engine).
+"""Full base images from a root filesystem: debootstrap for any architecture, container-friendly tweaks, apt
+sources with the suite's updates and security updates, --slim, and the hand-over of a tree or tarball to
+rootfs/tar.py (check, plan) and rootfs/load.py (one pass to file and engine).
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ from ..errors import BuildFailed, InputError
 from ..image import oci
 from ..progress import Progress
 from .load import Delivered, deliver, out_compression
-from .mirror import DEFAULT_MIRROR, check_mirror, host_mirror
+from .mirror import DEFAULT_MIRROR, DEFAULT_SECURITY, check_mirror, has_suite, host_mirror, host_security
 from .tar import Plan, plan_tarball, plan_tree
 from .tarsafe import Checker
 
 __all__ = ["DEFAULT_MIRROR", "host_mirror", "Request", "build", "import_path", "make_container_friendly", "slim",
-           "source_date_epoch", "debootstrap", "deliver_tree"]
+           "source_date_epoch", "debootstrap", "deliver_tree", "AptSources", "apt_sources", "write_apt_sources"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,12 @@ SLIM_INCLUDE = ("/usr/share/doc/*/copyright",)  # licences stay
 # Programs whose ELF header says which architecture a root filesystem is for.
 PROBES = ("usr/bin/env", "bin/env", "bin/busybox", "usr/bin/busybox", "bin/sh", "usr/bin/dash", "bin/bash")
 _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$")
+# What a debootstrapped image is made of, as a number on the image (a label): scripts/dev remakes a base image
+# whose number is older. Bump it when the recipe changes what the image holds. 2: apt sources name the suite's
+# -updates and -security.
+RECIPE = "2"
+RECIPE_LABEL = "org.fromscratch.rootfs-recipe"
+DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,7 @@ class Request:
     target: targets.Target
     include: tuple[str, ...] = ()
     slim: bool = False
+    security: str = DEFAULT_SECURITY  # the archive of the suite's -security
 
     @classmethod
     def make(cls, suite: str, mirror: str | None, variant: str, arch: str | None, include: str = "",
@@ -69,7 +77,8 @@ class Request:
                 raise InputError(f"--include: {p!r} is not a Debian package name",
                                  hint="e.g. --include curl,ca-certificates")
         target = targets.lookup(arch) if arch else targets.host()
-        return cls(suite, check_mirror(mirror) if mirror else host_mirror(), variant, target, packages, slim)
+        return cls(suite, check_mirror(mirror) if mirror else host_mirror(), variant, target, packages, slim,
+                   host_security())
 
     @property
     def foreign(self) -> bool:
@@ -280,6 +289,58 @@ def slim(root: Path) -> int:
     return removed
 
 
+@dataclass(frozen=True)
+class AptSources:
+    """What the image's apt reads, as in Docker's debian images: the suite and its -updates at the mirror, its
+    -security at the security archive, each where its archive carries it (sid and unstable have neither)."""
+
+    mirror: str
+    suites: tuple[str, ...]
+    security: str
+    security_suites: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        """/etc/apt/sources.list.d/debian.sources (deb822)."""
+        entries = [(self.mirror, self.suites), (self.security, self.security_suites)]
+        return "\n".join(f"Types: deb\nURIs: {uri}\nSuites: {' '.join(suites)}\nComponents: main\n"
+                         f"Signed-By: {DEBIAN_KEYRING}\n" for uri, suites in entries if suites)
+
+    @property
+    def added(self) -> tuple[str, ...]:
+        """The suites named beyond debootstrap's one."""
+        return self.suites[1:] + self.security_suites
+
+    def __str__(self) -> str:
+        found = [f"{' '.join(suites)} at {uri}" for uri, suites in
+                 ((self.mirror, self.suites), (self.security, self.security_suites)) if suites]
+        return ", ".join(found)
+
+
+def apt_sources(req: Request) -> AptSources:
+    """req's suite and whichever of its -updates and -security the archives carry: asked, not guessed (testing
+    has both, sid neither, and an alias such as oldoldstable can name a release whose updates are archived)."""
+    updates = f"{req.suite}-updates"
+    security = f"{req.suite}-security"
+    return AptSources(req.mirror, (req.suite,) + ((updates,) if has_suite(req.mirror, updates) else ()),
+                      req.security, (security,) if has_suite(req.security, security) else ())
+
+
+def write_apt_sources(root: Path, sources: AptSources) -> bool:
+    """sources as debian.sources, in place of the one-line sources.list debootstrap wrote (suite and main only).
+    A tree without Debian's archive keyring (an Ubuntu suite), or with nothing to add, keeps debootstrap's line.
+    Returns whether it wrote them."""
+    if not sources.added or not (root / DEBIAN_KEYRING.lstrip("/")).is_file():
+        return False
+    parts = root / "etc/apt/sources.list.d"
+    parts.mkdir(parents=True, exist_ok=True)
+    path = parts / "debian.sources"
+    path.write_text(sources.text)
+    path.chmod(0o644)  # apt's _apt user reads it too; not left to the umask
+    (root / "etc/apt/sources.list").unlink(missing_ok=True)
+    return True
+
+
 def source_date_epoch(root: Path | None = None) -> int | None:
     """SOURCE_DATE_EPOCH when set; else the date of the suite's Release file under root; else None."""
     if os.environ.get("SOURCE_DATE_EPOCH", "").strip():
@@ -296,8 +357,10 @@ def source_date_epoch(root: Path | None = None) -> int | None:
 # ---------------------------------------------------------------------------------------------- to an image
 
 
-def image_config(target: targets.Target, cmd: tuple[str, ...] | None) -> oci.ImageConfig:
-    return oci.ImageConfig(architecture=target.architecture, variant=target.variant, cmd=cmd, env=(oci.DEFAULT_PATH,))
+def image_config(target: targets.Target, cmd: tuple[str, ...] | None,
+                 labels: dict[str, str] | None = None) -> oci.ImageConfig:
+    return oci.ImageConfig(architecture=target.architecture, variant=target.variant, cmd=cmd, env=(oci.DEFAULT_PATH,),
+                           labels=dict(labels or {}))
 
 
 def probe_target(probes: dict[str, bytes]) -> tuple[targets.Target, str] | None:
@@ -353,10 +416,10 @@ def default_cmd(checker: Checker) -> tuple[str, ...] | None:
 
 def deliver_tree(root: Path, target: targets.Target, epoch: int, cmd: tuple[str, ...] | None, *, client: Any,
                  tag: str | None, out: Path | None, progress: Progress, owner: tuple[int, int] | None = None,
-                 created_by: str = "fromscratch rootfs") -> Delivered:
+                 created_by: str = "fromscratch rootfs", labels: dict[str, str] | None = None) -> Delivered:
     progress.step(f"scanning {root}")
     plan = plan_tree(root, epoch, owner=owner)
-    return deliver(plan, image_config(target, cmd), epoch, client=client, tag=tag, out=out, progress=progress,
+    return deliver(plan, image_config(target, cmd, labels), epoch, client=client, tag=tag, out=out, progress=progress,
                    created_by=created_by)
 
 
@@ -369,6 +432,9 @@ def build(req: Request, *, client: Any, tag: str | None, out: Path | None, progr
         root = tmp / "root"
         root.mkdir()
         debootstrap(req, root, progress)
+        sources = apt_sources(req)
+        if write_apt_sources(root, sources):
+            progress.note(f"apt sources: {sources}")
         epoch = source_date_epoch(root)
         if epoch is None:
             raise BuildFailed(f"{req.suite}: debootstrap left no Release file to date the image by",
@@ -377,7 +443,8 @@ def build(req: Request, *, client: Any, tag: str | None, out: Path | None, progr
         if req.slim:
             progress.note(f"--slim: {slim(root):,} files of documentation, man pages and locales removed")
         return deliver_tree(root, req.target, epoch, ("/bin/bash",), client=client, tag=tag, out=out,
-                            progress=progress, created_by=f"fromscratch rootfs --suite {req.suite}")
+                            progress=progress, created_by=f"fromscratch rootfs --suite {req.suite}",
+                            labels={RECIPE_LABEL: RECIPE})
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""A Debian mirror, read the way apt reads it: which mirror the host uses, a signed Release, Packages, one .deb.
+"""A Debian mirror, read the way apt reads it: which mirror and security archive the host uses, whether a suite is
+there, a signed Release, Packages, one .deb.
 
 Every file is checked against the chain apt trusts: InRelease's signature (gpgv, Debian's archive keyring), the
 Packages index's sha256 in it, the .deb's sha256 in the index.
@@ -16,6 +17,7 @@ import subprocess
 import tarfile
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,12 +27,29 @@ from ..progress import Progress
 log = logging.getLogger(__name__)
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+DEFAULT_SECURITY = "http://deb.debian.org/debian-security"
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 _TIMEOUT = 60
+# RFC 3986's characters only: a URL that reaches debootstrap's argv and the image's apt sources as one token
+_URL = re.compile(r"^(https?|file)://[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+$")
 
 
 def host_mirror(sources_dirs: tuple[str, ...] = ("/etc/apt/sources.list.d", "/etc/apt")) -> str:
     """The first Debian mirror the host's apt sources name, else deb.debian.org."""
+    found = (url for url in _host_uris(sources_dirs) if "debian" in url and "security" not in url)
+    return next(found, DEFAULT_MIRROR)
+
+
+def host_security(sources_dirs: tuple[str, ...] = ("/etc/apt/sources.list.d", "/etc/apt")) -> str:
+    """The Debian security archive the host's apt sources name, else deb.debian.org's. Never derived from a
+    --mirror: most mirrors do not carry it (security updates are not mirrored like the rest)."""
+    found = (url for url in _host_uris(sources_dirs) if "debian" in url and "security" in url)
+    return next(found, DEFAULT_SECURITY)
+
+
+def _host_uris(sources_dirs: tuple[str, ...]) -> Iterator[str]:
+    """The archive URL of each entry of the host's apt sources, in file order; one that check_mirror would refuse
+    is skipped (it would reach debootstrap's argv and the image's own sources)."""
     candidates: list[Path] = []
     for d in sources_dirs:
         p = Path(d)
@@ -42,16 +61,33 @@ def host_mirror(sources_dirs: tuple[str, ...] = ("/etc/apt/sources.list.d", "/et
         except OSError:
             continue
         for url in re.findall(r"(?:^URIs:\s*|^deb\s+(?:\[[^\]]*\]\s+)?)(\S+)", text, flags=re.M):
-            if "debian" in url and "security" not in url:
-                return url.rstrip("/")
-    return DEFAULT_MIRROR
+            if _URL.match(url):
+                yield url.rstrip("/")
 
 
 def check_mirror(url: str) -> str:
-    if not re.match(r"^(https?|file)://\S+$", url):
+    if not _URL.match(url):
         raise InputError(f"--mirror {url!r} is not an http://, https:// or file:// URL",
                          hint="e.g. --mirror http://deb.debian.org/debian")
     return url.rstrip("/")
+
+
+def has_suite(archive: str, suite: str) -> bool:
+    """Whether archive carries suite: its dists/SUITE/InRelease is there. A 404 is no; an archive that cannot be
+    asked is an error, never a no: an image must not lose its security updates to a network hiccup."""
+    url = f"{archive}/dists/{suite}/InRelease"
+    if url.startswith("file://"):
+        return Path(urllib.request.url2pathname(url[len("file://"):])).is_file()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=_TIMEOUT):
+            return True
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return False
+        raise BuildFailed(f"{url}: the archive answered {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise BuildFailed(f"cannot reach {url} ({reason})", hint="is the archive reachable from here?") from None
 
 
 def fetch(url: str, progress: Progress | None = None, what: str = "") -> bytes:
