@@ -56,9 +56,9 @@ def test_paths_that_leave_the_tree_are_refused(value):
 
 
 @pytest.mark.parametrize("flag", ["--package", "--tool"])
-@pytest.mark.parametrize("toolchain", ["native", "container"])
-@pytest.mark.parametrize("value", [v for v in HOSTILE if "\0" not in v])  # argv cannot carry NUL at all
-def test_hostile_packages_and_tools_are_refused_before_anything_runs(tmp_path, flag, toolchain, value):
+@pytest.mark.parametrize("value", HOSTILE[:4])  # the grammar's own test above takes every value
+def test_hostile_packages_and_tools_are_refused_before_anything_runs(tmp_path, flag, value):
+    toolchain = "container"  # the one whose build image's RUN line they reached
     proj = tmp_path / "p"
     proj.mkdir()
     (proj / "Makefile").write_text("all:\n\ttrue\n")
@@ -268,7 +268,8 @@ def test_generated_scripts_pass_shellcheck_with_hostile_values(tmp_path):
         pytest.skip("shellcheck is not installed")
     values = tuple(v for v in HOSTILE if "\0" not in v) + ("a\nb", "$W", "-rf /")
     for system in (*project.SYSTEMS, "run"):
-        proj = project.Project(tmp_path, subdir="s d$(x)", system=system, run="make -C src" if system == "run" else None,
+        run = "make -C src" if system == "run" else None
+        proj = project.Project(tmp_path, subdir="s d$(x)", system=system, run=run,
                                configure_args=values, make_args=values, artifacts=("a",), cflags=values, ldflags=values)
         tools = cross.gcc(targets.lookup("arm64"), targets.host(), "glibc")
         made = tmp_path / system
