@@ -295,3 +295,12 @@ def test_limits_are_read_from_the_environment_and_bad_ones_refused(tmp_path):
     result = _build(proj, tmp_path / "out", "--timeout", "-5")
     assert_clean_failure(result, 2)
     assert "--timeout -5" in result.err
+
+
+@pytest.mark.parametrize("name", ["-o.c", "--help.c", "$(touch pwned).c", "a b.c"])
+def test_a_source_named_like_an_option_or_a_command_is_a_file(tmp_path, name):
+    (tmp_path / name).write_text('#include <stdio.h>\nint main(void){puts("hi");return 0;}\n')
+    result = invoke("build", "--src", name, "--out", "app", "--toolchain", "native", cwd=tmp_path)
+    assert result.code == 0, result
+    assert subprocess.run([str(tmp_path / "app")], capture_output=True, text=True).stdout == "hi\n"
+    _nothing_ran(tmp_path)

@@ -112,7 +112,8 @@ def layout(sources: Sequence[Path]) -> Layout:
         base = cwd
     else:
         base = Path(os.path.commonpath([str(p.parent) for p in absolute]))
-    files = tuple(os.path.relpath(p, base) for p in absolute)
+    # a name gcc would read as an option (-o.c, --help.c) is given as ./NAME: a file name is never a flag
+    files = tuple(f"./{rel}" if rel.startswith("-") else rel for rel in (os.path.relpath(p, base) for p in absolute))
     dup = {f for f in files if files.count(f) > 1}
     if dup:
         raise InputError(f"{sorted(dup)[0]} is given twice", hint="pass each source once")
