@@ -57,7 +57,7 @@ def test_debian_format_file_becomes_a_fix_binary_handler():
 
 def test_register_is_idempotent_and_repairs_what_it_finds(kernel):
     name = kernel()
-    assert binfmt.check(_handler(name)) == ("missing", "not registered: run `invoke binfmt` as root")
+    assert binfmt.check(_handler(name)) == ("missing", "not registered: run `fromscratch binfmt` as root")
     assert binfmt.apply(_handler(name))[0] == "registered"
     entry = binfmt.read_entry(binfmt.BINFMT_MISC, name)
     assert entry is not None and entry.enabled and entry.fix_binary and entry.interpreter == INTERPRETER

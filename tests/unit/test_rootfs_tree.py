@@ -274,7 +274,7 @@ def test_emulator_reads_the_binfmt_handler(tmp_path):
     (tmp_path / "qemu-aarch64").write_text("disabled\ninterpreter /x\nflags: P\n")
     with pytest.raises(Exception, match="qemu-aarch64 is disabled"):
         rootfs.emulator(arm64, tmp_path)
-    with pytest.raises(Exception, match="qemu-riscv64 is not registered.*invoke binfmt --arch riscv64"):
+    with pytest.raises(Exception, match="qemu-riscv64 is not registered.*fromscratch binfmt --arch riscv64"):
         rootfs.emulator(targets.lookup("riscv64"), tmp_path)
 
 

@@ -131,7 +131,7 @@ def test_glibc_nss_calls_are_told_what_works_in_a_scratch_image(glibc_programs):
     assert hosts.startswith("glibc static binary calls getaddrinfo: host lookups work in a scratch image")
     assert "/etc/hosts" in hosts and "--add-host" in hosts and "/etc/services" in hosts
     assert users.startswith("glibc static binary calls getpwnam: user and group lookups read /etc/passwd")
-    assert "only with `invoke image --nonroot`" in users
+    assert "only with `fromscratch image --nonroot`" in users
     assert "systemd" in others and "--nsswitch" in others
     assert not any("will fail" in w or "iconv" in w for w in verdict.warnings)
     assert verdict.warnings[:3] == verdict.runtime and any("not stripped" in w for w in verdict.warnings)
@@ -150,8 +150,8 @@ def test_a_stripped_glibc_nss_program_gets_the_same_claims_without_call_names(gl
 @needs_glibc_234
 @pytest.mark.parametrize("files, phrase", [
     ({"/etc/passwd", "/etc/group"}, "/etc/group, which this image has"),
-    (set(), "/etc/group, which this image lacks: add them with `invoke image --nonroot`"),
-    ({"/etc/passwd"}, "/etc/group, and this image lacks /etc/group: add it with `invoke image --add`"),
+    (set(), "/etc/group, which this image lacks: add them with `fromscratch image --nonroot`"),
+    ({"/etc/passwd"}, "/etc/group, and this image lacks /etc/group: add it with `fromscratch image --add`"),
 ])
 def test_an_image_s_own_files_decide_the_passwd_wording(glibc_programs, files, phrase):
     _, users, others = _nss(verify.verify(glibc_programs["nss"], image_files=files))

@@ -7,13 +7,18 @@ import json
 from collections.abc import Collection
 from dataclasses import asdict, dataclass
 
-from .. import targets
+from .. import command, targets
 from . import elf
 from .elf import ElfFacts, OtherFile
 
 _LINUX_OSABI = {"SYSV", "GNU/Linux"}
-VM_HINT = ("Docker Desktop on Mac and Windows runs containers in a Linux VM, which needs a Linux ELF "
-           "binary: build one with `invoke build --toolchain container`")
+
+
+def _vm_hint() -> str:
+    return ("Docker Desktop on Mac and Windows runs containers in a Linux VM, which needs a Linux ELF binary: build "
+            f"one with `{command.line('build --toolchain container')}`")
+
+
 NO_SUCH_FILE = "the container would fail with \"exec ...: no such file or directory\""
 EXEC_FORMAT_ERROR = "the container would fail with \"exec format error\""
 # glibc's NSS calls by the database they read: that decides what a scratch image must hold for them to answer.
@@ -120,9 +125,9 @@ def _format(f: ElfFacts) -> Check:
         "empty": "an empty file, not a program",
         "directory": "a directory, not a program",
         "script": script,
-        "mach-o": f"a Mach-O binary for macOS, not a Linux ELF. {VM_HINT}",
-        "mach-o-universal": f"a universal Mach-O binary for macOS, not a Linux ELF. {VM_HINT}",
-        "pe": f"a PE/COFF binary for Windows (.exe), not a Linux ELF. {VM_HINT}",
+        "mach-o": f"a Mach-O binary for macOS, not a Linux ELF. {_vm_hint()}",
+        "mach-o-universal": f"a universal Mach-O binary for macOS, not a Linux ELF. {_vm_hint()}",
+        "pe": f"a PE/COFF binary for Windows (.exe), not a Linux ELF. {_vm_hint()}",
     }.get(f.format, f"not an ELF executable (no ELF header): {EXEC_FORMAT_ERROR}")
     return Check("format", False, reason)
 
@@ -261,7 +266,7 @@ def _nss_builtin_warnings(calls: tuple[str, ...], image: frozenset[str] | None) 
                    f"{passwd}")
     who = f"calls {', '.join(calls)}" if calls else stripped
     write = "" if image is not None and "/etc/nsswitch.conf" in image else \
-        ("; `invoke image --nsswitch` writes one that names only files, then dns (without one, older glibc "
+        (f"; `{command.line('image --nsswitch')}` writes one that names only files, then dns (without one, older glibc "
          "asked DNS before /etc/hosts)")
     out.append(f"glibc static binary {who}: NSS services other than files and dns (systemd, mdns, ldap, sss... "
                "named in an /etc/nsswitch.conf) are libnss_*.so modules that a scratch image lacks, so glibc "
@@ -271,7 +276,7 @@ def _nss_builtin_warnings(calls: tuple[str, ...], image: frozenset[str] | None) 
 
 def _image_holds(image: frozenset[str] | None, paths: tuple[str, ...], otherwise: str, option: str = "") -> str:
     """Whether the image holds paths, in words; with no image known, what any scratch image holds."""
-    how = f"`invoke image {option}` (or `--add`)" if option else "`invoke image --add`"
+    how = f"`{command.line('image ' + option)}` (or `--add`)" if option else f"`{command.line('image --add')}`"
     if image is None:
         held = f"which a scratch image has only with {how}" if option else \
             f"which a scratch image lacks: add them with {how}"
@@ -280,14 +285,14 @@ def _image_holds(image: frozenset[str] | None, paths: tuple[str, ...], otherwise
     if not missing:
         return "which this image has"
     if len(missing) < len(paths):
-        return f"and this image lacks {', '.join(missing)}: add it with `invoke image --add`; {otherwise}"
+        return f"and this image lacks {', '.join(missing)}: add it with `{command.line('image --add')}`; {otherwise}"
     return f"which this image lacks: add them with {how}; {otherwise}"
 
 
 def _file_warnings(f: ElfFacts) -> list[str]:
     out = []
     if not f.executable:
-        out.append("not executable (mode has no x bit): chmod +x it; `invoke image` sets 0755 anyway")
+        out.append(f"not executable (mode has no x bit): chmod +x it; `{command.line('image')}` sets 0755 anyway")
     if f.stripped is False and f.type in ("ET_EXEC", "ET_DYN"):
         out.append(f"not stripped ({f.size:,} bytes): `strip` it for a smaller image")
     if f.build_id is None and f.type in ("ET_EXEC", "ET_DYN"):

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import targets
+from .. import command, targets
 from ..errors import ToolkitError
 
 log = logging.getLogger(__name__)
@@ -142,12 +142,12 @@ def check(handler: Handler, binfmt_dir: Path = BINFMT_MISC) -> tuple[str, str]:
     """What apply would find, changing nothing."""
     entry = read_entry(binfmt_dir, handler.name)
     if entry is None:
-        return "missing", "not registered: run `invoke binfmt` as root"
+        return "missing", f"not registered: run `{command.line('binfmt')}` as root"
     if not entry.enabled:
-        return "missing", "registered but disabled: run `invoke binfmt` as root"
+        return "missing", f"registered but disabled: run `{command.line('binfmt')}` as root"
     if not entry.fix_binary:
         return "missing", (f"registered without fix-binary (flags {entry.flags or 'none'}): containers cannot "
-                           "reach the interpreter; run `invoke binfmt` as root")
+                           f"reach the interpreter; run `{command.line('binfmt')}` as root")
     return "present", f"registered (flags {entry.flags}) {entry.interpreter}"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, BinaryIO
 
+from .. import command
 from ..errors import InputError
 from . import client as engine
 
@@ -11,7 +12,7 @@ from . import client as engine
 def run(client: Any, tag: str, stdout: BinaryIO, stderr: BinaryIO, platform: str | None = None) -> int:
     """Run tag to completion; returns the container's exit code."""
     if not engine.image_exists(client, tag):
-        raise InputError(f"no image {tag} in the engine", hint=f"build it first: invoke image --tag {tag}")
+        raise InputError(f"no image {tag} in the engine", hint=f"build it first: {command.line('image --tag ' + tag)}")
     kwargs = {"platform": platform} if platform else {}
     with engine.container(client, "run", tag, detach=True, **kwargs) as container:
         with engine.step(f"starting {tag}"):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from .. import command
 from ..build import links, spdx
 from ..check import elf, verify
 from ..errors import InputError, ToolkitError
@@ -255,7 +256,8 @@ def of_remote(local: str, insecure: bool = False) -> list[Shown]:
     shown = from_artifacts([a for _, a in found], f"from {ref.registry}")
     if not shown:
         raise ToolkitError(f"no SBOM refers to {ref} in its registry",
-                           hint=f"invoke push --tag {local} pushes the one invoke image attached")
+                           hint=f"{command.line('push --tag ' + local)} pushes the one "
+                                f"{command.line('image')} attached")
     return shown
 
 
@@ -270,13 +272,13 @@ def of_local_image(ref: str) -> list[Shown]:
         attrs = engine.images().inspect(ref)
         if attrs is None:
             raise InputError(f"no image {ref} in the local store or the engine",
-                             hint=f"make it with invoke image --tag {ref}")
+                             hint=f"make it with {command.line('image --tag ' + ref)}")
         ids = [attrs["Id"]]
-    shown = [s for i in ids for s in from_artifacts(store.referrers(i), "kept by invoke image")]
+    shown = [s for i in ids for s in from_artifacts(store.referrers(i), f"kept by {command.line('image')}")]
     if not shown:
         raise ToolkitError(f"no SBOM is kept for {ref}",
-                           hint="invoke image attaches one unless --sbom none; push an image made elsewhere "
-                                "and read it with --remote")
+                           hint=f"{command.line('image')} attaches one unless --sbom none; push an image made "
+                                "elsewhere and read it with --remote")
     return shown
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .. import targets
+from .. import command, targets
 from ..check import elf, verify
 from ..engine import build as dockerbuild
 from ..engine import client as engine
@@ -308,7 +308,7 @@ def checked(binary: Path, arch: str | None = None) -> verify.Verdict:
     verdict = verify.verify(elf.read(str(binary)), arch)
     if not verdict.ok:
         raise VerifyFailed(f"{binary} cannot run in a FROM scratch image: " + "; ".join(verdict.failures),
-                           reasons=verdict.failures, hint=f"see `invoke verify {binary}`")
+                           reasons=verdict.failures, hint=f"see `{command.line(f'verify {binary}')}`")
     return verdict
 
 
@@ -514,7 +514,7 @@ def _engine_image(client: Any, tag: str) -> Any:
             return client.images.get(tag)
         except ImageNotFound:
             raise InputError(f"no image {tag} in the engine",
-                             hint=f"build it first: invoke image --tag {tag}") from None
+                             hint=f"build it first: {command.line('image --tag ' + tag)}") from None
 
 
 def _save(image: Any, tag: str, dest: Path) -> Path:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .. import dates, files, interrupts, targets
+from .. import command, dates, files, interrupts, targets
 from ..engine import binfmt
 from ..errors import BuildFailed, InputError
 from ..image import oci
@@ -96,7 +96,7 @@ def debootstrap(req: Request, root: Path, progress: Progress | None = None) -> N
     if SCRIPTS.is_dir() and not (SCRIPTS / req.suite).exists():
         raise InputError(f"debootstrap knows no suite {req.suite!r}", hint="e.g. bookworm, trixie, stable, sid")
     if os.geteuid() != 0:
-        raise BuildFailed("debootstrap needs root", hint="run as root, e.g. sudo invoke rootfs ...")
+        raise BuildFailed("debootstrap needs root", hint=f"run as root, e.g. sudo {command.line('rootfs ...')}")
     handler = emulator(req.target) if req.foreign else None
     cmd = ["debootstrap", f"--arch={req.target.debian_arch}"]
     if req.variant != "default":
@@ -168,7 +168,8 @@ def emulator(target: targets.Target, binfmt_dir: Path = binfmt.BINFMT_MISC) -> t
     if entry is None or not entry.enabled:
         state = "disabled" if entry is not None else "not registered"
         raise BuildFailed(f"cannot run {target.debian_arch} programs here: the binfmt_misc handler {name} is {state}",
-                          hint=f"install qemu-user-static, then run `invoke binfmt --arch {target.name}` as root")
+                          hint="install qemu-user-static, then run "
+                               f"`{command.line('binfmt --arch ' + target.name)}` as root")
     return entry.interpreter, entry.fix_binary
 
 
