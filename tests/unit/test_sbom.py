@@ -465,3 +465,25 @@ def test_a_bad_sbom_artifact_is_an_input_error(tmp_path, hello, case):
     artifact = oci.artifact(subject, sboms.ARTIFACT_TYPE, data, "hello.spdx.json")
     with pytest.raises(InputError, match=re.escape(BAD_SBOMS[case][1])):
         sboms.from_artifacts([artifact], "kept by invoke image")
+
+
+def test_a_zig_link_lists_the_objects_of_the_programs_own_link_once(tmp_path):
+    """On a target's first build zig also runs ld.lld -r to make its crt1.o from another one: that link's input
+    and output are not the program's, so crt1.o is listed once, the one the program's link took."""
+    made, final = tmp_path / "cache" / "made" / "crt1.o", tmp_path / "cache" / "final" / "crt1.o"
+    libc = tmp_path / "cache" / "libc" / "libc.a"
+    for path, data in ((made, "made"), (final, "final"), (libc, "archive")):
+        path.parent.mkdir(parents=True)
+        path.write_text(data)
+    out = tmp_path / "prog"
+    zig = _write(tmp_path, "zig", "#!/bin/sh\n"  # what `zig cc` prints with ZIG_VERBOSE_LINK=1, cold
+                 f"echo 'ld.lld -r --error-limit=0 -static -o {final} {made}' >&2\n"
+                 f"echo 'ld.lld --error-limit=0 -static -o {out} {final} {libc}' >&2\n"
+                 f"echo 'ld.lld --error-limit=0 -static -o {out} {final} {libc}' >&2\n"
+                 f": > {out}\n")
+    zig.chmod(0o755)
+    done = subprocess.run(links.command(links.ZIG, "zig", str(out), str(tmp_path / "record"), [str(zig)]),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done
+    inputs = links.parse((tmp_path / "record").read_text()).inputs
+    assert [(i.kind, i.path) for i in inputs] == [("object", str(final)), ("archive", str(libc))], inputs

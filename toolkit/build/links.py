@@ -16,10 +16,12 @@ from dataclasses import dataclass
 #       owns it and that package's version (dpkg), the compiler's version, the distribution. Inputs under OWN
 #       (the project's own build) are left out: they come from the sources.
 # GNU ld prints an archive member as "(ARCHIVE)MEMBER" when it takes it; an archive it only searched appears
-# alone, so only member lines count. An object given on the command line is used whole (gcc's temporary objects
-# are gone when the record is made, and are the program's own anyway). Older GNU ld (2.34) names its emulation
-# first ("ld: mode elf_x86_64"). Any other line is the command's own output, passed on. One awk and no loop of
-# forks: the wrappers run this for every link a configure script makes.
+# alone, so only member lines count. zig prints each ld.lld it runs: the program's link, and on a target's first
+# build the relocatable links (-r) that make its runtime objects (crt1.o from another crt1.o), which are not the
+# program's inputs. An object given on the command line is used whole (gcc's temporary objects are gone when the
+# record is made, and are the program's own anyway). Older GNU ld (2.34) names its emulation first ("ld: mode
+# elf_x86_64"). Any other line is the command's own output, passed on. One awk and no loop of forks: the wrappers
+# run this for every link a configure script makes.
 SCRIPT = r'''
 fs_link() {
   fs_style=$1 fs_driver=$2 fs_out=$3 fs_trace=$4; shift 4
@@ -36,8 +38,11 @@ fs_link() {
       if (ok == 0 && !((kind, path) in seen)) { seen[kind, path] = 1; print kind " " path > trace }
     }
     BEGIN { if (ok == 0) printf "output %s\nlinker %s\ndriver %s\n", out, style, driver > trace }
+    style == "zig" && /^ld\.lld / && / -r / { next }
     style == "zig" && /^ld\.lld / {
-      for (i = 2; i <= NF; i++) if ($i ~ /^\/.*\.a$/) keep("archive", $i); else if ($i ~ /^\/.*\.o$/) keep("object", $i)
+      for (i = 2; i <= NF; i++)
+        if ($i == "-o") i++
+        else if ($i ~ /^\/.*\.a$/) keep("archive", $i); else if ($i ~ /^\/.*\.o$/) keep("object", $i)
       next
     }
     style == "zig" && /^ar rcs / { next }
