@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from invoke import Context, Exit, task
+from invoke import Context, Exit
 
-from toolkit.cli import cli
+from toolkit.cli import cli, task
 
 from . import DEFAULT_BUILDER_BASE, REPO
 

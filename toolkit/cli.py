@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import json
 import logging
 import os
+import re
 import shlex
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from invoke import Collection, Context, Exit, Program, task
+import invoke
+from invoke import Collection, Context, Exit, ParseError, Program
+from invoke.config import AmbiguousMergeError
+from invoke.exceptions import UncastableEnvVar
 
-from . import __version__, files, interrupts, targets
+from . import __version__, command, files, interrupts, targets
 from .build import buildimage as builder
 from .errors import BuildFailed, ToolkitError
 
 log = logging.getLogger("toolkit")
 say = functools.partial(print, flush=True)  # progress lines reach a pipe as they happen
+
+
+def task(*args: Any, **kwargs: Any) -> Any:
+    """Invoke's @task with long flags only: its automatic short flags give each flag the first letter no other
+    flag took, so -h (help) was --toolchain on image, --ca-certs got "--", and a new flag moved the others."""
+    return invoke.task(*args, auto_shortflags=False, **kwargs)
 
 
 def _setup_logging() -> None:
@@ -84,15 +95,17 @@ def harmless(text: str) -> str:
     return text.translate(_CONTROL)
 
 
-def _builder_base(c: Context, given: str | None) -> str:
+def _builder_base(c: Context, given: str | None) -> str | None:
+    """--builder-base, else the config key builder.base, checked; None: the build image's default base, which
+    only a container build looks up (it asks the engine)."""
     from . import grammar
 
     if given:
         return grammar.image(given, "--builder-base")
-    try:
-        return grammar.image(str(c.config.builder.base), "the config key builder.base")
-    except (AttributeError, KeyError):
-        return builder.DEFAULT_BASE
+    configured = (c.config.get("builder") or {}).get("base")
+    if configured in (None, ""):
+        return None
+    return grammar.image(str(configured), "the config key builder.base")
 
 
 DEFAULT_TIMEOUT = 3600
@@ -124,6 +137,8 @@ def _limits(timeout: int) -> Any:
 _ARCH_HELP = "target architecture(s): a name (arm64, arm32v7, linux/arm/v7), a comma-separated list, or all"
 _JOBS_HELP = "build this many targets at once (default 1)"
 _TOOLCHAIN_HELP = "auto, native, container or zig"
+_BUILDER_BASE_HELP = (f"base image of the build container (default: the config key builder.base, else "
+                      f"{builder.SETUP_BASE} when the engine has it, else {builder.FALLBACK_BASE})")
 _LIBC_HELP = "glibc (default) or musl (Debian's musl-dev with gcc; zig always links musl)"
 _TIMEOUT_HELP = f"stop a target's build after this many seconds (default {DEFAULT_TIMEOUT}; 0: no limit)"
 
@@ -131,7 +146,7 @@ _TIMEOUT_HELP = f"stop a target's build after this many seconds (default {DEFAUL
 @task(help={"arch": _ARCH_HELP + " (default: this host's)",
             "toolchain": _TOOLCHAIN_HELP,
             "out": "output path (default ./hello, or ./hello-<arch> for each --arch; several targets add -<arch>)",
-            "builder_base": "base image of the build container (default: config builder.base, ubuntu:24.04)",
+            "builder_base": _BUILDER_BASE_HELP,
             "tiny": "build csrc/hello-tiny.c instead: no libc, raw system calls, under 1 KiB",
             "strip": "strip symbols (the default here; --no-strip keeps them)",
             "jobs": _JOBS_HELP, "libc": _LIBC_HELP, "timeout": _TIMEOUT_HELP})
@@ -152,8 +167,8 @@ def build_hello(c: Context, arch: str | None = None, toolchain: str = "auto", ou
             "out": "output path (several targets add -<arch>); with --project a directory (default ./dist)",
             "cflags": "extra compiler flags, e.g. '-O2 -Wall'",
             "ldflags": "linker flags and libraries, placed after the sources, e.g. '-lm'", "arch": _ARCH_HELP,
-            "toolchain": _TOOLCHAIN_HELP, "builder_base": "base image of the build container",
-            "strip": "strip symbols from the binary (-s)", "jobs": _JOBS_HELP, "libc": _LIBC_HELP,
+            "toolchain": _TOOLCHAIN_HELP, "builder_base": _BUILDER_BASE_HELP,
+            "strip": "strip symbols from the binary (gcc's -s)", "jobs": _JOBS_HELP, "libc": _LIBC_HELP,
             "timeout": _TIMEOUT_HELP,
             "project": "build this project directory with its own build system instead of --src files",
             "subdir": "with --project: the directory inside it that holds the build system (e.g. build/cmake)",
@@ -267,8 +282,8 @@ def verify_image(c: Context, tag: str, json: bool = False) -> None:
             "platform": "build for these platforms (linux/amd64,linux/arm64,... or all): one image index",
             "src": "with --platform: C sources to compile for each (default csrc/hello.c)",
             "tiny": "with --platform: compile csrc/hello-tiny.c", "cflags": "with --platform: compiler flags",
-            "toolchain": "with --platform: auto, native or container",
-            "builder_base": "with --platform: base image of the build container",
+            "toolchain": "with --platform: " + _TOOLCHAIN_HELP,
+            "builder_base": "with --platform: " + _BUILDER_BASE_HELP,
             "timeout": "with --platform: " + _TIMEOUT_HELP,
             "sbom": "the program's SPDX SBOM to attach: FILE, or none (default: <binary>.spdx.json beside the binary, "
                     "else one made from what the binary shows)"})
@@ -311,7 +326,7 @@ def _split_flags(text: str, flag: str = "--cflags") -> list[str]:
         raise InputError(f"{flag} {text!r} does not parse ({exc})") from None
 
 
-@task(help={"tag": "REGISTRY/NAME[:TAG], as built by `invoke image --tag` (multi-platform or in the engine)",
+@task(help={"tag": "REGISTRY/NAME[:TAG], an image the image task made (multi-platform or in the engine)",
             "insecure": "allow plain HTTP and a TLS certificate that does not verify (plain HTTP is allowed "
                         "without it only for loopback registries)"})
 @cli
@@ -324,6 +339,9 @@ def push(c: Context, tag: str, insecure: bool = False) -> None:
 
     local = img.normalize_tag(tag)
     ref = registry.parse_reference(local)
+    # first, as docker push does: a name without a registry host goes to Docker Hub, which should never surprise
+    hub = " (Docker Hub: the name has no registry host)" if ref.registry == registry.DOCKER_HUB else ""
+    say(f"pushing to {ref}{hub}")
     images = store.find(local)
     with tempfile.TemporaryDirectory(prefix="fromscratch-push-", dir=_scratch_dir()) as tmp:
         if images is None:
@@ -336,7 +354,7 @@ def push(c: Context, tag: str, insecure: bool = False) -> None:
 
 
 @task(help={"binary": "a program: its <binary>.spdx.json, else what the binary itself shows",
-            "tag": "an image made by `invoke image` (kept locally), or with --remote one in a registry",
+            "tag": "an image the image task made (kept locally), or with --remote one in a registry",
             "remote": "with --tag: read the image's SBOMs from its registry, through the referrers",
             "insecure": "with --remote: plain HTTP (the default only for loopback registries)",
             "json": "print the SPDX document (a list of them for several platforms) instead of a table"})
@@ -349,7 +367,7 @@ def sbom(c: Context, binary: str | None = None, tag: str | None = None, remote: 
     from .image import scratch as img
 
     if (binary is None) == (tag is None):
-        raise InputError("give --binary FILE or --tag NAME", hint="e.g. invoke sbom --binary ./hello")
+        raise InputError("give --binary FILE or --tag NAME", hint=f"e.g. {command.line('sbom --binary ./hello')}")
     if remote and tag is None:
         raise InputError("--remote reads an image's SBOMs from a registry: give --tag REGISTRY/NAME")
     if binary is not None:
@@ -478,6 +496,114 @@ def _scratch_dir() -> str | None:
 
 ns = Collection(build_hello, build, verify, verify_image, image, inspect_image, push, sbom, run, rootfs,
                 import_rootfs, binfmt)
-ns.configure({"builder": {"base": builder.DEFAULT_BASE}})
+# builder.base: the build image's base. None: the set-up's when the engine has it, else buildimage.FALLBACK_BASE.
+# The key must exist for Invoke to read it from the environment (FROMSCRATCH_BUILDER_BASE, INVOKE_BUILDER_BASE).
+ns.configure({"builder": {"base": None}})
 
-program = Program(namespace=ns, name="fromscratch", binary="fromscratch", version=__version__)
+
+class Config(invoke.Config):
+    """fromscratch's configuration, read as Invoke reads invoke.yaml: /etc/fromscratch.yaml, ~/.fromscratch.yaml,
+    ./fromscratch.yaml (each also .yml, .json or .py), the FROMSCRATCH_* variables named after its keys
+    (FROMSCRATCH_BUILDER_BASE), then the file -f names; each beats the ones before it."""
+
+    prefix = "fromscratch"
+
+
+class Fromscratch(Program):
+    """The `fromscratch` command: these tasks, fromscratch's configuration files, and a flag that cannot be used
+    said in one line with exit 2, as every other input (Invoke's parser exits 1, or raises on a bad number)."""
+
+    def create_config(self) -> None:
+        try:
+            super().create_config()
+            # Invoke's project level is the directory of tasks.py; fromscratch's is the one it runs in
+            self.config.set_project_location(os.getcwd())
+            self.config.load_project()
+        except Exception as exc:  # a file that does not parse: Invoke's YAML, JSON or Python error, in one line
+            raise Exit(f"error: the configuration cannot be read: {harmless(' '.join(str(exc).split()))}",
+                       code=2) from None
+
+    def execute(self) -> None:
+        try:
+            super().execute()  # merges the configuration's levels, then runs the tasks (their errors are theirs)
+        except (AmbiguousMergeError, UncastableEnvVar) as exc:  # builder: IMAGE where builder: is a section
+            raise Exit(f"error: the configuration cannot be used: {harmless(str(exc))} (hint: builder.base goes "
+                       "in a section: builder:, then base: IMAGE on the next line, indented)", code=2) from None
+
+    def parse_core(self, argv: list[str] | None) -> None:
+        with self._flag_errors():
+            super().parse_core(argv)
+
+    def _make_parser(self) -> Any:
+        # one parser per run: making one takes each task's help texts (Invoke pops them), so a second has none
+        if getattr(self, "_parser", None) is None:
+            self._parser = super()._make_parser()
+        return self._parser
+
+    def parse_tasks(self) -> None:
+        asked = self._help_after_task()
+        if asked:
+            self.parser = self._make_parser()
+            self.print_task_help(asked)
+            raise Exit
+        with self._flag_errors():
+            super().parse_tasks()
+
+    def _help_after_task(self) -> str | None:
+        """The task whose -h or --help follows it (not as a flag's value): help, as the user asked. Invoke hands
+        such a token to the task's positional argument instead, verify's PATH or image's tag."""
+        tokens = list(self.core.unparsed)
+        contexts = self._make_parser().contexts
+        if not tokens or tokens[0] not in contexts:
+            return None
+        flags = contexts[tokens[0]].flags
+        value_next = False
+        for token in tokens[1:]:
+            if value_next:
+                value_next = False
+            elif token == "--":
+                return None
+            elif token in ("-h", "--help"):
+                return tokens[0]
+            elif token in flags:
+                value_next = flags[token].takes_value
+        return None
+
+    def parse_cleanup(self) -> None:
+        with self._flag_errors():
+            super().parse_cleanup()
+
+    @contextlib.contextmanager
+    def _flag_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except ParseError as exc:
+            task_name = getattr(getattr(exc, "context", None), "name", None)
+            where = (f"`{command.line('--help ' + task_name)}` lists its flags" if task_name
+                     else f"`{command.line('--list')}` lists the tasks")
+            raise Exit(f"error: {_flag_message(str(exc))} (hint: {where})", code=2) from None
+        except ValueError:  # Invoke converts a number flag's value while it parses
+            raise Exit(f"error: {self._bad_number()}", code=2) from None
+
+    def _bad_number(self) -> str:
+        tokens = list(self.core.unparsed) if getattr(self, "core", None) else []
+        flags = {f: arg for ctx in self._make_parser().contexts.values() for f, arg in ctx.flags.items()}
+        for i, token in enumerate(tokens):
+            flag, equals, value = token.partition("=")
+            if not equals:
+                value = tokens[i + 1] if i + 1 < len(tokens) else ""
+            if flag in flags and flags[flag].kind is int and not re.fullmatch(r"-?[0-9]+", value):
+                return f"{flag} {value!r}: give a whole number"
+        return "a flag that takes a number was given something else"
+
+
+def _flag_message(text: str) -> str:
+    """Invoke's parse error in the user's words: its flags as --name, not Argument objects."""
+    text = re.sub(r"Flag <Argument: ([\w-]+)[^>]*>", r"--\1", text).rstrip("!")
+    text = text.replace(" needed value and was not given one", " needs a value")
+    text = text.replace(" doesn't take any value", " takes no value")
+    return harmless(text[:1].lower() + text[1:])
+
+
+program = Fromscratch(namespace=ns, name="fromscratch", binary="fromscratch", version=__version__,
+                      config_class=Config)

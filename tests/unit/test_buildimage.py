@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from toolkit import targets
 from toolkit.build import buildimage
 
@@ -24,3 +26,25 @@ def test_every_layers_tag_follows_the_base_images_id():
     # the Dockerfiles are the same text but for the FROM of the layers above the first
     first_old, first_new = (buildimage.chain("img", arm64, "amd64", base_id=i)[0] for i in (OLD, NEW))
     assert first_old.dockerfile == first_new.dockerfile and first_old.tag != first_new.tag
+
+
+class _Images:
+    """An engine's image list, as much of the SDK as default_base asks: get(ref), ImageNotFound if absent."""
+
+    def __init__(self, *present: str) -> None:
+        self.present = present
+
+    def get(self, ref: str) -> SimpleNamespace:
+        from docker.errors import ImageNotFound
+
+        if ref not in self.present:
+            raise ImageNotFound(ref)
+        return SimpleNamespace(id=f"sha256:{abs(hash(ref)):064x}"[:71])
+
+
+def test_the_default_base_is_the_set_ups_when_the_engine_has_it():
+    with_it = SimpleNamespace(images=_Images("fromscratch/debian:bookworm"))
+    assert buildimage.default_base(with_it) == ("fromscratch/debian:bookworm", "made by the set-up")
+    without = SimpleNamespace(images=_Images())
+    assert buildimage.default_base(without) == (
+        "ubuntu:24.04", "the default: fromscratch/debian:bookworm, which the set-up makes, is not in the engine")

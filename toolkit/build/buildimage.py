@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .. import files, grammar, targets
+from .. import command, files, grammar, targets
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE = "ubuntu:24.04"
+# The build image's base when none is given (--builder-base, the config key builder.base): the one the set-up
+# makes (scripts/dev, with the rootfs task) when the engine has it, else FALLBACK_BASE, which a registry has
+SETUP_BASE = "fromscratch/debian:bookworm"
+FALLBACK_BASE = "ubuntu:24.04"
 REPOSITORY = "fromscratch/builder"
 SRC_DIR = "/src"
 OUT_DIR = "/out"
@@ -127,12 +130,23 @@ def base_image_id(client: Any, base: str) -> str:
     return engine.image_id(client, base) or ""
 
 
-def ensure_chain(client: Any, layers: Sequence[BuildImage]) -> str:
+def default_base(client: Any) -> tuple[str, str]:
+    """The build image's base when none is given, and why, in the user's words: the set-up's when the engine has
+    it, else FALLBACK_BASE."""
+    from ..engine import client as engine
+
+    if engine.image_exists(client, SETUP_BASE):
+        return SETUP_BASE, "made by the set-up"
+    return FALLBACK_BASE, f"the default: {SETUP_BASE}, which the set-up makes, is not in the engine"
+
+
+def ensure_chain(client: Any, layers: Sequence[BuildImage], building: Callable[[], None] = lambda: None) -> str:
     """Each layer of a chain, bottom first; returns the top layer's tag. A warm call looks up the top layer only:
-    its tag names its base's, so it was built on every layer below."""
+    its tag names its base's, so it was built on every layer below. building is called before any is built."""
     from ..engine import client as engine
 
     if not engine.image_exists(client, layers[-1].tag):
+        building()
         for layer in layers:
             ensure(client, layer)
     return layers[-1].tag
@@ -153,9 +167,9 @@ def ensure(client: Any, image: BuildImage) -> str:
         from ..errors import InputError
 
         raise InputError(f"the build image's base {image.base} is not in the engine and cannot be built on",
-                         hint=f"pull it (docker pull {image.base}), or make one with "
-                              "`invoke rootfs --suite bookworm --tag fromscratch/debian:bookworm` and pass "
-                              "--builder-base fromscratch/debian:bookworm")
+                         hint=f"pull it (docker pull {image.base}), or make the set-up's base with "
+                              f"`{command.line('rootfs --suite bookworm --tag ' + SETUP_BASE)}`: the default when "
+                              "neither --builder-base nor the config key builder.base names one")
     with files.exclusive(image.tag.replace("/", "_").replace(":", "_"),
                          waiting=f"waiting for another fromscratch process that is building {image.tag}"):
         if engine.image_exists(client, image.tag):

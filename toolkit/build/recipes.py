@@ -50,7 +50,7 @@ def hello(tiny: bool = False, strip: bool = True, extra: Sequence[str] = (),
     return Recipe(tuple(sources) or (csrc(name),), (*flags, *(["-s"] if strip else []), *extra), ld)
 
 
-def compile_for(recipe: Recipe, arch: str | None, toolchain: str, out: Path, base: str,
+def compile_for(recipe: Recipe, arch: str | None, toolchain: str, out: Path, base: str | None,
                 say: Callable[[str], None], *, per_target: bool = False, jobs: int = 1,
                 libc: str | None = None, limits: Limits | None = None) -> None:
     """Build for every target arch names (default: this host), jobs at a time; say each, fail if any did."""

@@ -370,10 +370,12 @@ class ContainerGcc:
 
     name = "container"
 
-    def __init__(self, client: Any, base: str = builder.DEFAULT_BASE, libc: str = "glibc",
+    def __init__(self, client: Any, base: str | None = None, libc: str = "glibc",
                  limits: engine.Limits = engine.DEFAULT_LIMITS) -> None:
         self._client = client
-        self._base = base
+        self._base = base  # None: builder.default_base(), looked up when first needed
+        self._chosen_by = "--builder-base or the config key builder.base"
+        self._announced = False
         self.libc = libc
         self.limits = limits
         self._host_arch: str | None = None
@@ -388,10 +390,22 @@ class ContainerGcc:
             self._host_arch = targets.lookup(info.get("Arch", "amd64")).architecture
         return self._host_arch
 
+    def base(self) -> str:
+        """The build image's base: the one given, else the set-up's when the engine has it, else the fallback."""
+        if self._base is None:
+            self._base, self._chosen_by = builder.default_base(self._client)
+        return self._base
+
     def base_id(self) -> str:
         if self._base_id is None:
-            self._base_id = builder.base_image_id(self._client, self._base)
+            self._base_id = builder.base_image_id(self._client, self.base())
         return self._base_id
+
+    def _announce(self) -> None:
+        """Say which base a build image is built on, and what chose it, once: before the first one is built."""
+        if not self._announced:
+            self._announced = True
+            log.warning("build image base: %s (%s)", self.base(), self._chosen_by)
 
     def image_for(self, target: targets.Target, tools: Sequence[str] = (), packages: Sequence[str] = (),
                   project: bool = False) -> str:
@@ -402,10 +416,10 @@ class ContainerGcc:
             raise self._failed[key]
         if key in self._ready:  # prepare() found or built it
             return self._ready[key]
-        layers = builder.chain(self._base, target, self.image_arch(), tools, packages, self.libc, project,
+        layers = builder.chain(self.base(), target, self.image_arch(), tools, packages, self.libc, project,
                                base_id=self.base_id())
         try:
-            self._ready[key] = builder.ensure_chain(self._client, layers)
+            self._ready[key] = builder.ensure_chain(self._client, layers, self._announce)
             return self._ready[key]
         except BuildFailed as exc:
             self._failed[key] = self._explained(exc, target)
@@ -414,7 +428,7 @@ class ContainerGcc:
     def _explained(self, exc: BuildFailed, target: targets.Target) -> BuildFailed:
         if builder.MISSING_MARK in exc.log:
             missing = exc.log.rsplit(builder.MISSING_MARK, 1)[1].split()[0]  # the echo's, not the step's
-            return BuildFailed(f"no musl for {target.platform}: the package archive of {self._base} has no "
+            return BuildFailed(f"no musl for {target.platform}: the package archive of {self.base()} has no "
                                f"{missing}", hint="use --toolchain zig, which brings musl for every target")
         return exc
 
@@ -562,7 +576,7 @@ def resolve_libc(toolchain: str, libc: str | None) -> str:
 
 
 def select(name: str, wanted: Sequence[targets.Target], connect: Any = engine.connect,
-           base: str = builder.DEFAULT_BASE, libc: str | None = None,
+           base: str | None = None, libc: str | None = None,
            limits: engine.Limits = engine.DEFAULT_LIMITS) -> Toolchain:
     """auto: native on a Linux host whose gcc links statically for every wanted target, else container."""
     libc = resolve_libc(name, libc)

@@ -34,7 +34,7 @@ _NATIVE_PROGRAMS = {"make": ("make",), "cmake": ("cmake", "ninja"), "meson": ("m
 _PROGRAM_PACKAGES = {"ninja": "ninja-build"}
 
 
-def build(proj: project.Project, arch: str | None, toolchain: str, out_dir: Path, base: str,
+def build(proj: project.Project, arch: str | None, toolchain: str, out_dir: Path, base: str | None,
           say: Callable[[str], None], jobs: int = 1, libc: str | None = None,
           limits: engine.Limits = engine.DEFAULT_LIMITS) -> None:
     """Build proj for every target arch names (default: this host), jobs at a time; say each program written;
@@ -129,7 +129,7 @@ def _programs(out: Path, target: targets.Target) -> list[Path]:
     return programs
 
 
-def _select(name: str, proj: project.Project, wanted: Sequence[targets.Target], base: str, libc: str,
+def _select(name: str, proj: project.Project, wanted: Sequence[targets.Target], base: str | None, libc: str,
             limits: engine.Limits) -> Any:
     if name == "native":
         return Native(libc=libc, limits=limits)
@@ -242,7 +242,7 @@ class Container:
 
     name = "container"
 
-    def __init__(self, client: Any, base: str, libc: str = "glibc",
+    def __init__(self, client: Any, base: str | None, libc: str = "glibc",
                  limits: engine.Limits = engine.DEFAULT_LIMITS) -> None:
         self._gcc = tc.ContainerGcc(client, base, libc, limits)
         self._client = client

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import dates, files, targets
+from .. import command, dates, files, targets
 from ..build import recipes
 from ..engine import client as engine
 from ..errors import EngineUnavailable, InputError
@@ -21,7 +21,7 @@ from . import scratch as img
 def image(ref: str, binaries: Sequence[Path], opts: img.Options, outputs: Sequence[img.Output],
           say: Callable[[str], None],
           *, backend: str = "python", arch: str | None = None, platform: str | None = None,
-          recipe: recipes.Recipe | None = None, toolchain: str = "auto", builder_base: str = "",
+          recipe: recipes.Recipe | None = None, toolchain: str = "auto", builder_base: str | None = None,
           sbom: str | None = None, limits: Any = None) -> None:
     """Make ref's image and say what was made: of one binary, of several (one per platform, each platform read
     from its ELF: one multi-platform image) or, with platform, of recipe compiled for each platform listed.
@@ -109,7 +109,7 @@ def _engine_for(multi: bool) -> engine.Images | None:
 
 
 def _compile_each(stack: contextlib.ExitStack, platforms: Sequence[targets.Target], recipe: recipes.Recipe,
-                  name: str, ref: str, opts: img.Options, epoch: int, toolchain: str, builder_base: str,
+                  name: str, ref: str, opts: img.Options, epoch: int, toolchain: str, builder_base: str | None,
                   say: Callable[[str], None], limits: Any = None) -> tuple[list[Path], list[img.Built]]:
     """Compile recipe for each platform into a directory that lives as long as the stack (each binary with its
     SBOM beside it), and assemble each."""
@@ -145,10 +145,10 @@ def _write_outputs(ref: str, images: list[oci.Image], outputs: Sequence[img.Outp
             say(f"wrote {out} (load it with: {out.load_hint()})")
         else:  # docker load takes one platform's image
             say(f"wrote {out}, an index of {len(images)} platforms (push it to a registry with "
-                f"`invoke push --tag {ref}`)")
+                f"`{command.line('push --tag ' + ref)}`)")
     if multi:
         img.write_output(images, img.Output("oci", store.path_for(ref)), ref, artifacts)
-        say(f"kept for `invoke push --tag {ref}` in {store.path_for(ref)}")
+        say(f"kept for `{command.line('push --tag ' + ref)}` in {store.path_for(ref)}")
     else:
         store.forget(ref)
 
