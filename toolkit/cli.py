@@ -513,6 +513,16 @@ class Fromscratch(Program):
     """The `fromscratch` command: these tasks, fromscratch's configuration files, and a flag that cannot be used
     said in one line with exit 2, as every other input (Invoke's parser exits 1, or raises on a bad number)."""
 
+    def run(self, argv: list[str] | None = None, exit: bool = True) -> None:
+        try:
+            try:
+                super().run(argv, exit)
+            finally:  # also when Invoke exits after printing: what is still buffered meets the closed pipe here
+                sys.stdout.flush()
+        except BrokenPipeError:  # --help or --list into `| head`: stop quietly, as the tasks do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
+
     def create_config(self) -> None:
         try:
             super().create_config()

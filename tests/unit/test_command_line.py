@@ -207,3 +207,13 @@ def test_push_first_says_where_it_goes(tmp_path):
     mine = fromscratch("push", "--tag", f"localhost:5999/{name}", cwd=tmp_path,
                        env={"FROMSCRATCH_STORE": str(tmp_path)})
     assert mine.out.splitlines()[0] == f"pushing to localhost:5999/{name}:latest", mine.out
+
+
+def test_help_into_a_closed_pipe_stops_quietly():
+    """`fromscratch --help image | head -1`: the reader goes away, and the help stops without a traceback."""
+    read, write = os.pipe()
+    os.close(read)
+    proc = subprocess.run([sys.executable, "-m", "toolkit", "--help", "image"], stdout=write, stderr=subprocess.PIPE,
+                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    os.close(write)
+    assert proc.returncode == 141 and proc.stderr == "", proc
