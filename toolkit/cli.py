@@ -596,8 +596,11 @@ class Fromscratch(Program):
             raise Exit(f"error: {self._bad_number()}", code=2) from None
 
     def _bad_number(self) -> str:
-        tokens = list(self.core.unparsed) if getattr(self, "core", None) else []
-        flags = {f: arg for ctx in self._make_parser().contexts.values() for f, arg in ctx.flags.items()}
+        tokens = self.argv[1:]
+        contexts = [self.initial_context]
+        if getattr(self, "collection", None) is not None:  # set once the core flags parsed
+            contexts += self._make_parser().contexts.values()
+        flags = {f: arg for ctx in contexts for f, arg in ctx.flags.items()}
         for i, token in enumerate(tokens):
             flag, equals, value = token.partition("=")
             if not equals:

@@ -138,6 +138,7 @@ def test_flags_are_long_only(tmp_path):
     (("build", "--jobs"), "--jobs needs a value"),
     (("build", "--jobs", "two"), "--jobs 'two': give a whole number"),
     (("build-hello", "--timeout=soon"), "--timeout 'soon': give a whole number"),
+    (("--command-timeout", "x", "build"), "--command-timeout 'x': give a whole number"),
     (("build-hello", "--tiny=yes"), "no idea what 'yes' is"),
     (("verify",), "'verify' did not receive required positional arguments: 'path'"),
     (("no-such-task",), "no idea what 'no-such-task' is (hint: `fromscratch --list` lists the tasks)"),
