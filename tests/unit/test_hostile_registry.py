@@ -305,3 +305,20 @@ def test_a_failed_sbom_step_leaves_the_tag_as_it_was(env, pushable, failure):
     one_line(result, 1, "was not tagged", "without its SBOM")
     assert "latest" not in registry.manifests
     assert any(k.startswith("sha256:") for k in registry.manifests)  # the image itself went up, by digest
+
+
+# --- a Debian mirror (rootfs --busybox --mirror) ----------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["endless", "huge", "trickle"])
+def test_a_mirror_s_release_file_is_bounded_in_size_and_time(env, tmp_path, kind):
+    """Before: a 3 GB InRelease made `rootfs --busybox --mirror` reach 6.3 GB, and a slow one was waited on for
+    ever. Now a release file may be 16 MiB, and must arrive within FROMSCRATCH_NET_TIMEOUT."""
+    answer = Answer(200, {}, b"x" * 100, kind=kind, claim=3_000_000_000, pause=0.3)
+    with HostileServer(lambda request: answer) as mirror:
+        result = run("rootfs", "--busybox", "--mirror", f"http://{mirror.host}/debian", "--out",
+                     str(tmp_path / "bb.tar"), "--quiet", env=env)
+        asked = [r.path for r in mirror.seen()]
+    one_line(result, 1, mirror.host)
+    assert asked == ["/debian/dists/bookworm/InRelease"]
+    assert ("16 MiB" in result.err) if kind != "trickle" else ("within 2 s" in result.err), result.err
+    assert result.seconds < 15 and not (tmp_path / "bb.tar").exists()
