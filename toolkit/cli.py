@@ -328,7 +328,7 @@ def push(c: Context, tag: str, insecure: bool = False) -> None:
     with tempfile.TemporaryDirectory(prefix="fromscratch-push-", dir=_scratch_dir()) as tmp:
         if images is None:
             images = img.from_engine(engine.connect(), local, Path(tmp))
-        top, attached = referrers.push(images, ref, registry.client(ref, insecure or None))
+        top, attached = referrers.push(images, ref, registry.client(ref, insecure or None), local)
     platforms = ", ".join(i.platform for i in images)
     print(f"pushed {ref}\ndigest:   {top.digest}\nplatforms: {platforms}")
     for done in attached:

@@ -22,13 +22,15 @@ class Pushed:
     how: str  # "referrers API" or "tag sha256-<hex>"
 
 
-def kept_for(images: Sequence[oci.Image]) -> list[tuple[oci.Image, oci.Artifact]]:
-    """What invoke image kept for these images (by image ID) whose subject is exactly the manifest pushed."""
-    return [(image, a) for image in images for a in store.referrers(image.image_id)
+def kept_for(local: str, images: Sequence[oci.Image]) -> list[tuple[oci.Image, oci.Artifact]]:
+    """What invoke image kept for these images made under the name local (by name and image ID) whose subject is
+    exactly the manifest pushed."""
+    return [(image, a) for image in images for a in store.referrers(local, image.image_id)
             if a.subject.digest == image.manifest_desc.digest]
 
 
-def push(images: list[oci.Image], ref: registry.Reference, dxf: Any) -> tuple[oci.Descriptor, list[Pushed]]:
+def push(images: list[oci.Image], ref: registry.Reference, dxf: Any,
+         local: str | None = None) -> tuple[oci.Descriptor, list[Pushed]]:
     """The image's blobs and manifests (by digest), then each artifact kept for its platform manifests, and the
     tag last: a push whose SBOM step fails leaves the tag as it was, never naming an image without its SBOM."""
     login = getattr(dxf, "login", None)
@@ -36,7 +38,7 @@ def push(images: list[oci.Image], ref: registry.Reference, dxf: Any) -> tuple[oc
     with dxf:
         top, data = registry.push_content(images, ref, dxf)
         try:
-            for image, artifact in kept_for(images):
+            for image, artifact in kept_for(local or str(ref), images):
                 for desc, source in artifact.blobs:
                     with registry.talking(ref, f"uploading blob {desc.digest[:19]}", login):
                         dxf.push_blob(data=oci.blob_chunks(source, desc.size), digest=desc.digest)

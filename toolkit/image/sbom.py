@@ -272,7 +272,7 @@ def of_local_image(ref: str) -> list[Shown]:
             raise InputError(f"no image {ref} in the local store or the engine",
                              hint=f"make it with invoke image --tag {ref}")
         ids = [attrs["Id"]]
-    shown = [s for i in ids for s in from_artifacts(store.referrers(i), "kept by invoke image")]
+    shown = [s for i in ids for s in from_artifacts(store.referrers(ref, i), "kept by invoke image")]
     if not shown:
         raise ToolkitError(f"no SBOM is kept for {ref}",
                            hint="invoke image attaches one unless --sbom none; push an image made elsewhere "
