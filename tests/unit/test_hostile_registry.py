@@ -322,3 +322,18 @@ def test_a_mirror_s_release_file_is_bounded_in_size_and_time(env, tmp_path, kind
     assert asked == ["/debian/dists/bookworm/InRelease"]
     assert ("16 MiB" in result.err) if kind != "trickle" else ("within 2 s" in result.err), result.err
     assert result.seconds < 15 and not (tmp_path / "bb.tar").exists()
+
+
+def test_an_index_of_thousands_of_platforms_is_not_followed(env):
+    """Before: each of 10,000 listed manifests (within 4 MiB) was asked for its referrers, one request each."""
+    digest = _digest(b"x")
+    index = {"schemaVersion": 2, "mediaType": INDEX,
+             "manifests": [{"mediaType": MANIFEST, "digest": digest, "size": 1,
+                            "platform": {"os": "linux", "architecture": f"a{i}"}} for i in range(10_000)]}
+    registry = FakeRegistry()
+    registry.manifests["latest"] = (INDEX, json.dumps(index).encode())
+    with HostileServer(registry) as server:
+        result = run("sbom", "--tag", f"{server.host}/app", "--remote", env=env)
+        asked = len(server.seen())
+    one_line(result, 1, "10,000 manifests", "256")
+    assert asked < 10 and result.seconds < 15

@@ -13,6 +13,11 @@ from ..errors import ToolkitError
 from . import oci, registry, store
 
 log = logging.getLogger(__name__)
+# What a read back follows at most, so that a registry's 4 MiB index of tens of thousands of entries cannot make
+# it ask tens of thousands of questions: an image index lists a manifest per platform (and an attestation per
+# platform, as BuildKit writes them); a platform manifest has an SBOM or a few.
+MAX_MANIFESTS = 256
+MAX_SBOMS = 16
 
 
 @dataclass(frozen=True)
@@ -116,12 +121,17 @@ def fetch(ref: registry.Reference, dxf: Any, artifact_type: str) -> list[tuple[s
             manifests = [oci.Descriptor.from_json(d) for d in _listed(top, f"{ref.registry}'s index for {ref}")]
         else:
             manifests = [oci.Descriptor(oci.MEDIA_MANIFEST, digest, len(body))]
+        if len(manifests) > MAX_MANIFESTS:
+            raise registry.RegistryError(f"{ref.registry}'s index for {ref} lists {len(manifests):,} manifests, more "
+                                         f"than the {MAX_MANIFESTS} an image has platforms")
         for manifest in manifests:
             if manifest.artifact_type:
                 continue
-            for desc in _referrers(dxf, ref, manifest.digest):
-                if desc.get("artifactType") != artifact_type:
-                    continue
+            wanted = [d for d in _referrers(dxf, ref, manifest.digest) if d.get("artifactType") == artifact_type]
+            if len(wanted) > MAX_SBOMS:
+                raise registry.RegistryError(f"{ref.registry} lists {len(wanted):,} SBOMs for {manifest.digest[:19]}, "
+                                             f"more than the {MAX_SBOMS} read back for one image")
+            for desc in wanted:
                 _, data, _ = registry.get_manifest(dxf, ref, desc["digest"])
                 artifact = oci.artifact_from(data, lambda d: registry.pull_blob(dxf, ref, d, spdx.MAX_BYTES))
                 out.append((_platform(manifest), artifact))
