@@ -136,6 +136,16 @@ def test_huge_and_endless_answers_stop_at_the_cap(env, kind, where):
     assert "4 MiB" in result.err or "more than the" in result.err, result.err
 
 
+@pytest.mark.parametrize("kind", ["endless", "huge"])
+def test_huge_and_endless_answers_over_tls_stop_at_the_cap(env, tls, kind):
+    registry = FakeRegistry()
+    _published(registry)
+    registry.override = _when("/manifests/latest", Answer(200, {"Content-Type": INDEX}, kind=kind))
+    with HostileServer(registry, tls=tls) as server:
+        result = run("sbom", "--tag", f"{server.host}/app", "--remote", "--insecure", env=env)
+    one_line(result, 1, server.host, "4 MiB")
+
+
 # --- every wait has a limit -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("over", ["http", "tls"])
