@@ -347,3 +347,15 @@ def test_an_index_of_thousands_of_platforms_is_not_followed(env):
         asked = len(server.seen())
     one_line(result, 1, "10,000 manifests", "256")
     assert asked < 10 and result.seconds < 15
+
+
+def test_a_mirror_login_in_its_url_goes_to_that_host_only(env, tmp_path):
+    """http://user:password@mirror/: the mirror gets the login; a redirect to another host does not."""
+    with HostileServer(lambda request: Answer(404)) as elsewhere, \
+            HostileServer(lambda request: Answer(302, {"Location": f"http://{elsewhere.host}{request.path}"}),
+                          address="127.0.0.2") as mirror:
+        result = run("rootfs", "--busybox", "--mirror", f"http://{USER}:{PASSWORD}@{mirror.host}/debian", "--out",
+                     str(tmp_path / "bb.tar"), "--quiet", env=env)
+        assert [r.headers.get("Authorization") for r in mirror.seen()] == [BASIC]
+        assert elsewhere.seen() and not [r for r in elsewhere.seen() if "Authorization" in r.headers]
+    one_line(result, 2, "has no suite 'bookworm'")

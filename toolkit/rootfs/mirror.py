@@ -76,10 +76,14 @@ def check_mirror(url: str) -> str:
 MAX_RELEASE = 16 << 20
 
 
-def _session() -> Any:
+def _session(url: str) -> Any:
+    """A net.Session for url's server; a login in the URL (http://user:password@host/) goes to that host only."""
     from .. import net
 
-    return net.Session(net.timeout())
+    parts = urllib.parse.urlsplit(url)
+    name = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
+    host = f"{name}:{parts.port}" if parts.port else name
+    return net.Session(net.timeout(), [host] if parts.username else [])
 
 
 def has_suite(archive: str, suite: str) -> bool:
@@ -93,7 +97,7 @@ def has_suite(archive: str, suite: str) -> bool:
     if url.startswith("file://"):
         return Path(urllib.request.url2pathname(url[len("file://"):])).is_file()
     try:
-        with _session() as session:
+        with _session(url) as session:
             answer = session.head(url, allow_redirects=True)
             answer.close()
     except requests.RequestException as exc:
@@ -133,7 +137,7 @@ def _chunks(url: str, limit: int, progress: Progress | None, what: str) -> Itera
         return
     seconds = net.timeout()
     try:
-        with _session() as session, session.allowing(limit):
+        with _session(url) as session, session.allowing(limit):
             answer = session.get(url, stream=True, timeout=(seconds, seconds * max(1, -(-limit // net.MAX_ANSWER))))
             with answer:
                 if answer.status_code == 404:
