@@ -317,7 +317,8 @@ def podman_builder_base(podman, docker_client, builder_base) -> str:
 
 
 def tls_material(where: Path) -> dict[str, Path]:
-    """A CA, a server certificate for 127.0.0.1 and localhost signed by it, and a client certificate: openssl."""
+    """A CA, a server certificate for 127.0.0.1, 127.0.0.2 (another host, for tests of what goes where) and
+    localhost signed by it, and a client certificate: openssl."""
     where.mkdir(parents=True, exist_ok=True)
     files = {name: where / name for name in ("ca.crt", "ca.key", "server.crt", "server.key", "client.cert",
                                              "client.key")}
@@ -328,7 +329,7 @@ def tls_material(where: Path) -> dict[str, Path]:
     key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
             "-subj", f"/CN=fromscratch test CA {uuid.uuid4().hex[:8]}")
-    for name, ext in (("server", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth"),
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1,IP:127.0.0.2,DNS:localhost\nextendedKeyUsage=serverAuth"),
                       ("client", "extendedKeyUsage=clientAuth")):
         (where / f"{name}.ext").write_text(ext + "\n")
         suffix = "crt" if name == "server" else "cert"

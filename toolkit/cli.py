@@ -134,6 +134,21 @@ def _limits(timeout: int) -> Any:
                   pids=int(pids_text) if pids_text else default.pids, timeout=float(timeout) if timeout else None)
 
 
+def _size_env(name: str, default: int, example: str) -> int:
+    """A size from the environment (bytes, or with k, m or g), at least 1 MiB; default when unset."""
+    import re
+
+    from .errors import InputError
+
+    text = os.environ.get(name, "").strip().lower()
+    if not text:
+        return default
+    size = re.fullmatch(r"([0-9]{1,15})([kmg]?)i?b?", text)
+    if size is None or int(size[1]) * _SIZE_UNITS[size[2]] < 1 << 20:
+        raise InputError(f"{name}={text!r}: give a size of at least 1m, e.g. {example}")
+    return int(size[1]) * _SIZE_UNITS[size[2]]
+
+
 _ARCH_HELP = "target architecture(s): a name (arm64, arm32v7, linux/arm/v7), a comma-separated list, or all"
 _JOBS_HELP = "build this many targets at once (default 1)"
 _TOOLCHAIN_HELP = "auto, native, container or zig"
@@ -346,7 +361,7 @@ def push(c: Context, tag: str, insecure: bool = False) -> None:
     with tempfile.TemporaryDirectory(prefix="fromscratch-push-", dir=_scratch_dir()) as tmp:
         if images is None:
             images = img.from_engine(engine.connect(), local, Path(tmp))
-        top, attached = referrers.push(images, ref, registry.client(ref, insecure or None))
+        top, attached = referrers.push(images, ref, registry.client(ref, insecure or None), local)
     platforms = ", ".join(i.platform for i in images)
     print(f"pushed {ref}\ndigest:   {top.digest}\nplatforms: {platforms}")
     for done in attached:
@@ -458,9 +473,10 @@ def import_rootfs(c: Context, path: str, tag: str, arch: str | None = None, allo
     if arch:
         targets.lookup(arch)
     src = files.regular_input(Path(path), "rootfs directory or tarball", allow_dir=True)
+    limit = _size_env("FROMSCRATCH_IMPORT_MAX", rfs.IMPORT_MAX, "8g")
     client = engine.connect()
     done = rfs.import_path(src, client=client, tag=ref, arch=arch, allow_devices=allow_devices,
-                           progress=Progress(enabled=not quiet))
+                           progress=Progress(enabled=not quiet), limit=limit)
     _print_delivered(done)
 
 

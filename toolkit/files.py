@@ -65,6 +65,20 @@ def _umask() -> int:
     return mask
 
 
+def output_file(out: Path) -> Path:
+    """out, if an output file may be written there: nothing there yet, or a regular file (through a symlink).
+    A directory, a device (/dev/full, /dev/null), a FIFO or a socket is refused: renaming over it would silently
+    replace, say, /dev/null with a regular file. Checked again when the file is written (atomic_output)."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        st = out.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError(f"{out}: is a directory", hint="give a file path for the output")
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{out}: is {_kind(st.st_mode)}; refusing to replace it with the output",
+                             hint="give a regular file path for the output")
+    return out
+
+
 @contextlib.contextmanager
 def atomic_output(out: Path, mode: int | None = None) -> Iterator[Path]:
     """Yield a temporary path in out's directory; on success it becomes out, on any failure it is removed.
@@ -80,14 +94,7 @@ def atomic_output(out: Path, mode: int | None = None) -> Iterator[Path]:
         raise InputError(f"{out}: cannot create the output directory {parent}: a file is in the way") from None
     except OSError as exc:
         raise InputError(f"{out}: cannot create the output directory {parent} ({exc.strerror})") from None
-    with contextlib.suppress(FileNotFoundError):
-        st = out.stat()
-        if stat.S_ISDIR(st.st_mode):
-            raise InputError(f"{out}: is a directory", hint="give a file path for the output")
-        if not stat.S_ISREG(st.st_mode):
-            # renaming over it would silently replace, say, /dev/null with a regular file
-            raise InputError(f"{out}: is {_kind(st.st_mode)}; refusing to replace it with the output",
-                             hint="give a regular file path for the output")
+    output_file(out)
     try:
         fd, name = tempfile.mkstemp(dir=parent, prefix=f".{out.name}.", suffix=".partial")
     except OSError as exc:

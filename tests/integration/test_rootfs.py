@@ -109,6 +109,24 @@ def test_import_rootfs_directory_and_tarball_take_the_trees_architecture(tmp_pat
     assert _run(docker_client, tag2, "/usr/bin/env") == "hi\n"
 
 
+def test_import_rootfs_stops_a_tar_bomb_at_the_limit(tmp_path, docker_client, image_tag, binaries):
+    """Before: a small gzip that expands to gigabytes was imported whole (the engine's disk fell by 8 GB for a
+    47 MB file). Now the import stops at FROMSCRATCH_IMPORT_MAX (default 8g; here 100m) or the free space where
+    the engine keeps images, whichever is smaller, before a byte reaches the engine."""
+    from tests.unit.test_rootfs_tar import _gzip_tar
+
+    bomb = _gzip_tar(tmp_path / "bomb.tar.gz", [("usr/bin/env", 0), ("zeros", 300 << 20)])
+    tag = image_tag()
+    result = invoke("import-rootfs", str(bomb), "--tag", tag, "--arch", "amd64", "--quiet",
+                    env={"FROMSCRATCH_IMPORT_MAX": "100m"})
+    assert_clean_failure(result, 2)
+    assert "declare more than 100.0 MiB" in result.err and "FROMSCRATCH_IMPORT_MAX=" in result.err, result.err
+    assert not _exists(docker_client, tag)
+    bad = invoke("import-rootfs", str(bomb), "--tag", tag, env={"FROMSCRATCH_IMPORT_MAX": "lots"})
+    assert_clean_failure(bad, 2)
+    assert "FROMSCRATCH_IMPORT_MAX='lots'" in bad.err
+
+
 def test_busybox_is_static_reproducible_and_runs(tmp_path, docker_client, image_tag):
     tag = image_tag()
     first = invoke("rootfs", "--busybox", "--tag", tag, "--out", str(tmp_path / "one.tar"), timeout=300)

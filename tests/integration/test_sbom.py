@@ -187,6 +187,26 @@ def test_a_one_platform_image_in_the_engine_pushes_its_sbom_later(registry, name
     assert not [r for r in doc["relationships"] if r["relationshipType"] == "STATIC_LINK"]  # -nostdlib: no libc
 
 
+def test_two_tags_of_one_image_id_each_keep_their_own_sbom(registry, names, tmp_path, monkeypatch):
+    """Before: kept SBOMs were keyed by image ID alone, so `image --tag b --sbom none` of the same binary (the same
+    image ID) dropped a's, and a kept SBOM named whichever tag was built last. Now each name keeps its own."""
+    assert invoke("build-hello", "--tiny", "--toolchain", "native", cwd=tmp_path).code == 0
+    a, b, c = (f"{names(registry)}:1" for _ in range(3))
+    assert invoke("image", "--tag", a, cwd=tmp_path).code == 0
+    assert invoke("image", "--tag", c, cwd=tmp_path).code == 0
+    assert invoke("image", "--tag", b, "--sbom", "none", cwd=tmp_path).code == 0
+    kept = invoke("sbom", "--tag", a, "--json")
+    assert kept.code == 0, kept
+    repo = {name: name.split("/", 1)[1].split(":")[0] for name in (a, c)}
+    assert repo[a] in kept.out and repo[c] not in kept.out  # a's SBOM names a, not c
+    none = invoke("sbom", "--tag", b)
+    assert none.code == 1 and "no SBOM is kept" in none.err, none
+    pushed = invoke("push", "--tag", a)
+    assert pushed.code == 0 and "sbom:" in pushed.out, pushed
+    pushed = invoke("push", "--tag", b)
+    assert pushed.code == 0 and "sbom:" not in pushed.out, pushed
+
+
 BAD_DOCS = {"nested 200,000 deep": (b"[" * 200_000 + b"]" * 200_000, "nested more than"),
             "a null relationship": (b'{"spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", '
                                     b'"relationships": [null]}', "relationships[0] is null, not an object")}

@@ -187,3 +187,15 @@ def test_strip_strips_any_build(tmp_path):
         assert elf.read(str(tmp_path / "app")).stripped is stripped
     kept = invoke("build-hello", "--no-strip", "--toolchain", "native", "--out", "h", cwd=tmp_path)
     assert kept.code == 0 and elf.read(str(tmp_path / "h")).stripped is False
+
+
+@pytest.mark.parametrize("where", ["/dev/full", "/dev/null", "link-to-full"])
+def test_an_output_that_is_a_device_is_refused_before_any_work(hello, tmp_path, where):
+    """Before: --output oci-archive:/dev/full was refused only after the image summary was printed."""
+    (tmp_path / "link-to-full").symlink_to("/dev/full")
+    result = invoke("image", "--tag", "x", "--binary", str(hello), "--output", f"oci-archive:{where}",
+                    cwd=tmp_path, env=NO_ENGINE)
+    assert_clean_failure(result, 2)
+    assert result.out == "", result.out  # no summary: nothing was built
+    assert "is a character device" in result.err and len(result.err.strip().splitlines()) == 1, result.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link-to-full"]

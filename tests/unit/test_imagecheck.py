@@ -151,7 +151,7 @@ def test_musl_answers_its_own_names_and_reads_its_path_file():
     ({"app": (b"\x7fELF", 0o644)}, ("/app",), {}, "not executable (mode 644)"),
     ({"app/": b""}, ("/app",), {}, "not a regular file"),
     ({}, ("app",), {}, "executable file not found in $PATH"),
-    ({"loop": "loop"}, ("/loop",), {}, "no such file or directory"),
+    ({"loop": "loop"}, ("/loop",), {}, "exec /loop: too many levels of symbolic links"),
     ({"run.sh": b"#!/bin/sh\necho hi\n"}, ("/run.sh",), {},
      "a script for /bin/sh -> /bin/sh is not in the image"),
     ({"run.sh": b"#!/bin/sh\r\necho hi\r\n", "bin/sh": "dash"}, ("/run.sh",), {}, "Windows line endings"),
@@ -227,3 +227,50 @@ def test_a_stream_that_is_not_a_tar_is_one_clear_error():
 
     with pytest.raises(EngineError, match="not a readable tar"):
         imagecheck.ImageFS.from_tar(io.BytesIO(b"not a tar at all" * 100))
+
+
+class _CountingFS(imagecheck.ImageFS):
+    """An image whose configuration-file reads are counted."""
+
+    reads: dict[str, int]
+
+    def text(self, path: str) -> str | None:
+        self.reads[path] = self.reads.get(path, 0) + 1
+        assert self.reads[path] < 50, f"{path} read {self.reads[path]} times"
+        return super().text(path)
+
+
+def test_ld_so_conf_files_that_include_each_other_are_read_once(built):
+    """Before: 8 files each including /etc/c/*.conf again were read along every path through the includes (8^8
+    reads: verify-image ran for minutes and grew past 600 MB). ld.so reads each file once; so does the check."""
+    files = {**debian_base(built), "app": built["plain"], "opt/greet/lib/libgreet.so.1": built["lib"],
+             "etc/ld.so.conf": b"include /etc/c/*.conf\n"}
+    files.update({f"etc/c/{i}.conf": b"include /etc/c/*.conf\n" + (b"/opt/greet/lib\n" if i == 7 else b"")
+                  for i in range(8)})
+    fs = _CountingFS.from_tar(elfgen.image_tar(files))
+    fs.reads = {}
+    attrs = {"Os": "linux", "Architecture": "amd64", "Config": {"Cmd": ["/app"]}}
+    verdict = imagecheck.check(fs, attrs, "test:image")
+    assert verdict.ok, verdict.render()
+    assert fs.reads and max(fs.reads.values()) == 1, fs.reads
+
+
+@pytest.mark.parametrize(("files", "phrase"), [
+    ({"app": "/loop/app", "loop": "/loop"}, "/app is a loop of symbolic links in the image: the container would "
+                                            "fail with \"exec /app: too many levels of symbolic links\""),
+    ({"app": "b", "b": "a", "a": "app"}, "too many levels of symbolic links"),
+    ({"f": b"x", "app": "/f/app"}, "exec /app: not a directory"),
+])
+def test_a_symlink_loop_is_too_many_levels_not_missing(built, files, phrase):
+    """Before: a command, interpreter or library reached through a loop of symbolic links was "not in the image"."""
+    verdict = judge(files)
+    assert not verdict.ok
+    assert phrase in check(verdict, "command").detail, check(verdict, "command").detail
+
+
+def test_an_interpreter_behind_a_symlink_loop_says_so(built):
+    files = {"app": built["plain"], "lib64": "lib64"}
+    verdict = judge(files)
+    assert not verdict.ok
+    assert "interpreter /lib64/ld-linux-x86-64.so.2 is a loop of symbolic links" in verdict.render(), \
+        verdict.render()

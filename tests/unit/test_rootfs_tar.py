@@ -165,3 +165,85 @@ def test_progress_lines_and_quiet(tmp_path):
     deliver(plan_tree(root, EPOCH), image_config(targets.host(), None), EPOCH, out=tmp_path / "p.tar",
             progress=Progress(quiet, enabled=False))
     assert quiet.getvalue() == ""
+
+
+# --- tar bombs: stopped at the limit, or at the free space where the layer goes ------------------------------
+
+BOMB_MIB = 300
+
+
+def _gzip_tar(path: Path, members: list[tuple[str, int]], trailing_zeros: int = 0) -> Path:
+    """A gzip tar of files of zeros (name, size), optionally followed by zeros after the end-of-archive: a few
+    hundred KiB that expand to what the sizes say."""
+    with gzip.open(path, "wb", compresslevel=1) as gz:
+        with tarfile.open(fileobj=gz, mode="w|") as tar:
+            for name, size in members:
+                info = tarfile.TarInfo(name)
+                info.size = size
+                tar.addfile(info, _Zeros(size))
+        for _ in range(trailing_zeros >> 20):
+            gz.write(bytes(1 << 20))
+    return path
+
+
+class _Zeros(io.RawIOBase):
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        n = min(len(b), self.left)
+        b[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
+def test_a_tar_bomb_is_stopped_at_the_limit_by_what_its_entries_declare(tmp_path):
+    """Before: a small gzip expanding to gigabytes was imported whole. Now the sizes its entries declare are
+    summed as they are read, and the import stops as soon as they pass the limit."""
+    from toolkit.rootfs.tar import Budget, plan_tarball
+
+    bomb = _gzip_tar(tmp_path / "bomb.tar.gz", [("bin/sh", 1 << 20), ("zeros", BOMB_MIB << 20)])
+    assert bomb.stat().st_size < 2 << 20
+    with pytest.raises(InputError, match=r"its entries declare more than 100\.0 MiB.*FROMSCRATCH_IMPORT_MAX=1g"):
+        plan_tarball(bomb, budget=Budget(100 << 20))
+    assert plan_tarball(bomb, budget=Budget(1 << 30)).size > BOMB_MIB << 20  # under a higher limit it goes
+
+
+def test_a_tar_bomb_of_padding_is_stopped_by_what_it_expands_to(tmp_path):
+    """Entries that declare little, then hundreds of MiB of zeros after the end of the archive."""
+    from toolkit.rootfs.tar import Budget, plan_tarball
+
+    bomb = _gzip_tar(tmp_path / "pad.tar.gz", [("bin/sh", 1024)], trailing_zeros=BOMB_MIB << 20)
+    with pytest.raises(InputError, match=r"it expands to more than 100\.0 MiB"):
+        plan_tarball(bomb, budget=Budget(100 << 20))
+
+
+def test_a_layer_bigger_than_the_free_space_where_it_goes_is_refused(tmp_path):
+    from toolkit.rootfs.tar import Budget, plan_tarball
+
+    bomb = _gzip_tar(tmp_path / "bomb.tar.gz", [("zeros", 64 << 20)])
+    with pytest.raises(InputError, match=r"more than the 32\.0 MiB free in /var/lib/engine, where the engine keeps"):
+        plan_tarball(bomb, budget=Budget(8 << 30, ("/var/lib/engine", 32 << 20)))
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "big").write_bytes(bytes(40 << 20))
+    with pytest.raises(InputError, match=r"the tree holds 41,9.* more than the 32\.0 MiB free"):
+        plan_tree(tree, EPOCH, budget=Budget(8 << 30, ("/var/lib/engine", 32 << 20)))
+
+
+def test_a_sparse_file_s_declared_size_counts(tmp_path):
+    """GNU tar keeps a sparse file small in the archive; the engine would write it at its full size."""
+    from toolkit.rootfs.tar import Budget, plan_tarball
+
+    sparse = tmp_path / "sparse"
+    with open(sparse, "wb") as fh:
+        fh.truncate(20 << 30)
+    archive = tmp_path / "sparse.tar.gz"
+    subprocess.run(["tar", "-C", str(tmp_path), "-cSzf", str(archive), "sparse"], check=True)
+    sparse.unlink()
+    assert archive.stat().st_size < 1 << 20
+    with pytest.raises(InputError, match="its entries declare more than 8.0 GiB"):
+        plan_tarball(archive, budget=Budget(8 << 30))

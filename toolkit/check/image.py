@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # what Docker sets when unset
 _MAX_SYMLINKS = 40  # the kernel's limit (ELOOP)
 _MAX_SHEBANG_DEPTH = 4  # the kernel's limit on nested #! interpreters
+# What the kernel says when a path leads nowhere (strerror of ENOENT, ELOOP, ENOTDIR), as `docker run` shows it.
+_ENOENT, _ELOOP, _ENOTDIR = "no such file or directory", "too many levels of symbolic links", "not a directory"
 _TEXT_MAX = 64 << 10  # small files under /etc are kept, for ld.so.conf and its includes
 _SPOOL_MAX = 32 << 20  # an ELF bigger than this is spooled to disk while its headers are read
 LABEL = "org.fromscratch.role"
@@ -94,13 +96,18 @@ class ImageFS:
     # -- the ldso.RootFS view --
 
     def resolve(self, path: str) -> str | None:
-        return self._resolve(path, follow_last=True)
+        return self._resolve(path, follow_last=True)[0]
+
+    def failure(self, path: str) -> str | None:
+        """What the kernel would say opening path, when it cannot: "no such file or directory", "too many levels
+        of symbolic links" (a loop) or "not a directory"; None when path leads to something."""
+        return self._resolve(path, follow_last=True)[1]
 
     def lookup(self, path: str) -> Node | None:
         resolved = self.resolve(path)
         return self.nodes.get(resolved) if resolved else None
 
-    def _resolve(self, path: str, follow_last: bool) -> str | None:
+    def _resolve(self, path: str, follow_last: bool) -> tuple[str | None, str | None]:
         parts = [p for p in path.split("/") if p and p != "."]
         parts.reverse()  # a stack: the next component is at the end
         current = ""
@@ -114,19 +121,19 @@ class ImageFS:
             candidate = f"{current}/{name}"
             node = self.nodes.get(candidate)
             if node is None:
-                return None
+                return None, _ENOENT
             if node.kind == "symlink" and (parts or follow_last):
                 hops += 1
                 if hops > _MAX_SYMLINKS:
-                    return None
+                    return None, _ELOOP
                 if node.link.startswith("/"):
                     current = ""
                 parts.extend(reversed([p for p in node.link.split("/") if p and p != "."]))
                 continue
             if parts and node.kind != "dir":
-                return None  # a file used as a directory
+                return None, _ENOTDIR  # a file used as a directory
             current = candidate
-        return current or "/"
+        return current or "/", None
 
     def facts(self, path: str) -> ElfFacts | None:
         node = self.nodes.get(path)
@@ -285,13 +292,18 @@ def _loader_problems(fs: ImageFS, loader: ldso.Loader, elves: list[tuple[str, El
             continue
         for res in loader.resolve_all(facts, path):
             if not res.ok:
-                problems.append(Problem(path, res.kind, res.name, _missing(res), res.searched))
+                problems.append(Problem(path, res.kind, res.name, _missing(fs, res, loader), res.searched))
     return problems
 
 
-def _missing(res: ldso.Resolution) -> str:
+def _missing(fs: ImageFS, res: ldso.Resolution, loader: ldso.Loader) -> str:
     wrong = f" ({', '.join(res.wrong)} is there, but is not an ELF file for this architecture and ABI)" \
         if res.wrong else ""
+    named = res.name if res.name.startswith("/") else posixpath.join(loader.workdir, res.name)
+    if (res.kind == "interpreter" or "/" in res.name) and fs.failure(named) == _ELOOP:
+        fails = "no such file or directory" if res.kind == "interpreter" else "error while loading shared libraries"
+        return (f"{res.kind} {res.name} is a loop of symbolic links in the image: opening it fails with \"{_ELOOP}\", "
+                f"so running it would fail with \"{fails}\"")
     if res.kind == "interpreter":
         return (f"interpreter {res.name} is not in the image{wrong}: running it would fail with "
                 "\"no such file or directory\"")
@@ -330,8 +342,10 @@ def _runnable(fs: ImageFS, loader: ldso.Loader, path: str, target: targets.Targe
     resolved = fs.resolve(path)
     node = fs.nodes.get(resolved) if resolved else None
     if node is None or resolved is None:
-        return False, f"{path} is not in the image: the container would fail with \"exec {path}: no such file " \
-                      "or directory\""
+        failure = fs.failure(path) or _ENOENT
+        said = {_ELOOP: "is a loop of symbolic links in the image", _ENOTDIR: "goes through a file as if it were a "
+                "directory"}.get(failure, "is not in the image")
+        return False, f"{path} {said}: the container would fail with \"exec {path}: {failure}\""
     shown = path if resolved == path else f"{path} (-> {resolved})"
     if node.kind != "file":
         return False, f"{shown} is not a regular file: the container would fail with \"permission denied\""
@@ -357,7 +371,7 @@ def _runnable(fs: ImageFS, loader: ldso.Loader, path: str, target: targets.Targe
         return False, f"{shown}: {facts.describe}: " + "; ".join(failed)
     missing = [r for r in loader.resolve_all(facts, resolved) if not r.ok]
     if missing:
-        return False, f"{shown}: {facts.describe}: " + "; ".join(_missing(r) for r in missing)
+        return False, f"{shown}: {facts.describe}: " + "; ".join(_missing(fs, r, loader) for r in missing)
     how = f", interpreter {facts.interpreter} found" if facts.interpreter else ", static"
     return True, f"{shown}: {facts.describe}{how}"
 

@@ -152,7 +152,7 @@ class Loader:
     def _conf_dirs(self) -> tuple[str, ...]:
         """glibc's ld.so.conf directories, read once per root."""
         if self._conf is None:
-            self._conf = tuple(_read_conf(self.fs, "/etc/ld.so.conf", 0))
+            self._conf = tuple(_read_conf(self.fs, "/etc/ld.so.conf", 0, set()))
         return self._conf
 
     def _musl_dirs(self) -> tuple[str, ...]:
@@ -162,11 +162,16 @@ class Loader:
         return self._musl_path
 
 
-def _read_conf(fs: RootFS, path: str, depth: int) -> list[str]:
-    """Directories from an ld.so.conf, following `include` globs (relative ones from the file's directory)."""
+def _read_conf(fs: RootFS, path: str, depth: int, read: set[str]) -> list[str]:
+    """Directories from an ld.so.conf, following `include` globs (relative ones from the file's directory). Each
+    file is read once, however often it is included (as ldconfig does): files that include each other again
+    cost one read each, not one per path through the includes."""
     resolved = fs.resolve(path)
-    text = fs.text(resolved) if resolved else None
-    if text is None or depth > _MAX_INCLUDE_DEPTH:
+    if resolved is None or resolved in read or depth > _MAX_INCLUDE_DEPTH:
+        return []
+    read.add(resolved)
+    text = fs.text(resolved)
+    if text is None:
         return []
     dirs: list[str] = []
     for raw in text.splitlines():
@@ -178,7 +183,7 @@ def _read_conf(fs: RootFS, path: str, depth: int) -> list[str]:
                 if not pattern.startswith("/"):
                     pattern = posixpath.join(posixpath.dirname(path), pattern)
                 for match in _glob(fs, pattern):
-                    dirs += _read_conf(fs, match, depth + 1)
+                    dirs += _read_conf(fs, match, depth + 1, read)
             continue
         # old ldconfig syntax allowed "dir=libtype"; directories may be split by spaces, tabs, colons, commas
         dirs += [d.split("=", 1)[0] for d in re.split(r"[\s:,]+", line) if d.startswith("/")]

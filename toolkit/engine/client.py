@@ -109,6 +109,20 @@ def _one_line(text: str) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+def data_room(client: Any) -> tuple[str, int] | None:
+    """(directory, free bytes) where the engine keeps images, when the engine is on this machine (a unix socket)
+    and that directory is visible here; None when it cannot be known (a remote engine, a VM's disk)."""
+    if endpoints.resolve().socket_path is None:
+        return None
+    with step("asking the engine where it keeps images"):
+        root = (client.info() or {}).get("DockerRootDir") or ""
+    try:
+        st = os.statvfs(root) if root and os.path.isdir(root) else None
+    except OSError:
+        st = None
+    return (root, st.f_bavail * st.f_frsize) if st is not None else None
+
+
 def image_exists(client: Any, ref: str) -> bool:
     return image_id(client, ref) is not None
 

@@ -68,7 +68,7 @@ def image(ref: str, binaries: Sequence[Path], opts: img.Options, outputs: Sequen
         _write_outputs(ref, [b.image for b in built], outputs, multi=index, say=say, artifacts=artifacts)
         if client is not None or index:  # kept for `invoke push`, by image ID
             for made in built:
-                store.keep_referrers(made.image.image_id, [a for a in artifacts
+                store.keep_referrers(ref, made.image.image_id, [a for a in artifacts
                                                            if a.subject.digest == made.image.manifest_desc.digest])
         if client is not None:
             _load_all(client, ref, built, per_platform_tags=index, say=say)

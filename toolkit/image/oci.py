@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import stat
 import tarfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -61,6 +62,61 @@ class Descriptor:
     def from_json(cls, obj: dict) -> Descriptor:
         return cls(obj["mediaType"], obj["digest"], obj["size"], obj.get("platform"), obj.get("annotations"),
                    obj.get("artifactType"))
+
+    @classmethod
+    def checked(cls, obj: object, what: str) -> Descriptor:
+        """A descriptor from JSON someone else wrote (a registry's answer): every field the toolkit reads has the
+        spec's type, else one ToolkitError naming what is wrong."""
+        if not isinstance(obj, dict):
+            raise ToolkitError(f"{what} is {_kind(obj)}, not a descriptor")
+        media_type, digest, size = obj.get("mediaType"), obj.get("digest"), obj.get("size")
+        if not isinstance(media_type, str) or not isinstance(digest, str) or not _DIGEST.match(digest):
+            raise ToolkitError(f"{what} has no mediaType and sha256 digest")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ToolkitError(f"{what} has no size")
+        platform, annotations, artifact_type = obj.get("platform"), obj.get("annotations"), obj.get("artifactType")
+        if platform is not None and not _strings(platform):
+            raise ToolkitError(f"{what}: its platform is not an object of strings")
+        if annotations is not None and not _strings(annotations):
+            raise ToolkitError(f"{what}: its annotations are not an object of strings")
+        if artifact_type is not None and not isinstance(artifact_type, str):
+            raise ToolkitError(f"{what}: its artifactType is not a string")
+        return cls(media_type, digest, size, platform, annotations, artifact_type)
+
+
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+# A manifest or index nests four levels (document, manifests, a descriptor, its platform or annotations).
+_MAX_DEPTH = 16
+
+
+def _kind(obj: object) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "null"}.get(type(obj), type(obj).__name__)
+
+
+def _strings(obj: object) -> bool:
+    return isinstance(obj, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in obj.items())
+
+
+def json_object(data: bytes, what: str) -> dict:
+    """A JSON object from bytes someone else wrote (a manifest, an index, a referrers list): UTF-8, nested at most
+    _MAX_DEPTH deep, an object at the top; anything else is one ToolkitError naming what it is."""
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise ToolkitError(f"{what} is nested deeper than any manifest") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ToolkitError(f"{what} is not JSON ({' '.join(str(exc).split())[:120]})") from None
+    level = [obj] if isinstance(obj, (dict, list)) else []
+    for _ in range(_MAX_DEPTH):
+        level = [c for v in level for c in (v.values() if isinstance(v, dict) else v) if isinstance(c, (dict, list))]
+        if not level:
+            break
+    else:
+        raise ToolkitError(f"{what} is nested deeper than any manifest")
+    if not isinstance(obj, dict):
+        raise ToolkitError(f"{what} is {_kind(obj)}, not a JSON object")
+    return obj
 
 
 @dataclass(frozen=True)
@@ -363,20 +419,28 @@ def artifact(subject: Descriptor, artifact_type: str, data: bytes, title: str, e
         "subject": Descriptor(subject.media_type, subject.digest, subject.size).to_json(),
         "annotations": annotations,
     })
-    return artifact_from(manifest, {layer.digest: data}.__getitem__)
+    return artifact_from(manifest, lambda _: data)
 
 
-def artifact_from(manifest: bytes, blob_of: Callable[[str], bytes]) -> Artifact:
-    """An artifact from its manifest's bytes and a way to read a blob by digest, every digest checked."""
-    obj = json.loads(manifest)
-    layer = Descriptor.from_json(obj["layers"][0])
-    data = blob_of(layer.digest)
+def artifact_from(manifest: bytes, blob_of: Callable[[Descriptor], bytes]) -> Artifact:
+    """An artifact from its manifest's bytes and a way to read a blob by its descriptor, every digest checked."""
+    desc = blob_bytes(manifest, MEDIA_MANIFEST)
+    what = f"the artifact manifest {desc.digest[:19]}"
+    obj = json_object(manifest, what)
+    layers = obj.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise ToolkitError(f"{what} has no layers")
+    layer = Descriptor.checked(layers[0], f"{what}: its first layer")
+    subject = Descriptor.checked(obj.get("subject"), f"{what}: its subject")
+    annotations, artifact_type = obj.get("annotations"), obj.get("artifactType")
+    if (annotations is not None and not _strings(annotations)) or not isinstance(artifact_type, (str, type(None))):
+        raise ToolkitError(f"{what}: its annotations or artifactType are not strings")
+    data = blob_of(layer)
     if blob_bytes(data, layer.media_type).digest != layer.digest:
         raise InputError(f"the blob {layer.digest} does not have that digest")
-    desc = blob_bytes(manifest, MEDIA_MANIFEST)
     return Artifact(manifest, Descriptor(MEDIA_MANIFEST, desc.digest, desc.size,
-                                         annotations=obj.get("annotations"), artifact_type=obj.get("artifactType")),
-                    Descriptor.from_json(obj["subject"]), data, layer)
+                                         annotations=annotations, artifact_type=artifact_type),
+                    subject, data, layer)
 
 
 def read_artifacts(layout: Path) -> list[Artifact]:
@@ -397,7 +461,8 @@ def read_artifacts(layout: Path) -> list[Artifact]:
                 return read(tar, f"blobs/sha256/{digest.split(':', 1)[1]}")
 
             listed = json.loads(read(tar, "index.json"))["manifests"]
-            return [artifact_from(blob(d["digest"]), blob) for d in listed if d.get("artifactType")]
+            return [artifact_from(blob(d["digest"]), lambda layer: blob(layer.digest))
+                    for d in listed if d.get("artifactType")]
     except (OSError, ValueError, KeyError, IndexError, tarfile.TarError) as exc:
         raise InputError(f"{layout}: its referrers cannot be read ({exc!r})") from None
 

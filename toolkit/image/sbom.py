@@ -274,7 +274,7 @@ def of_local_image(ref: str) -> list[Shown]:
             raise InputError(f"no image {ref} in the local store or the engine",
                              hint=f"make it with {command.line('image --tag ' + ref)}")
         ids = [attrs["Id"]]
-    shown = [s for i in ids for s in from_artifacts(store.referrers(i), f"kept by {command.line('image')}")]
+    shown = [s for i in ids for s in from_artifacts(store.referrers(ref, i), f"kept by {command.line('image')}")]
     if not shown:
         raise ToolkitError(f"no SBOM is kept for {ref}",
                            hint=f"{command.line('image')} attaches one unless --sbom none; push an image made "

@@ -23,7 +23,7 @@ from ..check import elf, verify
 from ..engine import build as dockerbuild
 from ..engine import client as engine
 from ..errors import EngineError, InputError, VerifyFailed
-from ..files import atomic_output, scratch_dir
+from ..files import atomic_output, output_file, scratch_dir
 from . import oci
 
 log = logging.getLogger(__name__)
@@ -209,6 +209,11 @@ def parse_output(text: str) -> Output:
                              hint="give a new or empty directory (an existing layout is replaced)")
     elif kind != "oci" and out.path.is_dir():
         raise InputError(f"--output {text}: {path} is a directory", hint="give a file name, e.g. image.tar")
+    elif kind != "oci":
+        try:
+            output_file(Path(os.path.realpath(out.path)))  # /dev/full: refused now, not after the work
+        except InputError as exc:
+            raise InputError(f"--output {text}: {exc.message}", exc.hint) from None
     return out
 
 

@@ -37,25 +37,28 @@ def forget(ref: str) -> None:
     shutil.rmtree(path_for(ref), ignore_errors=True)
 
 
-# --- referrers: what is attached to an image (its SBOM), kept for push by the image's ID --------------------
-# An engine keeps images, not the artifacts that refer to them; push finds them here by the image ID (the
-# config's digest, which the engine keeps) and sends those whose subject is the manifest it pushes.
+# --- referrers: what is attached to an image (its SBOM), kept for push by its name and image ID ---------------
+# An engine keeps images, not the artifacts that refer to them; push finds them here by the name it pushes and the
+# image ID (the config's digest, which the engine keeps) and sends those whose subject is the manifest it pushes.
+# Keyed by name as well: two names for one image ID (the same binary tagged twice, one with --sbom none) each keep
+# their own SBOM, which names its own tag.
 
-def _referrers_path(image_id: str) -> Path:
-    return root() / "referrers" / f"{image_id.split(':', 1)[-1]}.tar"
+def _referrers_path(ref: str, image_id: str) -> Path:
+    return root() / "referrers" / path_for(ref).name / f"{image_id.split(':', 1)[-1]}.tar"
 
 
-def keep_referrers(image_id: str, artifacts: list[oci.Artifact]) -> None:
-    """Keep artifacts for the image (an OCI archive, written whole); none: forget what was kept."""
-    path = _referrers_path(image_id)
+def keep_referrers(ref: str, image_id: str, artifacts: list[oci.Artifact]) -> None:
+    """Keep artifacts for the image made under ref (an OCI archive, written whole); none: forget what was kept."""
+    path = _referrers_path(ref, image_id)
     if not artifacts:
         path.unlink(missing_ok=True)
         return
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp, open(tmp, "wb") as fh:
         oci.write_archive([], fh, docker=False, artifacts=artifacts)
 
 
-def referrers(image_id: str) -> list[oci.Artifact]:
-    """What is kept for the image, or nothing."""
-    path = _referrers_path(image_id)
+def referrers(ref: str, image_id: str) -> list[oci.Artifact]:
+    """What is kept for the image made under ref, or nothing."""
+    path = _referrers_path(ref, image_id)
     return oci.read_artifacts(path) if path.is_file() else []

@@ -26,7 +26,7 @@ from ..image import oci
 from ..progress import Progress
 from .load import Delivered, deliver, out_compression
 from .mirror import DEFAULT_MIRROR, DEFAULT_SECURITY, check_mirror, has_suite, host_mirror, host_security
-from .tar import Plan, plan_tarball, plan_tree
+from .tar import Budget, Plan, plan_tarball, plan_tree
 from .tarsafe import Checker
 
 __all__ = ["DEFAULT_MIRROR", "host_mirror", "Request", "build", "import_path", "make_container_friendly", "slim",
@@ -43,6 +43,9 @@ SLIM_EXCLUDE = ("/usr/share/doc/*", "/usr/share/info/*", "/usr/share/man/*", "/u
 SLIM_INCLUDE = ("/usr/share/doc/*/copyright",)  # licences stay
 # Programs whose ELF header says which architecture a root filesystem is for.
 PROBES = ("usr/bin/env", "bin/env", "bin/busybox", "usr/bin/busybox", "bin/sh", "usr/bin/dash", "bin/bash")
+# The most an import-rootfs layer may be unless FROMSCRATCH_IMPORT_MAX says otherwise: Debian's minbase is ~120 MB,
+# the biggest distribution images a few GB.
+IMPORT_MAX = 8 << 30
 _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$")
 # What a debootstrapped image is made of, as a number on the image (a label): scripts/dev remakes a base image
 # whose number is older. Bump it when the recipe changes what the image holds. 2: apt sources name the suite's
@@ -458,14 +461,15 @@ class Import:
     created_by: str
 
 
-def prepare_import(src: Path, arch: str | None, allow_devices: bool, epoch: int | None) -> Import:
+def prepare_import(src: Path, arch: str | None, allow_devices: bool, epoch: int | None,
+                   budget: Budget | None = None) -> Import:
     """Check a directory or tarball entry by entry and choose its config. Nothing in it is changed; a directory's
     mtimes are clamped only when an epoch is given (SOURCE_DATE_EPOCH), which also dates the image; without one
     the image is dated by its newest entry."""
     if src.is_dir():
-        plan = plan_tree(src, epoch if epoch is not None else 2**63 - 1, allow_devices=allow_devices)
+        plan = plan_tree(src, epoch if epoch is not None else 2**63 - 1, allow_devices=allow_devices, budget=budget)
     else:
-        plan = plan_tarball(src, allow_devices=allow_devices)
+        plan = plan_tarball(src, allow_devices=allow_devices, budget=budget)
     if plan.skipped:
         log.warning("%s: %d socket(s) left out (a tar cannot hold them), e.g. %s", src, len(plan.skipped),
                     plan.skipped[0])
@@ -474,9 +478,11 @@ def prepare_import(src: Path, arch: str | None, allow_devices: bool, epoch: int 
 
 
 def import_path(src: Path, *, client: Any, tag: str, arch: str | None, allow_devices: bool,
-                progress: Progress) -> Delivered:
-    """prepare_import, then load it as tag."""
+                progress: Progress, limit: int = IMPORT_MAX) -> Delivered:
+    """prepare_import within limit bytes and the free space where the engine keeps images, then load it as tag."""
+    from ..engine import client as engine
+
     progress.step(f"checking {src}")
-    ready = prepare_import(src, arch, allow_devices, source_date_epoch())
+    ready = prepare_import(src, arch, allow_devices, source_date_epoch(), Budget(limit, engine.data_room(client)))
     return deliver(ready.plan, ready.config, ready.created, client=client, tag=tag, progress=progress,
                    created_by=ready.created_by)

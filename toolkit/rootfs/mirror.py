@@ -15,11 +15,12 @@ import re
 import shutil
 import subprocess
 import tarfile
-import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import BuildFailed, InputError
 from ..progress import Progress
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_SECURITY = "http://deb.debian.org/debian-security"
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
-_TIMEOUT = 60
 # RFC 3986's characters only: a URL that reaches debootstrap's argv and the image's apt sources as one token
 _URL = re.compile(r"^(https?|file)://[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+$")
 
@@ -72,44 +72,104 @@ def check_mirror(url: str) -> str:
     return url.rstrip("/")
 
 
+# A signed Release file lists a suite's indexes: Debian's biggest (sid's InRelease) is under 1 MiB.
+MAX_RELEASE = 16 << 20
+
+
+def _session(url: str) -> Any:
+    """A net.Session for url's server; a login in the URL (http://user:password@host/) goes to that host only."""
+    from .. import net
+
+    parts = urllib.parse.urlsplit(url)
+    name = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
+    host = f"{name}:{parts.port}" if parts.port else name
+    return net.Session(net.timeout(), [host] if parts.username else [])
+
+
 def has_suite(archive: str, suite: str) -> bool:
     """Whether archive carries suite: its dists/SUITE/InRelease is there. A 404 is no; an archive that cannot be
     asked is an error, never a no: an image must not lose its security updates to a network hiccup."""
+    import requests
+
+    from .. import net
+
     url = f"{archive}/dists/{suite}/InRelease"
     if url.startswith("file://"):
         return Path(urllib.request.url2pathname(url[len("file://"):])).is_file()
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=_TIMEOUT):
-            return True
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return False
-        raise BuildFailed(f"{url}: the archive answered {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise BuildFailed(f"cannot reach {url} ({reason})", hint="is the archive reachable from here?") from None
+        with _session(url) as session:
+            answer = session.head(url, allow_redirects=True)
+            answer.close()
+    except requests.RequestException as exc:
+        said = net.describe(exc, _host(url), net.timeout(), "archive")
+        if net.unanswered(exc):
+            raise BuildFailed(f"cannot reach {url} ({said})", hint="is the archive reachable from here?") from None
+        raise BuildFailed(f"asking for {url}: {said}") from None
+    if answer.status_code == 404:
+        return False
+    if answer.status_code >= 400:
+        raise BuildFailed(f"{url}: the archive answered {answer.status_code} {answer.reason}")
+    return True
 
 
-def fetch(url: str, progress: Progress | None = None, what: str = "") -> bytes:
-    """The body at url; a missing file is an InputError, an unreachable mirror a BuildFailed."""
+def _host(url: str) -> str:
+    return urllib.parse.urlsplit(url).netloc or url
+
+
+def fetch(url: str, progress: Progress | None = None, what: str = "", limit: int = MAX_RELEASE) -> bytes:
+    """The body at url, at most limit bytes (a larger file is refused, as early as its Content-Length says so);
+    a missing file is an InputError, an unreachable or misbehaving mirror a BuildFailed."""
+    parts: list[bytes] = []
+    for chunk in _chunks(url, limit, progress, what):
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _chunks(url: str, limit: int, progress: Progress | None, what: str) -> Iterator[bytes]:
+    """The body at url in chunks as it arrives: at most limit bytes, within the network limits (net.py; a big
+    file gets FROMSCRATCH_NET_TIMEOUT seconds more for every 4 MiB)."""
+    import requests
+
+    from .. import net
+
+    if url.startswith("file://"):
+        yield _local(Path(urllib.request.url2pathname(url[len("file://"):])), url, limit)
+        return
+    seconds = net.timeout()
     try:
-        with urllib.request.urlopen(url, timeout=_TIMEOUT) as resp:
-            total = int(resp.headers.get("Content-Length") or 0)
-            chunks: list[bytes] = []
-            done = 0
-            while data := resp.read(1 << 20):
-                chunks.append(data)
-                done += len(data)
-                if progress is not None:
-                    progress.amount(what or url, done, total)
-            return b"".join(chunks)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            raise InputError(f"{url}: not on the mirror (404)") from None
-        raise BuildFailed(f"{url}: the mirror answered {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise BuildFailed(f"cannot fetch {url} ({reason})", hint="is the mirror reachable from here?") from None
+        with _session(url) as session, session.allowing(limit):
+            answer = session.get(url, stream=True, timeout=(seconds, seconds * max(1, -(-limit // net.MAX_ANSWER))))
+            with answer:
+                if answer.status_code == 404:
+                    raise InputError(f"{url}: not on the mirror (404)")
+                if answer.status_code >= 400:
+                    raise BuildFailed(f"{url}: the mirror answered {answer.status_code} {answer.reason}")
+                total = int(answer.headers.get("Content-Length") or 0) if answer.headers.get(
+                    "Content-Length", "").isdigit() else 0
+                done = 0
+                for chunk in net.read_body(answer, 1 << 20):
+                    done += len(chunk)
+                    if progress is not None:
+                        progress.amount(what or url, done, total)
+                    yield chunk
+    except requests.RequestException as exc:
+        said = net.describe(exc, _host(url), seconds, "mirror")
+        if net.unanswered(exc):
+            raise BuildFailed(f"cannot fetch {url} ({said})", hint="is the mirror reachable from here?") from None
+        raise BuildFailed(f"fetching {url}: {said}") from None
+
+
+def _local(path: Path, url: str, limit: int) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    except FileNotFoundError:
+        raise InputError(f"{url}: not on the mirror") from None
+    except OSError as exc:
+        raise BuildFailed(f"cannot read {url} ({exc.strerror or exc})") from None
+    if len(data) > limit:
+        raise BuildFailed(f"{url} is over the {limit:,} bytes it may be")
+    return data
 
 
 @dataclass(frozen=True)
@@ -169,7 +229,7 @@ def find_package(mirror: str, rel: Release, arch: str, name: str, progress: Prog
     if index not in rel.sha256:
         raise BuildFailed(f"the {rel.suite} Release lists no {index}")
     want, size = rel.sha256[index]
-    data = fetch(f"{mirror}/dists/{rel.suite}/{index}", progress, f"{rel.suite} {arch} Packages.xz")
+    data = fetch(f"{mirror}/dists/{rel.suite}/{index}", progress, f"{rel.suite} {arch} Packages.xz", limit=size)
     if hashlib.sha256(data).hexdigest() != want or len(data) != size:
         raise BuildFailed(f"{index}: its sha256 does not match the signed Release", hint="try again; a mirror in sync?")
     text = "\n" + lzma.decompress(data).decode(errors="replace")
@@ -186,12 +246,24 @@ def find_package(mirror: str, rel: Release, arch: str, name: str, progress: Prog
 
 
 def download_deb(mirror: str, stanza: dict[str, str], dest: Path, progress: Progress | None = None) -> Path:
-    """The .deb a stanza names, checked against its sha256."""
-    data = fetch(f"{mirror}/{stanza['Filename']}", progress, Path(stanza["Filename"]).name)
-    if hashlib.sha256(data).hexdigest() != stanza.get("SHA256"):
-        raise BuildFailed(f"{stanza['Filename']}: its sha256 does not match the Packages index")
-    out = dest / Path(stanza["Filename"]).name
-    out.write_bytes(data)
+    """The .deb a stanza names, streamed to disk and hashed as it arrives: no more than the Size the signed index
+    gives is read, and a file whose sha256 is not the index's is removed and refused."""
+    name = stanza.get("Filename", "")
+    size = stanza.get("Size", "")
+    if not name or ".." in name.split("/") or not size.isdigit():
+        raise BuildFailed(f"the Packages index has no usable Filename and Size for {stanza.get('Package', '?')}")
+    out = dest / Path(name).name
+    hasher = hashlib.sha256()
+    try:
+        with open(out, "wb") as fh:
+            for chunk in _chunks(f"{mirror}/{name}", int(size), progress, Path(name).name):
+                hasher.update(chunk)
+                fh.write(chunk)
+        if hasher.hexdigest() != stanza.get("SHA256"):
+            raise BuildFailed(f"{name}: its sha256 does not match the Packages index")
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
     return out
 
 

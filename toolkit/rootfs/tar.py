@@ -45,6 +45,33 @@ class Plan:
     skipped: list[str] = field(default_factory=list)  # entries a tar cannot hold (sockets)
 
 
+@dataclass(frozen=True)
+class Budget:
+    """How big a layer may be: a limit the user can raise (FROMSCRATCH_IMPORT_MAX) and, where it can be known,
+    the free space where the layer goes (the engine's data directory). A tarball is stopped as soon as the sizes
+    its entries declare, or the bytes it expands to, pass the smaller of the two: a small gzip that expands to
+    gigabytes (a tar bomb) is refused after reading at most that much, and before a byte reaches the engine."""
+
+    limit: int
+    room: tuple[str, int] | None = None  # (directory, free bytes)
+
+    @property
+    def cap(self) -> int:
+        return min(self.limit, self.room[1]) if self.room else self.limit
+
+    def refuse(self, source: str, what: str) -> InputError:
+        if self.room and self.room[1] < self.limit:
+            where, free = self.room
+            return InputError(f"{source}: {what} more than the {_bytes(free)} free in {where}, where the engine "
+                              "keeps its images", hint="free some space there first")
+        return InputError(f"{source}: {what} more than {_bytes(self.limit)}, the most an import may be (a tar "
+                          "bomb?)", hint=f"FROMSCRATCH_IMPORT_MAX={max(2 * self.limit >> 30, 1)}g raises the limit")
+
+
+def _bytes(n: int) -> str:
+    return f"{n / (1 << 30):,.1f} GiB" if n >= 1 << 30 else f"{n / (1 << 20):,.1f} MiB"
+
+
 def _pad(size: int) -> int:
     return -size % _BLOCK
 
@@ -96,7 +123,7 @@ def _scan(root: Path) -> Iterator[tuple[str, os.stat_result]]:
 
 
 def plan_tree(root: Path, epoch: int, allow_devices: bool = False,
-              owner: tuple[int, int] | None = None) -> Plan:
+              owner: tuple[int, int] | None = None, budget: Budget | None = None) -> Plan:
     """Scan root into tar headers: sorted, numeric owners (or owner for all), mtimes clamped to epoch, hard links
     kept, file capabilities kept; every entry checked. Nothing in root is changed."""
     if not root.is_dir():
@@ -147,6 +174,8 @@ def plan_tree(root: Path, epoch: int, allow_devices: bool = False,
                          hint="a full root filesystem is only readable as root") from None
     checker.finish()
     size += len(_tail(size))
+    if budget is not None and size > budget.cap:
+        raise budget.refuse(str(root), f"the tree holds {size:,} bytes,")
 
     def chunks() -> Iterator[bytes]:
         return _batched(_tree_pieces(items, size))
@@ -237,8 +266,12 @@ def open_decompressed(path: Path) -> BinaryIO:
 
 
 class _Counting(io.RawIOBase):
-    def __init__(self, fh: BinaryIO) -> None:
+    """A decompressed stream whose bytes are counted, and stopped past the budget's cap."""
+
+    def __init__(self, fh: BinaryIO, budget: Budget | None, source: str) -> None:
         self._fh = fh
+        self._budget = budget
+        self._source = source
         self.count = 0
 
     def readable(self) -> bool:
@@ -248,6 +281,8 @@ class _Counting(io.RawIOBase):
         data = self._fh.read(len(b))
         b[:len(data)] = data
         self.count += len(data)
+        if self._budget is not None and self.count > self._budget.cap:
+            raise self._budget.refuse(self._source, "it expands to")
         return len(data)
 
 
@@ -255,20 +290,23 @@ def _member_kind(m: tarfile.TarInfo) -> str:
     return "file" if m.isreg() else _KIND_OF_TYPE.get(m.type, "other")  # isreg: also old, contiguous, sparse
 
 
-def plan_tarball(path: Path, allow_devices: bool = False) -> Plan:
-    """Read a tarball (plain, gzip, bzip2 or xz) once: check every member and count the uncompressed size."""
+def plan_tarball(path: Path, allow_devices: bool = False, budget: Budget | None = None) -> Plan:
+    """Read a tarball (plain, gzip, bzip2 or xz) once: check every member and count the uncompressed size, within
+    the budget (the sizes the members declare, and the bytes the file expands to)."""
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
     if not path.is_file():
         raise InputError(f"{path}: not a regular file or directory")
     checker = Checker(str(path), allow_devices=allow_devices)
     heads: dict[str, bytes] = {}  # executable ELF files only: the few hundred a rootfs has, 64 bytes each
-    entries = newest = 0
+    entries = newest = declared = 0
     compressed = compression(path) is not None
     try:
         with open_decompressed(path) as raw:
             # a plain tar is read seeking over file data; a compressed one has to be decompressed to be counted
-            counting = _Counting(raw) if compressed else raw
+            counting = _Counting(raw, budget, str(path)) if compressed else raw
+            if budget is not None and not compressed and os.fstat(raw.fileno()).st_size > budget.cap:
+                raise budget.refuse(str(path), "it is")
             with tarfile.open(fileobj=counting, mode="r|" if compressed else "r:") as tar:  # type: ignore[call-overload]
                 for member in tar:
                     kind = _member_kind(member)
@@ -279,6 +317,9 @@ def plan_tarball(path: Path, allow_devices: bool = False) -> Plan:
                                        (member.devmajor, member.devminor))
                     entries += 1
                     newest = max(newest, int(member.mtime))
+                    declared += member.size if kind == "file" else 0  # a sparse file's full size
+                    if budget is not None and declared > budget.cap:
+                        raise budget.refuse(str(path), "its entries declare")
                     if kind == "file" and member.mode & 0o111 and member.size >= _HEAD:
                         extracted = tar.extractfile(member)
                         data = extracted.read(_HEAD) if extracted is not None else b""
