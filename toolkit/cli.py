@@ -95,6 +95,21 @@ def _builder_base(c: Context, given: str | None) -> str:
         return builder.DEFAULT_BASE
 
 
+def _toolchain(toolchain: str, builder_base: str | None) -> str:
+    """--builder-base names the build container's base, so asking for one asks for that container: under auto it
+    picks the container toolchain; with native or zig, which run no container, it is refused, never dropped."""
+    from .errors import InputError
+
+    if builder_base is None:
+        return toolchain
+    if toolchain == "auto":
+        return "container"
+    if toolchain in ("native", "zig"):
+        raise InputError(f"--builder-base is the build container's base, and the {toolchain} toolchain runs no "
+                         "container", hint="drop --builder-base, or use --toolchain container")
+    return toolchain
+
+
 DEFAULT_TIMEOUT = 3600
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
@@ -142,7 +157,7 @@ def build_hello(c: Context, arch: str | None = None, toolchain: str = "auto", ou
     """Compile csrc/hello.c (or, with --tiny, csrc/hello-tiny.c) into a static binary (./hello, or ./hello-<arch>)."""
     from .build import recipes
 
-    recipes.compile_for(recipes.hello(tiny, strip), arch, toolchain, Path(out or "hello"),
+    recipes.compile_for(recipes.hello(tiny, strip), arch, _toolchain(toolchain, builder_base), Path(out or "hello"),
                         _builder_base(c, builder_base), say, per_target=out is None and bool(arch), jobs=jobs,
                         libc=libc, limits=_limits(timeout))
 
@@ -178,22 +193,33 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
     from .errors import InputError
 
     cf, lf = _split_flags(cflags), _split_flags(ldflags, "--ldflags")
+    chain = _toolchain(toolchain, builder_base)
     if project is not None:
         if src:
             raise InputError("--src and --project both say what to build", hint="give one of them")
         chosen = proj.open_project(
-            project, subdir, system, run, configure_args=tuple(_split_flags(configure_args, "--configure-args")),
+            project, subdir, system, run, strip, configure_args=tuple(_split_flags(configure_args, "--configure-args")),
             make_args=tuple(_split_flags(make_args, "--make-args")), packages=tuple(package or ()),
             tools=tuple(tool or ()), artifacts=tuple(artifact or ()), cflags=tuple(cf), ldflags=tuple(lf))
-        workspace.build(chosen, arch, toolchain, Path(out or "dist"), _builder_base(c, builder_base), say, jobs,
+        workspace.build(chosen, arch, chain, Path(out or "dist"), _builder_base(c, builder_base), say, jobs,
                         libc, _limits(timeout))
         return
     if not src:
         raise InputError("--src or --project is required", hint="e.g. --src app.c, or --project ./myproject")
+    project_only = [flag for flag, given in (
+        ("--package", package), ("--tool", tool), ("--artifact", artifact), ("--subdir", subdir),
+        ("--system", system), ("--run", run), ("--configure-args", configure_args), ("--make-args", make_args))
+        if given]
+    if project_only:
+        raise InputError(f"{', '.join(project_only)}: only a --project build takes "
+                         f"{'it' if len(project_only) == 1 else 'them'}, not --src",
+                         hint="for a library's -dev package, build the sources as a project: e.g. --project DIR "
+                              "--run '$CC app.c -o app -lz' --package zlib1g-dev" if package or tool else
+                         "give --project DIR for a build with the project's own build system")
     if not out:
         raise InputError("--out is required", hint="e.g. --out ./app")
     recipe = recipes.Recipe(tuple(Path(s) for s in src), (*cf, *(["-s"] if strip else [])), ldflags=tuple(lf))
-    recipes.compile_for(recipe, arch, toolchain, Path(out), _builder_base(c, builder_base), say, jobs=jobs,
+    recipes.compile_for(recipe, arch, chain, Path(out), _builder_base(c, builder_base), say, jobs=jobs,
                         libc=libc, limits=_limits(timeout))
 
 
@@ -292,6 +318,17 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
     from .image import scratch as img
 
     ref = img.normalize_tag(tag)
+    if platform is None:  # these shape the compile that --platform asks for: without it they would do nothing
+        unused = [flag for flag, given in (("--src", src), ("--tiny", tiny), ("--cflags", cflags),
+                                           ("--toolchain", toolchain != "auto"), ("--builder-base", builder_base),
+                                           ("--timeout", timeout != DEFAULT_TIMEOUT)) if given]
+        if unused:
+            from .errors import InputError
+
+            raise InputError(f"{', '.join(unused)}: only with --platform, which compiles the program for each "
+                             "platform", hint="give --platform, or build the binary first (invoke build) and pass "
+                                              "--binary")
+    toolchain = _toolchain(toolchain, builder_base)
     opts = img.options(cmd=cmd, entrypoint=entrypoint, env=env or [], workdir=workdir, label=label or [],
                        user=user, nonroot=nonroot, add=add or [], ca_certs=ca_certs, tzdata=tzdata, tmp=tmp,
                        nsswitch=nsswitch)

@@ -161,7 +161,7 @@ def _timed_out(what: str, limits: engine.Limits) -> BuildFailed:
 
 def _tools_files(proj: project.Project, tools: cross.Toolset, work: str) -> dict[str, str]:
     tools_dir = f"{work}/tools"
-    out = cross.files(tools, tools_dir)
+    out = cross.files(tools, tools_dir, proj.strip)
     out["env.sh"] = project.env_script(cross.environment(tools, tools_dir, proj.cflags, proj.ldflags))
     out["build.sh"] = project.script(proj, work, tools.cross, tools.triplet)
     return out
