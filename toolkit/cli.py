@@ -414,17 +414,54 @@ def inspect_image(c: Context, tag: str, json: bool = False) -> None:
         print(img.render_inspect(info))
 
 
-@task(help={"tag": "the image to run"})
+@task(help={"tag": "the image to run",
+            "platform": "the platform to run (linux/arm64, arm64): of a multi-platform image, its NAME:TAG-<arch>"})
 @cli
-def run(c: Context, tag: str) -> None:
-    """Run an image, stream its output, and exit with the container's exit code."""
+def run(c: Context, tag: str, platform: str | None = None) -> None:
+    """Run an image, stream its output, and exit with the container's exit code.
+
+    Arguments after -- replace the image's CMD (its ENTRYPOINT stays), as `docker run IMAGE ARGS` does; stdin
+    reaches the program when it is not a terminal, as with `docker run -i`.
+    """
     from .engine import client as engine
     from .engine import run as runner
 
+    target = _one_platform(platform) if platform else None
     client = engine.connect()
-    code = runner.run(client, tag, sys.stdout.buffer, sys.stderr.buffer)
+    code = runner.run(client, tag, sys.stdout.buffer, sys.stderr.buffer, target, _arguments(c), _piped_stdin())
     if code:
         raise Exit(code=code)
+
+
+def _one_platform(text: str) -> targets.Target:
+    from .errors import InputError
+
+    found = targets.parse_archs(text)
+    if len(found) != 1:
+        raise InputError(f"--platform {text}: give one platform here", hint="e.g. --platform linux/arm64")
+    return found[0]
+
+
+def _arguments(c: Context) -> list[str]:
+    """The words after `--`, each as typed: Invoke keeps them joined by spaces (c.remainder), which would split
+    an argument that holds one; they are taken from the command line when it is the one Invoke parsed."""
+    remainder = getattr(c, "remainder", "") or ""
+    if not remainder:
+        return []
+    if "--" in sys.argv:
+        tail = sys.argv[sys.argv.index("--") + 1:]
+        if " ".join(tail) == remainder:
+            return tail
+    return remainder.split()
+
+
+def _piped_stdin() -> int | None:
+    """Our stdin's file descriptor when it is a pipe or a file (not a terminal, as `docker run -i` without -t)."""
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, ValueError, OSError):  # none, closed, or not a real file (a test's stand-in)
+        return None
+    return None if os.isatty(fd) else fd
 
 
 @task(help={"suite": "Debian suite (default bookworm)", "tag": "load into the engine under this name",

@@ -160,7 +160,7 @@ def _load_all(client: engine.Images, ref: str, built: list[img.Built], *, per_pl
     loaded: list[list[str]] = []
     for b in built:
         target = targets.lookup(b.image.platform)
-        tags = [f"{ref}-{target.name}"] if per_platform_tags else []  # hello:1.0-arm64, hello:1.0-arm-v7
+        tags = [engine.platform_ref(ref, target)] if per_platform_tags else []  # hello:1.0-arm64, hello:1.0-arm-v7
         if target.architecture == native and not any(ref in t for t in loaded):
             tags.insert(0, ref)
         loaded.append(tags)
