@@ -260,17 +260,38 @@ def _json_dumps(obj: Any) -> str:
 
 
 @task(name="verify-image", help={"tag": "the image to check, e.g. hello or fromscratch/debian:bookworm",
-                                 "json": "print one JSON document instead of lines"})
+                                 "json": "print one JSON document instead of lines",
+                                 "platform": "the platform to check: of a multi-platform image, its NAME:TAG-<arch> "
+                                             "in the engine, or one image of an index with --remote",
+                                 "remote": "read the image from its registry (every platform of an index, unless "
+                                           "--platform), not from the engine",
+                                 "insecure": "with --remote: plain HTTP (the default only for loopback registries)"})
 @cli
-def verify_image(c: Context, tag: str, json: bool = False) -> None:
+def verify_image(c: Context, tag: str, json: bool = False, platform: str | None = None, remote: bool = False,
+                 insecure: bool = False) -> None:
     """Check an image without running it: its command, and every ELF's interpreter and libraries inside it."""
     from .check import image as imagecheck
     from .engine import client as engine
+    from .image import registry
+    from .image import scratch as img
 
-    client = engine.connect()
-    verdict = imagecheck.verify_image(client, tag)
-    print(_json_dumps(verdict.to_dict()) if json else verdict.render())
-    if not verdict.ok:
+    target = _one_platform(platform) if platform else None
+    if remote:
+        ref = registry.parse_reference(img.normalize_tag(tag))
+        with tempfile.TemporaryDirectory(prefix="fromscratch-pull-", dir=_scratch_dir()) as tmp:
+            verdicts = [imagecheck.verify_layers(p.config, [str(path) for path in p.layers], str(ref))
+                        for p in registry.pull(ref, registry.client(ref, insecure or None), target, Path(tmp))]
+    else:
+        client = engine.connect()
+        found = engine.find_image(client, tag, target, hint="check the name with `docker images`; an image in a "
+                                                             "registry: verify-image --remote (or docker pull it)")
+        verdicts = [imagecheck.verify_image(client, found, _scratch_dir())]
+    if json:
+        docs = [v.to_dict() for v in verdicts]
+        print(_json_dumps(docs[0] if len(docs) == 1 else docs))
+    else:
+        print("\n\n".join(v.render() for v in verdicts))
+    if not all(v.ok for v in verdicts):
         raise Exit(code=1)
 
 

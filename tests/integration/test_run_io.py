@@ -64,18 +64,20 @@ def test_a_multi_platform_tag_is_found_by_platform_and_named_without(image_tag, 
     tag = image_tag()
     made = invoke("image", "--tag", tag, "--platform", "linux/arm64,linux/s390x", "--src", "echo.c",
                   "--toolchain", "zig", cwd=tmp_path, timeout=1800)
-    assert made.code == 0, made
-    # the engine holds TAG-arm64 and TAG-s390x, and no TAG (neither is this machine's platform); the program is /hello
-    plain = invoke("run", "--tag", tag, cwd=tmp_path)
-    assert_clean_failure(plain, 2)
-    assert len(plain.err.strip().splitlines()) == 1, plain.err
-    assert f"{tag}-arm64 (linux/arm64/v8)" in plain.err and f"{tag}-s390x (linux/s390x)" in plain.err
-    assert "--platform" in plain.err
-    got = run_piped("--tag", tag, "--platform", "linux/s390x", "--", "/hello", "big-endian", stdin=b"x")
-    assert got.returncode == 0, got
-    assert got.stdout.decode() == "arg 1: [big-endian]\nxstdin: 1 bytes\n"
-    absent = invoke("run", "--tag", tag, "--platform", "riscv64", cwd=tmp_path)
-    assert_clean_failure(absent, 2)
-    assert "linux/riscv64" in absent.err and f"{tag}-s390x" in absent.err, absent.err
-    for image in (f"{tag}-arm64", f"{tag}-s390x"):
-        subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
+    try:
+        assert made.code == 0, made
+        # the engine holds TAG-arm64 and TAG-s390x, no TAG (neither is this machine's platform); the program: /hello
+        plain = invoke("run", "--tag", tag, cwd=tmp_path)
+        assert_clean_failure(plain, 2)
+        assert len(plain.err.strip().splitlines()) == 1, plain.err
+        assert f"{tag}-arm64 (linux/arm64/v8)" in plain.err and f"{tag}-s390x (linux/s390x)" in plain.err
+        assert "--platform" in plain.err
+        got = run_piped("--tag", tag, "--platform", "linux/s390x", "--", "/hello", "big-endian", stdin=b"x")
+        assert got.returncode == 0, got
+        assert got.stdout.decode() == "arg 1: [big-endian]\nxstdin: 1 bytes\n"
+        absent = invoke("run", "--tag", tag, "--platform", "riscv64", cwd=tmp_path)
+        assert_clean_failure(absent, 2)
+        assert "linux/riscv64" in absent.err and f"{tag}-s390x" in absent.err, absent.err
+    finally:
+        for image in (f"{tag}-arm64", f"{tag}-s390x"):
+            subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
