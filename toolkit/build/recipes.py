@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import targets
+from . import provides
 from . import toolchain as tc
 
 if TYPE_CHECKING:
@@ -65,4 +66,5 @@ def compile_for(recipe: Recipe, arch: str | None, toolchain: str, out: Path, bas
 
     outcomes = tc.build_all(chain, list(recipe.sources), wanted, outs, cflags, jobs, on_done=report,
                             ldflags=recipe.ldflags)
+    provides.explain([o.error for o in outcomes], wanted, provides.for_sources(chain.name))
     tc.raise_failures(outcomes, wanted)

@@ -28,7 +28,7 @@ from ..engine import client as engine
 from ..errors import BuildFailed, InputError, ToolkitError
 from ..files import atomic_output, excerpt, regular_input, scratch_dir
 from . import buildimage as builder
-from . import links, spdx
+from . import links, provides, spdx
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +158,9 @@ def raise_failures(outcomes: Sequence[Outcome], wanted: Sequence[targets.Target]
     if len(wanted) == 1 and failed[0].error is not None:
         raise failed[0].error
     logs = "\n".join(f"--- {f.target.name}: {f.error}\n{getattr(f.error, 'log', '')}".rstrip() for f in failed)
+    hints = {f.error.hint for f in failed if f.error is not None}
     raise BuildFailed(f"{len(failed)} of {len(wanted)} targets failed: " + ", ".join(f.target.name for f in failed),
-                      log=logs)
+                      hint=hints.pop() if len(hints) == 1 else None, log=logs)  # a hint they all share: said once
 
 
 def for_each_target(wanted: Sequence[targets.Target], jobs: int, work: Callable[[targets.Target], object],
@@ -233,7 +234,8 @@ def _run_compiler(cmd_for: Callable[[Path], list[str]], out: Path, target: targe
                 raise BuildFailed(f"{who} for {target.platform} stopped after its time limit of {timeout:g} s",
                                   hint="give it longer with --timeout SECONDS (0: no limit)") from None
             if code != 0:
-                raise BuildFailed(f"{who} failed for {target.platform} (exit {code})", log=excerpt(output).strip())
+                raise BuildFailed(f"{who} failed for {target.platform} (exit {code})", log=excerpt(output).strip(),
+                                  lacking=provides.lacking(output))
             if output.stat().st_size:
                 log.warning("%s", excerpt(output).strip())
             _finish(naming, tmp, out, target, who, record, lay)
@@ -510,7 +512,8 @@ def run_container(client: Any, container: Any, what: str, failed: str, output: P
                                f"{limits.memory >> 20} MiB; FROMSCRATCH_BUILD_MEMORY raises it)?",
                           log=excerpt(output))
     if code != 0:
-        raise failure(code, output) if failure else BuildFailed(f"{failed} (exit {code})", log=excerpt(output))
+        raise failure(code, output) if failure else BuildFailed(f"{failed} (exit {code})", log=excerpt(output),
+                                                                lacking=provides.lacking(output))
     if log.isEnabledFor(logging.INFO):
         log.info("%s", excerpt(output))
 

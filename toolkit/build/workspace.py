@@ -22,7 +22,7 @@ from ..check import elf, verify
 from ..engine import client as engine
 from ..errors import BuildFailed, InputError
 from ..files import atomic_output, scratch_dir, temp_dir
-from . import cross, links, project, spdx
+from . import cross, links, project, provides, spdx
 from . import toolchain as tc
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ def build(proj: project.Project, arch: str | None, toolchain: str, out_dir: Path
                 say(f"built {path} for {target.platform} with the {runner.name} toolchain")
 
     outcomes = tc.for_each_target(wanted, jobs, one, lambda t: out_dir)
+    provides.explain([o.error for o in outcomes], wanted, provides.for_project(runner.name))
     tc.raise_failures(outcomes, wanted)
 
 
@@ -151,7 +152,8 @@ def _failure(code: int, output: Path, what: str) -> BuildFailed:
     lines = files.excerpt(output, whole=0).strip().splitlines()
     if code in (project.NO_ARTIFACT, project.NO_PROGRAM) and lines and lines[-1].startswith("fromscratch: "):
         return BuildFailed(lines[-1].removeprefix("fromscratch: "))
-    return BuildFailed(f"{what} failed (exit {code})", log="\n".join(lines[-_LOG_TAIL:]))
+    return BuildFailed(f"{what} failed (exit {code})", log="\n".join(lines[-_LOG_TAIL:]),
+                       lacking=provides.lacking(output))
 
 
 def _timed_out(what: str, limits: engine.Limits) -> BuildFailed:
