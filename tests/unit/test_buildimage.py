@@ -24,3 +24,16 @@ def test_every_layers_tag_follows_the_base_images_id():
     # the Dockerfiles are the same text but for the FROM of the layers above the first
     first_old, first_new = (buildimage.chain("img", arm64, "amd64", base_id=i)[0] for i in (OLD, NEW))
     assert first_old.dockerfile == first_new.dockerfile and first_old.tag != first_new.tag
+
+
+def test_each_layer_has_a_name_to_say_as_it_builds():
+    """The names are said, not hashed: a layer's tag is its Dockerfile's and its base's."""
+    arm64 = targets.lookup("arm64")
+    layers = buildimage.chain("fromscratch/debian:bookworm", arm64, "amd64", ("tcl",), ("zlib1g-dev",),
+                              libc="glibc", project=True, base_id=OLD)
+    assert [layer.title for layer in layers] == ["gcc and g++", "build systems", "arm64 cross gcc and QEMU",
+                                                 "tcl zlib1g-dev:arm64"]
+    musl = buildimage.chain("img", arm64, "amd64", libc="musl", base_id=OLD)
+    assert [layer.title for layer in musl] == ["gcc and g++", "arm64 cross gcc", "musl-dev:arm64"]
+    renamed = buildimage.BuildImage("img", ("gcc",), title="another name", base_id=OLD)
+    assert renamed.tag == buildimage.BuildImage("img", ("gcc",), base_id=OLD).tag

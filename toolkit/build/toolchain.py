@@ -7,6 +7,7 @@ several targets at once.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import importlib.util
 import io
 import logging
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .. import dates, interrupts, targets
+from .. import dates, files, interrupts, targets
 from ..check import elf, verify
 from ..engine import client as engine
 from ..errors import BuildFailed, InputError, ToolkitError
@@ -362,9 +363,36 @@ class ZigCc:
                 cflags: Sequence[str] = (), ldflags: Sequence[str] = ()) -> Path:
         lay = layout(check_sources(sources))
         self.prepare([target])
-        return _run_compiler(lambda tmp: self.command(target, lay.files, os.path.abspath(tmp), cflags, ldflags,
-                                                      lay.cxx),
-                             out, target, "zig c++" if lay.cxx else "zig cc", lay, links.ZIG, "", self.limits.timeout)
+        with zig_first_build(target):
+            return _run_compiler(lambda tmp: self.command(target, lay.files, os.path.abspath(tmp), cflags, ldflags,
+                                                          lay.cxx),
+                                 out, target, "zig c++" if lay.cxx else "zig cc", lay, links.ZIG, "",
+                                 self.limits.timeout)
+
+
+@contextlib.contextmanager
+def zig_first_build(target: targets.Target) -> Iterator[None]:
+    """Say so before zig's first build for a target, which compiles musl and its runtime into zig's cache (about a
+    minute, without a word from zig); a build that succeeds leaves a note that the next one needs no saying.
+    The note is kept per zig (where it is installed, its version), per zig cache and per target."""
+    import hashlib
+
+    spec = importlib.util.find_spec("ziglang")
+    try:
+        version = importlib.metadata.version("ziglang")
+    except importlib.metadata.PackageNotFoundError:
+        version = "?"
+    zig_cache = os.environ.get("ZIG_GLOBAL_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "zig")
+    key = "\n".join([str(spec.origin if spec else ""), version, zig_cache, target.zig, target.zig_cpu or ""])
+    note = files.cache_dir() / "zig-built" / hashlib.sha256(key.encode()).hexdigest()[:16]
+    if not note.exists():
+        log.warning("zig: the first build for %s compiles musl and its runtime into zig's cache (about a minute, "
+                    "once)", target.name)
+    yield
+    with contextlib.suppress(OSError):
+        note.parent.mkdir(parents=True, exist_ok=True)
+        note.write_text(f"{target.zig} {target.zig_cpu or ''} with ziglang {version}\n")
 
 
 class ContainerGcc:

@@ -228,13 +228,14 @@ class Native:
             log.info("building %s for %s in %s", proj.name, target.platform, work)
             what = f"the build of {proj.name} for {target.platform}"
             output = work / "output.log"
-            try:
-                code = interrupts.run_logged(["sh", str(work / "tools" / "build.sh"), *proj.artifacts], str(output),
-                                             self.limits.timeout)
-            except interrupts.TimedOut:
-                raise _timed_out(what, self.limits) from None
-            if code != 0:
-                raise _failure(code, output, what)
+            with tc.zig_first_build(target) if self.zig else contextlib.nullcontext():
+                try:
+                    code = interrupts.run_logged(["sh", str(work / "tools" / "build.sh"), *proj.artifacts],
+                                                 str(output), self.limits.timeout)
+                except interrupts.TimedOut:
+                    raise _timed_out(what, self.limits) from None
+                if code != 0:
+                    raise _failure(code, output, what)
             yield work
 
 
