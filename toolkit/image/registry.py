@@ -392,10 +392,18 @@ class Pulled:
 def pull(ref: Reference, dxf: Any, platform: targets.Target | None, workdir: Path) -> list[Pulled]:
     """ref's image for platform, from its registry; without a platform, each platform of an index. Every blob is
     checked against its digest (python-dxf does, as it streams) and layers go to files in workdir, not memory."""
+    import requests
+
     login = getattr(dxf, "login", None)
     with dxf:
         with _talking(ref, f"reading {ref}", login):
-            body, _ = dxf.get_manifest_and_response(ref.tag)
+            try:
+                body, _ = dxf.get_manifest_and_response(ref.tag)
+            except requests.HTTPError as exc:
+                if exc.response is not None and exc.response.status_code == 404:
+                    raise InputError(f"no image {ref} in its registry",
+                                     hint=f"check the name; push it with invoke push --tag {ref}") from None
+                raise
         top = _json(body, ref)
         if "manifests" in top:  # an index (OCI, or Docker's manifest list)
             wanted = [d for d in top["manifests"] if isinstance(d, dict) and not d.get("artifactType")
