@@ -110,6 +110,13 @@ def _toolchain(toolchain: str, builder_base: str | None) -> str:
     return toolchain
 
 
+def _contents_index(arch: str) -> Path | None:
+    """Debian's Contents index for arch, kept (rootfs/contents.py): what a failed build's hint looks up."""
+    from .rootfs import contents
+
+    return contents.cached_index(arch)
+
+
 DEFAULT_TIMEOUT = 3600
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
@@ -159,7 +166,7 @@ def build_hello(c: Context, arch: str | None = None, toolchain: str = "auto", ou
 
     recipes.compile_for(recipes.hello(tiny, strip), arch, _toolchain(toolchain, builder_base), Path(out or "hello"),
                         _builder_base(c, builder_base), say, per_target=out is None and bool(arch), jobs=jobs,
-                        libc=libc, limits=_limits(timeout))
+                        libc=libc, limits=_limits(timeout), index=_contents_index)
 
 
 @task(iterable=["src", "package", "tool", "artifact"],
@@ -202,7 +209,7 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
             make_args=tuple(_split_flags(make_args, "--make-args")), packages=tuple(package or ()),
             tools=tuple(tool or ()), artifacts=tuple(artifact or ()), cflags=tuple(cf), ldflags=tuple(lf))
         workspace.build(chosen, arch, chain, Path(out or "dist"), _builder_base(c, builder_base), say, jobs,
-                        libc, _limits(timeout))
+                        libc, _limits(timeout), _contents_index)
         return
     if not src:
         raise InputError("--src or --project is required", hint="e.g. --src app.c, or --project ./myproject")
@@ -220,7 +227,7 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
         raise InputError("--out is required", hint="e.g. --out ./app")
     recipe = recipes.Recipe(tuple(Path(s) for s in src), (*cf, *(["-s"] if strip else [])), ldflags=tuple(lf))
     recipes.compile_for(recipe, arch, chain, Path(out), _builder_base(c, builder_base), say, jobs=jobs,
-                        libc=libc, limits=_limits(timeout))
+                        libc=libc, limits=_limits(timeout), index=_contents_index)
 
 
 @task(help={"path": "the binary to check, or a directory to check every ELF file in",
@@ -357,7 +364,7 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
     recipe = recipes.hello(tiny, extra=_split_flags(cflags), sources=[Path(s) for s in src or []])
     make.image(ref, [Path(b) for b in binary or ["hello"]], opts, outputs, say, backend=backend, arch=arch,
                platform=platform, recipe=recipe, toolchain=toolchain, builder_base=_builder_base(c, builder_base),
-               sbom=sbom, limits=_limits(timeout))
+               sbom=sbom, limits=_limits(timeout), index=_contents_index)
 
 
 def _split_flags(text: str, flag: str = "--cflags") -> list[str]:

@@ -12,6 +12,7 @@ import pytest
 from toolkit import targets
 from toolkit.build import provides
 from toolkit.errors import BuildFailed
+from toolkit.rootfs import contents
 
 ARM64 = targets.lookup("arm64")
 CONTENTS = """\
@@ -35,7 +36,7 @@ def index(tmp_path) -> Path:
     with gzip.open(gz, "wt") as fh:
         fh.write(CONTENTS)
     kept = tmp_path / "kept.txt"
-    provides.keep(gz, kept)
+    contents.keep(gz, kept)
     return kept
 
 
@@ -79,16 +80,18 @@ def test_packages_for_the_target(index):
                      ("shared.h", "libshared-dev")]
 
 
-def test_the_hint_by_kind_of_build(index, monkeypatch):
-    monkeypatch.setattr(provides, "cached_index", lambda arch: index if arch == "arm64" else None)
+def test_the_hint_by_kind_of_build(index):
     said = {}
     for name, phrase in (("project", provides.for_project("container")), ("src-native", provides.for_sources("native")),
                          ("src-container", provides.for_sources("container")), ("zig", provides.for_project("zig"))):
         failed = [BuildFailed("the build failed", lacking=(("header", "zlib.h"),)), BuildFailed("other failure")]
-        provides.explain(failed, [ARM64, ARM64], phrase)
+        provides.explain(failed, [ARM64, ARM64], phrase, lambda arch: index if arch == "arm64" else None)
         assert failed[1].hint is None  # nothing lacking: no hint
         said[name] = failed[0].hint
     assert said["project"] == "zlib.h is in Debian's zlib1g-dev: add --package zlib1g-dev"
     assert said["src-native"].endswith("apt-get install zlib1g-dev:arm64")
     assert "--project" in said["src-container"] and "--package zlib1g-dev" in said["src-container"]
     assert "--toolchain container with --package zlib1g-dev" in said["zig"]
+    failed = [BuildFailed("the build failed", lacking=(("header", "zlib.h"),))]
+    provides.explain(failed, [ARM64], provides.for_project("native"), None)  # no index: no hint
+    assert failed[0].hint is None

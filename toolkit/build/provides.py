@@ -1,21 +1,18 @@
 """Which Debian package provides what a failed build lacked: the headers, -l libraries and pkg-config files its
-output says it could not find, looked up for the target's architecture in the archive's Contents index. The index
-is fetched from the host's mirror once per architecture (checked against the signed Release) and kept in the
-user's cache as the lines that matter here: headers, static archives and .pc files."""
+output says it could not find, looked up for the target's architecture in the archive's Contents index (its lines
+PATH<tab>PACKAGES, as rootfs/contents.py keeps them; given as a function of the architecture, so that the build
+wing never reaches for the mirror itself)."""
 
 from __future__ import annotations
 
-import gzip
 import logging
 import os
 import re
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-from .. import files, targets
-from ..errors import BuildFailed, ToolkitError
+from .. import targets
+from ..errors import BuildFailed
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +27,7 @@ _SAID = (
     ("pkg-config", re.compile(r'ERROR: Dependency "([\w.+-]+)" not found')),
 )
 _SCAN_MAX = 8 << 20  # of a build's output, the last 8 MiB are read: its failing step is at the end
-_MAX_AGE = 30 * 86400  # a cached index older than this is fetched again (the suite's point releases move on)
-_CONTENTS_MAX = 128 << 20  # Contents-all.gz is 34 MB, an architecture's 11 MB: a bigger one is not read
+Index = Callable[[str], "Path | None"]  # a Debian architecture (arm64, all) -> its kept index, None if there is none
 
 
 def lacking(output: Path) -> tuple[Lacked, ...]:
@@ -69,11 +65,9 @@ def _describe(lacked: Lacked) -> str:
     return {"header": name, "library": f"-l{name} (lib{name}.a)", "pkg-config": f"{name}.pc"}[kind]
 
 
-def find(lacked: Sequence[Lacked], target: targets.Target,
-         index: Callable[[str], Path | None] | None = None) -> list[tuple[str, str]]:
+def find(lacked: Sequence[Lacked], target: targets.Target, index: Index) -> list[tuple[str, str]]:
     """(what was lacking, the package that provides it for target) for each one Debian has a package for; the
     architecture's index first, the architecture-independent packages' (Contents-all) only for what is left."""
-    index = index or cached_index
     found: list[tuple[str, str]] = []
     left = list(lacked)
     for arch in (target.debian_arch, "all"):
@@ -119,67 +113,13 @@ def _pick(packages: str) -> str:
     return next((n for n in names if n.endswith("-dev")), names[0] if names else "")
 
 
-def _interesting(path: str) -> bool:
-    return path.startswith(("usr/include/", "usr/share/pkgconfig/")) or (
-        path.startswith("usr/lib/") and path.endswith((".a", ".pc")))
-
-
-def cached_index(arch: str) -> Path | None:
-    """The kept index of the host suite's Contents-<arch>.gz (arch "all": the architecture-independent
-    packages), fetched when there is none or it is old; None when it cannot be had (no mirror answers, no
-    gpgv to check it with): the build's error then has no hint, and the reason is logged."""
-    from ..rootfs import mirror  # the Debian archive reader lives with rootfs, which reads the same mirror
-
-    suite = mirror.host_suite()
-    where = files.cache_dir() / "contents"
-    kept = where / f"{suite}-{arch}.txt"
-    if kept.is_file() and time.time() - kept.stat().st_mtime < _MAX_AGE:
-        return kept
-    try:
-        where.mkdir(parents=True, exist_ok=True)
-        with files.exclusive(f"contents-{suite}-{arch}", waiting="waiting for another fromscratch process that is "
-                                                                   f"fetching Debian's file index for {arch}"):
-            if kept.is_file() and time.time() - kept.stat().st_mtime < _MAX_AGE:
-                return kept  # the other process fetched it
-            _fetch(mirror, suite, arch, kept)
-        return kept
-    except (ToolkitError, OSError, EOFError) as exc:  # gzip's errors are OSError and EOFError
-        log.info("no package hint: Debian's file index for %s cannot be had (%s)", arch, exc)
-        return None
-
-
-def _fetch(mirror: Any, suite: str, arch: str, kept: Path) -> None:
-    archive = mirror.host_mirror()
-    rel = mirror.release(archive, suite)
-    name = f"main/Contents-{arch}.gz"
-    size = rel.sha256.get(name, ("", 0))[1]
-    if size > _CONTENTS_MAX:
-        raise BuildFailed(f"{name} is {size:,} bytes, more than a Contents index holds")
-    log.warning("looking up which package has what the build lacked: fetching Debian's %s (%d MB, once; "
-                "kept in %s)", name, size >> 20, kept.parent)
-    with files.temp_dir("fromscratch-contents-", str(kept.parent)) as tmp:
-        mirror.download_index(archive, rel, name, tmp / "Contents.gz")
-        keep(tmp / "Contents.gz", kept)
-
-
-def keep(contents: Path, kept: Path) -> None:
-    """The lines of a Contents-<arch>.gz that name headers, static archives and .pc files, as PATH<tab>PACKAGES
-    (what a lookup reads: a fifth of the whole), written whole to kept or not at all."""
-    with files.atomic_output(kept) as tmp, open(tmp, "w", encoding="utf-8") as out, \
-            gzip.open(contents, "rt", encoding="utf-8", errors="replace") as lines:
-        for line in lines:
-            parts = line.rsplit(None, 1)  # a path may hold spaces, the packages none
-            if len(parts) == 2 and _interesting(parts[0]):
-                out.write(f"{parts[0]}\t{parts[1]}\n")
-
-
 def explain(errors: Sequence[BaseException | None], targets_of: Sequence[targets.Target],
-            phrase: Callable[[targets.Target, list[tuple[str, str]]], str]) -> None:
+            phrase: Callable[[targets.Target, list[tuple[str, str]]], str], index: Index | None) -> None:
     """Give each failed build that lacked a file Debian packages a hint naming the package, in phrase's words
-    (which differ by build: --package for a project, apt-get for a native --src build...)."""
+    (which differ by build: --package for a project, apt-get for a native --src build...). No index: no hints."""
     for error, target in zip(errors, targets_of, strict=True):
-        if isinstance(error, BuildFailed) and error.lacking:
-            found = find(error.lacking, target)
+        if index is not None and isinstance(error, BuildFailed) and error.lacking:
+            found = find(error.lacking, target, index)
             if found:
                 said = phrase(target, found)
                 error.hint = f"{said}; {error.hint}" if error.hint else said

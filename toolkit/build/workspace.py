@@ -36,9 +36,9 @@ _PROGRAM_PACKAGES = {"ninja": "ninja-build"}
 
 def build(proj: project.Project, arch: str | None, toolchain: str, out_dir: Path, base: str,
           say: Callable[[str], None], jobs: int = 1, libc: str | None = None,
-          limits: engine.Limits = engine.DEFAULT_LIMITS) -> None:
+          limits: engine.Limits = engine.DEFAULT_LIMITS, index: provides.Index | None = None) -> None:
     """Build proj for every target arch names (default: this host), jobs at a time; say each program written;
-    fail if any target did."""
+    fail if any target did (a target that lacked a file Debian packages is told which, from index)."""
     wanted = targets.parse_archs(arch) if arch else [targets.host()]
     if jobs < 1:
         raise InputError(f"--jobs {jobs}: give 1 or more")
@@ -60,7 +60,7 @@ def build(proj: project.Project, arch: str | None, toolchain: str, out_dir: Path
                 say(f"built {path} for {target.platform} with the {runner.name} toolchain")
 
     outcomes = tc.for_each_target(wanted, jobs, one, lambda t: out_dir)
-    provides.explain([o.error for o in outcomes], wanted, provides.for_project(runner.name))
+    provides.explain([o.error for o in outcomes], wanted, provides.for_project(runner.name), index)
     tc.raise_failures(outcomes, wanted)
 
 
