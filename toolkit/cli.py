@@ -283,6 +283,10 @@ def verify_image(c: Context, tag: str, json: bool = False, platform: str | None 
     from .image import scratch as img
 
     target = _one_platform(platform) if platform else None
+    if insecure and not remote:
+        from .errors import InputError
+
+        raise InputError("--insecure is how to reach a registry: it goes with --remote")
     if remote:
         ref = registry.parse_reference(img.normalize_tag(tag))
         with tempfile.TemporaryDirectory(prefix="fromscratch-pull-", dir=_scratch_dir()) as tmp:

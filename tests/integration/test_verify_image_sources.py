@@ -58,6 +58,9 @@ def test_a_pushed_image_is_checked_in_its_registry(registry, tmp_path, docker_cl
     absent = invoke("verify-image", "--tag", name, "--remote", "--platform", "s390x")
     assert_clean_failure(absent, 2)
     assert "linux/s390x" in absent.err and "linux/arm64/v8" in absent.err, absent.err
+    alone = invoke("verify-image", "--tag", name, "--insecure")  # a registry flag without the registry
+    assert_clean_failure(alone, 2)
+    assert "--insecure" in alone.err and "--remote" in alone.err
     never = invoke("verify-image", "--tag", f"{name}-never", "--remote")
     assert_clean_failure(never, 2)
     assert f"no image {name}-never:latest in its registry" in never.err and len(never.err.strip().splitlines()) == 1
