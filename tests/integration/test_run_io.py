@@ -62,17 +62,18 @@ def test_arguments_replace_the_cmd_as_docker_run_does(echoer, image_tag, tmp_pat
 def test_a_multi_platform_tag_is_found_by_platform_and_named_without(image_tag, tmp_path):
     (tmp_path / "echo.c").write_text(ECHO)
     tag = image_tag()
-    made = invoke("image", "--tag", tag, "--platform", "linux/arm64,linux/s390x", "--src", "echo.c",
+    bare = tag.removesuffix(":latest")  # as a user types it; its platforms: NAME:latest-arm64, NAME:latest-s390x
+    made = invoke("image", "--tag", bare, "--platform", "linux/arm64,linux/s390x", "--src", "echo.c",
                   "--toolchain", "zig", cwd=tmp_path, timeout=1800)
     try:
         assert made.code == 0, made
         # the engine holds TAG-arm64 and TAG-s390x, no TAG (neither is this machine's platform); the program: /hello
-        plain = invoke("run", "--tag", tag, cwd=tmp_path)
+        plain = invoke("run", "--tag", bare, cwd=tmp_path)
         assert_clean_failure(plain, 2)
         assert len(plain.err.strip().splitlines()) == 1, plain.err
         assert f"{tag}-arm64 (linux/arm64/v8)" in plain.err and f"{tag}-s390x (linux/s390x)" in plain.err
         assert "--platform" in plain.err
-        got = run_piped("--tag", tag, "--platform", "linux/s390x", "--", "/hello", "big-endian", stdin=b"x")
+        got = run_piped("--tag", bare, "--platform", "linux/s390x", "--", "/hello", "big-endian", stdin=b"x")
         assert got.returncode == 0, got
         assert got.stdout.decode() == "arg 1: [big-endian]\nxstdin: 1 bytes\n"
         absent = invoke("run", "--tag", tag, "--platform", "riscv64", cwd=tmp_path)

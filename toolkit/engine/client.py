@@ -136,6 +136,8 @@ def find_image(client: Any, ref: str, platform: targets.Target | None, hint: str
     are (hint: what to say when there are none)."""
     from ..errors import InputError
 
+    if ":" not in ref.rsplit("/", 1)[-1] and "@" not in ref:
+        ref = f"{ref}:latest"  # as the engine reads a name without a tag; its platforms' tags are NAME:latest-<arch>
     attrs = _attrs(client, ref)
     own = _platform_of(attrs) if attrs is not None else None
     if attrs is not None and (platform is None or own == platform):
