@@ -108,6 +108,28 @@ def _builder_base(c: Context, given: str | None) -> str | None:
     return grammar.image(str(configured), "the config key builder.base")
 
 
+def _toolchain(toolchain: str, builder_base: str | None) -> str:
+    """--builder-base names the build container's base, so asking for one asks for that container: under auto it
+    picks the container toolchain; with native or zig, which run no container, it is refused, never dropped."""
+    from .errors import InputError
+
+    if builder_base is None:
+        return toolchain
+    if toolchain == "auto":
+        return "container"
+    if toolchain in ("native", "zig"):
+        raise InputError(f"--builder-base is the build container's base, and the {toolchain} toolchain runs no "
+                         "container", hint="drop --builder-base, or use --toolchain container")
+    return toolchain
+
+
+def _contents_index(arch: str) -> Path | None:
+    """Debian's Contents index for arch, kept (rootfs/contents.py): what a failed build's hint looks up."""
+    from .rootfs import contents
+
+    return contents.cached_index(arch)
+
+
 DEFAULT_TIMEOUT = 3600
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
@@ -172,9 +194,9 @@ def build_hello(c: Context, arch: str | None = None, toolchain: str = "auto", ou
     """Compile csrc/hello.c (or, with --tiny, csrc/hello-tiny.c) into a static binary (./hello, or ./hello-<arch>)."""
     from .build import recipes
 
-    recipes.compile_for(recipes.hello(tiny, strip), arch, toolchain, Path(out or "hello"),
+    recipes.compile_for(recipes.hello(tiny, strip), arch, _toolchain(toolchain, builder_base), Path(out or "hello"),
                         _builder_base(c, builder_base), say, per_target=out is None and bool(arch), jobs=jobs,
-                        libc=libc, limits=_limits(timeout))
+                        libc=libc, limits=_limits(timeout), index=_contents_index)
 
 
 @task(iterable=["src", "package", "tool", "artifact"],
@@ -208,23 +230,34 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
     from .errors import InputError
 
     cf, lf = _split_flags(cflags), _split_flags(ldflags, "--ldflags")
+    chain = _toolchain(toolchain, builder_base)
     if project is not None:
         if src:
             raise InputError("--src and --project both say what to build", hint="give one of them")
         chosen = proj.open_project(
-            project, subdir, system, run, configure_args=tuple(_split_flags(configure_args, "--configure-args")),
+            project, subdir, system, run, strip, configure_args=tuple(_split_flags(configure_args, "--configure-args")),
             make_args=tuple(_split_flags(make_args, "--make-args")), packages=tuple(package or ()),
             tools=tuple(tool or ()), artifacts=tuple(artifact or ()), cflags=tuple(cf), ldflags=tuple(lf))
-        workspace.build(chosen, arch, toolchain, Path(out or "dist"), _builder_base(c, builder_base), say, jobs,
-                        libc, _limits(timeout))
+        workspace.build(chosen, arch, chain, Path(out or "dist"), _builder_base(c, builder_base), say, jobs,
+                        libc, _limits(timeout), _contents_index)
         return
     if not src:
         raise InputError("--src or --project is required", hint="e.g. --src app.c, or --project ./myproject")
+    project_only = [flag for flag, given in (
+        ("--package", package), ("--tool", tool), ("--artifact", artifact), ("--subdir", subdir),
+        ("--system", system), ("--run", run), ("--configure-args", configure_args), ("--make-args", make_args))
+        if given]
+    if project_only:
+        raise InputError(f"{', '.join(project_only)}: only a --project build takes "
+                         f"{'it' if len(project_only) == 1 else 'them'}, not --src",
+                         hint="for a library's -dev package, build the sources as a project: e.g. --project DIR "
+                              "--run '$CC app.c -o app -lz' --package zlib1g-dev" if package or tool else
+                         "give --project DIR for a build with the project's own build system")
     if not out:
         raise InputError("--out is required", hint="e.g. --out ./app")
     recipe = recipes.Recipe(tuple(Path(s) for s in src), (*cf, *(["-s"] if strip else [])), ldflags=tuple(lf))
-    recipes.compile_for(recipe, arch, toolchain, Path(out), _builder_base(c, builder_base), say, jobs=jobs,
-                        libc=libc, limits=_limits(timeout))
+    recipes.compile_for(recipe, arch, chain, Path(out), _builder_base(c, builder_base), say, jobs=jobs,
+                        libc=libc, limits=_limits(timeout), index=_contents_index)
 
 
 @task(help={"path": "the binary to check, or a directory to check every ELF file in",
@@ -264,17 +297,42 @@ def _json_dumps(obj: Any) -> str:
 
 
 @task(name="verify-image", help={"tag": "the image to check, e.g. hello or fromscratch/debian:bookworm",
-                                 "json": "print one JSON document instead of lines"})
+                                 "json": "print one JSON document instead of lines",
+                                 "platform": "the platform to check: of a multi-platform image, its NAME:TAG-<arch> "
+                                             "in the engine, or one image of an index with --remote",
+                                 "remote": "read the image from its registry (every platform of an index, unless "
+                                           "--platform), not from the engine",
+                                 "insecure": "with --remote: plain HTTP (the default only for loopback registries)"})
 @cli
-def verify_image(c: Context, tag: str, json: bool = False) -> None:
+def verify_image(c: Context, tag: str, json: bool = False, platform: str | None = None, remote: bool = False,
+                 insecure: bool = False) -> None:
     """Check an image without running it: its command, and every ELF's interpreter and libraries inside it."""
     from .check import image as imagecheck
     from .engine import client as engine
+    from .image import registry
+    from .image import scratch as img
 
-    client = engine.connect()
-    verdict = imagecheck.verify_image(client, tag)
-    print(_json_dumps(verdict.to_dict()) if json else verdict.render())
-    if not verdict.ok:
+    target = _one_platform(platform) if platform else None
+    if insecure and not remote:
+        from .errors import InputError
+
+        raise InputError("--insecure is how to reach a registry: it goes with --remote")
+    if remote:
+        ref = registry.parse_reference(img.normalize_tag(tag))
+        with tempfile.TemporaryDirectory(prefix="fromscratch-pull-", dir=_scratch_dir()) as tmp:
+            verdicts = [imagecheck.verify_layers(p.config, [str(path) for path in p.layers], str(ref))
+                        for p in registry.pull(ref, registry.client(ref, insecure or None), target, Path(tmp))]
+    else:
+        client = engine.connect()
+        found = engine.find_image(client, tag, target, hint="check the name with `docker images`; an image in a "
+                                                             "registry: verify-image --remote (or docker pull it)")
+        verdicts = [imagecheck.verify_image(client, found, _scratch_dir())]
+    if json:
+        docs = [v.to_dict() for v in verdicts]
+        print(_json_dumps(docs[0] if len(docs) == 1 else docs))
+    else:
+        print("\n\n".join(v.render() for v in verdicts))
+    if not all(v.ok for v in verdicts):
         raise Exit(code=1)
 
 
@@ -322,6 +380,17 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
     from .image import scratch as img
 
     ref = img.normalize_tag(tag)
+    if platform is None:  # these shape the compile that --platform asks for: without it they would do nothing
+        unused = [flag for flag, given in (("--src", src), ("--tiny", tiny), ("--cflags", cflags),
+                                           ("--toolchain", toolchain != "auto"), ("--builder-base", builder_base),
+                                           ("--timeout", timeout != DEFAULT_TIMEOUT)) if given]
+        if unused:
+            from .errors import InputError
+
+            raise InputError(f"{', '.join(unused)}: only with --platform, which compiles the program for each "
+                             "platform", hint=f"give --platform, or build the binary first ({command.line('build')}) "
+                                              "and pass --binary")
+    toolchain = _toolchain(toolchain, builder_base)
     opts = img.options(cmd=cmd, entrypoint=entrypoint, env=env or [], workdir=workdir, label=label or [],
                        user=user, nonroot=nonroot, add=add or [], ca_certs=ca_certs, tzdata=tzdata, tmp=tmp,
                        nsswitch=nsswitch)
@@ -329,7 +398,7 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
     recipe = recipes.hello(tiny, extra=_split_flags(cflags), sources=[Path(s) for s in src or []])
     make.image(ref, [Path(b) for b in binary or ["hello"]], opts, outputs, say, backend=backend, arch=arch,
                platform=platform, recipe=recipe, toolchain=toolchain, builder_base=_builder_base(c, builder_base),
-               sbom=sbom, limits=_limits(timeout))
+               sbom=sbom, limits=_limits(timeout), index=_contents_index)
 
 
 def _split_flags(text: str, flag: str = "--cflags") -> list[str]:
@@ -410,17 +479,54 @@ def inspect_image(c: Context, tag: str, json: bool = False) -> None:
         print(img.render_inspect(info))
 
 
-@task(help={"tag": "the image to run"})
+@task(help={"tag": "the image to run",
+            "platform": "the platform to run (linux/arm64, arm64): of a multi-platform image, its NAME:TAG-<arch>"})
 @cli
-def run(c: Context, tag: str) -> None:
-    """Run an image, stream its output, and exit with the container's exit code."""
+def run(c: Context, tag: str, platform: str | None = None) -> None:
+    """Run an image, stream its output, and exit with the container's exit code.
+
+    Arguments after -- replace the image's CMD (its ENTRYPOINT stays), as `docker run IMAGE ARGS` does; stdin
+    reaches the program when it is not a terminal, as with `docker run -i`.
+    """
     from .engine import client as engine
     from .engine import run as runner
 
+    target = _one_platform(platform) if platform else None
     client = engine.connect()
-    code = runner.run(client, tag, sys.stdout.buffer, sys.stderr.buffer)
+    code = runner.run(client, tag, sys.stdout.buffer, sys.stderr.buffer, target, _arguments(c), _piped_stdin())
     if code:
         raise Exit(code=code)
+
+
+def _one_platform(text: str) -> targets.Target:
+    from .errors import InputError
+
+    found = targets.parse_archs(text)
+    if len(found) != 1:
+        raise InputError(f"--platform {text}: give one platform here", hint="e.g. --platform linux/arm64")
+    return found[0]
+
+
+def _arguments(c: Context) -> list[str]:
+    """The words after `--`, each as typed: Invoke keeps them joined by spaces (c.remainder), which would split
+    an argument that holds one; they are taken from the command line when it is the one Invoke parsed."""
+    remainder = getattr(c, "remainder", "") or ""
+    if not remainder:
+        return []
+    if "--" in sys.argv:
+        tail = sys.argv[sys.argv.index("--") + 1:]
+        if " ".join(tail) == remainder:
+            return tail
+    return remainder.split()
+
+
+def _piped_stdin() -> int | None:
+    """Our stdin's file descriptor when it is a pipe or a file (not a terminal, as `docker run -i` without -t)."""
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, ValueError, OSError):  # none, closed, or not a real file (a test's stand-in)
+        return None
+    return None if os.isatty(fd) else fd
 
 
 @task(help={"suite": "Debian suite (default bookworm)", "tag": "load into the engine under this name",

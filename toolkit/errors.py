@@ -36,11 +36,14 @@ class EngineError(ToolkitError):
 
 
 class BuildFailed(ToolkitError):
-    """A compiler or build step failed; `log` holds its own output."""
+    """A compiler or build step failed; `log` holds its own output, `lacking` what that output says it could not
+    find: (kind, name) pairs, ("header", "zlib.h"), ("library", "z"), ("pkg-config", "zlib")."""
 
-    def __init__(self, message: str, hint: str | None = None, log: str = "") -> None:
+    def __init__(self, message: str, hint: str | None = None, log: str = "",
+                 lacking: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(message, hint)
         self.log = log
+        self.lacking = lacking
 
 
 class VerifyFailed(ToolkitError):

@@ -119,6 +119,11 @@ def scratch_dir() -> str | None:
     return "/var/tmp" if os.path.isdir("/var/tmp") and os.access("/var/tmp", os.W_OK) else None
 
 
+def cache_dir() -> Path:
+    """What the toolkit keeps between runs: $XDG_CACHE_HOME/fromscratch, else ~/.cache/fromscratch."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fromscratch"
+
+
 @contextlib.contextmanager
 def temp_dir(prefix: str, parent: str | None = None) -> Iterator[Path]:
     """A scratch directory (in TMPDIR unless parent is given) removed on the way out, however the block ends."""

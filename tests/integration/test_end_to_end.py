@@ -15,7 +15,8 @@ def _run(docker_client, tag: str) -> str:
 
 @pytest.mark.parametrize("toolchain", ["native", "container"])
 def test_build_verify_image_run(toolchain, tmp_path, docker_client, builder_base, image_tag):
-    built = invoke("build-hello", "--toolchain", toolchain, "--builder-base", builder_base, cwd=tmp_path)
+    base = ("--builder-base", builder_base) if toolchain == "container" else ()  # native runs no container
+    built = invoke("build-hello", "--toolchain", toolchain, *base, cwd=tmp_path)
     assert built.code == 0, built
     assert f"with the {toolchain} toolchain" in built.out
     checked = invoke("verify", "./hello", "--arch", "amd64", cwd=tmp_path)

@@ -48,3 +48,16 @@ def test_the_default_base_is_the_set_ups_when_the_engine_has_it():
     without = SimpleNamespace(images=_Images())
     assert buildimage.default_base(without) == (
         "ubuntu:24.04", "the default: fromscratch/debian:bookworm, which the set-up makes, is not in the engine")
+
+
+def test_each_layer_has_a_name_to_say_as_it_builds():
+    """The names are said, not hashed: a layer's tag is its Dockerfile's and its base's."""
+    arm64 = targets.lookup("arm64")
+    layers = buildimage.chain("fromscratch/debian:bookworm", arm64, "amd64", ("tcl",), ("zlib1g-dev",),
+                              libc="glibc", project=True, base_id=OLD)
+    assert [layer.title for layer in layers] == ["gcc and g++", "build systems", "arm64 cross gcc and QEMU",
+                                                 "tcl zlib1g-dev:arm64"]
+    musl = buildimage.chain("img", arm64, "amd64", libc="musl", base_id=OLD)
+    assert [layer.title for layer in musl] == ["gcc and g++", "arm64 cross gcc", "musl-dev:arm64"]
+    renamed = buildimage.BuildImage("img", ("gcc",), title="another name", base_id=OLD)
+    assert renamed.tag == buildimage.BuildImage("img", ("gcc",), base_id=OLD).tag

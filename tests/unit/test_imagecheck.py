@@ -274,3 +274,18 @@ def test_an_interpreter_behind_a_symlink_loop_says_so(built):
     assert not verdict.ok
     assert "interpreter /lib64/ld-linux-x86-64.so.2 is a loop of symbolic links" in verdict.render(), \
         verdict.render()
+
+
+def test_layers_merge_as_overlayfs_does(built):
+    """A later layer's whiteouts remove files and whole directories of the layers below; .wh..wh..opq hides a
+    directory's lower contents; a file replaces a directory."""
+    lower = elfgen.image_tar({"app": built["static"], "etc/gone": b"x", "opt/a/b": b"x", "data/old": b"x",
+                              "swap/inside": b"x"})
+    upper = elfgen.image_tar({"etc/.wh.gone": b"", ".wh.opt": b"", "data/.wh..wh..opq": b"", "data/new": b"y",
+                              "swap": b"now a file"})
+    fs = imagecheck.ImageFS.from_layers([lower, upper])
+    files = sorted(p for p, n in fs.nodes.items() if n.kind == "file")
+    assert files == ["/app", "/data/new", "/swap"]
+    assert fs.listdir("/") == ["app", "data", "etc", "swap"] and fs.listdir("/etc") == []
+    attrs = {"Os": "linux", "Architecture": "amd64", "Config": {"Cmd": ["/app"]}}
+    assert imagecheck.check(fs, attrs, "test:layers").files == 3

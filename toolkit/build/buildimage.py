@@ -44,6 +44,7 @@ class BuildImage:
     emulator: str | None = None  # the one QEMU user-mode binary kept (qemu-<name>-static) of EMULATOR_PACKAGE
     check: str | None = None  # a package that may be missing from the base's archive: said in one line if so
     base_id: str = ""  # the image ID of base, for the layer over the user's base (chain() sets it)
+    title: str = ""  # what the layer is for, in the user's words ("arm64 cross gcc"): said as it builds, not hashed
 
     def __post_init__(self) -> None:
         # every word below becomes Dockerfile text run by a shell with network: data only, by grammar (the CLI
@@ -106,19 +107,21 @@ def chain(base: str, target: targets.Target, host_arch: str, tools: Sequence[str
     for a project), musl for the target when asked, then --tool and --package, the target's build of each
     package through multiarch. base_id is base's image ID (base_image_id()): every layer's tag follows it."""
     native = target.architecture == host_arch
-    layers = [BuildImage(base, COMPILE_PACKAGES, base_id=base_id)]
+    layers = [BuildImage(base, COMPILE_PACKAGES, base_id=base_id, title="gcc and g++")]
     if project:
-        layers.append(BuildImage(layers[-1].tag, SYSTEM_PACKAGES))
+        layers.append(BuildImage(layers[-1].tag, SYSTEM_PACKAGES, title="build systems"))
     if not native:
         cross = [*target.packages, *target.cxx_packages, *((EMULATOR_PACKAGE,) if project else ())]
-        layers.append(BuildImage(layers[-1].tag, tuple(cross), emulator=target.qemu if project else None))
+        layers.append(BuildImage(layers[-1].tag, tuple(cross), emulator=target.qemu if project else None,
+                                 title=f"{target.name} cross gcc" + (" and QEMU" if project else "")))
     if libc == "musl":  # musl-dev:<arch> ships <musl>-gcc, gcc with musl's specs, for the target's cross gcc
         musl = ("musl-dev",) if native else (f"musl-dev:{target.debian_arch}",)
-        layers.append(BuildImage(layers[-1].tag, musl, () if native else (target.debian_arch,), check=musl[0]))
+        layers.append(BuildImage(layers[-1].tag, musl, () if native else (target.debian_arch,), check=musl[0],
+                                 title=musl[0]))
     if tools or packages:
-        wanted = [*tools, *(p if native else f"{p}:{target.debian_arch}" for p in packages)]
+        wanted = tuple(dict.fromkeys([*tools, *(p if native else f"{p}:{target.debian_arch}" for p in packages)]))
         foreign = () if native or not packages else (target.debian_arch,)
-        layers.append(BuildImage(layers[-1].tag, tuple(dict.fromkeys(wanted)), foreign))
+        layers.append(BuildImage(layers[-1].tag, wanted, foreign, title=" ".join(wanted)))
     return layers
 
 
@@ -196,9 +199,29 @@ def _build(client: Any, image: BuildImage) -> None:
     from ..engine import build as dockerbuild
     from ..engine import client as engine
 
-    log.warning("building %s from %s (first use; later builds reuse it)", image.tag, image.base)
+    title = image.title or " ".join(image.packages)
+    log.warning("building the build image's layer of %s: %s from %s (first use; later builds reuse it)", title,
+                image.tag, image.base)
     dockerbuild.build(client, _context(image), image.tag,
                       {**engine.labels("builder"), "org.fromscratch.base": image.base},
-                      what=f"building the build image {image.tag}",
+                      what=f"building the build image {image.tag} ({title})",
                       hint="the build image installs gcc with apt-get: is the package archive reachable from "
-                           "containers?")
+                           "containers?", on_line=_Heard(title))
+
+
+class _Heard:
+    """What a layer's apt-get is doing, said at most every few seconds while it builds (a layer takes tens of
+    seconds: without it, one line and then silence)."""
+
+    EVERY = 5.0
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self._last = 0.0
+
+    def __call__(self, line: str) -> None:
+        import time
+
+        if line.startswith(("Get:", "Unpacking ", "Setting up ")) and time.monotonic() - self._last >= self.EVERY:
+            self._last = time.monotonic()
+            log.warning("  %s: %s", self.title, line.split(" ...")[0][:100])

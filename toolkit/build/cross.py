@@ -72,15 +72,18 @@ def zig(target: targets.Target, build_machine: targets.Target, python: str) -> T
                    linker=links.ZIG)
 
 
-def compiler_wrapper(command: Sequence[str], linker: str = links.GNU, driver: str = "") -> str:
+def compiler_wrapper(command: Sequence[str], linker: str = links.GNU, driver: str = "", strip: bool = False) -> str:
     """A compiler that links statically unless asked for a shared object: a build system that runs it, with any
     flags, in any step (configure tests, libtool, try_compile) gets static programs. libtool, for one, drops a
-    plain -static from LDFLAGS (it wants -all-static); here the driver adds it after libtool has spoken.
+    plain -static from LDFLAGS (it wants -all-static); here the driver adds it after libtool has spoken. strip:
+    every program is linked with -s too (--strip; the linker strips, so zig's programs are stripped as well: no
+    zig tool strips a foreign ELF file).
 
     With FROMSCRATCH_LINKS set, a link of a program goes through fs_link, which keeps what the linker used in a
     trace named after the program (PROGRAM.PID), for its SBOM. Modes that print to stdout (-E, -M, -print-*, -dump*)
     are not links and pass straight through."""
     real = " ".join(shlex.quote(c) for c in command)
+    static = "-static -s" if strip else "-static"
     return ("#!/bin/sh\n"
             "# made by fromscratch: every program linked static; a shared object (-shared) without -static\n"
             "for a; do [ \"$a\" = -shared ] && shared=1; done\n"
@@ -102,11 +105,11 @@ def compiler_wrapper(command: Sequence[str], linker: str = links.GNU, driver: st
             "    [ -d \"$FROMSCRATCH_LINKS\" ] || mkdir -p \"$FROMSCRATCH_LINKS\"\n"
             f"    fs_link {linker} {shlex.quote(driver) or chr(39) * 2} \"$dir/${{out##*/}}\" "
             "\"$FROMSCRATCH_LINKS/${out##*/}.$$\" "
-            f"{real} \"$@\" -static\n"
+            f"{real} \"$@\" {static}\n"
             "    exit\n"
             "  fi\n"
             "fi\n"
-            f"exec {real} \"$@\" -static\n")
+            f"exec {real} \"$@\" {static}\n")
 
 
 def tool_wrapper(command: Sequence[str]) -> str:
@@ -122,9 +125,9 @@ def pkg_config_wrapper(libdir: str) -> str:
             "exec pkg-config --static \"$@\"\n")
 
 
-def wrappers(tools: Toolset) -> dict[str, str]:
+def wrappers(tools: Toolset, strip: bool = False) -> dict[str, str]:
     """File name -> script text, for the tools directory."""
-    out = {name: (compiler_wrapper(cmd, tools.linker, tools.drivers.get(name, "")) if name in ("cc", "c++")
+    out = {name: (compiler_wrapper(cmd, tools.linker, tools.drivers.get(name, ""), strip) if name in ("cc", "c++")
                   else tool_wrapper(cmd)) for name, cmd in tools.commands.items()}
     out["pkg-config"] = pkg_config_wrapper(tools.pkg_config_libdir)
     return out
@@ -195,8 +198,8 @@ def meson_machine(tools: Toolset, tools_dir: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def files(tools: Toolset, tools_dir: str) -> dict[str, str]:
-    """Every file of the tools directory: the wrappers (executable), the two machine files and the link
-    tracing functions the wrappers and the build script source."""
-    return {**wrappers(tools), "toolchain.cmake": cmake_toolchain(tools, tools_dir),
+def files(tools: Toolset, tools_dir: str, strip: bool = False) -> dict[str, str]:
+    """Every file of the tools directory: the wrappers (executable; strip: each program linked with -s), the two
+    machine files and the link tracing functions the wrappers and the build script source."""
+    return {**wrappers(tools, strip), "toolchain.cmake": cmake_toolchain(tools, tools_dir),
             "meson.ini": meson_machine(tools, tools_dir), "links.sh": links.SCRIPT}

@@ -38,6 +38,7 @@ class Project:
     artifacts: tuple[str, ...] = ()
     cflags: tuple[str, ...] = ()
     ldflags: tuple[str, ...] = ()
+    strip: bool = False  # every program linked with -s (the compiler wrappers add it)
 
     @property
     def name(self) -> str:
@@ -52,7 +53,7 @@ def detect(directory: Path) -> str | None:
 
 
 def open_project(root: str, subdir: str = "", system: str | None = None, run: str | None = None,
-                 **rest: tuple[str, ...]) -> Project:
+                 strip: bool = False, **rest: tuple[str, ...]) -> Project:
     """The project at root, its build system found (or taken from system/run); bad input is one clear error."""
     top = Path(root)
     for flag, names in (("--package", rest.get("packages", ())), ("--tool", rest.get("tools", ()))):
@@ -73,7 +74,7 @@ def open_project(root: str, subdir: str = "", system: str | None = None, run: st
     if run is not None:
         if system is not None:
             raise InputError("--run and --system both say how to build", hint="give one of them")
-        return Project(top.resolve(), subdir, "run", run, **rest)
+        return Project(top.resolve(), subdir, "run", run, strip=strip, **rest)
     if system is None:
         system = detect(where)
         if system is None:
@@ -82,7 +83,7 @@ def open_project(root: str, subdir: str = "", system: str | None = None, run: st
                              hint="point --subdir at it, or give your own command with --run \"make -C src\"")
     elif system not in SYSTEMS:
         raise InputError(f"unknown build system {system!r}", hint=f"choose {', '.join(SYSTEMS)}")
-    return Project(top.resolve(), subdir, system, None, **rest)
+    return Project(top.resolve(), subdir, system, None, strip=strip, **rest)
 
 
 def _words(args: Sequence[str]) -> str:

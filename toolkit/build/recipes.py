@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import targets
+from . import provides
 from . import toolchain as tc
 
 if TYPE_CHECKING:
@@ -52,8 +53,9 @@ def hello(tiny: bool = False, strip: bool = True, extra: Sequence[str] = (),
 
 def compile_for(recipe: Recipe, arch: str | None, toolchain: str, out: Path, base: str | None,
                 say: Callable[[str], None], *, per_target: bool = False, jobs: int = 1,
-                libc: str | None = None, limits: Limits | None = None) -> None:
-    """Build for every target arch names (default: this host), jobs at a time; say each, fail if any did."""
+                libc: str | None = None, limits: Limits | None = None, index: provides.Index | None = None) -> None:
+    """Build for every target arch names (default: this host), jobs at a time; say each, fail if any did (a
+    target that lacked a file Debian packages is told which package, from index: see build/provides.py)."""
     wanted = targets.parse_archs(arch) if arch else [targets.host()]
     outs = tc.output_paths(out, wanted, per_target or len(wanted) > 1)
     chain = tc.select(toolchain, wanted, base=base, libc=libc, **({"limits": limits} if limits else {}))
@@ -65,4 +67,5 @@ def compile_for(recipe: Recipe, arch: str | None, toolchain: str, out: Path, bas
 
     outcomes = tc.build_all(chain, list(recipe.sources), wanted, outs, cflags, jobs, on_done=report,
                             ldflags=recipe.ldflags)
+    provides.explain([o.error for o in outcomes], wanted, provides.for_sources(chain.name), index)
     tc.raise_failures(outcomes, wanted)

@@ -7,6 +7,7 @@ several targets at once.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import importlib.util
 import io
 import logging
@@ -22,13 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .. import dates, interrupts, targets
+from .. import dates, files, interrupts, targets
 from ..check import elf, verify
 from ..engine import client as engine
 from ..errors import BuildFailed, InputError, ToolkitError
 from ..files import atomic_output, excerpt, regular_input, scratch_dir
 from . import buildimage as builder
-from . import links, spdx
+from . import links, provides, spdx
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +159,9 @@ def raise_failures(outcomes: Sequence[Outcome], wanted: Sequence[targets.Target]
     if len(wanted) == 1 and failed[0].error is not None:
         raise failed[0].error
     logs = "\n".join(f"--- {f.target.name}: {f.error}\n{getattr(f.error, 'log', '')}".rstrip() for f in failed)
+    hints = {f.error.hint for f in failed if f.error is not None}
     raise BuildFailed(f"{len(failed)} of {len(wanted)} targets failed: " + ", ".join(f.target.name for f in failed),
-                      log=logs)
+                      hint=hints.pop() if len(hints) == 1 else None, log=logs)  # a hint they all share: said once
 
 
 def for_each_target(wanted: Sequence[targets.Target], jobs: int, work: Callable[[targets.Target], object],
@@ -233,7 +235,8 @@ def _run_compiler(cmd_for: Callable[[Path], list[str]], out: Path, target: targe
                 raise BuildFailed(f"{who} for {target.platform} stopped after its time limit of {timeout:g} s",
                                   hint="give it longer with --timeout SECONDS (0: no limit)") from None
             if code != 0:
-                raise BuildFailed(f"{who} failed for {target.platform} (exit {code})", log=excerpt(output).strip())
+                raise BuildFailed(f"{who} failed for {target.platform} (exit {code})", log=excerpt(output).strip(),
+                                  lacking=provides.lacking(output))
             if output.stat().st_size:
                 log.warning("%s", excerpt(output).strip())
             _finish(naming, tmp, out, target, who, record, lay)
@@ -360,9 +363,36 @@ class ZigCc:
                 cflags: Sequence[str] = (), ldflags: Sequence[str] = ()) -> Path:
         lay = layout(check_sources(sources))
         self.prepare([target])
-        return _run_compiler(lambda tmp: self.command(target, lay.files, os.path.abspath(tmp), cflags, ldflags,
-                                                      lay.cxx),
-                             out, target, "zig c++" if lay.cxx else "zig cc", lay, links.ZIG, "", self.limits.timeout)
+        with zig_first_build(target):
+            return _run_compiler(lambda tmp: self.command(target, lay.files, os.path.abspath(tmp), cflags, ldflags,
+                                                          lay.cxx),
+                                 out, target, "zig c++" if lay.cxx else "zig cc", lay, links.ZIG, "",
+                                 self.limits.timeout)
+
+
+@contextlib.contextmanager
+def zig_first_build(target: targets.Target) -> Iterator[None]:
+    """Say so before zig's first build for a target, which compiles musl and its runtime into zig's cache (about a
+    minute, without a word from zig); a build that succeeds leaves a note that the next one needs no saying.
+    The note is kept per zig (where it is installed, its version), per zig cache and per target."""
+    import hashlib
+
+    spec = importlib.util.find_spec("ziglang")
+    try:
+        version = importlib.metadata.version("ziglang")
+    except importlib.metadata.PackageNotFoundError:
+        version = "?"
+    zig_cache = os.environ.get("ZIG_GLOBAL_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "zig")
+    key = "\n".join([str(spec.origin if spec else ""), version, zig_cache, target.zig, target.zig_cpu or ""])
+    note = files.cache_dir() / "zig-built" / hashlib.sha256(key.encode()).hexdigest()[:16]
+    if not note.exists():
+        log.warning("zig: the first build for %s compiles musl and its runtime into zig's cache (about a minute, "
+                    "once)", target.name)
+    yield
+    with contextlib.suppress(OSError):
+        note.parent.mkdir(parents=True, exist_ok=True)
+        note.write_text(f"{target.zig} {target.zig_cpu or ''} with ziglang {version}\n")
 
 
 class ContainerGcc:
@@ -524,7 +554,8 @@ def run_container(client: Any, container: Any, what: str, failed: str, output: P
                                f"{limits.memory >> 20} MiB; FROMSCRATCH_BUILD_MEMORY raises it)?",
                           log=excerpt(output))
     if code != 0:
-        raise failure(code, output) if failure else BuildFailed(f"{failed} (exit {code})", log=excerpt(output))
+        raise failure(code, output) if failure else BuildFailed(f"{failed} (exit {code})", log=excerpt(output),
+                                                                lacking=provides.lacking(output))
     if log.isEnabledFor(logging.INFO):
         log.info("%s", excerpt(output))
 

@@ -22,7 +22,7 @@ from ..check import elf, verify
 from ..engine import client as engine
 from ..errors import BuildFailed, InputError
 from ..files import atomic_output, scratch_dir, temp_dir
-from . import cross, links, project, spdx
+from . import cross, links, project, provides, spdx
 from . import toolchain as tc
 
 log = logging.getLogger(__name__)
@@ -36,9 +36,9 @@ _PROGRAM_PACKAGES = {"ninja": "ninja-build"}
 
 def build(proj: project.Project, arch: str | None, toolchain: str, out_dir: Path, base: str | None,
           say: Callable[[str], None], jobs: int = 1, libc: str | None = None,
-          limits: engine.Limits = engine.DEFAULT_LIMITS) -> None:
+          limits: engine.Limits = engine.DEFAULT_LIMITS, index: provides.Index | None = None) -> None:
     """Build proj for every target arch names (default: this host), jobs at a time; say each program written;
-    fail if any target did."""
+    fail if any target did (a target that lacked a file Debian packages is told which, from index)."""
     wanted = targets.parse_archs(arch) if arch else [targets.host()]
     if jobs < 1:
         raise InputError(f"--jobs {jobs}: give 1 or more")
@@ -60,6 +60,7 @@ def build(proj: project.Project, arch: str | None, toolchain: str, out_dir: Path
                 say(f"built {path} for {target.platform} with the {runner.name} toolchain")
 
     outcomes = tc.for_each_target(wanted, jobs, one, lambda t: out_dir)
+    provides.explain([o.error for o in outcomes], wanted, provides.for_project(runner.name), index)
     tc.raise_failures(outcomes, wanted)
 
 
@@ -151,7 +152,8 @@ def _failure(code: int, output: Path, what: str) -> BuildFailed:
     lines = files.excerpt(output, whole=0).strip().splitlines()
     if code in (project.NO_ARTIFACT, project.NO_PROGRAM) and lines and lines[-1].startswith("fromscratch: "):
         return BuildFailed(lines[-1].removeprefix("fromscratch: "))
-    return BuildFailed(f"{what} failed (exit {code})", log="\n".join(lines[-_LOG_TAIL:]))
+    return BuildFailed(f"{what} failed (exit {code})", log="\n".join(lines[-_LOG_TAIL:]),
+                       lacking=provides.lacking(output))
 
 
 def _timed_out(what: str, limits: engine.Limits) -> BuildFailed:
@@ -161,7 +163,7 @@ def _timed_out(what: str, limits: engine.Limits) -> BuildFailed:
 
 def _tools_files(proj: project.Project, tools: cross.Toolset, work: str) -> dict[str, str]:
     tools_dir = f"{work}/tools"
-    out = cross.files(tools, tools_dir)
+    out = cross.files(tools, tools_dir, proj.strip)
     out["env.sh"] = project.env_script(cross.environment(tools, tools_dir, proj.cflags, proj.ldflags))
     out["build.sh"] = project.script(proj, work, tools.cross, tools.triplet)
     return out
@@ -226,13 +228,14 @@ class Native:
             log.info("building %s for %s in %s", proj.name, target.platform, work)
             what = f"the build of {proj.name} for {target.platform}"
             output = work / "output.log"
-            try:
-                code = interrupts.run_logged(["sh", str(work / "tools" / "build.sh"), *proj.artifacts], str(output),
-                                             self.limits.timeout)
-            except interrupts.TimedOut:
-                raise _timed_out(what, self.limits) from None
-            if code != 0:
-                raise _failure(code, output, what)
+            with tc.zig_first_build(target) if self.zig else contextlib.nullcontext():
+                try:
+                    code = interrupts.run_logged(["sh", str(work / "tools" / "build.sh"), *proj.artifacts],
+                                                 str(output), self.limits.timeout)
+                except interrupts.TimedOut:
+                    raise _timed_out(what, self.limits) from None
+                if code != 0:
+                    raise _failure(code, output, what)
             yield work
 
 

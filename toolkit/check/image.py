@@ -1,15 +1,20 @@
-"""Checking a whole image without running it: its filesystem (exported by the engine, read as a tar stream),
+"""Checking a whole image without running it: its filesystem (its layers, read as tar streams, whiteouts applied),
 its CMD/ENTRYPOINT program, and every ELF's interpreter and libraries as the loader would find them (check/ldso.py).
 
-The checks work on an ImageFS and the image's config dict; only `inspect_image` talks to the engine.
+The checks work on an ImageFS and the image's config dict; only `inspect_image` talks to the engine (an image in a
+registry comes through image/registry.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import posixpath
+import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
@@ -55,12 +60,20 @@ class ImageFS:
     @classmethod
     def from_tar(cls, fileobj: IO[bytes]) -> ImageFS:
         """Read a filesystem tar (what `docker export` writes) as a stream: each member is read once."""
+        return cls.from_layers([fileobj])
+
+    @classmethod
+    def from_layers(cls, layers: Iterable[IO[bytes]]) -> ImageFS:
+        """An image's filesystem from its layer tars (plain or gzip-compressed), bottom first, each read once as a
+        stream: a later layer's file replaces an earlier one, and its whiteouts (.wh.NAME, .wh..wh..opq) remove
+        what lies below, as overlayfs merges them."""
         fs = cls()
         try:
-            with tarfile.open(fileobj=fileobj, mode="r|") as tar:
-                for member in tar:
-                    fs._add(tar, member)
-        except tarfile.TarError as exc:
+            for fileobj in layers:
+                with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
+                    for member in tar:
+                        fs._add(tar, member)
+        except (tarfile.TarError, EOFError, OSError) as exc:  # gzip's errors are OSError and EOFError
             raise EngineError(f"the image's filesystem is not a readable tar ({exc})") from exc
         return fs
 
@@ -68,6 +81,16 @@ class ImageFS:
         path = _normalize(member.name)
         if path == "/":
             return
+        parent, name = posixpath.split(path)
+        if name == ".wh..wh..opq":  # the directory's lower contents are hidden
+            for child in list(self.children.get(parent, ())):
+                self._remove(posixpath.join(parent, child))
+            return
+        if name.startswith(".wh."):
+            self._remove(posixpath.join(parent, name[4:]))
+            return
+        if path in self.nodes and not (member.isdir() and self.nodes[path].kind == "dir"):
+            self._remove(path)  # replaced: a directory by a file drops what was under it
         if member.isdir():
             node = Node("dir", member.mode)
         elif member.issym():
@@ -80,6 +103,14 @@ class ImageFS:
         else:
             node = Node("other", member.mode)
         self._put(path, node)
+
+    def _remove(self, path: str) -> None:
+        for child in list(self.children.get(path, ())):
+            self._remove(posixpath.join(path, child))
+        self.children.pop(path, None)
+        if self.nodes.pop(path, None) is not None:
+            parent, name = posixpath.split(path)
+            self.children.get(parent, set()).discard(name)
 
     def _put(self, path: str, node: Node) -> None:
         self.nodes[path] = node
@@ -376,23 +407,65 @@ def _runnable(fs: ImageFS, loader: ldso.Loader, path: str, target: targets.Targe
     return True, f"{shown}: {facts.describe}{how}"
 
 
-def inspect_image(client: Any, ref: str) -> tuple[dict, ImageFS]:
-    """The engine's attributes of ref and its filesystem, exported from a container that is never started."""
+def inspect_image(client: Any, ref: str, scratch: str | None = None) -> tuple[dict, ImageFS]:
+    """The engine's attributes of ref and its filesystem: its own layers, from `docker save` (what the image
+    holds, not the files the engine adds to every container)."""
     from docker.errors import ImageNotFound
 
     with engine.step(f"looking up image {ref}"):
         try:
-            attrs = client.images.get(ref).attrs
+            image = client.images.get(ref)
         except ImageNotFound:
-            raise InputError(f"no image {ref} in the engine", hint="check the name with `docker images`") from None
-    # a command is given so that images with neither CMD nor ENTRYPOINT can be created too
-    with engine.container(client, "verify-image", ref, command=["/verify-image"],  # role label: LABEL
-                          network_disabled=True) as container:
-        with engine.step(f"exporting the filesystem of {ref}"):
-            fs = ImageFS.from_tar(engine.ChunkReader(container.export(chunk_size=1 << 20)))  # type: ignore[arg-type]
-    return attrs, fs
+            raise InputError(f"no image {ref} in the engine", hint="check the name with `docker images`; an image "
+                             "in a registry: verify-image --remote (or docker pull it)") from None
+    with tempfile.TemporaryDirectory(prefix="fromscratch-verify-", dir=scratch) as tmp:
+        with engine.step(f"reading the layers of {ref}"):
+            layers = _saved_layers(engine.ChunkReader(image.save(chunk_size=1 << 20, named=False)), tmp)
+        return image.attrs, _from_files(layers)
 
 
-def verify_image(client: Any, ref: str) -> ImageVerdict:
-    attrs, fs = inspect_image(client, ref)
+def _saved_layers(stream: Any, tmp: str) -> list[str]:
+    """The layer files of a `docker save` stream, bottom first (its manifest.json lists them, and may come after
+    them: each is written to tmp as it streams past)."""
+    import json
+
+    saved: dict[str, str] = {}
+    manifest = None
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            src = tar.extractfile(member)
+            assert src is not None
+            if member.name == "manifest.json":
+                manifest = json.loads(src.read(1 << 20))
+                continue
+            path = os.path.join(tmp, str(len(saved)))
+            with open(path, "wb") as fh:
+                shutil.copyfileobj(src, fh, 1 << 20)
+            saved[member.name] = path
+    try:
+        return [saved[name] for name in manifest[0]["Layers"]]  # type: ignore[index]
+    except (TypeError, KeyError, IndexError) as exc:
+        raise EngineError(f"the engine's `docker save` has no usable manifest.json ({exc!r})") from None
+
+
+def _from_files(paths: Iterable[str]) -> ImageFS:
+    with contextlib.ExitStack() as stack:
+        return ImageFS.from_layers([stack.enter_context(open(p, "rb")) for p in paths])
+
+
+def attrs_from_config(config: dict) -> dict:
+    """An OCI image config (what a registry holds) in the shape of the engine's attributes, which check() reads."""
+    return {"Os": config.get("os"), "Architecture": config.get("architecture"), "Variant": config.get("variant"),
+            "Config": config.get("config") or {}}
+
+
+def verify_layers(config: dict, layers: Iterable[str], ref: str) -> ImageVerdict:
+    """Judge an image from its OCI config and its layer files, bottom first (an image read from a registry)."""
+    return check(_from_files(layers), attrs_from_config(config), ref)
+
+
+def verify_image(client: Any, ref: str, scratch: str | None = None) -> ImageVerdict:
+    attrs, fs = inspect_image(client, ref, scratch)
     return check(fs, attrs, ref)

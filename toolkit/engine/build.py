@@ -10,7 +10,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -35,6 +35,7 @@ _SETTLE_SECONDS = 300.0
 class _Progress:
     what: str
     hint: str | None
+    on_line: Callable[[str], None] | None = None  # hears each line of the builder's output
     lines: list[str] = field(default_factory=list)
     made: list[str] = field(default_factory=list)  # images this build committed, in order
     running: str | None = None  # the container of a RUN step under way
@@ -54,6 +55,9 @@ class _Progress:
             return
         self.lines.append(text)
         log.info("%s", text)
+        if self.on_line is not None:
+            for line in text.splitlines():
+                self.on_line(line.strip())
         if text.startswith("Step ") or _BUILDAH_STEP.match(text):
             self._step, self._cached = text, False
             self.buildah = self.buildah or text.startswith("STEP ")
@@ -124,12 +128,13 @@ def _stream(client: Any, context: BinaryIO, tag: str, image_labels: dict[str, st
 
 
 def build(client: Any, context: BinaryIO, tag: str, image_labels: dict[str, str], what: str,
-          hint: str | None = None, platform: str | None = None) -> list[str]:
+          hint: str | None = None, platform: str | None = None,
+          on_line: Callable[[str], None] | None = None) -> list[str]:
     """Build tag from a tar context; returns the builder's output. Every step of a build commits an image: a build
     that does not finish (a failed step, Ctrl-C, the engine going away) has those removed again, and tag is left
     on the image it named before."""
     previous = _image_id(client, tag)
-    progress = _Progress(what, hint)
+    progress = _Progress(what, hint, on_line)
     try:
         with engine.step(what), _stream(client, context, tag, image_labels, platform) as messages:
             try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode
 
-from .. import interrupts
+from .. import interrupts, targets
 from ..errors import EngineError, EngineUnavailable, ToolkitError
 from . import endpoint as endpoints
 
@@ -136,6 +136,63 @@ def image_id(client: Any, ref: str) -> str | None:
             return str(client.images.get(ref).id)
         except ImageNotFound:
             return None
+
+
+def platform_ref(ref: str, target: targets.Target) -> str:
+    """The tag one platform of a multi-platform image carries in the engine (an engine of this era keeps one
+    platform per tag): NAME:TAG-<target>, e.g. hello:1.0-arm64, hello:latest-arm-v7."""
+    return f"{ref}-{target.name}"
+
+
+def find_image(client: Any, ref: str, platform: targets.Target | None, hint: str) -> str:
+    """The engine's image that ref means for platform: ref itself when it is for that platform (or none is asked
+    for), else ref's tag for that platform (platform_ref). None is one line naming the platforms of ref there
+    are (hint: what to say when there are none)."""
+    from ..errors import InputError
+
+    if ":" not in ref.rsplit("/", 1)[-1] and "@" not in ref:
+        ref = f"{ref}:latest"  # as the engine reads a name without a tag; its platforms' tags are NAME:latest-<arch>
+    attrs = _attrs(client, ref)
+    own = _platform_of(attrs) if attrs is not None else None
+    if attrs is not None and (platform is None or own == platform):
+        return ref
+    if platform is not None and image_exists(client, platform_ref(ref, platform)):
+        return platform_ref(ref, platform)
+    others = [t for t in targets.TARGETS if image_exists(client, platform_ref(ref, t))]
+    there = [f"{platform_ref(ref, t)} ({t.platform})" for t in others]
+    if attrs is not None:
+        there.insert(0, f"{ref} ({own.platform if own else _platform_string(attrs)})")
+    if not there:
+        raise InputError(f"no image {ref} in the engine", hint=hint)
+    first = own if attrs is not None and own is not None else others[0] if others else None
+    wanted = f" for {platform.platform}" if platform is not None else ""
+    raise InputError(f"no image {ref}{wanted} in the engine; there is {', '.join(there)}",
+                     hint=f"pick one with --platform {first.platform}, or give its tag" if first else hint)
+
+
+def _attrs(client: Any, ref: str) -> dict | None:
+    from docker.errors import ImageNotFound
+
+    with step(f"looking up image {ref}"):
+        try:
+            return dict(client.api.inspect_image(ref))
+        except ImageNotFound:
+            return None
+
+
+def _platform_string(attrs: dict) -> str:
+    return "/".join(str(p) for p in (attrs.get("Os") or "?", attrs.get("Architecture") or "?", attrs.get("Variant"))
+                    if p)
+
+
+def _platform_of(attrs: dict) -> targets.Target | None:
+    """The target an image's attributes (Os, Architecture, Variant) name; None for one the table does not hold."""
+    from ..errors import InputError
+
+    try:
+        return targets.parse_platform(_platform_string(attrs))
+    except InputError:
+        return None
 
 
 def import_layer(client: Any, chunks: Iterable[bytes], ref: str, changes: list[str]) -> None:

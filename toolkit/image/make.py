@@ -22,7 +22,7 @@ def image(ref: str, binaries: Sequence[Path], opts: img.Options, outputs: Sequen
           say: Callable[[str], None],
           *, backend: str = "python", arch: str | None = None, platform: str | None = None,
           recipe: recipes.Recipe | None = None, toolchain: str = "auto", builder_base: str | None = None,
-          sbom: str | None = None, limits: Any = None) -> None:
+          sbom: str | None = None, limits: Any = None, index: Any = None) -> None:
     """Make ref's image and say what was made: of one binary, of several (one per platform, each platform read
     from its ELF: one multi-platform image) or, with platform, of recipe compiled for each platform listed.
     Each platform's SBOM (sbom: FILE, none, or by default the one beside each binary) is attached to it."""
@@ -57,7 +57,7 @@ def image(ref: str, binaries: Sequence[Path], opts: img.Options, outputs: Sequen
     with contextlib.ExitStack() as stack:
         if platforms:
             paths, built = _compile_each(stack, platforms, recipe or recipes.hello(), binary.name, ref, opts, epoch,
-                                         toolchain, builder_base, say, limits)
+                                         toolchain, builder_base, say, limits, index)
         else:
             paths = list(binaries)
             built = [stack.enter_context(img.assemble(b, ref, arch=arch, epoch=epoch, opts=opts)) for b in binaries]
@@ -110,14 +110,15 @@ def _engine_for(multi: bool) -> engine.Images | None:
 
 def _compile_each(stack: contextlib.ExitStack, platforms: Sequence[targets.Target], recipe: recipes.Recipe,
                   name: str, ref: str, opts: img.Options, epoch: int, toolchain: str, builder_base: str | None,
-                  say: Callable[[str], None], limits: Any = None) -> tuple[list[Path], list[img.Built]]:
+                  say: Callable[[str], None], limits: Any = None,
+                  index: Any = None) -> tuple[list[Path], list[img.Built]]:
     """Compile recipe for each platform into a directory that lives as long as the stack (each binary with its
     SBOM beside it), and assemble each."""
     bins = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fromscratch-bins-")))
     paths, built = [], []
     for target in platforms:
         out = bins / target.name / name
-        recipes.compile_for(recipe, target.name, toolchain, out, builder_base, say, limits=limits)
+        recipes.compile_for(recipe, target.name, toolchain, out, builder_base, say, limits=limits, index=index)
         paths.append(out)
         built.append(stack.enter_context(img.assemble(out, ref, arch=target.name, epoch=epoch, opts=opts)))
     return paths, built
@@ -160,7 +161,7 @@ def _load_all(client: engine.Images, ref: str, built: list[img.Built], *, per_pl
     loaded: list[list[str]] = []
     for b in built:
         target = targets.lookup(b.image.platform)
-        tags = [f"{ref}-{target.name}"] if per_platform_tags else []  # hello:1.0-arm64, hello:1.0-arm-v7
+        tags = [engine.platform_ref(ref, target)] if per_platform_tags else []  # hello:1.0-arm64, hello:1.0-arm-v7
         if target.architecture == native and not any(ref in t for t in loaded):
             tags.insert(0, ref)
         loaded.append(tags)

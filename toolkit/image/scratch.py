@@ -464,10 +464,10 @@ def build_with_dockerfile(client: Any, binary: Path, tag: str, opts: Options, ar
             oci.write_layer(context_entries, fh, epoch)
         engine_arch = targets.lookup(client.version().get("Arch", "amd64")).architecture
         plat = "/".join(p for p in (config.os, config.architecture, config.variant) if p)
-        kwargs = {"platform": plat} if config.architecture != engine_arch else {}
         log.info("Dockerfile:\n%s", text)
         with open(context, "rb") as fh:
-            dockerbuild.build(client, fh, tag, {}, what=f"docker build of {tag}", **kwargs)
+            dockerbuild.build(client, fh, tag, {}, what=f"docker build of {tag}",
+                              platform=plat if config.architecture != engine_arch else None)
     with engine.step(f"inspecting {tag}"):
         attrs = client.images.get(tag).attrs
     return {"tag": tag, "id": attrs["Id"], "size": attrs.get("Size", 0),

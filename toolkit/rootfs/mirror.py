@@ -245,6 +245,37 @@ def find_package(mirror: str, rel: Release, arch: str, name: str, progress: Prog
     return stanza
 
 
+def host_suite(os_release: str = "/etc/os-release") -> str:
+    """The Debian suite this host runs (bookworm, trixie...), else stable: what the host's mirror is asked for."""
+    try:
+        text = Path(os_release).read_text(errors="replace")
+    except OSError:
+        return "stable"
+    fields = dict(re.findall(r'^([A-Z_]+)="?([^"\n]*)"?$', text, flags=re.M))
+    if fields.get("ID") == "debian" and re.fullmatch(r"[a-z]+", fields.get("VERSION_CODENAME", "")):
+        return fields["VERSION_CODENAME"]
+    return "stable"
+
+
+def download_index(mirror: str, rel: Release, index: str, dest: Path) -> None:
+    """An index the signed Release names (main/Contents-arm64.gz), streamed to dest and checked against the
+    Release's size and sha256 as it comes: never more read than the Release says it holds."""
+    if index not in rel.sha256:
+        raise BuildFailed(f"the {rel.suite} Release lists no {index}")
+    want, size = rel.sha256[index]
+    url = f"{mirror}/dists/{rel.suite}/{index}"
+    sha = hashlib.sha256()
+    done = 0
+    with open(dest, "wb") as fh:  # within the network limits, at most the Release's size (_chunks)
+        for chunk in _chunks(url, size, None, index):
+            done += len(chunk)
+            sha.update(chunk)
+            fh.write(chunk)
+    if done != size or sha.hexdigest() != want:
+        raise BuildFailed(f"{index}: not the file the signed Release names ({done:,} bytes, sha256 "
+                          f"{sha.hexdigest()[:16]}...)", hint="try again; a mirror in sync?")
+
+
 def download_deb(mirror: str, stanza: dict[str, str], dest: Path, progress: Progress | None = None) -> Path:
     """The .deb a stanza names, streamed to disk and hashed as it arrives: no more than the Size the signed index
     gives is read, and a file whose sha256 is not the index's is removed and refused."""
