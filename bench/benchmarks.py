@@ -412,7 +412,7 @@ def project_build(b: Bench) -> list[Row]:
 # timed whole like every other command here.
 _ENSURE_LAYERS = """\
 import json, sys
-from toolkit.build import buildimage
+from toolkit.compile import buildimage
 from toolkit.engine import client
 layers = [buildimage.BuildImage(d["base"], tuple(d["packages"]), tuple(d["foreign"]), d["emulator"],
                                 base_id=d["base_id"]) for d in json.loads(sys.argv[1])]
@@ -451,7 +451,7 @@ def cold_build_image(b: Bench) -> list[Row]:
     b.full_only("each cold build downloads hundreds of MB of packages")
     b.require_builder_base()
     from toolkit import targets
-    from toolkit.build import buildimage
+    from toolkit.compile import buildimage
 
     host, arm64 = b.host_arch, targets.lookup("arm64")
     if arm64.architecture == host:

@@ -174,7 +174,7 @@ class Bench:
         """Whether the build image the container toolchain would use for arch is already in the engine: the top
         layer of its chain (layers are built bottom first)."""
         from toolkit import targets
-        from toolkit.build import buildimage as builder
+        from toolkit.compile import buildimage as builder
 
         target = targets.lookup(arch) if arch else targets.host()
         base_id = builder.base_image_id(self.client, self.builder_base)

@@ -10,7 +10,7 @@ import tarfile
 from pathlib import Path
 
 from tests.conftest import CSRC, gcc
-from toolkit.build import recipes
+from toolkit.compile import recipes
 
 # The official hello-world binary sizes (stripped) that the tiny hello must beat.
 HELLO_WORLD_BYTES = {"amd64": 10_072, "arm64": 5_200}

@@ -22,7 +22,7 @@ from invoke.config import AmbiguousMergeError
 from invoke.exceptions import UncastableEnvVar
 
 from . import __version__, command, files, interrupts, targets
-from .build import buildimage as builder
+from .compile import buildimage as builder
 from .errors import BuildFailed, ToolkitError
 
 log = logging.getLogger("toolkit")
@@ -192,7 +192,7 @@ def build_hello(c: Context, arch: str | None = None, toolchain: str = "auto", ou
                 builder_base: str | None = None, tiny: bool = False, strip: bool = True, jobs: int = 1,
                 libc: str | None = None, timeout: int = DEFAULT_TIMEOUT) -> None:
     """Compile csrc/hello.c (or, with --tiny, csrc/hello-tiny.c) into a static binary (./hello, or ./hello-<arch>)."""
-    from .build import recipes
+    from .compile import recipes
 
     recipes.compile_for(recipes.hello(tiny, strip), arch, _toolchain(toolchain, builder_base), Path(out or "hello"),
                         _builder_base(c, builder_base), say, per_target=out is None and bool(arch), jobs=jobs,
@@ -225,8 +225,8 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
           tool: list[str] | None = None, artifact: list[str] | None = None, libc: str | None = None,
           timeout: int = DEFAULT_TIMEOUT) -> None:
     """Compile your own C or C++ program (--src), or build a whole project (--project DIR), into static binaries."""
-    from .build import project as proj
-    from .build import recipes, workspace
+    from .compile import project as proj
+    from .compile import recipes, workspace
     from .errors import InputError
 
     cf, lf = _split_flags(cflags), _split_flags(ldflags, "--ldflags")
@@ -375,7 +375,7 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
     With --platform it compiles the program once per platform and makes one multi-platform image.
     Each platform's SBOM is attached to it as an OCI artifact (--sbom none leaves it out).
     """
-    from .build import recipes
+    from .compile import recipes
     from .image import make
     from .image import scratch as img
 

@@ -241,7 +241,7 @@ def test_sources_keep_their_paths_so_native_and_container_builds_agree(builder_b
     outputs = {p: subprocess.run([str(tmp_path / p)], capture_output=True, text=True).stdout
                for p in ("native", "container")}
     assert outputs["native"] == outputs["container"] == "from sub 1.5 main.c\n"
-    from toolkit.build import buildimage
+    from toolkit.compile import buildimage
 
     base_id = buildimage.base_image_id(docker_client, builder_base)
     image = buildimage.chain(builder_base, targets.lookup("amd64"), "amd64", base_id=base_id)[-1].tag

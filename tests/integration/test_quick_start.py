@@ -60,7 +60,7 @@ def test_the_quick_start_works_verbatim_outside_the_checkout(tmp_path, docker_cl
 
 
 def test_a_container_build_that_names_no_base_takes_the_set_ups(tmp_path, docker_client):
-    from toolkit.build import buildimage
+    from toolkit.compile import buildimage
     from toolkit.engine import client as engine
 
     if not engine.image_exists(docker_client, buildimage.SETUP_BASE):  # what `scripts/dev` makes

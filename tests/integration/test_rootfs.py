@@ -334,7 +334,7 @@ def test_a_build_image_on_the_base_installs_the_security_updates(builder_base, d
     the engine's own architecture) is the newest of bookworm, bookworm-updates and bookworm-security:
     1:1.2.13.dfsg-1+deb12u1 from bookworm-security, not bookworm's 1:1.2.13.dfsg-1."""
     from toolkit import targets
-    from toolkit.build import buildimage
+    from toolkit.compile import buildimage
     from toolkit.errors import InputError
     from toolkit.rootfs import mirror
 

@@ -26,7 +26,7 @@ from tests import spdxcheck
 from tests.conftest import invoke, missing
 from tests.integration import test_push
 from toolkit import targets
-from toolkit.build import buildimage
+from toolkit.compile import buildimage
 
 pytestmark = pytest.mark.engine
 SPDX = "application/spdx+json"

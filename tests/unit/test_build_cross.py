@@ -10,8 +10,8 @@ import pytest
 
 from tests.conftest import assert_clean_failure, invoke
 from toolkit import targets
-from toolkit.build import toolchain
 from toolkit.check import elf, verify
+from toolkit.compile import toolchain
 from toolkit.errors import BuildFailed, InputError
 
 

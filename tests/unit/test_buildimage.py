@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from toolkit import targets
-from toolkit.build import buildimage
+from toolkit.compile import buildimage
 
 OLD, NEW = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 

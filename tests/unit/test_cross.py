@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from toolkit import targets
-from toolkit.build import cross, project
 from toolkit.check import elf, verify
+from toolkit.compile import cross, project
 
 AMD64 = targets.lookup("amd64")
 # Meson's reference table of cpu_family names (docs/markdown/Reference-tables.md)

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import IN_CI, REPO, assert_clean_failure, invoke
 from toolkit import files, grammar, targets
-from toolkit.build import cross, project, workspace
+from toolkit.compile import cross, project, workspace
 from toolkit.errors import InputError
 
 # Each would run a command, add a line, or pass as an option, were it pasted into a shell, a Dockerfile or argv.

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from toolkit import targets
-from toolkit.build import provides
+from toolkit.compile import provides
 from toolkit.errors import BuildFailed
 from toolkit.rootfs import contents
 

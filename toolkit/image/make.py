@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import command, dates, files, targets
-from ..build import recipes
+from ..compile import recipes
 from ..engine import client as engine
 from ..errors import EngineUnavailable, InputError
 from . import oci, store

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..build import spdx
+from ..compile import spdx
 from ..errors import ToolkitError
 from . import oci, registry, store
 

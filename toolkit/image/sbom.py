@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import quote
 
 from .. import command
-from ..build import links, spdx
 from ..check import elf, verify
+from ..compile import links, spdx
 from ..errors import InputError, ToolkitError
 from ..files import regular_input, scratch_dir
 from . import oci

@@ -1,6 +1,6 @@
 """Debian's Contents index of the host's mirror (which package ships which file), for one architecture: fetched
 once, checked against the signed Release, and kept in the user's cache as the lines a failed build's hint looks
-up (build/provides.py): headers, static archives and .pc files, PATH<tab>PACKAGES."""
+up (compile/provides.py): headers, static archives and .pc files, PATH<tab>PACKAGES."""
 
 from __future__ import annotations
 

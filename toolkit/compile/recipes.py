@@ -55,7 +55,7 @@ def compile_for(recipe: Recipe, arch: str | None, toolchain: str, out: Path, bas
                 say: Callable[[str], None], *, per_target: bool = False, jobs: int = 1,
                 libc: str | None = None, limits: Limits | None = None, index: provides.Index | None = None) -> None:
     """Build for every target arch names (default: this host), jobs at a time; say each, fail if any did (a
-    target that lacked a file Debian packages is told which package, from index: see build/provides.py)."""
+    target that lacked a file Debian packages is told which package, from index: see compile/provides.py)."""
     wanted = targets.parse_archs(arch) if arch else [targets.host()]
     outs = tc.output_paths(out, wanted, per_target or len(wanted) > 1)
     chain = tc.select(toolchain, wanted, base=base, libc=libc, **({"limits": limits} if limits else {}))

@@ -1,5 +1,5 @@
 """A whole project and its own build system: which system it uses, what a build of it runs (one POSIX sh script,
-the same natively and in the build container), and which programs it made. No effects here: build/workspace.py
+the same natively and in the build container), and which programs it made. No effects here: compile/workspace.py
 runs the script."""
 
 from __future__ import annotations

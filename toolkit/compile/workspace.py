@@ -1,4 +1,4 @@
-"""Running a project's build (build/project.py) for each target: natively or with zig in a temporary copy of the
+"""Running a project's build (compile/project.py) for each target: natively or with zig in a temporary copy of the
 project, or in the build container through the archive API; then every program it made verified for its
 target and written to --out. The user's tree is only read."""
 
