@@ -229,10 +229,10 @@ class Bench:
 
     def _export(self, image: str, dest: Path) -> None:
         """The image's file system, unpacked: the same files a debootstrap gave `invoke rootfs`."""
-        from toolkit.engine import client as engine
+        from toolkit.engine import container as containers
 
         log.warning("bench: unpacking %s into %s (once; later runs reuse it)", image, dest)
-        with engine.container(self.client, "bench", image) as container:
+        with containers.created(self.client, "bench", image) as container:
             self.must(["sh", "-c", f"docker export {container.id} | tar -C {shlex.quote(str(dest))} -xf -"])
         # what the engine adds to every container's file system, and a debootstrap'd tree does not have
         (dest / ".dockerenv").unlink(missing_ok=True)

@@ -139,7 +139,7 @@ def _limits(timeout: int) -> Any:
     a build container."""
     import re
 
-    from .engine.client import Limits
+    from .engine.container import Limits
     from .errors import InputError
 
     if timeout < 0:
@@ -194,9 +194,15 @@ def build_hello(c: Context, arch: str | None = None, toolchain: str = "auto", ou
     """Compile csrc/hello.c (or, with --tiny, csrc/hello-tiny.c) into a static binary (./hello, or ./hello-<arch>)."""
     from .compile import recipes
 
-    recipes.compile_for(recipes.hello(tiny, strip), arch, _toolchain(toolchain, builder_base), Path(out or "hello"),
-                        _builder_base(c, builder_base), say, per_target=out is None and bool(arch), jobs=jobs,
-                        libc=libc, limits=_limits(timeout), index=_contents_index)
+    recipes.compile_for(recipes.hello(tiny, strip), _targets(arch), _toolchain(toolchain, builder_base),
+                        Path(out or "hello"), _builder_base(c, builder_base), say,
+                        per_target=out is None and bool(arch), jobs=jobs, libc=libc, limits=_limits(timeout),
+                        index=_contents_index)
+
+
+def _targets(arch: str | None) -> list[targets.Target]:
+    """--arch as targets (default: this host)."""
+    return targets.parse_archs(arch) if arch else [targets.host()]
 
 
 @task(iterable=["src", "package", "tool", "artifact"],
@@ -213,8 +219,8 @@ def build_hello(c: Context, arch: str | None = None, toolchain: str = "auto", ou
             "run": "with --project: your own build command, run in the prepared environment",
             "configure_args": "with --project: arguments for configure, cmake or meson setup",
             "make_args": "with --project: arguments for make, cmake --build or meson compile",
-            "package": "with --project: a Debian/Ubuntu -dev package to link, for the target (repeat)",
-            "tool": "with --project: a package the build runs on the build machine, e.g. tcl (repeat)",
+            "package": "a Debian/Ubuntu -dev package to link, for the target (repeat)",
+            "tool": "a package the build runs on the build machine, e.g. tcl (repeat)",
             "artifact": "with --project: a program to take, relative to the project or the install prefix "
                         "(repeat; default: what it installs in bin/ and sbin/, else the programs it made)"})
 @cli
@@ -225,8 +231,7 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
           tool: list[str] | None = None, artifact: list[str] | None = None, libc: str | None = None,
           timeout: int = DEFAULT_TIMEOUT) -> None:
     """Compile your own C or C++ program (--src), or build a whole project (--project DIR), into static binaries."""
-    from .compile import project as proj
-    from .compile import recipes, workspace
+    from .compile import pipeline, plan, recipes
     from .errors import InputError
 
     cf, lf = _split_flags(cflags), _split_flags(ldflags, "--ldflags")
@@ -234,29 +239,30 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
     if project is not None:
         if src:
             raise InputError("--src and --project both say what to build", hint="give one of them")
-        chosen = proj.open_project(
+        job = plan.open_project(
             project, subdir, system, run, strip, configure_args=tuple(_split_flags(configure_args, "--configure-args")),
             make_args=tuple(_split_flags(make_args, "--make-args")), packages=tuple(package or ()),
             tools=tuple(tool or ()), artifacts=tuple(artifact or ()), cflags=tuple(cf), ldflags=tuple(lf))
-        workspace.build(chosen, arch, chain, Path(out or "dist"), _builder_base(c, builder_base), say, jobs,
-                        libc, _limits(timeout), _contents_index)
+        wanted, out_dir = _targets(arch), Path(out or "dist")
+        per_target = len(wanted) > 1
+        pipeline.build(job, wanted, chain, lambda t, name: (out_dir / t.name if per_target else out_dir) / name, say,
+                       base=_builder_base(c, builder_base), jobs=jobs, libc=libc, limits=_limits(timeout),
+                       index=_contents_index, out_dir=out_dir)
         return
     if not src:
         raise InputError("--src or --project is required", hint="e.g. --src app.c, or --project ./myproject")
     project_only = [flag for flag, given in (
-        ("--package", package), ("--tool", tool), ("--artifact", artifact), ("--subdir", subdir),
-        ("--system", system), ("--run", run), ("--configure-args", configure_args), ("--make-args", make_args))
-        if given]
+        ("--artifact", artifact), ("--subdir", subdir), ("--system", system), ("--run", run),
+        ("--configure-args", configure_args), ("--make-args", make_args)) if given]
     if project_only:
         raise InputError(f"{', '.join(project_only)}: only a --project build takes "
                          f"{'it' if len(project_only) == 1 else 'them'}, not --src",
-                         hint="for a library's -dev package, build the sources as a project: e.g. --project DIR "
-                              "--run '$CC app.c -o app -lz' --package zlib1g-dev" if package or tool else
-                         "give --project DIR for a build with the project's own build system")
+                         hint="give --project DIR for a build with the project's own build system")
     if not out:
         raise InputError("--out is required", hint="e.g. --out ./app")
-    recipe = recipes.Recipe(tuple(Path(s) for s in src), (*cf, *(["-s"] if strip else [])), ldflags=tuple(lf))
-    recipes.compile_for(recipe, arch, chain, Path(out), _builder_base(c, builder_base), say, jobs=jobs,
+    recipe = recipes.Recipe(tuple(Path(s) for s in src), (*cf, *(["-s"] if strip else [])), ldflags=tuple(lf),
+                            packages=tuple(package or ()), tools=tuple(tool or ()))
+    recipes.compile_for(recipe, _targets(arch), chain, Path(out), _builder_base(c, builder_base), say, jobs=jobs,
                         libc=libc, limits=_limits(timeout), index=_contents_index)
 
 

@@ -46,6 +46,12 @@ class BuildFailed(ToolkitError):
         self.lacking = lacking
 
 
+def timed_out(what: str, seconds: float) -> BuildFailed:
+    """A build (natively or in its container) that ran past --timeout, in the one wording every path uses."""
+    return BuildFailed(f"{what} stopped: it ran past its time limit of {seconds:g} s",
+                       hint="give it longer with --timeout SECONDS (0: no limit)")
+
+
 class VerifyFailed(ToolkitError):
     """A binary failed verification; `reasons` lists the failed checks in the user's words."""
 

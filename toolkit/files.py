@@ -9,7 +9,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -263,11 +263,20 @@ def tree(root: Path, skip: Callable[[str], bool] = lambda path: False) -> Iterat
 
 
 def copy_tree(root: Path, dest: Path, skip: Callable[[str], bool] = lambda path: False) -> None:
-    """root's tree (see tree()) copied to dest, which must not exist: modes and modification times kept (make
+    """root's tree (see tree()) copied to dest, which must not exist."""
+    copy_entries(tree(root, skip), dest)
+
+
+def copy_entries(entries: Iterable[TreeEntry], dest: Path) -> None:
+    """Entries (parents before children) copied under dest, made here: modes and modification times kept (make
     decides what to rebuild by them); directories stay writable by their owner, so the build can write."""
     dirs: list[tuple[Path, TreeEntry]] = []
-    for entry in tree(root, skip):
+    dest.mkdir(mode=0o700, exist_ok=True)
+    for entry in entries:
         path = dest / entry.rel if entry.rel else dest
+        if path == dest:
+            dirs.append((path, entry))
+            continue
         try:
             if entry.kind == "dir":
                 path.mkdir(mode=0o700)
@@ -280,7 +289,7 @@ def copy_tree(root: Path, dest: Path, skip: Callable[[str], bool] = lambda path:
                 os.chmod(path, stat.S_IMODE(entry.mode))
                 os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns))
         except OSError as exc:
-            raise InputError(f"{entry.source or root / entry.rel}: cannot copy it ({exc.strerror})") from None
+            raise InputError(f"{entry.source or dest / entry.rel}: cannot copy it ({exc.strerror})") from None
     for path, entry in reversed(dirs):  # children first: writing into a directory changes its mtime
         os.chmod(path, stat.S_IMODE(entry.mode) | stat.S_IRWXU)
         os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns))

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import assert_clean_failure, invoke
 from toolkit import targets
 from toolkit.check import elf, verify
-from toolkit.compile import toolchain
+from toolkit.compile import pipeline, plan, zig
 from toolkit.errors import BuildFailed, InputError
 
 
@@ -93,17 +93,17 @@ def test_bad_input_is_one_line(tmp_path, args, phrase):
 
 def test_output_names():
     amd64, arm7 = targets.lookup("amd64"), targets.lookup("arm32v7")
-    assert toolchain.output_paths(Path("hello"), [amd64], per_target=False) == {"amd64": Path("hello")}
-    assert toolchain.output_paths(Path("out/hello"), [amd64, arm7], per_target=True) == {
+    assert pipeline.output_paths(Path("hello"), [amd64], per_target=False) == {"amd64": Path("hello")}
+    assert pipeline.output_paths(Path("out/hello"), [amd64, arm7], per_target=True) == {
         "amd64": Path("out/hello-amd64"), "arm-v7": Path("out/hello-arm-v7")}
     with pytest.raises(InputError):
-        toolchain.output_paths(Path("hello"), [amd64, arm7], per_target=False)
+        pipeline.output_paths(Path("hello"), [amd64, arm7], per_target=False)
 
 
 def test_zig_without_the_ziglang_package_says_how_to_get_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ziglang", None)  # what find_spec sees when it is not installed
     with pytest.raises(BuildFailed) as err:
-        toolchain.ZigCc().prepare([targets.lookup("arm64")])
+        zig.Zig().prepare(plan.Plan(Path(".")), [targets.lookup("arm64")])
     assert "pip install 'fromscratch[zig]'" in str(err.value)
 
 

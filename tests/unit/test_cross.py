@@ -12,7 +12,7 @@ import pytest
 
 from toolkit import targets
 from toolkit.check import elf, verify
-from toolkit.compile import cross, project
+from toolkit.compile import cross, plan
 
 AMD64 = targets.lookup("amd64")
 # Meson's reference table of cpu_family names (docs/markdown/Reference-tables.md)
@@ -119,11 +119,11 @@ def test_the_cc_wrapper_leaves_shared_objects_shared(tmp_path):
     assert elf.read(str(tmp_path / "libf.so")).type == "ET_DYN"
 
 
-@pytest.mark.parametrize("system", [*project.SYSTEMS, "run"])
+@pytest.mark.parametrize("system", [*plan.SYSTEMS, "run"])
 def test_every_build_script_is_valid_sh(tmp_path, system):
-    proj = project.Project(tmp_path, "sub dir", system, "make -C src" if system == "run" else None,
+    proj = plan.Plan(tmp_path, "sub dir", system, "make -C src" if system == "run" else None,
                            ("--opt=1",), ("V=1",), artifacts=("src/a b",) if system == "run" else ())
-    script = project.script(proj, "/work", True, "aarch64-linux-gnu")
+    script = plan.script(proj, "/work", True, "aarch64-linux-gnu")
     (tmp_path / "build.sh").write_text(script)
     subprocess.run(["sh", "-n", str(tmp_path / "build.sh")], check=True)
 
@@ -135,4 +135,4 @@ def test_every_build_script_is_valid_sh(tmp_path, system):
 def test_build_system_detection(tmp_path, files, system):
     for f in files:
         (tmp_path / f).write_text("")
-    assert project.detect(tmp_path) == system
+    assert plan.detect(tmp_path) == system

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import IN_CI, REPO, assert_clean_failure, invoke
 from toolkit import files, grammar, targets
-from toolkit.compile import cross, project, workspace
+from toolkit.compile import cross, plan, toolchain
 from toolkit.errors import InputError
 
 # Each would run a command, add a line, or pass as an option, were it pasted into a shell, a Dockerfile or argv.
@@ -267,15 +267,16 @@ def test_generated_scripts_pass_shellcheck_with_hostile_values(tmp_path):
             pytest.fail("CI installs shellcheck (scripts/dev)")
         pytest.skip("shellcheck is not installed")
     values = tuple(v for v in HOSTILE if "\0" not in v) + ("a\nb", "$W", "-rf /")
-    for system in (*project.SYSTEMS, "run"):
+    for system in (*plan.SYSTEMS, "run", plan.RULE):
         run = "make -C src" if system == "run" else None
-        proj = project.Project(tmp_path, subdir="s d$(x)", system=system, run=run,
-                               configure_args=values, make_args=values, artifacts=("a",), cflags=values, ldflags=values)
+        rule = {"sources": values, "program": "a b$(x)", "gnu_ld_flags": values} if system == plan.RULE else {}
+        proj = plan.Plan(tmp_path, subdir="s d$(x)", system=system, run=run, configure_args=values,
+                         make_args=values, artifacts=("a",), cflags=values, ldflags=values, **rule)
         tools = cross.gcc(targets.lookup("arm64"), targets.host(), "glibc")
         made = tmp_path / system
         made.mkdir()
         scripts = []
-        for name, text in workspace._tools_files(proj, tools, "/work").items():
+        for name, text in toolchain.tools_files(proj, tools, "/work").items():
             (made / name).write_text(text)
             if text.startswith("#!/bin/sh") or name.endswith(".sh"):
                 scripts.append(name)

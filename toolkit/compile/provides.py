@@ -147,18 +147,16 @@ def for_project(toolchain: str) -> Callable[[targets.Target, list[tuple[str, str
 
 def for_sources(toolchain: str) -> Callable[[targets.Target, list[tuple[str, str]]], str]:
     """The hint of a --src build: natively, the package to install on this host for the target; in the build
-    container or with zig, a project build with --package (a --src build takes no packages)."""
+    container or with zig, as for a project (--package)."""
     from .toolchain import apt_hint
+
+    if toolchain != "native":
+        return for_project(toolchain)
 
     def phrase(target: targets.Target, found: list[tuple[str, str]]) -> str:
         said, packages = _said(found)
-        flags = " ".join(f"--package {p}" for p in packages)
         host = targets.host()
-        if toolchain == "native":
-            own = target.architecture == host.architecture
-            return f"{said}: {apt_hint(' '.join(p if own else f'{p}:{target.debian_arch}' for p in packages), host)}"
-        how = "zig does not link Debian's glibc builds: " if toolchain == "zig" else ""
-        return (f"{said}; {how}a --src build takes no packages: build the sources as a --project with "
-                f"--toolchain container and {flags}")
+        own = target.architecture == host.architecture
+        return f"{said}: {apt_hint(' '.join(p if own else f'{p}:{target.debian_arch}' for p in packages), host)}"
 
     return phrase

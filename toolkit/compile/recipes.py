@@ -1,19 +1,16 @@
-"""What the build tasks compile (csrc/'s hello programs and their recipes, or the user's sources) and compiling
-one recipe for one or several targets, a line for each target as it finishes."""
+"""What the build tasks compile from sources: csrc/'s hello programs and their recipes, or the user's files; a
+recipe becomes a one-rule plan (compile/plan.py) built for each target like any project."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .. import targets
-from . import provides
-from . import toolchain as tc
-
-if TYPE_CHECKING:
-    from ..engine.client import Limits
+from ..engine.container import DEFAULT_LIMITS, Limits
+from . import pipeline, plan, provides
+from .sources import sources as checked_sources
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGED_CSRC = Path(__file__).resolve().parents[1] / "csrc"
@@ -36,12 +33,14 @@ def csrc(name: str) -> Path:
 @dataclass(frozen=True)
 class Recipe:
     """Sources and flags; ldflags come after the sources (libraries: -lm), gnu_ld_flags go only to GNU ld (zig's
-    linker refuses them)."""
+    linker refuses them); packages are -dev packages for the target, tools packages the build machine runs."""
 
     sources: tuple[Path, ...]
     cflags: tuple[str, ...] = ()
     gnu_ld_flags: tuple[str, ...] = ()
     ldflags: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
 
 
 def hello(tiny: bool = False, strip: bool = True, extra: Sequence[str] = (),
@@ -51,21 +50,13 @@ def hello(tiny: bool = False, strip: bool = True, extra: Sequence[str] = (),
     return Recipe(tuple(sources) or (csrc(name),), (*flags, *(["-s"] if strip else []), *extra), ld)
 
 
-def compile_for(recipe: Recipe, arch: str | None, toolchain: str, out: Path, base: str | None,
+def compile_for(recipe: Recipe, wanted: Sequence[targets.Target], toolchain: str, out: Path, base: str | None,
                 say: Callable[[str], None], *, per_target: bool = False, jobs: int = 1,
-                libc: str | None = None, limits: Limits | None = None, index: provides.Index | None = None) -> None:
-    """Build for every target arch names (default: this host), jobs at a time; say each, fail if any did (a
-    target that lacked a file Debian packages is told which package, from index: see compile/provides.py)."""
-    wanted = targets.parse_archs(arch) if arch else [targets.host()]
-    outs = tc.output_paths(out, wanted, per_target or len(wanted) > 1)
-    chain = tc.select(toolchain, wanted, base=base, libc=libc, **({"limits": limits} if limits else {}))
-    cflags = [*recipe.cflags, *(recipe.gnu_ld_flags if chain.name != "zig" else ())]
-
-    def report(done: tc.Outcome) -> None:
-        if done.error is None:
-            say(f"built {done.out} for {done.target.platform} with the {chain.name} toolchain")
-
-    outcomes = tc.build_all(chain, list(recipe.sources), wanted, outs, cflags, jobs, on_done=report,
-                            ldflags=recipe.ldflags)
-    provides.explain([o.error for o in outcomes], wanted, provides.for_sources(chain.name), index)
-    tc.raise_failures(outcomes, wanted)
+                libc: str | None = None, limits: Limits | None = None,
+                index: provides.Index | None = None) -> list[pipeline.Outcome]:
+    """Build recipe for every wanted target into out (out-<target> for each of several), jobs at a time."""
+    outs = pipeline.output_paths(out, wanted, per_target or len(wanted) > 1)
+    job = plan.from_sources(checked_sources(recipe.sources), out.name, recipe.cflags, recipe.ldflags,
+                            recipe.packages, recipe.tools, recipe.gnu_ld_flags)
+    return pipeline.build(job, wanted, toolchain, lambda target, name: outs[target.name], say, base=base, jobs=jobs,
+                          libc=libc, index=index, limits=limits or DEFAULT_LIMITS)

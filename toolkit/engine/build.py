@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 from .. import interrupts
 from ..errors import BuildFailed, ToolkitError
 from . import client as engine
+from . import container as containers
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ def _undo(client: Any, tag: str, previous: str | None, progress: _Progress) -> N
     try:
         with engine.step("removing the unfinished build's images"):
             if progress.running:
-                engine.wait_gone(client, progress.running)
+                containers.wait_gone(client, progress.running)
             current = _image_id(client, tag)
             if current and current != previous and any(current.removeprefix("sha256:").startswith(m) for m in made):
                 if previous:  # the build finished after all: the tag goes back to the image it named before

@@ -9,14 +9,12 @@ import json
 import logging
 import os
 import sys
-import time
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode
 
-from .. import interrupts, targets
+from .. import targets
 from ..errors import EngineError, EngineUnavailable, ToolkitError
 from . import endpoint as endpoints
 
@@ -377,119 +375,3 @@ class ChunkReader(io.RawIOBase):
         b[:n] = self._buf[:n]
         self._buf = self._buf[n:]  # a view: no copy of the rest of a large chunk
         return n
-
-
-@contextlib.contextmanager
-def container(client: Any, role: str, image: str, **create: Any) -> Iterator[Any]:
-    """A container named and labelled as ours, removed on the way out however the block ends.
-
-    The name is chosen before the engine is asked, so a container that was created just as an interrupt
-    arrived (the answer never read) is still found and removed.
-    """
-    name = f"fromscratch-{role}-{uuid.uuid4().hex[:12]}"
-    try:
-        with step(f"creating the {role} container"):
-            made = client.containers.create(image, name=name, labels={**create.pop("labels", {}), **labels(role)},
-                                            **create)
-        yield made
-    except BaseException:
-        with interrupts.deferred():
-            remove_container(client, name, quiet=True)
-        raise
-    with interrupts.deferred():
-        remove_container(client, name)
-
-
-def remove_container(client: Any, name: str, quiet: bool = False) -> None:
-    """Remove a container by name or id if it exists. quiet: a failure (say, the engine is gone) is a warning
-    that names the container, because another error is already on its way to the user."""
-    from docker.errors import APIError, NotFound
-
-    try:
-        with step(f"removing the container {name}"):
-            try:
-                client.api.remove_container(name, force=True)
-            except NotFound:
-                pass
-            except APIError as exc:
-                if exc.status_code != 409 or "already in progress" not in str(exc.explanation):
-                    raise
-                wait_gone(client, name)  # someone else (docker rm -f) is removing it already
-    except ToolkitError as exc:
-        if not quiet:
-            raise
-        log.warning("could not remove the container %s (%s); remove it with: docker rm -f %s", name, exc, name)
-
-
-def wait_gone(client: Any, container_id: str, seconds: float = 20.0) -> None:
-    """Wait (bounded) until the engine has removed a container it is tearing down itself."""
-    from docker.errors import NotFound
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            client.api.inspect_container(container_id)
-        except NotFound:
-            return
-        time.sleep(0.2)
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one build container may use: memory (bytes, swap included), processes, and seconds of wall time
-    (None: no limit). A runaway build (a fork bomb, a leak, a hang) stops there instead of taking the engine's
-    machine with it."""
-
-    memory: int = 8 << 30
-    pids: int = 4096
-    timeout: float | None = 3600.0
-
-    def create_args(self) -> dict[str, Any]:
-        return {"mem_limit": self.memory, "memswap_limit": self.memory, "pids_limit": self.pids}
-
-
-DEFAULT_LIMITS = Limits()
-
-
-# PID 1 of a build container: the build runs with its stdin closed, and the container ends when its own stdin
-# reaches EOF, which happens when the client that attached to it goes away (killed, its machine gone): the
-# kernel then stops every process in the container. A build therefore never outlives the command that started it.
-# (sh gives a background job /dev/null for stdin: the watcher reads the container's stdin through fd 3)
-_WATCHED = ('trap "exit 143" TERM; exec 3<&0; "$@" </dev/null 3<&- & b=$!; '
-            '{ cat <&3 >/dev/null; kill -TERM $$; } & wait "$b"')
-
-
-def watched(command: list[str]) -> dict[str, Any]:
-    """The create() arguments of a container that runs command and ends when its attached client is gone."""
-    return {"command": ["sh", "-c", _WATCHED, "sh", *command], "stdin_open": True}  # and, not detached, StdinOnce
-
-
-class TimedOut(Exception):
-    """A container ran past its time limit."""
-
-
-def run_watched(client: Any, made: Any, what: str, output: str, timeout: float | None) -> int:
-    """Start a container made with watched(), attached to its stdin for as long as it runs, wait for it (at most
-    timeout seconds: TimedOut), and write its output to the file output (streamed: a build printing gigabytes
-    costs disk, not memory). Returns its exit code."""
-    with step(what):
-        sock = client.api.attach_socket(made.id, params={"stdin": 1, "stream": 1})
-        try:
-            made.start()
-            started = time.monotonic()
-            try:
-                status = made.wait(timeout=timeout)
-            except Exception:
-                # the SDK reports a read timeout as requests' ReadTimeout or, over a unix socket, ConnectionError;
-                # the clock tells it from an engine that went away
-                if timeout is not None and time.monotonic() - started >= timeout - 1:
-                    raise TimedOut(f"ran past {timeout:g} s") from None
-                raise
-        finally:
-            with contextlib.suppress(OSError):
-                sock.close()
-        with open(output, "wb") as fh:
-            for chunk in made.logs(stdout=True, stderr=True, stream=True, follow=False):
-                fh.write(chunk)
-    return int(status.get("StatusCode", 1))
-

@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 
 from .. import command, targets
 from . import client as engine
+from . import container as containers
 
 
 def run(client: Any, tag: str, stdout: BinaryIO, stderr: BinaryIO, platform: targets.Target | None = None,
@@ -27,7 +28,7 @@ def run(client: Any, tag: str, stdout: BinaryIO, stderr: BinaryIO, platform: tar
         kwargs.update(stdin_open=True, detach=False)
     else:
         kwargs["detach"] = True
-    with engine.container(client, "run", ref, **kwargs) as container:
+    with containers.created(client, "run", ref, **kwargs) as container:
         with engine.step(f"starting {ref}"):
             # attached before it starts, as `docker run` does: a program that ends at once is heard all the same.
             # Its stream only, not its logs as well: output written between the two would come twice.

@@ -118,7 +118,7 @@ def _compile_each(stack: contextlib.ExitStack, platforms: Sequence[targets.Targe
     paths, built = [], []
     for target in platforms:
         out = bins / target.name / name
-        recipes.compile_for(recipe, target.name, toolchain, out, builder_base, say, limits=limits, index=index)
+        recipes.compile_for(recipe, [target], toolchain, out, builder_base, say, limits=limits, index=index)
         paths.append(out)
         built.append(stack.enter_context(img.assemble(out, ref, arch=target.name, epoch=epoch, opts=opts)))
     return paths, built

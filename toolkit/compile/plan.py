@@ -1,16 +1,20 @@
-"""A whole project and its own build system: which system it uses, what a build of it runs (one POSIX sh script,
-the same natively and in the build container), and which programs it made. No effects here: compile/workspace.py
-runs the script."""
+"""What a build does, as one plan whatever was asked: a project with its own build system, or --src files, which
+are a project whose build is one compile-and-link rule. The plan says what is copied in, what the build runs (one
+POSIX sh script, the same natively, with zig and in the build container) and which programs it made. No effects
+here: a toolchain (compile/native.py, zig.py, container.py) runs the script, compile/pipeline.py the rest."""
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .. import grammar
 from ..errors import InputError
+from .sources import Sources
 
 SYSTEMS = ("make", "cmake", "meson", "autotools")
 # What each build system is recognised by, in the order they are tried: a project that has a CMakeLists.txt and
@@ -23,13 +27,16 @@ PREFIX = "/usr/local"  # the install prefix inside the staging directory (DESTDI
 NO_ARTIFACT, NO_PROGRAM = 91, 92
 
 
+RULE = "rule"  # the system of a --src plan: one compile-and-link command
+
+
 @dataclass(frozen=True)
-class Project:
-    """A project to build, checked: its directory, where the build system is, and how to drive it."""
+class Plan:
+    """A build, checked: its directory, where the build system is, and how to drive it."""
 
     root: Path
     subdir: str = ""  # the directory inside root that holds the build system
-    system: str = "make"  # one of SYSTEMS, or "run" for the user's own command
+    system: str = "make"  # one of SYSTEMS, "run" for the user's own command, or RULE
     run: str | None = None
     configure_args: tuple[str, ...] = ()
     make_args: tuple[str, ...] = ()
@@ -39,10 +46,20 @@ class Project:
     cflags: tuple[str, ...] = ()
     ldflags: tuple[str, ...] = ()
     strip: bool = False  # every program linked with -s (the compiler wrappers add it)
+    # a RULE plan: only these files of root are copied (sources, headers), and sources become program
+    files: tuple[str, ...] | None = None
+    sources: tuple[str, ...] = ()
+    program: str = ""
+    gnu_ld_flags: tuple[str, ...] = ()  # flags only GNU ld takes (zig's linker refuses them)
 
     @property
     def name(self) -> str:
-        return self.root.name
+        return self.program or self.root.name
+
+    @property
+    def cxx(self) -> bool:
+        """A RULE plan of C++ sources: linked by the C++ compiler."""
+        return Sources(self.root, self.sources).cxx
 
 
 def detect(directory: Path) -> str | None:
@@ -52,13 +69,32 @@ def detect(directory: Path) -> str | None:
     return None
 
 
-def open_project(root: str, subdir: str = "", system: str | None = None, run: str | None = None,
-                 strip: bool = False, **rest: tuple[str, ...]) -> Project:
-    """The project at root, its build system found (or taken from system/run); bad input is one clear error."""
-    top = Path(root)
-    for flag, names in (("--package", rest.get("packages", ())), ("--tool", rest.get("tools", ()))):
+def _packages(packages: Sequence[str], tools: Sequence[str]) -> None:
+    """--package and --tool name Debian packages; the build adds a --package's :ARCH for each target itself."""
+    for flag, names in (("--package", packages), ("--tool", tools)):
         for name in names:
             grammar.package(name, flag)
+            if ":" in name:
+                raise InputError(f"{flag} {name}: give the name without :ARCH",
+                                 hint=f"the build installs {name.split(':')[0]} for each target's architecture itself")
+
+
+def from_sources(src: Sources, program: str, cflags: Sequence[str] = (), ldflags: Sequence[str] = (),
+                 packages: Sequence[str] = (), tools: Sequence[str] = (), gnu_ld_flags: Sequence[str] = ()) -> Plan:
+    """--src files as a plan of one rule: compile them with cflags and link them, ldflags after them, into program;
+    only the sources and the headers they may include are copied in."""
+    _packages(packages, tools)
+    names = tuple(dict.fromkeys([*(os.path.normpath(f) for f in src.files), *src.headers(cflags)]))
+    return Plan(src.base, system=RULE, cflags=tuple(cflags), ldflags=tuple(ldflags), packages=tuple(packages),
+                tools=tuple(tools), files=names, sources=src.files, program=program or "a.out",
+                gnu_ld_flags=tuple(gnu_ld_flags))
+
+
+def open_project(root: str, subdir: str = "", system: str | None = None, run: str | None = None,
+                 strip: bool = False, **rest: Any) -> Plan:
+    """The project at root, its build system found (or taken from system/run); bad input is one clear error."""
+    top = Path(root)
+    _packages(rest.get("packages", ()), rest.get("tools", ()))
     rest["artifacts"] = tuple(grammar.inside(a, "--artifact") for a in rest.get("artifacts", ()))
     if subdir:
         subdir = grammar.inside(subdir, "--subdir")
@@ -74,7 +110,7 @@ def open_project(root: str, subdir: str = "", system: str | None = None, run: st
     if run is not None:
         if system is not None:
             raise InputError("--run and --system both say how to build", hint="give one of them")
-        return Project(top.resolve(), subdir, "run", run, strip=strip, **rest)
+        return Plan(top.resolve(), subdir, "run", run, strip=strip, **rest)
     if system is None:
         system = detect(where)
         if system is None:
@@ -83,19 +119,24 @@ def open_project(root: str, subdir: str = "", system: str | None = None, run: st
                              hint="point --subdir at it, or give your own command with --run \"make -C src\"")
     elif system not in SYSTEMS:
         raise InputError(f"unknown build system {system!r}", hint=f"choose {', '.join(SYSTEMS)}")
-    return Project(top.resolve(), subdir, system, None, strip=strip, **rest)
+    return Plan(top.resolve(), subdir, system, None, strip=strip, **rest)
 
 
 def _words(args: Sequence[str]) -> str:
     return " ".join(shlex.quote(a) for a in args)
 
 
-def steps(project: Project, cross: bool, triplet: str) -> list[str]:
+def steps(project: Plan, cross: bool, triplet: str, gnu_ld: bool = True) -> list[str]:
     """The commands of a build, run in the build system's directory with the prepared environment."""
     conf, make = _words(project.configure_args), _words(project.make_args)
     # make: CC and CXX on the command line, where they beat a Makefile's own `CC = gcc`. The other tools stay
     # in the environment: Makefiles such as Lua's write `AR = ar rcu`, flags inside the variable.
     make_vars = 'CC="$CC" CXX="$CXX"'
+    if project.system == RULE:  # the wrapper adds the target's flags and -static; the plan's own flags only
+        cc = '"$CXX"' if project.cxx else '"$CC"'
+        flags = [*project.cflags, *(project.gnu_ld_flags if gnu_ld else ())]
+        return [f'{cc} {_words(flags)} {_words(project.sources)} {_words(project.ldflags)} '
+                f'-o "$W/build/"{shlex.quote(project.program)}']
     if project.system == "run":
         return [project.run or "true"]
     if project.system == "make":
@@ -176,23 +217,27 @@ done
 '''
 
 
-def script(project: Project, work: str, cross: bool, triplet: str) -> str:
+def script(project: Plan, work: str, cross: bool, triplet: str, gnu_ld: bool = True) -> str:
     """The build as one sh script: environment, steps (their output also in build.log), then the programs
     copied into $W/out: the --artifact paths (the script's arguments), else what was installed in bin/ and sbin/,
     else the executables the build made; and for each, in $W/out/.records, the record of the link that made it.
     Every value a user gave is quoted here or passed as an argument: the script holds no word of theirs as code
     except --run's command, which is theirs to run."""
     where = f'"$W/src/"{shlex.quote(project.subdir)}' if project.subdir else '"$W/src"'
-    body = "\n".join(steps(project, cross, triplet))
+    body = "\n".join(steps(project, cross, triplet, gnu_ld))
     lines = ["#!/bin/sh", f"# made by fromscratch: a {project.system} build", "set -u",
-             f"W={shlex.quote(work)}", f"P={PREFIX}",
+             f"W={shlex.quote(work)}", *([] if project.system == RULE else [f"P={PREFIX}"]),
              "# shellcheck source=/dev/null", '. "$W/tools/env.sh"',
              "# shellcheck source=/dev/null", '. "$W/tools/links.sh"', "JOBS=$(nproc 2>/dev/null || echo 2)",
              f"cd {where} || exit 1", 'mkdir -p "$W/build" "$W/stage"', 'touch "$W/.started"',
-             "{ (", "set -ex", body, ') ; echo $? > "$W/status"; } 2>&1 | tee "$W/build.log"',
+             # a rule's output is the compiler's own (its warnings are shown); a project's steps are traced
+             "{ (", "set -e" if project.system == RULE else "set -ex", body,
+             ') ; echo $? > "$W/status"; } 2>&1 | tee "$W/build.log"',
              'status=$(cat "$W/status")',
              'if [ "$status" != 0 ]; then', _STATIC_HINT.rstrip(), 'exit "$status"', "fi", _COLLECT.strip()]
-    if project.artifacts:
+    if project.system == RULE:
+        lines.append('take "$W/build/$1"')
+    elif project.artifacts:
         lines.append((_FROM_ARTIFACTS % {"no_artifact": NO_ARTIFACT}).strip())
     else:
         lines += [_FROM_INSTALL.strip(), _FROM_TREE.strip()]

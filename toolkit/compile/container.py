@@ -1,0 +1,163 @@
+"""The container toolchain: gcc in a build container for the target (compile/buildimage.py makes its image);
+the plan's files go in and the programs come out through the engine's one container class, so remote engines
+work, no file on the host is owned by root, and networking is off while the build runs."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import stat
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from .. import targets
+from ..engine import client as engine
+from ..engine.container import DEFAULT_LIMITS, Container, Limits
+from ..errors import BuildFailed
+from ..files import scratch_dir, temp_dir
+from . import buildimage as builder
+from . import cross, plan
+from .toolchain import argv, entries, failure, refuse_musl_cxx, tools_files, what
+
+log = logging.getLogger(__name__)
+
+WORK = "/work"
+
+
+class ContainerToolchain:
+    name = "container"
+
+    def __init__(self, client: Any, base: str | None = None, libc: str = "glibc",
+                 limits: Limits = DEFAULT_LIMITS) -> None:
+        self._client = client
+        self._base = base  # None: builder.default_base(), looked up when first needed
+        self._chosen_by = "--builder-base or the config key builder.base"
+        self._announced = False
+        self.libc = libc
+        self.limits = limits
+        self._host_arch: str | None = None
+        self._base_id: str | None = None
+        self._failed: dict[tuple, BuildFailed] = {}  # images that could not be built, by what they were for
+        self._ready: dict[tuple, str] = {}  # and those that are there
+
+    def image_arch(self) -> str:
+        if self._host_arch is None:
+            with engine.step("asking the engine for its architecture"):
+                info = self._client.version()
+            self._host_arch = targets.lookup(info.get("Arch", "amd64")).architecture
+        return self._host_arch
+
+    def base(self) -> str:
+        """The build image's base: the one given, else the set-up's when the engine has it, else the fallback."""
+        if self._base is None:
+            self._base, self._chosen_by = builder.default_base(self._client)
+        return self._base
+
+    def base_id(self) -> str:
+        if self._base_id is None:
+            self._base_id = builder.base_image_id(self._client, self.base())
+        return self._base_id
+
+    def _announce(self) -> None:
+        """Say which base a build image is built on, and what chose it, once: before the first one is built."""
+        if not self._announced:
+            self._announced = True
+            log.warning("build image base: %s (%s)", self.base(), self._chosen_by)
+
+    def image_for(self, job: plan.Plan, target: targets.Target) -> str:
+        """The build image for target (built or found): the compilers, for a project the build systems, its
+        cross compilers, musl, then the plan's tools and packages."""
+        project = job.system != plan.RULE  # a rule needs no build system (~200 MB less)
+        key = (target.name, job.tools, job.packages, project)
+        if key in self._failed:  # one target's failure, said once, when that target is built
+            raise self._failed[key]
+        if key in self._ready:  # prepare() found or built it
+            return self._ready[key]
+        layers = builder.chain(self.base(), target, self.image_arch(), job.tools, job.packages, self.libc, project,
+                               base_id=self.base_id())
+        try:
+            self._ready[key] = builder.ensure_chain(self._client, layers, self._announce)
+            return self._ready[key]
+        except BuildFailed as exc:
+            self._failed[key] = self._explained(exc, target)
+            raise self._failed[key] from None
+
+    def _explained(self, exc: BuildFailed, target: targets.Target) -> BuildFailed:
+        if builder.MISSING_MARK in exc.log:
+            missing = exc.log.rsplit(builder.MISSING_MARK, 1)[1].split()[0]  # the echo's, not the step's
+            return BuildFailed(f"no musl for {target.platform}: the package archive of {self.base()} has no "
+                               f"{missing}", hint="use --toolchain zig, which brings musl for every target")
+        return exc
+
+    def missing(self, job: plan.Plan, wanted: Sequence[targets.Target]) -> str | None:
+        return None  # the build image brings what a build needs; one that cannot be built fails its target
+
+    def prepare(self, job: plan.Plan, wanted: Sequence[targets.Target]) -> None:
+        """Build (or find) each wanted target's image, before any target runs: one caller builds an image. A
+        target whose image cannot be built fails alone, when it is run."""
+        if job.system == plan.RULE and job.cxx:
+            refuse_musl_cxx(self.libc)
+        for target in wanted:
+            with contextlib.suppress(BuildFailed):
+                self.image_for(job, target)
+
+    @contextlib.contextmanager
+    def run(self, job: plan.Plan, target: targets.Target, skip: Callable[[str], bool]) -> Iterator[Path]:
+        image = self.image_for(job, target)
+        tools = cross.gcc(target, targets.lookup(self.image_arch()), self.libc)
+        with tempfile.TemporaryFile(dir=scratch_dir()) as tar_file, temp_dir("fromscratch-programs-") as made, \
+                Container.open(self._client, image, ["sh", f"{WORK}/tools/build.sh", *argv(job)], WORK,
+                               self.limits) as container:
+            _write_tar(tar_file, job, tools_files(job, tools, WORK), skip)
+            tar_file.seek(0)
+            container.copy_in("/", tar_file, job.name)
+            doing = f"building {job.name} for {target.platform}"
+            code = container.run(doing, made / "output.log")
+            if code != 0:
+                raise failure(code, made / "output.log", what(job, target))
+            (made / "out" / plan.RECORDS).mkdir(parents=True)
+            container.copy_out(f"{WORK}/out", lambda name: _inside(made / "out", name), "the programs")
+            yield made
+
+
+def _inside(out: Path, name: str) -> Path:
+    """Where a member of out/'s archive goes: a program in out, a record in out/.records (no other path)."""
+    parent, base = os.path.split(name)
+    return (out / plan.RECORDS if os.path.basename(parent) == plan.RECORDS else out) / base
+
+
+def _write_tar(fh: IO[bytes], job: plan.Plan, tools: dict[str, str], skip: Callable[[str], bool]) -> None:
+    """What the plan copies, under work/src (files.tree's rules: no special files, symlinks kept inside), and the
+    tools under work/tools, owned by root, modes and modification times kept."""
+    work = WORK.strip("/")
+    kinds = {"dir": tarfile.DIRTYPE, "file": tarfile.REGTYPE, "link": tarfile.SYMTYPE}
+    with tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        if job.files is not None:  # a rule's entries name no top directory
+            tar.addfile(_info(f"{work}/src", tarfile.DIRTYPE, 0o755))
+        for entry in entries(job, skip):
+            info = _info(f"{work}/src/{entry.rel}" if entry.rel else f"{work}/src", kinds[entry.kind],
+                         stat.S_IMODE(entry.mode))
+            info.mtime = entry.mtime_ns // 1_000_000_000
+            if entry.kind == "file":
+                with open(entry.source, "rb") as src:
+                    info.size = os.fstat(src.fileno()).st_size
+                    tar.addfile(info, src)
+            else:
+                info.linkname = entry.link
+                tar.addfile(info)
+        for name, text in sorted(tools.items()):
+            data = text.encode()
+            info = _info(f"{work}/tools/{name}", tarfile.REGTYPE, 0o755)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def _info(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode = kind, mode
+    return info

@@ -1,0 +1,236 @@
+"""Every build, one way: a plan (compile/plan.py: a project, or --src files as one rule) run by one toolchain
+for each target, jobs at a time; each program verified once, then written where it goes with its SBOM beside it.
+One target's failure does not stop the others."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import dates, targets
+from ..check import elf, verify
+from ..engine import client as engine
+from ..engine.container import DEFAULT_LIMITS, Limits
+from ..errors import BuildFailed, InputError, ToolkitError
+from ..files import atomic_output, excerpt
+from . import links, plan, provides, spdx
+from .toolchain import TOOLCHAINS, Toolchain, resolve_libc
+
+log = logging.getLogger(__name__)
+
+# Where a target's program goes: (target, the program's name) -> its path.
+Place = Callable[[targets.Target, str], Path]
+
+
+def select(name: str, job: plan.Plan, wanted: Sequence[targets.Target], base: str | None = None,
+           libc: str | None = None, limits: Limits = DEFAULT_LIMITS, connect: Callable[[], Any] = engine.connect
+           ) -> Toolchain:
+    """The toolchain called name; auto: native on a Linux host that has all job needs for every wanted target,
+    else the build container. Combinations that cannot work are refused here, before anything runs."""
+    libc = _libc(name, job, libc)
+    if name == "zig":
+        from .zig import Zig
+
+        return Zig(limits)
+    from .native import Native
+
+    native = Native(libc, limits)
+    if name == "native" or (name == "auto" and native.missing(job, wanted) is None):
+        return native
+    from .container import ContainerToolchain
+
+    return ContainerToolchain(connect(), base, libc, limits)
+
+
+def _libc(toolchain: str, job: plan.Plan, libc: str | None) -> str:
+    """The C library job links with toolchain; combinations that cannot work are refused."""
+    if toolchain not in TOOLCHAINS:
+        raise InputError(f"unknown toolchain {toolchain!r}", hint=f"choose {', '.join(TOOLCHAINS)}")
+    libc = resolve_libc(toolchain, libc)
+    if libc == "musl" and job.packages:
+        raise InputError(f"--package with {'the zig toolchain' if toolchain == 'zig' else '--libc musl'}: Debian's "
+                         "static archives are built against glibc", hint="use --libc glibc with --toolchain "
+                         "container (or native) for --package")
+    return libc
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One target's result: the programs written, or the error that stopped it."""
+
+    target: targets.Target
+    written: tuple[Path, ...] = ()
+    error: ToolkitError | None = None
+
+
+def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, place: Place,
+          say: Callable[[str], None], *, base: str | None = None, jobs: int = 1, libc: str | None = None,
+          limits: Limits = DEFAULT_LIMITS, index: provides.Index | None = None,
+          out_dir: Path | None = None) -> list[Outcome]:
+    """Build job for every wanted target with the toolchain called toolchain, jobs at a time; say each program
+    as it is written; fail if any target did (a target that lacked a file Debian packages is told which, from
+    index). A project's out_dir is left out of what its build copies."""
+    if jobs < 1:
+        raise InputError(f"--jobs {jobs}: give 1 or more")
+    libc = _libc(toolchain, job, libc)
+    if out_dir is not None:
+        check_out_dir(out_dir, job.root)
+    chain = select(toolchain, job, wanted, base, libc, limits)
+    chain.prepare(job, wanted)  # once, before any thread: a build image is built by one caller only
+    skip = skip_output(out_dir) if out_dir else (lambda path: False)
+    sources = _documented_sources(job, out_dir)  # once: every program of every target is made from them
+
+    def one(target: targets.Target) -> tuple[Path, ...]:
+        with chain.run(job, target, skip) as made:
+            if job.system == plan.RULE:
+                _compiler_said(made / "output.log")
+            written = _deliver(made / "out", target, place, sources, job.system == plan.RULE)
+        for path in written:
+            say(f"built {path} for {target.platform} with the {chain.name} toolchain")
+        return written
+
+    outcomes = for_each_target(wanted, jobs, one)
+    phrase = provides.for_sources(chain.name) if job.system == plan.RULE else provides.for_project(chain.name)
+    provides.explain([o.error for o in outcomes], wanted, phrase, index)
+    raise_failures(outcomes, wanted)
+    return outcomes
+
+
+def _documented_sources(job: plan.Plan, out_dir: Path | None) -> list[spdx.Package | spdx.File]:
+    """What the SBOMs name as the sources: each --src file, or the project's tree (out_dir left out)."""
+    if job.system == plan.RULE:
+        return list(spdx.source_files(job.root, job.sources))
+    return [spdx.source_tree(job.root, out_dir)]
+
+
+def _compiler_said(output: Path) -> None:
+    """A rule's compiler warnings, shown: its output is the compiler's own, less the lines of taking the program."""
+    said = [line for line in excerpt(output).strip().splitlines() if not line.startswith("fromscratch: took ")]
+    if said:
+        log.warning("%s", "\n".join(said))
+
+
+def _deliver(out: Path, target: targets.Target, place: Place, sources: Sequence[spdx.Package | spdx.File],
+             rule: bool) -> tuple[Path, ...]:
+    """Every program of out, verified for target first (all or none are written), then written where place
+    says, each with its SBOM beside it (from out/.records, the record of its link)."""
+    programs = _programs(out, target)
+    hint = None if rule else ("a project that links dynamically despite the flags: see its build options "
+                              "(--configure-args), or pick the programs with --artifact")
+    facts = {p.name: _require(p, target, hint) for p in programs}
+    epoch = dates.source_date_epoch(0)
+    written = []
+    for p in programs:
+        dest = place(target, p.name)
+        record = out / plan.RECORDS / p.name
+        text = record.read_text() if record.is_file() else ""
+        document = spdx.program_document(p, dest.name, target.platform, facts[p.name],
+                                         links.parse(text) if text else None, sources, epoch)
+        with spdx.naming(dest):
+            spdx.write_beside(dest, document)
+            with atomic_output(dest, mode=0o755) as tmp:
+                shutil.copyfile(p, tmp)
+        written.append(dest)
+    return tuple(written)
+
+
+def _require(path: Path, target: targets.Target, hint: str | None) -> elf.ElfFacts:
+    verdict = verify.verify(elf.read(str(path)), target.name)
+    if not verdict.ok:
+        raise BuildFailed(f"the build made {path.name} for {target.platform}, which fails verify: "
+                          + "; ".join(verdict.failures), hint=hint)
+    return verdict.facts
+
+
+def _programs(out: Path, target: targets.Target) -> list[Path]:
+    """The programs a build left in out: regular files only (a symlink there could name any file of the machine
+    that ran the build), none named like another's SBOM; none at all is a failure."""
+    if not out.is_dir() or out.is_symlink():
+        raise BuildFailed(f"the build for {target.platform} left no directory of programs")
+    programs = sorted(p for p in out.iterdir() if not p.is_symlink() and p.is_file())
+    if not programs:
+        raise BuildFailed(f"the build for {target.platform} made no program")
+    names = {p.name for p in programs}
+    for p in programs:
+        if p.name.endswith(spdx.SUFFIX) and p.name.removesuffix(spdx.SUFFIX) in names:
+            raise BuildFailed(f"the build made two programs whose outputs collide: {p.name} would overwrite the SBOM "
+                              f"of {p.name.removesuffix(spdx.SUFFIX)}", hint="pick the programs with --artifact")
+    return programs
+
+
+def for_each_target(wanted: Sequence[targets.Target], jobs: int,
+                    work: Callable[[targets.Target], tuple[Path, ...]]) -> list[Outcome]:
+    """work(target) for each target, jobs at a time, each failure kept in its Outcome; in wanted's order."""
+
+    def one(target: targets.Target) -> Outcome:
+        try:
+            return Outcome(target, work(target))
+        except ToolkitError as exc:
+            return Outcome(target, error=exc)
+
+    if jobs == 1 or len(wanted) == 1:
+        return [one(t) for t in wanted]
+    pool = ThreadPoolExecutor(max_workers=min(jobs, len(wanted)), thread_name_prefix="build")
+    try:
+        futures = [pool.submit(one, t) for t in wanted]
+        return [f.result() for f in futures]
+    finally:
+        # on Ctrl-C, builds not yet started are dropped; running ones finish and clean up after themselves
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def raise_failures(outcomes: Sequence[Outcome], wanted: Sequence[targets.Target]) -> None:
+    """Nothing when every target built; one target's own error when only one was wanted; else one error naming
+    the targets that failed, with each one's log."""
+    failed = [o for o in outcomes if o.error is not None]
+    if not failed:
+        return
+    if len(wanted) == 1 and failed[0].error is not None:
+        raise failed[0].error
+    logs = "\n".join(f"--- {f.target.name}: {f.error}\n{getattr(f.error, 'log', '')}".rstrip() for f in failed)
+    hints = {f.error.hint for f in failed if f.error is not None}
+    raise BuildFailed(f"{len(failed)} of {len(wanted)} targets failed: " + ", ".join(f.target.name for f in failed),
+                      hint=hints.pop() if len(hints) == 1 else None, log=logs)  # a hint they all share: said once
+
+
+# Where programs must never be written: the system's own directories (a build run as root would replace what the
+# machine runs).
+_SYSTEM_DIRS = ("/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root",
+                "/run", "/sbin", "/srv", "/sys", "/usr", "/var", "/home", "/opt", "/tmp", "/var/tmp")
+
+
+def check_out_dir(out_dir: Path, root: Path) -> None:
+    """--out must be a directory of its own: not the project or inside it (programs would overwrite its files and
+    the next build would copy them in), not above it, not a system directory or the user's home."""
+    out = Path(os.path.realpath(out_dir))
+    top = Path(os.path.realpath(root))
+    if out == top or out.is_relative_to(top):
+        raise InputError(f"--out {out_dir}: is inside the project {root}",
+                         hint=f"write the programs outside it, e.g. --out {top.parent / (top.name + '-dist')}")
+    if top.is_relative_to(out):
+        raise InputError(f"--out {out_dir}: holds the project {root}", hint="give a directory of its own, e.g. ./dist")
+    home = os.path.realpath(os.path.expanduser("~"))
+    if str(out) in _SYSTEM_DIRS or out.parent == Path("/usr") or str(out) == home:
+        raise InputError(f"--out {out_dir}: is a system directory or your home", hint="give a directory of its own, "
+                         "e.g. ./dist")
+
+
+def output_paths(base: Path, wanted: Sequence[targets.Target], per_target: bool) -> dict[str, Path]:
+    """Where each target's binary goes: base itself, or base-<target> (hello-arm-v7) for each when per_target."""
+    if not per_target:
+        if len(wanted) != 1:
+            raise InputError(f"{len(wanted)} targets cannot share the one output {base}")
+        return {wanted[0].name: base}
+    return {t.name: base.with_name(f"{base.name}-{t.name}") for t in wanted}
+
+
+def skip_output(out_dir: Path) -> Callable[[str], bool]:
+    """What of the user's tree a project build leaves out: .git, and the output directory when it lies inside."""
+    out = os.path.realpath(out_dir)
+    return lambda path: os.path.basename(path) == ".git" or os.path.realpath(path) == out

@@ -1,0 +1,179 @@
+"""The one container class: a container named and labelled as ours, within limits, that takes files in, runs to
+its end with its output streamed to a file, gives files out, and is removed however the block ends. Every build
+container goes through it; nothing else calls the archive API."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import tarfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from .. import interrupts
+from ..errors import BuildFailed, ToolkitError, timed_out
+from . import client as engine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one build may use: memory (bytes, swap included) and processes of its container, and seconds of wall
+    time (None: no limit) natively or in a container. A runaway build (a fork bomb, a leak, a hang) stops there
+    instead of taking the engine's machine with it."""
+
+    memory: int = 8 << 30
+    pids: int = 4096
+    timeout: float | None = 3600.0
+
+    def create_args(self) -> dict[str, Any]:
+        return {"mem_limit": self.memory, "memswap_limit": self.memory, "pids_limit": self.pids}
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@contextlib.contextmanager
+def created(client: Any, role: str, image: str, **create: Any) -> Iterator[Any]:
+    """A container named and labelled as ours (the SDK's object), removed on the way out however the block ends.
+
+    The name is chosen before the engine is asked, so a container that was created just as an interrupt
+    arrived (the answer never read) is still found and removed.
+    """
+    name = f"fromscratch-{role}-{uuid.uuid4().hex[:12]}"
+    try:
+        with engine.step(f"creating the {role} container"):
+            made = client.containers.create(image, name=name,
+                                            labels={**create.pop("labels", {}), **engine.labels(role)}, **create)
+        yield made
+    except BaseException:
+        with interrupts.deferred():
+            remove(client, name, quiet=True)
+        raise
+    with interrupts.deferred():
+        remove(client, name)
+
+
+def remove(client: Any, name: str, quiet: bool = False) -> None:
+    """Remove a container by name or id if it exists. quiet: a failure (say, the engine is gone) is a warning
+    that names the container, because another error is already on its way to the user."""
+    from docker.errors import APIError, NotFound
+
+    try:
+        with engine.step(f"removing the container {name}"):
+            try:
+                client.api.remove_container(name, force=True)
+            except NotFound:
+                pass
+            except APIError as exc:
+                if exc.status_code != 409 or "already in progress" not in str(exc.explanation):
+                    raise
+                wait_gone(client, name)  # someone else (docker rm -f) is removing it already
+    except ToolkitError as exc:
+        if not quiet:
+            raise
+        log.warning("could not remove the container %s (%s); remove it with: docker rm -f %s", name, exc, name)
+
+
+def wait_gone(client: Any, container_id: str, seconds: float = 20.0) -> None:
+    """Wait (bounded) until the engine has removed a container it is tearing down itself."""
+    from docker.errors import NotFound
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            client.api.inspect_container(container_id)
+        except NotFound:
+            return
+        time.sleep(0.2)
+
+
+# PID 1 of a build container: the build runs with its stdin closed, and the container ends when its own stdin
+# reaches EOF, which happens when the client that attached to it goes away (killed, its machine gone): the
+# kernel then stops every process in the container. A build therefore never outlives the command that started it.
+# (sh gives a background job /dev/null for stdin: the watcher reads the container's stdin through fd 3)
+_WATCHED = ('trap "exit 143" TERM; exec 3<&0; "$@" </dev/null 3<&- & b=$!; '
+            '{ cat <&3 >/dev/null; kill -TERM $$; } & wait "$b"')
+
+
+class Container:
+    """A build container: made by Container.open(), which removes it however the block ends."""
+
+    def __init__(self, client: Any, made: Any, limits: Limits) -> None:
+        self._client = client
+        self._made = made
+        self.limits = limits
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, client: Any, image: str, command: list[str], workdir: str,
+             limits: Limits = DEFAULT_LIMITS, role: str = "build") -> Iterator[Container]:
+        """A container of image that will run command (argv, never a shell line) in workdir, networking off,
+        within limits, and that ends when the client attached to it goes away."""
+        with created(client, role, image, command=["sh", "-c", _WATCHED, "sh", *command], stdin_open=True,
+                     network_disabled=True, working_dir=workdir, **limits.create_args()) as made:
+            yield cls(client, made, limits)
+
+    def copy_in(self, dest: str, tar: IO[bytes] | bytes, what: str) -> None:
+        """A tar archive (a file or its bytes) unpacked at dest."""
+        with engine.step(f"copying {what} into the build container"):
+            self._made.put_archive(dest, tar)
+
+    def run(self, what: str, output: Path) -> int:
+        """Start it, attached to its stdin for as long as it runs, and wait (at most the time limit); its output
+        streamed to the file output (a build printing gigabytes costs disk, not memory). Returns its exit code;
+        a run past the time limit, or one killed (docker kill, out of memory), raises."""
+        timeout = self.limits.timeout
+        with engine.step(f"{what} in the build container"):
+            sock = self._client.api.attach_socket(self._made.id, params={"stdin": 1, "stream": 1})
+            try:
+                self._made.start()
+                started = time.monotonic()
+                try:
+                    status = self._made.wait(timeout=timeout)
+                except Exception:
+                    # the SDK reports a read timeout as requests' ReadTimeout or, over a unix socket,
+                    # ConnectionError; the clock tells it from an engine that went away
+                    if timeout is not None and time.monotonic() - started >= timeout - 1:
+                        raise timed_out(what, timeout) from None
+                    raise
+            finally:
+                with contextlib.suppress(OSError):
+                    sock.close()
+            with open(output, "wb") as fh:
+                for chunk in self._made.logs(stdout=True, stderr=True, stream=True, follow=False):
+                    fh.write(chunk)
+        code = int(status.get("StatusCode", 1))
+        if code >= 128:
+            from ..files import excerpt
+
+            raise BuildFailed(f"the build container was killed while {what} (exit {code}, signal {code - 128})",
+                              hint=f"was it stopped (docker kill, docker stop) or out of memory (its limit is "
+                                   f"{self.limits.memory >> 20} MiB; FROMSCRATCH_BUILD_MEMORY raises it)?",
+                              log=excerpt(output))
+        return code
+
+    def copy_out(self, path: str, place: Callable[[str], Path | None], what: str) -> list[str]:
+        """The regular files under path written where place(member name) says (None: not wanted), streaming;
+        returns the names of the members written."""
+        written = []
+        with engine.step(f"copying {what} out"):
+            stream, _ = self._made.get_archive(path)
+            with tarfile.open(fileobj=engine.ChunkReader(stream), mode="r|") as tar:
+                for member in tar:
+                    dest = place(member.name) if member.isfile() else None
+                    if dest is None:
+                        continue
+                    src = tar.extractfile(member)
+                    assert src is not None
+                    with open(dest, "wb") as fh:
+                        shutil.copyfileobj(src, fh, 1 << 20)
+                    written.append(member.name)
+        return written
+
