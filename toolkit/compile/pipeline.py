@@ -132,10 +132,11 @@ def _deliver(out: Path, target: targets.Target, place: Place, sources: Sequence[
         text = record.read_text() if record.is_file() else ""
         document = spdx.program_document(p, dest.name, target.platform, facts[p.name],
                                          links.parse(text) if text else None, sources, epoch)
-        with spdx.naming(dest):
+        # the binary's temporary file first (an output that cannot be written is said by its name), then its SBOM,
+        # then its name: a binary never takes its name without the document that describes it
+        with spdx.naming(dest), atomic_output(dest, mode=0o755) as tmp:
+            shutil.copyfile(p, tmp)
             spdx.write_beside(dest, document)
-            with atomic_output(dest, mode=0o755) as tmp:
-                shutil.copyfile(p, tmp)
         written.append(dest)
     return tuple(written)
 
