@@ -10,6 +10,7 @@ import posixpath
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .. import targets
 from . import links
@@ -72,44 +73,20 @@ def zig(target: targets.Target, build_machine: targets.Target, python: str) -> T
                    linker=links.ZIG)
 
 
-def compiler_wrapper(command: Sequence[str], linker: str = links.GNU, driver: str = "", strip: bool = False) -> str:
-    """A compiler that links statically unless asked for a shared object: a build system that runs it, with any
-    flags, in any step (configure tests, libtool, try_compile) gets static programs. libtool, for one, drops a
-    plain -static from LDFLAGS (it wants -all-static); here the driver adds it after libtool has spoken. strip:
-    every program is linked with -s too (--strip; the linker strips, so zig's programs are stripped as well: no
-    zig tool strips a foreign ELF file).
+WRAPPER = Path(__file__).with_name("wrapper.sh")  # fs_cc, which every compiler wrapper runs
 
-    With FROMSCRATCH_LINKS set, a link of a program goes through fs_link, which keeps what the linker used in a
-    trace named after the program (PROGRAM.PID), for its SBOM. Modes that print to stdout (-E, -M, -print-*, -dump*)
-    are not links and pass straight through."""
-    real = " ".join(shlex.quote(c) for c in command)
-    static = "-static -s" if strip else "-static"
+
+def compiler_wrapper(command: Sequence[str], linker: str = links.GNU, driver: str = "", strip: bool = False) -> str:
+    """A compiler that links statically unless asked for a shared object (wrapper.sh's fs_cc says how), its link
+    traced for the SBOM; strip: every program is linked with -s too (--strip)."""
+    words = " ".join(shlex.quote(c) for c in command)
     return ("#!/bin/sh\n"
             "# made by fromscratch: every program linked static; a shared object (-shared) without -static\n"
-            "for a; do [ \"$a\" = -shared ] && shared=1; done\n"
-            "if [ -n \"${shared-}\" ]; then\n"
-            "  for a; do shift; [ \"$a\" = -static ] || set -- \"$@\" \"$a\"; done\n"
-            f"  exec {real} \"$@\"\n"
-            "fi\n"
-            "if [ -n \"${FROMSCRATCH_LINKS-}\" ]; then\n"
-            "  link=1 out=a.out prev=\n"
-            "  for a; do\n"
-            "    case $a in -c|-S|-E|-M|-MM|-fsyntax-only|--help|--version|-dump*|-print-*|--print-*) link= ;;\n"
-            "      -o?*) out=${a#-o} ;; esac\n"
-            "    [ \"$prev\" = -o ] && out=$a\n"
-            "    prev=$a\n"
-            "  done\n"
-            "  case $out in */*) dir=${out%/*} ;; *) dir=. ;; esac\n"
-            "  if [ -n \"$link\" ] && dir=$(cd \"${dir:-/}\" 2>/dev/null && pwd -P); then\n"
-            "    . \"${0%/*}/links.sh\"\n"
-            "    [ -d \"$FROMSCRATCH_LINKS\" ] || mkdir -p \"$FROMSCRATCH_LINKS\"\n"
-            f"    fs_link {linker} {shlex.quote(driver) or chr(39) * 2} \"$dir/${{out##*/}}\" "
-            "\"$FROMSCRATCH_LINKS/${out##*/}.$$\" "
-            f"{real} \"$@\" {static}\n"
-            "    exit\n"
-            "  fi\n"
-            "fi\n"
-            f"exec {real} \"$@\" {static}\n")
+            "# shellcheck source=/dev/null\n"
+            '. "${0%/*}/links.sh"\n'
+            "# shellcheck source=/dev/null\n"
+            '. "${0%/*}/wrapper.sh"\n'
+            f'fs_cc {linker} {shlex.quote(driver) or chr(39) * 2} {int(strip)} {len(command)} {words} "$@"\n')
 
 
 def tool_wrapper(command: Sequence[str]) -> str:
@@ -202,4 +179,4 @@ def files(tools: Toolset, tools_dir: str, strip: bool = False) -> dict[str, str]
     """Every file of the tools directory: the wrappers (executable; strip: each program linked with -s), the two
     machine files and the link tracing functions the wrappers and the build script source."""
     return {**wrappers(tools, strip), "toolchain.cmake": cmake_toolchain(tools, tools_dir),
-            "meson.ini": meson_machine(tools, tools_dir), "links.sh": links.SCRIPT}
+            "meson.ini": meson_machine(tools, tools_dir), "links.sh": links.SCRIPT, "wrapper.sh": WRAPPER.read_text()}

@@ -23,7 +23,7 @@ _MARKERS = (("cmake", ("CMakeLists.txt",)), ("meson", ("meson.build",)),
             ("autotools", ("configure", "configure.ac", "configure.in", "autogen.sh")),
             ("make", ("GNUmakefile", "makefile", "Makefile")))
 PREFIX = "/usr/local"  # the install prefix inside the staging directory (DESTDIR)
-# Exit codes of the script's own failures, told apart from a build step's.
+# Exit codes of the script's own failures, told apart from a build step's (collect.sh's FS_NO_ARTIFACT, FS_NO_PROGRAM).
 NO_ARTIFACT, NO_PROGRAM = 91, 92
 
 
@@ -163,58 +163,8 @@ def steps(project: Plan, cross: bool, triplet: str, gnu_ld: bool = True) -> list
             f'make install DESTDIR="$W/stage" {make_vars}']
 
 
-RECORDS = ".records"  # in out/, beside the programs: one copy out of the container brings both
-# out/ and taken/ are made after the build, never found: a build that made out/ a symlink cannot send the programs
-# elsewhere.
-_COLLECT = r'''rm -rf "$W/out" "$W/taken"
-mkdir "$W/out" "$W/taken" || exit 1
-is_elf() { [ "$(od -An -N4 -c "$1" 2>/dev/null | tr -d ' \n')" = '177ELF' ]; }
-take() {
-  n=$(basename "$1")
-  if [ -e "$W/out/$n" ]; then echo "fromscratch: skipped $1: a program named $n was taken already" >&2; return; fi
-  cp "$1" "$W/out/$n" && echo "fromscratch: took $1" >&2
-  fs_trace_of "$1" > "$W/taken/$n"
-}
-'''
-# The --artifact paths are the script's arguments (checked by grammar.inside, and here again once the build has
-# made them: a symlink the build left must not lead out of the build's own directories).
-_FROM_ARTIFACTS = r'''for a in "$@"; do
-  found=""
-  for d in "$W/src" "$W/stage$P" "$W/build"; do
-    if [ -f "$d/$a" ]; then found="$d/$a"; break; fi
-  done
-  if [ -z "$found" ]; then
-    echo "fromscratch: --artifact $a: not in the project, its build directory or the install prefix" >&2
-    exit %(no_artifact)d
-  fi
-  real=$(realpath "$found")
-  case "$real" in
-    "$W"/src/*|"$W"/stage/*|"$W"/build/*) take "$found" ;;
-    *) echo "fromscratch: --artifact $a: leads outside the build, to $real" >&2; exit %(no_artifact)d ;;
-  esac
-done
-'''
-_FROM_INSTALL = r'''for f in "$W/stage$P/bin/"* "$W/stage$P/sbin/"*; do
-  if [ -f "$f" ] && [ ! -L "$f" ] && is_elf "$f"; then take "$f"; fi
-done
-'''
-# Executables the build made, where the project installs nothing: configure's, CMake's and Meson's own test
-# programs are not the project's.
-_FROM_TREE = r'''if [ -z "$(ls -A "$W/out")" ]; then
-  find "$W/src" "$W/build" -type f -newer "$W/.started" -perm -u+x ! -name '*.so' ! -name '*.so.*' \
-    ! -name '*.o' ! -name '*.a' ! -name 'conftest*' ! -path '*/CMakeFiles/*' ! -path '*/meson-private/*' \
-    2>/dev/null | sort | while read -r f; do if is_elf "$f"; then take "$f"; fi; done
-fi
-'''
-# After a failed link: which -lNAME had a shared library but no static archive for the target (asked of the
-# target's compiler, which knows where it looks).
-_STATIC_HINT = r'''for l in $(sed -n 's/.*cannot find -l\([^ :]*\).*/\1/p' "$W/build.log" | sort -u); do
-  so=$("$CC" -print-file-name="lib$l.so" 2>/dev/null); a=$("$CC" -print-file-name="lib$l.a" 2>/dev/null)
-  if [ "$so" != "lib$l.so" ] && [ "$a" = "lib$l.a" ]; then
-    echo "fromscratch: -l$l: $so is there, lib$l.a is not: its package ships no static archive" >&2
-  fi
-done
-'''
+RECORDS = ".records"  # in out/, beside the programs: one copy out of the container brings both (collect.sh)
+COLLECT = Path(__file__).with_name("collect.sh")  # copied into the build's tools directory
 
 
 def script(project: Plan, work: str, cross: bool, triplet: str, gnu_ld: bool = True) -> str:
@@ -226,28 +176,24 @@ def script(project: Plan, work: str, cross: bool, triplet: str, gnu_ld: bool = T
     where = f'"$W/src/"{shlex.quote(project.subdir)}' if project.subdir else '"$W/src"'
     body = "\n".join(steps(project, cross, triplet, gnu_ld))
     lines = ["#!/bin/sh", f"# made by fromscratch: a {project.system} build", "set -u",
-             f"W={shlex.quote(work)}", *([] if project.system == RULE else [f"P={PREFIX}"]),
+             f"W={shlex.quote(work)}", f"export P={PREFIX}",
              "# shellcheck source=/dev/null", '. "$W/tools/env.sh"',
-             "# shellcheck source=/dev/null", '. "$W/tools/links.sh"', "JOBS=$(nproc 2>/dev/null || echo 2)",
+             "# shellcheck source=/dev/null", '. "$W/tools/links.sh"',
+             "# shellcheck source=/dev/null", '. "$W/tools/collect.sh"',
+             "export JOBS; JOBS=$(nproc 2>/dev/null || echo 2)",
              f"cd {where} || exit 1", 'mkdir -p "$W/build" "$W/stage"', 'touch "$W/.started"',
              # a rule's output is the compiler's own (its warnings are shown); a project's steps are traced
              "{ (", "set -e" if project.system == RULE else "set -ex", body,
              ') ; echo $? > "$W/status"; } 2>&1 | tee "$W/build.log"',
              'status=$(cat "$W/status")',
-             'if [ "$status" != 0 ]; then', _STATIC_HINT.rstrip(), 'exit "$status"', "fi", _COLLECT.strip()]
+             'if [ "$status" != 0 ]; then fs_static_hint; exit "$status"; fi', "fs_collect_start"]
     if project.system == RULE:
-        lines.append('take "$W/build/$1"')
+        lines.append('fs_take "$W/build/$1"')
     elif project.artifacts:
-        lines.append((_FROM_ARTIFACTS % {"no_artifact": NO_ARTIFACT}).strip())
+        lines.append('fs_from_artifacts "$@"')
     else:
-        lines += [_FROM_INSTALL.strip(), _FROM_TREE.strip()]
-    lines.append(f'if [ -z "$(ls -A "$W/out")" ]; then echo "fromscratch: the build made no program" >&2; '
-                 f"exit {NO_PROGRAM}; fi")
-    # each program's record, made here: the machine that linked it knows which package shipped each input.
-    # $JOBS at a time: each hashes and looks up the same archives, a few hundred ms of processes
-    lines.append(f'mkdir "$W/out/{RECORDS}"; i=0')
-    lines.append(f'for f in "$W/out/"*; do n=$(basename "$f"); fs_resolve "$W/taken/$n" "$W" > "$W/out/{RECORDS}/$n" & '
-                 'i=$((i + 1)); [ $((i % JOBS)) -ne 0 ] || wait; done; wait')
+        lines += ["fs_from_install", "fs_from_tree"]
+    lines.append("fs_collect_end")
     return "\n".join(lines) + "\n"
 
 

@@ -75,6 +75,7 @@ def tools_files(job: plan.Plan, tools: cross.Toolset, work: str) -> dict[str, st
     tools_dir = f"{work}/tools"
     out = cross.files(tools, tools_dir, job.strip)
     out["env.sh"] = plan.env_script(cross.environment(tools, tools_dir, job.cflags, job.ldflags))
+    out["collect.sh"] = plan.COLLECT.read_text()
     out["build.sh"] = plan.script(job, work, tools.cross, tools.triplet, tools.linker == links.GNU)
     return out
 

@@ -1,0 +1,86 @@
+# shellcheck shell=sh disable=SC2154
+# Sourced by a build's build.sh (compile/plan.py writes it), after the build's steps, with W (the work directory),
+# P (the install prefix) and JOBS set and links.sh sourced: the functions that take the programs the build made
+# into $W/out, and the record of each one's link into $W/out/.records. (SC2154: those variables, and CC, are
+# the sourcing script's.)
+# Exit codes of the script's own failures, told apart from a build step's (plan.NO_ARTIFACT, plan.NO_PROGRAM):
+FS_NO_ARTIFACT=91
+FS_NO_PROGRAM=92
+
+# After a failed link: which -lNAME had a shared library but no static archive for the target (asked of the
+# target's compiler, which knows where it looks).
+fs_static_hint() {
+  for l in $(sed -n 's/.*cannot find -l\([^ :]*\).*/\1/p' "$W/build.log" | sort -u); do
+    so=$("$CC" -print-file-name="lib$l.so" 2>/dev/null); a=$("$CC" -print-file-name="lib$l.a" 2>/dev/null)
+    if [ "$so" != "lib$l.so" ] && [ "$a" = "lib$l.a" ]; then
+      echo "fromscratch: -l$l: $so is there, lib$l.a is not: its package ships no static archive" >&2
+    fi
+  done
+}
+
+# out/ and taken/ are made after the build, never found: a build that made out/ a symlink cannot send the programs
+# elsewhere.
+fs_collect_start() {
+  rm -rf "$W/out" "$W/taken"
+  mkdir "$W/out" "$W/taken" || exit 1
+}
+
+fs_is_elf() { [ "$(od -An -N4 -c "$1" 2>/dev/null | tr -d ' \n')" = '177ELF' ]; }
+
+fs_take() {
+  n=$(basename "$1")
+  if [ -e "$W/out/$n" ]; then echo "fromscratch: skipped $1: a program named $n was taken already" >&2; return; fi
+  cp "$1" "$W/out/$n" && echo "fromscratch: took $1" >&2
+  fs_trace_of "$1" > "$W/taken/$n"
+}
+
+# The --artifact paths (the script's arguments: checked by grammar.inside, and here again once the build has made
+# them: a symlink the build left must not lead out of the build's own directories).
+fs_from_artifacts() {
+  for a in "$@"; do
+    found=""
+    for d in "$W/src" "$W/stage$P" "$W/build"; do
+      if [ -f "$d/$a" ]; then found="$d/$a"; break; fi
+    done
+    if [ -z "$found" ]; then
+      echo "fromscratch: --artifact $a: not in the project, its build directory or the install prefix" >&2
+      exit "$FS_NO_ARTIFACT"
+    fi
+    real=$(realpath "$found")
+    case "$real" in
+      "$W"/src/*|"$W"/stage/*|"$W"/build/*) fs_take "$found" ;;
+      *) echo "fromscratch: --artifact $a: leads outside the build, to $real" >&2; exit "$FS_NO_ARTIFACT" ;;
+    esac
+  done
+}
+
+# What the build installed in bin/ and sbin/.
+fs_from_install() {
+  for f in "$W/stage$P/bin/"* "$W/stage$P/sbin/"*; do
+    if [ -f "$f" ] && [ ! -L "$f" ] && fs_is_elf "$f"; then fs_take "$f"; fi
+  done
+}
+
+# Executables the build made, where the project installs nothing: configure's, CMake's and Meson's own test
+# programs are not the project's.
+fs_from_tree() {
+  if [ -z "$(ls -A "$W/out")" ]; then
+    find "$W/src" "$W/build" -type f -newer "$W/.started" -perm -u+x ! -name '*.so' ! -name '*.so.*' \
+      ! -name '*.o' ! -name '*.a' ! -name 'conftest*' ! -path '*/CMakeFiles/*' ! -path '*/meson-private/*' \
+      2>/dev/null | sort | while read -r f; do if fs_is_elf "$f"; then fs_take "$f"; fi; done
+  fi
+}
+
+# None taken is a failure; else each program's record, made here: the machine that linked it knows which package
+# shipped each input. $JOBS at a time: each hashes and looks up the same archives, a few hundred ms of processes.
+fs_collect_end() {
+  if [ -z "$(ls -A "$W/out")" ]; then echo "fromscratch: the build made no program" >&2; exit "$FS_NO_PROGRAM"; fi
+  mkdir "$W/out/.records"
+  i=0
+  for f in "$W/out/"*; do
+    n=$(basename "$f")
+    fs_resolve "$W/taken/$n" "$W" > "$W/out/.records/$n" &
+    i=$((i + 1)); [ $((i % JOBS)) -ne 0 ] || wait
+  done
+  wait
+}
