@@ -116,7 +116,8 @@ class ContainerToolchain:
             _write_tar(tar_file, job, tools_files(job, tools, WORK), skip)
             tar_file.seek(0)
             container.copy_in("/", tar_file, job.name)
-            doing = f"building {job.name} for {target.platform}"
+            doing = (f"compiling for {target.platform}" if job.system == plan.RULE
+                     else f"building {job.name} for {target.platform}")
             code = container.run(doing, made / "output.log")
             if code != 0:
                 raise failure(code, made / "output.log", what(job, target))
