@@ -4,6 +4,7 @@ One target's failure does not stop the others."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -87,10 +88,16 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
     sources = _documented_sources(job, out_dir)  # once: every program of every target is made from them
 
     def one(target: targets.Target) -> tuple[Path, ...]:
-        with chain.run(job, target, skip) as made:
-            if job.system == plan.RULE:
-                _compiler_said(made / "output.log")
-            written = _deliver(made / "out", target, place, sources, job.system == plan.RULE)
+        rule = job.system == plan.RULE
+        # outputs (renamed as `outputs` closes) before their naming locks are let go (as `naming` closes)
+        with contextlib.ExitStack() as naming, contextlib.ExitStack() as outputs:
+            # a rule's one output is taken before it compiles: one that cannot be written is said at once
+            reserved = ({job.program: outputs.enter_context(atomic_output(place(target, job.program), mode=0o755))}
+                        if rule else {})
+            with chain.run(job, target, skip) as made:
+                if rule:
+                    _compiler_said(made / "output.log")
+                written = _deliver(made / "out", target, place, sources, rule, naming, outputs, reserved)
         for path in written:
             say(f"built {path} for {target.platform} with the {chain.name} toolchain")
         return written
@@ -117,9 +124,12 @@ def _compiler_said(output: Path) -> None:
 
 
 def _deliver(out: Path, target: targets.Target, place: Place, sources: Sequence[spdx.Package | spdx.File],
-             rule: bool) -> tuple[Path, ...]:
+             rule: bool, naming: contextlib.ExitStack, outputs: contextlib.ExitStack,
+             reserved: dict[str, Path]) -> tuple[Path, ...]:
     """Every program of out, verified for target first (all or none are written), then written where place
-    says, each with its SBOM beside it (from out/.records, the record of its link)."""
+    says (into the temporary file reserved for it, else one made now, renamed as outputs closes), each with its
+    SBOM beside it (from out/.records, the record of its link) and its naming lock held in naming: a binary never
+    takes its name without the document that describes it."""
     programs = _programs(out, target)
     hint = None if rule else ("a project that links dynamically despite the flags: see its build options "
                               "(--configure-args), or pick the programs with --artifact")
@@ -132,11 +142,10 @@ def _deliver(out: Path, target: targets.Target, place: Place, sources: Sequence[
         text = record.read_text() if record.is_file() else ""
         document = spdx.program_document(p, dest.name, target.platform, facts[p.name],
                                          links.parse(text) if text else None, sources, epoch)
-        # the binary's temporary file first (an output that cannot be written is said by its name), then its SBOM,
-        # then its name: a binary never takes its name without the document that describes it
-        with spdx.naming(dest), atomic_output(dest, mode=0o755) as tmp:
-            shutil.copyfile(p, tmp)
-            spdx.write_beside(dest, document)
+        naming.enter_context(spdx.naming(dest))
+        tmp = reserved.get(p.name) or outputs.enter_context(atomic_output(dest, mode=0o755))
+        shutil.copyfile(p, tmp)
+        spdx.write_beside(dest, document)
         written.append(dest)
     return tuple(written)
 
