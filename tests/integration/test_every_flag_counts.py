@@ -62,9 +62,8 @@ def test_builder_base_with_a_toolchain_that_runs_no_container_is_refused(tmp_pat
     assert not (tmp_path / "hello").exists()
 
 
-@pytest.mark.parametrize("flags", [("--package", "zlib1g-dev"), ("--tool", "tcl"), ("--artifact", "bin/x"),
-                                   ("--subdir", "src"), ("--system", "cmake"), ("--run", "make"),
-                                   ("--configure-args", "--enable-x"), ("--make-args", "all")])
+@pytest.mark.parametrize("flags", [("--artifact", "bin/x"), ("--subdir", "src"), ("--system", "cmake"),
+                                   ("--run", "make"), ("--configure-args", "--enable-x"), ("--make-args", "all")])
 def test_project_flags_with_src_are_refused(tmp_path, flags):
     (tmp_path / "hello.c").write_text(HELLO)
     result = invoke("build", "--src", "hello.c", "--out", "hello", *flags, cwd=tmp_path)
@@ -72,6 +71,20 @@ def test_project_flags_with_src_are_refused(tmp_path, flags):
     assert flags[0] in result.err and "--project" in result.err, result.err
     assert len(result.err.strip().splitlines()) == 1, result.err
     assert not (tmp_path / "hello").exists()
+
+
+def test_src_takes_packages_and_tools_as_a_project_does(tmp_path):
+    # --src is a one-rule project: its --package and --tool count, natively too (the host must have them)
+    (tmp_path / "hello.c").write_text(HELLO)
+    lacking = invoke("build", "--src", "hello.c", "--out", "hello", "--toolchain", "native", "--arch", "arm64",
+                     "--package", "fromscratch-no-such-dev", "--tool", "fromscratch-no-such-tool", cwd=tmp_path)
+    assert_clean_failure(lacking, 1)
+    assert "fromscratch-no-such-tool fromscratch-no-such-dev:arm64" in lacking.err, lacking.err
+    assert not (tmp_path / "hello-arm64").exists() and not (tmp_path / "hello").exists()
+    built = invoke("build", "--src", "hello.c", "--out", "hello", "--toolchain", "native", "--tool", "gcc",
+                   cwd=tmp_path)
+    assert built.code == 0, built
+    assert "built hello for linux/amd64 with the native toolchain" in built.out
 
 
 @pytest.mark.parametrize("flags", [("--cflags", "-O2"), ("--tiny",), ("--src", "hello.c"), ("--toolchain", "zig"),

@@ -5,6 +5,7 @@ want of zlib1g-dev. Debian's Contents index comes from the host's mirror once pe
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -88,6 +89,13 @@ def test_src_builds_are_told_the_package_their_way(tmp_path, builder_base):
     assert_clean_failure(both, 1)
     assert "2 of 2 targets failed" in both.err.splitlines()[-1] and "zlib1g-dev" in both.err.splitlines()[-1]
     assert not (tmp_path / "zc").exists() and not (tmp_path / "zl").exists()
+    # and the hint is right: --src takes --package as a project does, and the SBOM names what the link took
+    fixed = invoke("build", "--src", "zc.c", "--out", "zc", "--toolchain", "container", "--builder-base",
+                   builder_base, "--package", "zlib1g-dev", "--ldflags", "-lz", cwd=tmp_path, timeout=1800)
+    assert fixed.code == 0, fixed
+    assert subprocess.run([str(tmp_path / "zc")], capture_output=True, text=True).stdout.startswith("zlib 1.")
+    document = json.loads((tmp_path / "zc.spdx.json").read_text())
+    assert "zlib1g-dev" in {p["name"] for p in document["packages"]}
 
 
 def test_the_index_is_fetched_once_and_kept(tmp_path, builder_base):

@@ -69,6 +69,21 @@ def test_hostile_packages_and_tools_are_refused_before_anything_runs(tmp_path, f
     _nothing_ran(tmp_path)
 
 
+@pytest.mark.parametrize("what", [("--project", "p"), ("--src", "p/a.c", "--out", "a")])
+def test_a_package_with_an_architecture_is_refused_for_src_and_project_alike(tmp_path, what):
+    # the build adds :ARCH for each target itself: zlib1g-dev:arm64 would become zlib1g-dev:arm64:amd64
+    proj = tmp_path / "p"
+    proj.mkdir()
+    (proj / "Makefile").write_text("all:\n\ttrue\n")
+    (proj / "a.c").write_text("int main(void){}\n")
+    for flag in ("--package", "--tool"):
+        result = invoke("build", *what, "--toolchain", "container", flag, "zlib1g-dev:arm64", cwd=tmp_path)
+        assert_clean_failure(result, 2)
+        assert f"error: {flag} zlib1g-dev:arm64: give the name without :ARCH" in result.err, result.err
+        assert len(result.err.strip().splitlines()) == 1
+    assert sorted(p.name for p in proj.iterdir()) == ["Makefile", "a.c"] and not (tmp_path / "a").exists()
+
+
 @pytest.mark.parametrize("value", ["ubuntu:24.04\nRUN touch pwned", "--network=host", "$(touch pwned)"])
 def test_a_hostile_builder_base_is_refused(tmp_path, value):
     result = invoke("build-hello", "--toolchain", "container", "--builder-base", value, cwd=tmp_path)
