@@ -81,13 +81,15 @@ def output_file(out: Path) -> Path:
 
 @contextlib.contextmanager
 def atomic_output(out: Path, mode: int | None = None) -> Iterator[Path]:
-    """Yield a temporary path in out's directory; on success it becomes out, on any failure it is removed.
+    """Yield a temporary path in out's directory; on success it becomes out, on any failure it is removed, and
+    so are the directories made for it when they are still empty.
 
     mode defaults to what a plain open() would give (0666 less the umask), not mkstemp's private 0600.
     """
     if out.is_symlink():
         out = Path(os.path.realpath(out))  # replace the file the link names, keep the link
     parent = out.parent if str(out.parent) else Path(".")
+    made = [d for d in (parent, *parent.parents) if not d.exists()]  # removed again if nothing is written
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -102,14 +104,20 @@ def atomic_output(out: Path, mode: int | None = None) -> Iterator[Path]:
                          hint="choose an output directory you can write to") from None
     os.close(fd)
     tmp = Path(name)
+    done = False
     try:
         yield tmp
         os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
         with interrupts.deferred():
             os.replace(tmp, out)
+        done = True
     finally:
-        with interrupts.deferred(), contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        with interrupts.deferred():
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            for directory in made if not done else ():
+                with contextlib.suppress(OSError):  # still empty: ours to remove; else someone wrote there
+                    directory.rmdir()
 
 
 def scratch_dir() -> str | None:
