@@ -13,11 +13,12 @@ import pytest
 
 from tests import elfgen
 from tests.conftest import REPO, assert_clean_failure, invoke
+from toolkit import targets
 from toolkit.check import elf, verify
 
 
 def test_static_binary_passes_every_check(binaries):
-    verdict = verify.verify(elf.read(str(binaries["static"])), "amd64")
+    verdict = verify.verify(elf.read(str(binaries["static"])), targets.lookup("amd64"))
     assert verdict.ok, verdict.render()
     assert [c.name for c in verdict.checks] == ["format", "integrity", "linux", "type", "static", "arch"]
     assert verdict.facts.interpreter is None and verdict.facts.needed == ()
@@ -41,7 +42,7 @@ def test_dynamic_binary_fails_and_names_its_interpreter(binaries):
 
 
 def test_wrong_arch_says_exec_format_error(binaries):
-    verdict = verify.verify(elf.read(str(binaries["static"])), "arm64")
+    verdict = verify.verify(elf.read(str(binaries["static"])), targets.lookup("arm64"))
     arch = next(c for c in verdict.checks if c.name == "arch")
     assert not arch.ok and "exec format error" in arch.detail
 
@@ -85,7 +86,7 @@ def test_cli_non_programs_fail_clearly_with_valid_json(tmp_path, make, code, phr
 
 
 def test_cli_json_for_a_passing_binary(binaries):
-    result = invoke("verify", str(binaries["static"]), "--json", "--arch", "amd64")
+    result = invoke("verify", str(binaries["static"]), "--json", "--arch", targets.lookup("amd64"))
     assert result.code == 0, result
     doc = json.loads(result.out)
     assert doc["ok"] is True and doc["arch"] == "amd64" and doc["interpreter"] is None
@@ -200,7 +201,7 @@ def test_invoke_image_options_reach_the_warning(glibc_programs, tmp_path):
     conf = entries["etc/nsswitch.conf"]
     assert conf.mode == 0o644 and conf.data is not None
     assert conf.data.decode().splitlines() == ["passwd: files", "group: files", "hosts: files dns"]
-    verdict = scratch.in_image(scratch.checked(binary), list(entries.values()))
+    verdict = scratch.prepare(binary, opts).verdict
     _, users, others = _nss(verdict)
     assert "/etc/group, which this image has" in users and "--nsswitch" not in others
     (tmp_path / "nsswitch.conf").write_text("hosts: files\n")
@@ -263,7 +264,7 @@ def test_cli_directory_lists_skips_and_summarises(binaries, tmp_path):
 
 def test_cli_directory_json_is_one_document_with_a_list(binaries, tmp_path):
     root = _tree(tmp_path, binaries, with_dynamic=False)
-    result = invoke("verify", str(root), "--json", "--arch", "amd64")
+    result = invoke("verify", str(root), "--json", "--arch", targets.lookup("amd64"))
     assert result.code == 0, result
     doc = json.loads(result.out)
     assert doc["ok"] is True and doc["path"] == str(root)
@@ -272,7 +273,7 @@ def test_cli_directory_json_is_one_document_with_a_list(binaries, tmp_path):
     assert by_path["bin/app"]["skipped"] is False and by_path["bin/app"]["arch"] == "amd64"
     assert by_path["README"] == {"path": "README", "format": "data", "ok": None, "skipped": True,
                                  "describe": "not an executable (no ELF header)"}
-    bad_arch = invoke("verify", str(root), "--arch", "arm64")
+    bad_arch = invoke("verify", str(root), "--arch", targets.lookup("arm64"))
     assert_clean_failure(bad_arch, 1)
     assert "exec format error" in bad_arch.out
 

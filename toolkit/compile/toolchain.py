@@ -192,7 +192,7 @@ def for_each_target(wanted: Sequence[targets.Target], jobs: int, work: Callable[
 
 def _check_output(path: Path, target: targets.Target, who: str) -> elf.ElfFacts:
     """The compiler's output must pass verify for its target before it takes the user's file name."""
-    verdict = verify.verify(elf.read(str(path)), target.name)
+    verdict = verify.verify(elf.read(str(path)), target)
     if not verdict.ok:
         raise BuildFailed(f"{who} built a binary for {target.platform} that fails verify: "
                           + "; ".join(verdict.failures))

@@ -70,7 +70,7 @@ def _deliver(made: Path, target: targets.Target, dest: Path, who: str, sources: 
     programs = _programs(made / "out", target)
     facts = {}
     for p in programs:
-        verdict = verify.verify(elf.read(str(p)), target.name)
+        verdict = verify.verify(elf.read(str(p)), target)
         if not verdict.ok:
             raise BuildFailed(f"the {who} build made {p.name} for {target.platform}, which fails verify: "
                               + "; ".join(verdict.failures),

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .. import command
-from ..check import elf, verify
+from ..check import elf
 from ..compile import links, spdx
 from ..errors import InputError, ToolkitError
 from ..files import regular_input, scratch_dir
@@ -230,9 +230,7 @@ def of_binary(binary: Path) -> Shown:
     facts = elf.read(str(regular_input(binary, "binary")))
     if not facts.is_elf:
         raise InputError(f"{binary}: {facts.describe}, not an ELF program")
-    config = img.platform_of(verify.verify(facts))
-    platform = "/".join(p for p in (config.os, config.architecture, config.variant) if p)
-    program = for_program(binary, Choice("auto"), platform, facts, 0)
+    program = for_program(binary, Choice("auto"), img.platform_of(facts).platform, facts, 0)
     assert program is not None
     return Shown(f"{binary} ({program.origin})", program.doc)
 
