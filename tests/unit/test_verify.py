@@ -86,7 +86,7 @@ def test_cli_non_programs_fail_clearly_with_valid_json(tmp_path, make, code, phr
 
 
 def test_cli_json_for_a_passing_binary(binaries):
-    result = invoke("verify", str(binaries["static"]), "--json", "--arch", targets.lookup("amd64"))
+    result = invoke("verify", str(binaries["static"]), "--json", "--arch", "amd64")
     assert result.code == 0, result
     doc = json.loads(result.out)
     assert doc["ok"] is True and doc["arch"] == "amd64" and doc["interpreter"] is None
@@ -264,7 +264,7 @@ def test_cli_directory_lists_skips_and_summarises(binaries, tmp_path):
 
 def test_cli_directory_json_is_one_document_with_a_list(binaries, tmp_path):
     root = _tree(tmp_path, binaries, with_dynamic=False)
-    result = invoke("verify", str(root), "--json", "--arch", targets.lookup("amd64"))
+    result = invoke("verify", str(root), "--json", "--arch", "amd64")
     assert result.code == 0, result
     doc = json.loads(result.out)
     assert doc["ok"] is True and doc["path"] == str(root)
@@ -273,7 +273,7 @@ def test_cli_directory_json_is_one_document_with_a_list(binaries, tmp_path):
     assert by_path["bin/app"]["skipped"] is False and by_path["bin/app"]["arch"] == "amd64"
     assert by_path["README"] == {"path": "README", "format": "data", "ok": None, "skipped": True,
                                  "describe": "not an executable (no ELF header)"}
-    bad_arch = invoke("verify", str(root), "--arch", targets.lookup("arm64"))
+    bad_arch = invoke("verify", str(root), "--arch", "arm64")
     assert_clean_failure(bad_arch, 1)
     assert "exec format error" in bad_arch.out
 

@@ -7,10 +7,9 @@ import contextlib
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from .. import command, dates, files, targets
-from ..compile import recipes
+from ..compile import provides, recipes
 from ..engine import client as engine
 from ..errors import EngineUnavailable, InputError
 from . import dockerfile, oci, store
@@ -22,7 +21,7 @@ def image(ref: str, binaries: Sequence[Path], opts: img.Options, outputs: Sequen
           say: Callable[[str], None],
           *, backend: str = "python", want: targets.Target | None = None, platforms: Sequence[targets.Target] = (),
           recipe: recipes.Recipe | None = None, toolchain: str = "auto", builder_base: str | None = None,
-          sbom: str | None = None, limits: Any = None, index: Any = None) -> None:
+          sbom: str | None = None, limits: engine.Limits | None = None, index: provides.Index | None = None) -> None:
     """Make ref's image and say what was made: of one binary, of several (one per platform, each platform read
     from its ELF: one multi-platform image) or, with platforms, of recipe compiled for each of them; want: the
     one platform a binary must be for. Each platform's SBOM (sbom: FILE, none, or by default the one beside each
@@ -49,8 +48,8 @@ def image(ref: str, binaries: Sequence[Path], opts: img.Options, outputs: Sequen
                              "--output, --platform and --sbom FILE need the python backend")
         say(_render_dockerfile_build(dockerfile.build(engine.connect(), binary, ref, opts, want, epoch)))
         return
-    index = bool(platforms) or len(binaries) > 1  # kept in the store for push, loaded with per-platform tags
-    client = None if outputs else _engine_for(index)
+    indexed = bool(platforms) or len(binaries) > 1  # kept in the store for push, loaded with per-platform tags
+    client = None if outputs else _engine_for(indexed)
     with contextlib.ExitStack() as stack:
         if platforms:
             paths, built = _compile_each(stack, platforms, recipe or recipes.hello(), binary.name, ref, opts, epoch,
@@ -59,16 +58,17 @@ def image(ref: str, binaries: Sequence[Path], opts: img.Options, outputs: Sequen
             paths = list(binaries)
             built = [stack.enter_context(img.assemble(b, ref, want=want, epoch=epoch, opts=opts)) for b in binaries]
             _one_per_platform(binaries, built)
-        attached = _attach_sboms(paths, built, choice, ref, opts, epoch)  # a bad SBOM stops here: nothing written
+        # a bad SBOM stops here: nothing written
+        attached = _attach_sboms(paths, built, choice, ref, opts, epoch, built_here=bool(platforms))
         say(_render_built(ref, built, attached))
         artifacts = [a for a, _ in attached]
-        _write_outputs(ref, [b.image for b in built], outputs, multi=index, say=say, artifacts=artifacts)
-        if client is not None or index:  # kept for `invoke push`, by image ID
+        _write_outputs(ref, [b.image for b in built], outputs, multi=indexed, say=say, artifacts=artifacts)
+        if client is not None or indexed:  # kept for `invoke push`, by image ID
             for made in built:
                 store.keep_referrers(ref, made.image.image_id, [a for a in artifacts
                                                            if a.subject.digest == made.image.manifest_desc.digest])
         if client is not None:
-            _load_all(client, ref, built, per_platform_tags=index, say=say)
+            _load_all(client, ref, built, per_platform_tags=indexed, say=say)
 
 
 def _check_binaries(binaries: Sequence[Path], want: targets.Target | None,
@@ -108,8 +108,8 @@ def _engine_for(multi: bool) -> engine.Images | None:
 
 def _compile_each(stack: contextlib.ExitStack, platforms: Sequence[targets.Target], recipe: recipes.Recipe,
                   name: str, ref: str, opts: img.Options, epoch: int, toolchain: str, builder_base: str | None,
-                  say: Callable[[str], None], limits: Any = None,
-                  index: Any = None) -> tuple[list[Path], list[img.Built]]:
+                  say: Callable[[str], None], limits: engine.Limits | None = None,
+                  index: provides.Index | None = None) -> tuple[list[Path], list[img.Built]]:
     """Compile recipe for each platform into a directory that lives as long as the stack (each binary with its
     SBOM beside it), and assemble each."""
     bins = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fromscratch-bins-")))
@@ -123,14 +123,15 @@ def _compile_each(stack: contextlib.ExitStack, platforms: Sequence[targets.Targe
 
 
 def _attach_sboms(paths: Sequence[Path], built: Sequence[img.Built], choice: sboms.Choice, ref: str,
-                  opts: img.Options, epoch: int) -> list[tuple[oci.Artifact, str]]:
-    """Each platform's SBOM as an artifact referring to its manifest, with where the program's part came from."""
+                  opts: img.Options, epoch: int, built_here: bool = False) -> list[tuple[oci.Artifact, str]]:
+    """Each platform's SBOM as an artifact referring to its manifest, with where the program's part came from.
+    built_here: the binaries were compiled by this task, each SBOM written with its binary moments ago."""
     if choice.mode == "none":
         return []
     contents = sboms.resolve(sboms.extras(opts))  # the same files on every platform: asked once
     out = []
     for path, b in zip(paths, built, strict=True):
-        program = sboms.for_program(path, choice, b.image.platform, b.verdict.facts, epoch)
+        program = sboms.for_program(path, choice, b.image.platform, b.verdict.facts, epoch, built_here=built_here)
         assert program is not None
         out.append((sboms.attach(b, program, ref, contents, path.name, epoch), program.origin))
     return out
@@ -158,9 +159,8 @@ def _load_all(client: engine.Images, ref: str, built: list[img.Built], *, per_pl
     native = engine.native_target(client).architecture
     loaded: list[list[str]] = []
     for b in built:
-        target = b.target
-        tags = [engine.platform_ref(ref, target)] if per_platform_tags else []  # hello:1.0-arm64, hello:1.0-arm-v7
-        if target.architecture == native and not any(ref in t for t in loaded):
+        tags = [engine.platform_ref(ref, b.target)] if per_platform_tags else []  # hello:1.0-arm64, hello:1.0-arm-v7
+        if b.target.architecture == native and not any(ref in t for t in loaded):
             tags.insert(0, ref)
         loaded.append(tags)
         info = img.load(client, b, tags)

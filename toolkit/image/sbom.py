@@ -59,16 +59,20 @@ class Program:
     origin: str  # where it came from, in the user's words
 
 
-def for_program(binary: Path, choice: Choice, platform: str, facts: elf.ElfFacts, epoch: int) -> Program | None:
+def for_program(binary: Path, choice: Choice, platform: str, facts: elf.ElfFacts, epoch: int, *,
+                built_here: bool = False) -> Program | None:
     """The program's SBOM: --sbom FILE, else <binary>.spdx.json, else one made from what the binary shows; an SBOM
-    of another file is refused."""
+    of another file is refused. built_here: the build of this task wrote binary and its SBOM together (under the
+    lock of their names), so the program is the package the SBOM describes, taken as written: the binary is not
+    hashed again to find it."""
     if choice.mode == "none":
         return None
     path = choice.path if choice.path is not None else spdx.sbom_path(binary)
     if choice.mode == "file" or path.exists():
         what = "--sbom" if choice.mode == "file" else "the SBOM"
         doc = spdx.load(path, what)
-        package = spdx.for_binary(doc, binary, f"{what} {path}")
+        described = spdx.described(doc) if built_here and choice.mode == "auto" else []
+        package = described[0] if len(described) == 1 else spdx.for_binary(doc, binary, f"{what} {path}")
         return Program(doc, str(package["SPDXID"]), path.name)
     doc = json.loads(spdx.minimal_document(binary, platform, facts, epoch))
     return Program(doc, spdx.described(doc)[0]["SPDXID"], f"made from the binary (no {path.name} beside it)")
