@@ -295,3 +295,17 @@ def test_output_cut_short_by_the_reader_is_quiet(binaries, tmp_path):
     proc.stdout.close()  # what `| head -1` does
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 141 and b"Traceback" not in err and b"internal error" not in err, err
+
+
+def test_require_gives_the_facts_of_a_program_that_passes_and_refuses_the_rest_in_one_line(binaries):
+    from toolkit.errors import BuildFailed, VerifyFailed
+
+    amd64, arm64 = targets.lookup("amd64"), targets.lookup("arm64")
+    assert verify.require(binaries["static"], amd64).interpreter is None
+    assert verify.require(binaries["static"], None).arch == "amd64"
+    with pytest.raises(VerifyFailed) as refused:
+        verify.require(binaries["dynamic"], amd64)
+    assert str(refused.value).startswith(f"{binaries['dynamic']} for linux/amd64, which fails verify: ")
+    assert refused.value.reasons and all(r in str(refused.value) for r in refused.value.reasons)
+    with pytest.raises(BuildFailed, match=r"^gcc built a binary for linux/arm64/v8, which fails verify: built for"):
+        verify.require(binaries["static"], arm64, subject="gcc built a binary", error=BuildFailed)

@@ -2,7 +2,7 @@
 its CMD/ENTRYPOINT program, and every ELF's interpreter and libraries as the loader would find them (check/ldso.py).
 
 The checks work on an ImageFS and the image's config dict; only `inspect_image` talks to the engine (an image in a
-registry comes through image/registry.py).
+registry comes through image/pulled.py).
 """
 
 from __future__ import annotations

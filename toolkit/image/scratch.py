@@ -1,5 +1,6 @@
-"""A FROM scratch image from a verified binary and options: checked first, then written as one layer and
-loaded into the engine, written to a file, or built by the engine from a generated Dockerfile."""
+"""A FROM scratch image from a binary and options: the binary verified once and the options checked first, then
+the image written as one layer, to a file or loaded into the engine (dockerfile.py hands the same files and
+config to the engine to build instead)."""
 
 from __future__ import annotations
 
