@@ -135,6 +135,26 @@ def image_tag(docker_client):
             pass
 
 
+def hello_project(where: Path, name: str = "p") -> Path:
+    """A one-program Makefile project (hello.c, built static, prints "hi") in where/name."""
+    proj = where / name
+    proj.mkdir()
+    (proj / "hello.c").write_text('#include <stdio.h>\nint main(void){puts("hi");return 0;}\n')
+    (proj / "Makefile").write_text("hello: hello.c\n\t$(CC) -static -o hello hello.c\n")
+    return proj
+
+
+def max_rss_mib(*args: str, cwd: Path) -> tuple[int, str]:
+    """Run `invoke <args>` in a fresh process; return its children's peak RSS in MiB (invoke's own, and its build's)
+    and the end of its stderr."""
+    probe = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024); print(p.stderr[-2000:])")
+    proc = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "invoke", "--search-root", str(REPO),
+                           *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+    first, _, rest = proc.stdout.partition("\n")
+    return int(first), rest
+
+
 def gcc(tmp: Path, source: str, *flags: str, name: str = "prog") -> Path:
     """Compile C source text with the host gcc; a real binary for a real test."""
     src = tmp / f"{name}.c"

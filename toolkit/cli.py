@@ -279,9 +279,8 @@ def verify(c: Context, path: str, arch: str | None = None, json: bool = False) -
 
     as_json = json
     try:
-        if arch:
-            targets.lookup(arch)
-        result = policy.verify_tree(path, arch) if os.path.isdir(path) else _verify_file(path, arch)
+        want = targets.lookup(arch) if arch else None
+        result = policy.verify_tree(path, want) if os.path.isdir(path) else _verify_file(path, want)
     except InputError as exc:
         if as_json:
             print(_json_dumps(policy.unreadable_dict(path, str(exc))))
@@ -291,11 +290,11 @@ def verify(c: Context, path: str, arch: str | None = None, json: bool = False) -
         raise Exit(code=1)
 
 
-def _verify_file(path: str, arch: str | None) -> Any:
+def _verify_file(path: str, want: targets.Target | None) -> Any:
     from .check import elf
     from .check import verify as policy
 
-    return policy.verify(elf.read(path), arch)
+    return policy.verify(elf.read(path), want)
 
 
 def _json_dumps(obj: Any) -> str:
@@ -315,7 +314,7 @@ def verify_image(c: Context, tag: str, json: bool = False, platform: str | None 
     """Check an image without running it: its command, and every ELF's interpreter and libraries inside it."""
     from .check import image as imagecheck
     from .engine import client as engine
-    from .image import registry
+    from .image import pulled, registry
     from .image import scratch as img
 
     target = _one_platform(platform) if platform else None
@@ -327,7 +326,7 @@ def verify_image(c: Context, tag: str, json: bool = False, platform: str | None 
         ref = registry.parse_reference(img.normalize_tag(tag))
         with tempfile.TemporaryDirectory(prefix="fromscratch-pull-", dir=_scratch_dir()) as tmp:
             verdicts = [imagecheck.verify_layers(p.config, [str(path) for path in p.layers], str(ref))
-                        for p in registry.pull(ref, registry.client(ref, insecure or None), target, Path(tmp))]
+                        for p in pulled.pull(ref, registry.client(ref, insecure or None), target, Path(tmp))]
     else:
         client = engine.connect()
         found = engine.find_image(client, tag, target, hint="check the name with `docker images`; an image in a "
@@ -402,8 +401,10 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
                        nsswitch=nsswitch)
     outputs = [img.parse_output(o) for o in output or []]
     recipe = recipes.hello(tiny, extra=_split_flags(cflags), sources=[Path(s) for s in src or []])
-    make.image(ref, [Path(b) for b in binary or ["hello"]], opts, outputs, say, backend=backend, arch=arch,
-               platform=platform, recipe=recipe, toolchain=toolchain, builder_base=_builder_base(c, builder_base),
+    want = targets.lookup(arch) if arch else None
+    platforms = targets.parse_archs(platform) if platform is not None else []
+    make.image(ref, [Path(b) for b in binary or ["hello"]], opts, outputs, say, backend=backend, want=want,
+               platforms=platforms, recipe=recipe, toolchain=toolchain, builder_base=_builder_base(c, builder_base),
                sbom=sbom, limits=_limits(timeout), index=_contents_index)
 
 
@@ -424,7 +425,7 @@ def push(c: Context, tag: str, insecure: bool = False) -> None:
     """Push an image to a registry: its blobs, each platform's manifest and the index, then the tag; then each
     platform's SBOM, to the registry's referrers API or its referrers tag."""
     from .engine import client as engine
-    from .image import referrers, registry, store
+    from .image import referrers, registry, saved, store
     from .image import scratch as img
 
     local = img.normalize_tag(tag)
@@ -435,7 +436,7 @@ def push(c: Context, tag: str, insecure: bool = False) -> None:
     images = store.find(local)
     with tempfile.TemporaryDirectory(prefix="fromscratch-push-", dir=_scratch_dir()) as tmp:
         if images is None:
-            images = img.from_engine(engine.connect(), local, Path(tmp))
+            images = saved.from_engine(engine.connect(), local, Path(tmp))
         top, attached = referrers.push(images, ref, registry.client(ref, insecure or None), local)
     platforms = ", ".join(i.platform for i in images)
     print(f"pushed {ref}\ndigest:   {top.digest}\nplatforms: {platforms}")
@@ -476,13 +477,13 @@ def inspect_image(c: Context, tag: str, json: bool = False) -> None:
     from dataclasses import asdict
 
     from .engine import client as engine
-    from .image import scratch as img
+    from .image import saved
 
-    info = img.inspect(engine.connect(), tag)
+    info = saved.inspect(engine.connect(), tag)
     if json:
         print(_json_dumps({**info, "files": [asdict(f) for f in info["files"]]}))
     else:
-        print(img.render_inspect(info))
+        print(saved.render_inspect(info))
 
 
 @task(help={"tag": "the image to run",
@@ -582,12 +583,11 @@ def import_rootfs(c: Context, path: str, tag: str, arch: str | None = None, allo
     from .rootfs import debootstrap as rfs
 
     ref = img.normalize_tag(tag)
-    if arch:
-        targets.lookup(arch)
+    want = targets.lookup(arch) if arch else None
     src = files.regular_input(Path(path), "rootfs directory or tarball", allow_dir=True)
     limit = _size_env("FROMSCRATCH_IMPORT_MAX", rfs.IMPORT_MAX, "8g")
     client = engine.connect()
-    done = rfs.import_path(src, client=client, tag=ref, arch=arch, allow_devices=allow_devices,
+    done = rfs.import_path(src, client=client, tag=ref, want=want, allow_devices=allow_devices,
                            progress=Progress(enabled=not quiet), limit=limit)
     _print_delivered(done)
 

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from tests.faults import descendants
+from toolkit import targets
 from toolkit.check import elf, verify
 
 pytestmark = pytest.mark.engine
@@ -32,7 +33,7 @@ def test_builds_writing_the_same_output_at_once(toolchain, sandbox, builder_base
     results = [run.finish() for run in runs]
     assert all(r.code == 0 for r in results), results
     app = sandbox.work / "out" / "app"
-    assert verify.verify(elf.read(str(app)), "amd64").ok
+    assert verify.verify(elf.read(str(app)), targets.lookup("amd64")).ok
     printed = subprocess.run([str(app)], capture_output=True, text=True, check=True).stdout
     assert printed in {f"version {i}\n" for i in range(3)}  # one whole build won, whichever finished last
     assert sorted(p.name for p in app.parent.iterdir()) == ["app", "app.spdx.json"]
@@ -54,7 +55,7 @@ def test_two_processes_creating_the_same_build_image(sandbox, fresh_base, docker
     assert sum("waiting for another fromscratch process" in r.err for r in results) == 1, [r.err for r in results]
     assert sum("(first use;" in r.err for r in results) == 1  # only one ran apt-get
     for i in range(2):
-        assert verify.verify(elf.read(str(sandbox.work / f"hello-{i}")), "amd64").ok
+        assert verify.verify(elf.read(str(sandbox.work / f"hello-{i}")), targets.lookup("amd64")).ok
     built = descendants(docker_client, base_id)
     tagged = [a for a in built if [t for t in a.get("RepoTags") or [] if t != "<none>:<none>"]]
     assert len(tagged) == 1 and tagged[0]["RepoTags"][0].startswith("fromscratch/builder:"), built

@@ -15,18 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, assert_clean_failure, invoke
+from tests.conftest import REPO, assert_clean_failure, hello_project, invoke, max_rss_mib
 from toolkit.engine import client as engine
 
 pytestmark = pytest.mark.engine
-
-
-def _project(where: Path) -> Path:
-    proj = where / "p"
-    proj.mkdir()
-    (proj / "hello.c").write_text('#include <stdio.h>\nint main(void){puts("hi");return 0;}\n')
-    (proj / "Makefile").write_text("hello: hello.c\n\t$(CC) -static -o hello hello.c\n")
-    return proj
 
 
 def _args(proj: Path, out: Path, base: str, *extra: str) -> list[str]:
@@ -40,7 +32,7 @@ def _ours(client, session: str) -> list:
 
 def test_a_build_container_runs_within_its_limits(tmp_path, builder_base):
     """The kernel's own numbers, read inside the build: processes and memory as FROMSCRATCH_BUILD_* set them."""
-    proj = _project(tmp_path)
+    proj = hello_project(tmp_path)
     show = ("cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory.max "
             "/sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null; exit 7")
     result = invoke(*_args(proj, tmp_path / "out", builder_base, "--run", show), cwd=tmp_path,
@@ -51,7 +43,7 @@ def test_a_build_container_runs_within_its_limits(tmp_path, builder_base):
 
 
 def test_a_build_container_stops_at_its_timeout_and_is_removed(tmp_path, builder_base, docker_client):
-    proj = _project(tmp_path)
+    proj = hello_project(tmp_path)
     session = uuid.uuid4().hex[:16]
     started = time.monotonic()
     result = invoke(*_args(proj, tmp_path / "out", builder_base, "--run", "sleep 120", "--timeout", "3"),
@@ -64,7 +56,7 @@ def test_a_build_container_stops_at_its_timeout_and_is_removed(tmp_path, builder
 
 def test_a_build_ends_within_seconds_when_its_client_is_killed(tmp_path, builder_base, docker_client):
     """kill -9 of the client leaves no finally to run: the container notices its stdin close and ends itself."""
-    proj = _project(tmp_path)
+    proj = hello_project(tmp_path)
     session = uuid.uuid4().hex[:16]
     client = subprocess.Popen([sys.executable, "-m", "invoke", "--search-root", str(REPO),
                                *_args(proj, tmp_path / "out", builder_base, "--run", "sleep 300")],
@@ -91,21 +83,16 @@ def test_a_build_ends_within_seconds_when_its_client_is_killed(tmp_path, builder
 
 
 def test_container_build_output_costs_the_client_no_memory(tmp_path, builder_base):
-    proj = _project(tmp_path)
-    probe = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024); print(p.stderr[-2000:])")
+    proj = hello_project(tmp_path)
     loud = "yes 'a line of build output' | head -c 50000000; echo last; exit 1"
-    proc = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "invoke", "--search-root", str(REPO),
-                           *_args(proj, tmp_path / "out", builder_base, "--run", loud)],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
-    peak, _, err = proc.stdout.partition("\n")
-    assert int(peak) < 150, f"peak RSS {peak} MiB"
+    peak, err = max_rss_mib(*_args(proj, tmp_path / "out", builder_base, "--run", loud), cwd=tmp_path)
+    assert peak < 150, f"peak RSS {peak} MiB"
     assert "last" in err and "failed (exit 1)" in err
 
 
 @pytest.mark.parametrize("kind", ["fifo", "socket"])
 def test_special_files_are_refused_before_any_container(tmp_path, builder_base, docker_client, kind):
-    proj = _project(tmp_path)
+    proj = hello_project(tmp_path)
     if kind == "fifo":
         os.mkfifo(proj / "z")
     else:
@@ -121,7 +108,7 @@ def test_special_files_are_refused_before_any_container(tmp_path, builder_base, 
 
 
 def test_links_into_the_tree_work_in_the_container_and_the_artifact_must_stay_inside(tmp_path, builder_base):
-    proj = _project(tmp_path)
+    proj = hello_project(tmp_path)
     (proj / "real.h").write_text("#define GREETING \"hi\"\n")
     (proj / "gen.h").symlink_to(proj / "real.h")  # absolute: in the container it points into the copy
     (proj / "hello.c").write_text('#include <stdio.h>\n#include "gen.h"\nint main(void){puts(GREETING);}\n')

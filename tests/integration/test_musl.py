@@ -42,7 +42,7 @@ def test_musl_hello_for_every_target_is_musl_and_runs_in_a_scratch_image(musl_he
     hello = out / f"hello-{target.name}"
     assert f"built hello-{target.name} for {target.platform} with the container toolchain" in result.out
     facts = elf.read(str(hello))
-    verdict = verify.verify(facts, target.name)
+    verdict = verify.verify(facts, target)
     assert verdict.ok, verdict.failures
     assert facts.libc == "musl"
     assert not any("glibc" in w or "NSS" in w for w in verdict.warnings)

@@ -24,7 +24,7 @@ def test_native_cross_gcc_builds_hello_arm64_that_runs_under_qemu(tmp_path):
     assert result.code == 0, result
     assert "built hello-arm64 for linux/arm64/v8 with the native toolchain" in result.out
     hello = tmp_path / "hello-arm64"
-    assert verify.verify(elf.read(str(hello)), "arm64").ok
+    assert verify.verify(elf.read(str(hello)), targets.lookup("arm64")).ok
     ran = subprocess.run([f"/usr/bin/qemu-{targets.lookup('arm64').qemu}-static", str(hello)],
                          capture_output=True, text=True)
     assert "built for linux/arm64 " in ran.stdout, ran
@@ -38,7 +38,7 @@ def test_several_targets_in_parallel_get_one_file_each(tmp_path):
     assert result.code == 0, result
     assert _files(tmp_path / "bin") == ["app-amd64", "app-amd64.spdx.json", "app-arm64", "app-arm64.spdx.json"]
     for name in ("amd64", "arm64"):
-        assert verify.verify(elf.read(str(tmp_path / "bin" / f"app-{name}")), name).ok
+        assert verify.verify(elf.read(str(tmp_path / "bin" / f"app-{name}")), targets.lookup(name)).ok
 
 
 def test_one_failing_target_does_not_stop_the_others(tmp_path):
@@ -113,7 +113,7 @@ def test_musl_with_the_native_gcc_gives_a_small_static_musl_hello(tmp_path, arch
                     cwd=tmp_path)
     assert result.code == 0, result
     facts = elf.read(str(tmp_path / "hello"))
-    assert verify.verify(facts, arch).ok and facts.libc == "musl"
+    assert verify.verify(facts, targets.lookup(arch)).ok and facts.libc == "musl"
     target = targets.lookup(arch)
     ran = subprocess.run([f"/usr/bin/qemu-{target.qemu}-static", str(tmp_path / "hello")], capture_output=True,
                          text=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 
 from tests.conftest import assert_clean_failure, invoke
+from toolkit import targets
 from toolkit.check import elf, verify
 
 
@@ -12,7 +13,7 @@ def test_build_hello_native_gives_a_binary_that_verify_passes(tmp_path):
     result = invoke("build-hello", "--toolchain", "native", cwd=tmp_path)
     assert result.code == 0, result
     hello = tmp_path / "hello"
-    assert verify.verify(elf.read(str(hello)), "amd64").ok
+    assert verify.verify(elf.read(str(hello)), targets.lookup("amd64")).ok
     run = subprocess.run([str(hello)], capture_output=True, text=True)
     assert "Hello from fromscratch" in run.stdout and "linux/amd64" in run.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hello", "hello.spdx.json"]
@@ -61,7 +62,7 @@ def test_cpp_sources_link_with_gxx_natively(tmp_path):
     (tmp_path / "hi.cpp").write_text('#include <iostream>\nint main(){ std::cout << "hi from c++" << std::endl; }\n')
     result = invoke("build", "--src", "hi.cpp", "--out", "hi", "--toolchain", "native", cwd=tmp_path)
     assert result.code == 0, result
-    assert verify.verify(elf.read(str(tmp_path / "hi")), "amd64").ok
+    assert verify.verify(elf.read(str(tmp_path / "hi")), targets.lookup("amd64")).ok
     assert subprocess.run([str(tmp_path / "hi")], capture_output=True, text=True).stdout == "hi from c++\n"
 
 

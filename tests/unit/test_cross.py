@@ -108,7 +108,7 @@ def test_the_cc_wrapper_links_static_whatever_the_flags_say(tmp_path, arch):
     (tmp_path / "m.c").write_text('#include <stdio.h>\nint main(void){ puts("m"); return 0; }\n')
     # what a libtool or Makefile link looks like: no -static of its own
     subprocess.run([str(tools_dir / "cc"), "-O2", str(tmp_path / "m.c"), "-o", str(tmp_path / "m")], check=True)
-    assert verify.verify(elf.read(str(tmp_path / "m")), arch).ok
+    assert verify.verify(elf.read(str(tmp_path / "m")), target).ok
 
 
 def test_the_cc_wrapper_leaves_shared_objects_shared(tmp_path):

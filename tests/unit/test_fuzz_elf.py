@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from tests import elfgen
 from tests.conftest import gcc
+from toolkit import targets
 from toolkit.check import elf, ldso, verify
 from toolkit.check import image as imagecheck
 from toolkit.errors import ToolkitError
@@ -97,8 +98,8 @@ def judge(data: bytes, path: str | None = None) -> None:
         facts = elf.read(path) if path else elf.read_stream(io.BytesIO(data), "fuzz", len(data), 0o755)
     except ToolkitError:
         return
-    for arch in (None, "arm64"):
-        verdict = verify.verify(facts, arch)
+    for want in (None, targets.lookup("arm64")):
+        verdict = verify.verify(facts, want)
         assert verdict.checks and isinstance(verdict.ok, bool)
         assert verdict.render()
         json.dumps(verdict.to_dict())

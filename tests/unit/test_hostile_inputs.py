@@ -8,13 +8,12 @@ import shutil
 import socket
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, REPO, assert_clean_failure, invoke
+from tests.conftest import IN_CI, assert_clean_failure, hello_project, invoke, max_rss_mib
 from toolkit import files, grammar, targets
 from toolkit.compile import cross, plan, toolchain
 from toolkit.errors import InputError
@@ -92,14 +91,6 @@ def test_a_hostile_builder_base_is_refused(tmp_path, value):
     _nothing_ran(tmp_path)
 
 
-def _hello_project(where: Path, name: str = "p") -> Path:
-    proj = where / name
-    proj.mkdir()
-    (proj / "hello.c").write_text('#include <stdio.h>\nint main(void){puts("hi");return 0;}\n')
-    (proj / "Makefile").write_text("hello: hello.c\n\t$(CC) -static -o hello hello.c\n")
-    return proj
-
-
 def _build(proj: Path, out: Path, *args: str, toolchain: str = "native", env: dict[str, str] | None = None):
     return invoke("build", "--project", str(proj), "--out", str(out), "--toolchain", toolchain, *args,
                   cwd=out.parent, env=env)
@@ -107,7 +98,7 @@ def _build(proj: Path, out: Path, *args: str, toolchain: str = "native", env: di
 
 @pytest.mark.parametrize("artifact", ["x$(touch pwned)", "x`touch pwned`", 'x"; touch pwned; "'])
 def test_an_artifact_name_is_never_run(tmp_path, artifact):
-    proj = _hello_project(tmp_path)
+    proj = hello_project(tmp_path)
     result = _build(proj, tmp_path / "out", "--artifact", artifact)
     assert_clean_failure(result, 1)
     assert "not in the project, its build directory or the install prefix" in result.err
@@ -115,7 +106,7 @@ def test_an_artifact_name_is_never_run(tmp_path, artifact):
 
 
 def test_an_artifact_outside_the_project_is_refused(tmp_path):
-    proj = _hello_project(tmp_path)
+    proj = hello_project(tmp_path)
     result = _build(proj, tmp_path / "out", "--artifact", "../../../../usr/bin/env")
     assert_clean_failure(result, 2)
     assert "must be a path inside the project" in result.err
@@ -123,7 +114,7 @@ def test_an_artifact_outside_the_project_is_refused(tmp_path):
 
 
 def test_an_artifact_the_build_linked_out_of_the_tree_is_refused(tmp_path):
-    proj = _hello_project(tmp_path)
+    proj = hello_project(tmp_path)
     result = _build(proj, tmp_path / "out", "--run", "ln -s /usr/bin/env prog", "--artifact", "prog")
     assert_clean_failure(result, 1)
     assert "--artifact prog: leads outside the build, to /usr/bin/env" in result.err
@@ -131,7 +122,7 @@ def test_an_artifact_the_build_linked_out_of_the_tree_is_refused(tmp_path):
 
 
 def test_a_project_named_like_a_command_builds_and_runs_nothing(tmp_path):
-    proj = _hello_project(tmp_path, "p\ntouch pwned;#")
+    proj = hello_project(tmp_path, "p\ntouch pwned;#")
     result = _build(proj, tmp_path / "out")
     assert result.code == 0, result
     assert (tmp_path / "out" / "hello").is_file()
@@ -155,7 +146,7 @@ def test_special_files_in_the_tree_are_refused_naming_the_entry(tmp_path, kind):
         if IN_CI:
             pytest.fail("CI runs as root, which mknod needs")
         pytest.skip("mknod needs root")
-    proj = _hello_project(tmp_path)
+    proj = hello_project(tmp_path)
     (proj / "sub").mkdir()
     _special(kind, proj / "sub" / "z")
     result = _build(proj, tmp_path / "out")
@@ -165,7 +156,7 @@ def test_special_files_in_the_tree_are_refused_naming_the_entry(tmp_path, kind):
 
 
 def test_a_symlink_into_the_tree_points_into_the_copy(tmp_path):
-    proj = _hello_project(tmp_path)
+    proj = hello_project(tmp_path)
     (proj / "real.h").write_text("#define REAL 1\n")
     (proj / "gen.h").symlink_to(proj / "real.h")  # absolute, into the tree
     (proj / "Makefile").write_text("hello: hello.c\n\techo '#define GEN 1' > gen.h\n\t$(CC) -static -o hello hello.c\n")
@@ -196,7 +187,7 @@ def test_the_tree_walk_keeps_links_inside_and_copies_or_refuses_the_rest(tmp_pat
 
 @pytest.mark.parametrize("where", ["project", "inside", "above", "root", "usr"])
 def test_out_in_or_above_the_project_or_at_a_system_directory_is_refused(tmp_path, where):
-    proj = _hello_project(tmp_path)
+    proj = hello_project(tmp_path)
     out = {"project": proj, "inside": proj / "dist", "above": tmp_path, "root": Path("/"), "usr": Path("/usr")}[where]
     before = sorted(p.name for p in proj.iterdir())
     result = _build(proj, out)
@@ -207,7 +198,7 @@ def test_out_in_or_above_the_project_or_at_a_system_directory_is_refused(tmp_pat
 
 def test_a_build_that_replaces_its_output_directory_cannot_send_programs_elsewhere(tmp_path):
     """The programs' directory is made after the build, never found: a symlink the build put there is gone."""
-    proj = _hello_project(tmp_path)
+    proj = hello_project(tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     result = _build(proj, tmp_path / "out", "--run", f'make && mkdir -p "$W" && rm -rf "$W/out" && '
@@ -221,7 +212,7 @@ def test_a_build_that_replaces_its_output_directory_cannot_send_programs_elsewhe
 
 
 def test_programs_whose_outputs_collide_are_refused(tmp_path):
-    proj = _hello_project(tmp_path)
+    proj = hello_project(tmp_path)
     result = _build(proj, tmp_path / "out", "--run", "make && cp hello hello.spdx.json")
     assert_clean_failure(result, 1)
     assert "hello.spdx.json would overwrite the SBOM of hello" in result.err
@@ -229,7 +220,7 @@ def test_programs_whose_outputs_collide_are_refused(tmp_path):
 
 
 def test_a_native_build_leaves_nothing_running(tmp_path):
-    proj = _hello_project(tmp_path)
+    proj = hello_project(tmp_path)
     marker = f"{time.time_ns() % 100000 + 1000}.5"
     result = _build(proj, tmp_path / "out", "--run", f"(sleep {marker} >/dev/null 2>&1 &) ; make")
     assert result.code == 0, result
@@ -239,7 +230,7 @@ def test_a_native_build_leaves_nothing_running(tmp_path):
 
 
 def test_a_native_build_stops_at_its_timeout(tmp_path):
-    proj = _hello_project(tmp_path)
+    proj = hello_project(tmp_path)
     started = time.monotonic()
     result = _build(proj, tmp_path / "out", "--run", "sleep 60", "--timeout", "2")
     assert_clean_failure(result, 1)
@@ -248,28 +239,18 @@ def test_a_native_build_stops_at_its_timeout(tmp_path):
 
 
 def test_a_failed_build_shows_control_characters_as_escapes(tmp_path):
-    proj = _hello_project(tmp_path)
+    proj = hello_project(tmp_path)
     result = _build(proj, tmp_path / "out", "--run", r"printf 'a\033]0;title\007b\033[2Jc\n'; exit 3")
     assert_clean_failure(result, 1)
     assert "\x1b" not in result.err and "\x07" not in result.err
     assert r"a\x1b]0;title\x07b\x1b[2Jc" in result.err
 
 
-def _max_rss_mib(*args: str, cwd: Path) -> tuple[int, str]:
-    """Run invoke in a fresh process and return its children's peak RSS (MiB): invoke's own, and its build's."""
-    probe = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024); print(p.stderr[-2000:])")
-    proc = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "invoke", "--search-root", str(REPO),
-                           *args], capture_output=True, text=True, cwd=cwd, timeout=600)
-    first, _, rest = proc.stdout.partition("\n")
-    return int(first), rest
-
-
 def test_build_output_is_streamed_to_disk_not_held_in_memory(tmp_path):
     """200 MB of build output: the client's memory stays flat (it was ~1 GB when the output was captured whole);
     the failure shows the output's last lines."""
-    proj = _hello_project(tmp_path)
-    peak, err = _max_rss_mib("build", "--project", str(proj), "--out", str(tmp_path / "out"), "--toolchain",
+    proj = hello_project(tmp_path)
+    peak, err = max_rss_mib("build", "--project", str(proj), "--out", str(tmp_path / "out"), "--toolchain",
                              "native", "--run", "yes 'a line of build output' | head -c 200000000; echo last; exit 1",
                              cwd=tmp_path)
     assert peak < 150, f"peak RSS {peak} MiB"
@@ -302,7 +283,7 @@ def test_generated_scripts_pass_shellcheck_with_hostile_values(tmp_path):
 
 
 def test_limits_are_read_from_the_environment_and_bad_ones_refused(tmp_path):
-    proj = _hello_project(tmp_path)
+    proj = hello_project(tmp_path)
     for env, phrase in (({"FROMSCRATCH_BUILD_MEMORY": "lots"}, "FROMSCRATCH_BUILD_MEMORY='lots'"),
                         ({"FROMSCRATCH_BUILD_PIDS": "-1"}, "FROMSCRATCH_BUILD_PIDS='-1'")):
         result = _build(proj, tmp_path / "out", env=env)

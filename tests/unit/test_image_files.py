@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import assert_clean_failure, invoke
 from tests.image_helpers import HELLO_WORLD_BYTES, layer_names, tiny_for
+from toolkit import targets
 from toolkit.check import elf, verify
 
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/fromscratch-no-engine.sock"}
@@ -162,7 +163,7 @@ def test_tiny_hello_beats_hello_world_on_amd64(tmp_path):
     assert built.code == 0, built
     tiny = tmp_path / "hello"
     facts = elf.read(str(tiny))
-    assert verify.verify(facts, "amd64").ok
+    assert verify.verify(facts, targets.lookup("amd64")).ok
     assert facts.stripped and facts.build_id is None and facts.interpreter is None
     assert tiny.stat().st_size < HELLO_WORLD_BYTES["amd64"]
     run = subprocess.run([str(tiny)], capture_output=True, text=True)
@@ -171,7 +172,7 @@ def test_tiny_hello_beats_hello_world_on_amd64(tmp_path):
 
 def test_tiny_hello_beats_hello_world_on_arm64(tmp_path):
     tiny = tiny_for("arm64", tmp_path / "hello")
-    assert verify.verify(elf.read(str(tiny)), "arm64").ok
+    assert verify.verify(elf.read(str(tiny)), targets.lookup("arm64")).ok
     assert tiny.stat().st_size < HELLO_WORLD_BYTES["arm64"]
     qemu = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
     assert qemu, "qemu-user-static is needed to run arm64 binaries (scripts/dev installs it)"

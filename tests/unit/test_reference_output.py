@@ -14,6 +14,7 @@ import pytest
 
 from tests import elfgen
 from tests.elfgen import EM, Spec
+from toolkit import targets
 from toolkit.check import elf, verify
 from toolkit.check import image as imagecheck
 
@@ -86,7 +87,7 @@ def test_verify_output_of_elf_files(name, tmp_path, monkeypatch):
     (tmp_path / name).write_bytes(data)
     (tmp_path / name).chmod(mode)
     monkeypatch.chdir(tmp_path)
-    compare(f"verify-{name}.txt", verify.verify(elf.read(name), arch).render() + "\n")
+    compare(f"verify-{name}.txt", verify.verify(elf.read(name), targets.lookup(arch) if arch else None).render() + "\n")
 
 
 @pytest.mark.parametrize("name", sorted(OTHER_CASES))
@@ -107,7 +108,7 @@ def test_verify_output_of_a_directory(tmp_path, monkeypatch):
     (root / "etc").mkdir()
     (root / "etc" / "hostname").write_text("box\n")
     monkeypatch.chdir(tmp_path)
-    compare("verify-directory.txt", verify.verify_tree("rootfs", "amd64").render() + "\n")
+    compare("verify-directory.txt", verify.verify_tree("rootfs", targets.lookup("amd64")).render() + "\n")
 
 
 def test_verify_image_output(tmp_path):

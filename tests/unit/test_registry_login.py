@@ -14,9 +14,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from toolkit.engine import login as logins
+from toolkit.engine.login import CredentialsError, Login, find_login
 from toolkit.errors import InputError
-from toolkit.image import registry
-from toolkit.image.registry import CredentialsError, Login, find_login, trust
+from toolkit.image import registry, tls
+from toolkit.image.tls import trust
 
 REG = "registry.test:5000"
 
@@ -84,7 +86,7 @@ def test_no_login_an_empty_entry_and_a_helper_without_one_are_none(docker_config
 def test_docker_hub_is_asked_for_by_docker_s_own_name(docker_config):
     where = docker_config({"credsStore": "hub"})
     helper(where, "hub", _creds("me", "pw"))
-    assert find_login(registry.DOCKER_HUB).username == "me"  # type: ignore[union-attr]
+    assert find_login(logins.DOCKER_HUB).username == "me"  # type: ignore[union-attr]
     assert (where / "hub.asked").read_text().split() == ["https://index.docker.io/v1/"]
 
 
@@ -116,7 +118,7 @@ def test_an_auths_entry_that_is_not_an_object_is_input_error(docker_config):
 def test_trust_is_the_system_cas_plus_the_registry_s_own(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     certs_d = tmp_path / "certs.d"
-    assert trust(REG, certs_d=certs_d) == registry.Trust(registry._system_cas())
+    assert trust(REG, certs_d=certs_d) == tls.Trust(tls._system_cas())
     folder = certs_d / REG
     folder.mkdir(parents=True)
     (folder / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\nOURS\n-----END CERTIFICATE-----\n")
@@ -125,7 +127,7 @@ def test_trust_is_the_system_cas_plus_the_registry_s_own(tmp_path, monkeypatch):
     found = trust(REG, certs_d=certs_d)
     assert found.cert == (str(folder / "client.cert"), str(folder / "client.key"))
     bundle = Path(str(found.verify)).read_text()
-    assert bundle.startswith(Path(registry._system_cas()).read_text()[:200]) and "\nOURS\n" in bundle
+    assert bundle.startswith(Path(tls._system_cas()).read_text()[:200]) and "\nOURS\n" in bundle
     assert trust(REG, certs_d=certs_d).verify == found.verify  # written once, by its content
     assert trust(REG, insecure=True, certs_d=certs_d).verify is False
 
@@ -168,14 +170,14 @@ def test_an_identity_token_is_traded_at_the_realm_of_the_bearer_challenge():
         realm = f"http://127.0.0.1:{server.server_port}/token"
         challenge = SimpleNamespace(headers={"www-authenticate": f'Bearer realm="{realm}",service="reg.test",'
                                                                  'scope="repository:me/app:pull,push"'})
-        assert registry._refreshed_token(challenge, "good", registry.Trust(True)) == "access-1"
+        assert registry._refreshed_token(challenge, "good", tls.Trust(True)) == "access-1"
         assert _TokenServer.forms[-1] == {"grant_type": "refresh_token", "refresh_token": "good",
                                           "client_id": "fromscratch", "service": "reg.test",
                                           "scope": "repository:me/app:pull,push"}
         with pytest.raises(DXFUnauthorizedError):
-            registry._refreshed_token(challenge, "bad", registry.Trust(True))
+            registry._refreshed_token(challenge, "bad", tls.Trust(True))
         basic = SimpleNamespace(headers={"www-authenticate": 'Basic realm="r"'})
         with pytest.raises(DXFUnauthorizedError):
-            registry._refreshed_token(basic, "good", registry.Trust(True))
+            registry._refreshed_token(basic, "good", tls.Trust(True))
     finally:
         server.shutdown()

@@ -123,7 +123,7 @@ def test_choose_target_refuses_a_wrong_arch(tmp_path, binaries):
     plan = plan_tree(root, 0)
     assert rootfs.choose_target(plan, None).name == "amd64"
     with pytest.raises(InputError, match=r"holds linux/amd64 programs \(usr/bin/env\), not linux/arm64"):
-        rootfs.choose_target(plan, "arm64")
+        rootfs.choose_target(plan, targets.lookup("arm64"))
 
 
 def test_default_cmd(tmp_path):

@@ -13,11 +13,12 @@ import pytest
 
 from tests import elfgen
 from tests.conftest import REPO, assert_clean_failure, invoke
+from toolkit import targets
 from toolkit.check import elf, verify
 
 
 def test_static_binary_passes_every_check(binaries):
-    verdict = verify.verify(elf.read(str(binaries["static"])), "amd64")
+    verdict = verify.verify(elf.read(str(binaries["static"])), targets.lookup("amd64"))
     assert verdict.ok, verdict.render()
     assert [c.name for c in verdict.checks] == ["format", "integrity", "linux", "type", "static", "arch"]
     assert verdict.facts.interpreter is None and verdict.facts.needed == ()
@@ -41,7 +42,7 @@ def test_dynamic_binary_fails_and_names_its_interpreter(binaries):
 
 
 def test_wrong_arch_says_exec_format_error(binaries):
-    verdict = verify.verify(elf.read(str(binaries["static"])), "arm64")
+    verdict = verify.verify(elf.read(str(binaries["static"])), targets.lookup("arm64"))
     arch = next(c for c in verdict.checks if c.name == "arch")
     assert not arch.ok and "exec format error" in arch.detail
 
@@ -200,7 +201,7 @@ def test_invoke_image_options_reach_the_warning(glibc_programs, tmp_path):
     conf = entries["etc/nsswitch.conf"]
     assert conf.mode == 0o644 and conf.data is not None
     assert conf.data.decode().splitlines() == ["passwd: files", "group: files", "hosts: files dns"]
-    verdict = scratch.in_image(scratch.checked(binary), list(entries.values()))
+    verdict = scratch.prepare(binary, opts).verdict
     _, users, others = _nss(verdict)
     assert "/etc/group, which this image has" in users and "--nsswitch" not in others
     (tmp_path / "nsswitch.conf").write_text("hosts: files\n")
@@ -294,3 +295,17 @@ def test_output_cut_short_by_the_reader_is_quiet(binaries, tmp_path):
     proc.stdout.close()  # what `| head -1` does
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 141 and b"Traceback" not in err and b"internal error" not in err, err
+
+
+def test_require_gives_the_facts_of_a_program_that_passes_and_refuses_the_rest_in_one_line(binaries):
+    from toolkit.errors import BuildFailed, VerifyFailed
+
+    amd64, arm64 = targets.lookup("amd64"), targets.lookup("arm64")
+    assert verify.require(binaries["static"], amd64).interpreter is None
+    assert verify.require(binaries["static"], None).arch == "amd64"
+    with pytest.raises(VerifyFailed) as refused:
+        verify.require(binaries["dynamic"], amd64)
+    assert str(refused.value).startswith(f"{binaries['dynamic']} for linux/amd64, which fails verify: ")
+    assert refused.value.reasons and all(r in str(refused.value) for r in refused.value.reasons)
+    with pytest.raises(BuildFailed, match=r"^gcc built a binary for linux/arm64/v8, which fails verify: built for"):
+        verify.require(binaries["static"], arm64, subject="gcc built a binary", error=BuildFailed)

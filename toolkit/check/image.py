@@ -2,7 +2,7 @@
 its CMD/ENTRYPOINT program, and every ELF's interpreter and libraries as the loader would find them (check/ldso.py).
 
 The checks work on an ImageFS and the image's config dict; only `inspect_image` talks to the engine (an image in a
-registry comes through image/registry.py).
+registry comes through image/pulled.py).
 """
 
 from __future__ import annotations
@@ -407,17 +407,13 @@ def _runnable(fs: ImageFS, loader: ldso.Loader, path: str, target: targets.Targe
     return True, f"{shown}: {facts.describe}{how}"
 
 
-def inspect_image(client: Any, ref: str, scratch: str | None = None) -> tuple[dict, ImageFS]:
+def inspect_image(client: engine.Client, ref: str, scratch: str | None = None) -> tuple[dict, ImageFS]:
     """The engine's attributes of ref and its filesystem: its own layers, from `docker save` (what the image
     holds, not the files the engine adds to every container)."""
-    from docker.errors import ImageNotFound
-
-    with engine.step(f"looking up image {ref}"):
-        try:
-            image = client.images.get(ref)
-        except ImageNotFound:
-            raise InputError(f"no image {ref} in the engine", hint="check the name with `docker images`; an image "
-                             "in a registry: verify-image --remote (or docker pull it)") from None
+    image = engine.get_image(client, ref)
+    if image is None:
+        raise InputError(f"no image {ref} in the engine", hint="check the name with `docker images`; an image "
+                         "in a registry: verify-image --remote (or docker pull it)")
     with tempfile.TemporaryDirectory(prefix="fromscratch-verify-", dir=scratch) as tmp:
         with engine.step(f"reading the layers of {ref}"):
             layers = _saved_layers(engine.ChunkReader(image.save(chunk_size=1 << 20, named=False)), tmp)
@@ -466,6 +462,6 @@ def verify_layers(config: dict, layers: Iterable[str], ref: str) -> ImageVerdict
     return check(_from_files(layers), attrs_from_config(config), ref)
 
 
-def verify_image(client: Any, ref: str, scratch: str | None = None) -> ImageVerdict:
+def verify_image(client: engine.Client, ref: str, scratch: str | None = None) -> ImageVerdict:
     attrs, fs = inspect_image(client, ref, scratch)
     return check(fs, attrs, ref)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Collection
 from dataclasses import asdict, dataclass
 
 from .. import command, targets
+from ..errors import ToolkitError, VerifyFailed
 from . import elf
 from .elf import ElfFacts, OtherFile
 
@@ -78,11 +80,11 @@ class Verdict:
         return "\n".join(lines)
 
 
-def verify(facts: ElfFacts, arch: str | None = None, image_files: Collection[str] | None = None) -> Verdict:
-    """Judge facts for a FROM scratch image; arch (any name targets.lookup takes) adds an architecture check.
-    image_files, the absolute paths besides the binary that the image will hold (`invoke image` knows them),
-    lets the run-time warnings say what this image has; None judges the binary for any scratch image."""
-    want = targets.lookup(arch) if arch else None
+def verify(facts: ElfFacts, want: targets.Target | None = None,
+           image_files: Collection[str] | None = None) -> Verdict:
+    """Judge facts for a FROM scratch image; a target adds an architecture check. image_files, the absolute
+    paths besides the binary that the image will hold (`invoke image` knows them), lets the run-time warnings
+    say what this image has; None judges the binary for any scratch image."""
     checks = [_format(facts)]
     if facts.is_elf:
         checks += runnable(facts, want)
@@ -92,6 +94,27 @@ def verify(facts: ElfFacts, arch: str | None = None, image_files: Collection[str
         return Verdict(facts, tuple(checks), ())
     runtime = tuple(_runtime_warnings(facts, None if image_files is None else frozenset(image_files)))
     return Verdict(facts, tuple(checks), runtime + tuple(_file_warnings(facts)), runtime)
+
+
+def judge(facts: ElfFacts, want: targets.Target | None, image_files: Collection[str] | None = None, *,
+          subject: str | None = None, error: type[ToolkitError] = VerifyFailed, hint: str | None = None) -> Verdict:
+    """verify(), for a program about to be used: its verdict when every check passes, else error (VerifyFailed,
+    or the caller's kind: BuildFailed for a build's output) naming the file, the platform and the failures."""
+    verdict = verify(facts, want, image_files)
+    if verdict.ok:
+        return verdict
+    where = f" for {want.platform}" if want is not None else ""
+    message = f"{subject or facts.path}{where}, which fails verify: " + "; ".join(verdict.failures)
+    if issubclass(error, VerifyFailed):
+        raise error(message, reasons=verdict.failures, hint=hint)
+    raise error(message, hint=hint)
+
+
+def require(path: str | os.PathLike[str], want: targets.Target | None, *, subject: str | None = None,
+            error: type[ToolkitError] = VerifyFailed, hint: str | None = None) -> ElfFacts:
+    """A program's facts, read once, when it passes verify for want (None: any architecture); else error, as
+    judge() says it."""
+    return judge(elf.read(os.fspath(path)), want, subject=subject, error=error, hint=hint).facts
 
 
 def runnable(facts: ElfFacts, want: targets.Target | None = None) -> list[Check]:
@@ -374,11 +397,9 @@ class TreeVerdict:
         return "\n".join(lines)
 
 
-def verify_tree(root: str, arch: str | None = None) -> TreeVerdict:
+def verify_tree(root: str, want: targets.Target | None = None) -> TreeVerdict:
     """Verify every ELF file under root (symlinks not followed)."""
-    if arch:
-        targets.lookup(arch)
-    return TreeVerdict(root, tuple(verify(i, arch) if isinstance(i, ElfFacts) else i for i in elf.walk(root)))
+    return TreeVerdict(root, tuple(verify(i, want) if isinstance(i, ElfFacts) else i for i in elf.walk(root)))
 
 
 def to_json(doc: dict | list) -> str:

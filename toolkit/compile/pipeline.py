@@ -62,11 +62,19 @@ def _libc(toolchain: str, job: plan.Plan, libc: str | None) -> str:
 
 
 @dataclass(frozen=True)
+class Program:
+    """A program written: where, and what verify read of it (so that no one reads it again)."""
+
+    path: Path
+    facts: elf.ElfFacts
+
+
+@dataclass(frozen=True)
 class Outcome:
     """One target's result: the programs written, or the error that stopped it."""
 
     target: targets.Target
-    written: tuple[Path, ...] = ()
+    written: tuple[Program, ...] = ()
     error: ToolkitError | None = None
 
 
@@ -87,7 +95,7 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
     skip = skip_output(out_dir) if out_dir else (lambda path: False)
     sources = _documented_sources(job, out_dir)  # once: every program of every target is made from them
 
-    def one(target: targets.Target) -> tuple[Path, ...]:
+    def one(target: targets.Target) -> tuple[Program, ...]:
         rule = job.system == plan.RULE
         # outputs (renamed as `outputs` closes) before their naming locks are let go (as `naming` closes)
         with contextlib.ExitStack() as naming, contextlib.ExitStack() as outputs:
@@ -98,8 +106,8 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
                 if rule:
                     _compiler_said(made / "output.log")
                 written = _deliver(made / "out", target, place, sources, rule, naming, outputs, reserved)
-        for path in written:
-            say(f"built {path} for {target.platform} with the {chain.name} toolchain")
+        for program in written:
+            say(f"built {program.path} for {target.platform} with the {chain.name} toolchain")
         return written
 
     outcomes = for_each_target(wanted, jobs, one)
@@ -125,7 +133,7 @@ def _compiler_said(output: Path) -> None:
 
 def _deliver(out: Path, target: targets.Target, place: Place, sources: Sequence[spdx.Package | spdx.File],
              rule: bool, naming: contextlib.ExitStack, outputs: contextlib.ExitStack,
-             reserved: dict[str, Path]) -> tuple[Path, ...]:
+             reserved: dict[str, Path]) -> tuple[Program, ...]:
     """Every program of out, verified for target first (all or none are written), then written where place
     says (into the temporary file reserved for it, else one made now, renamed as outputs closes), each with its
     SBOM beside it (from out/.records, the record of its link) and its naming lock held in naming: a binary never
@@ -133,7 +141,8 @@ def _deliver(out: Path, target: targets.Target, place: Place, sources: Sequence[
     programs = _programs(out, target)
     hint = None if rule else ("a project that links dynamically despite the flags: see its build options "
                               "(--configure-args), or pick the programs with --artifact")
-    facts = {p.name: _require(p, target, hint) for p in programs}
+    facts = {p.name: verify.require(p, target, subject=f"the build made {p.name}", error=BuildFailed, hint=hint)
+             for p in programs}
     epoch = dates.source_date_epoch(0)
     written = []
     for p in programs:
@@ -146,16 +155,8 @@ def _deliver(out: Path, target: targets.Target, place: Place, sources: Sequence[
         tmp = reserved.get(p.name) or outputs.enter_context(atomic_output(dest, mode=0o755))
         shutil.copyfile(p, tmp)
         spdx.write_beside(dest, document)
-        written.append(dest)
+        written.append(Program(dest, facts[p.name]))
     return tuple(written)
-
-
-def _require(path: Path, target: targets.Target, hint: str | None) -> elf.ElfFacts:
-    verdict = verify.verify(elf.read(str(path)), target.name)
-    if not verdict.ok:
-        raise BuildFailed(f"the build made {path.name} for {target.platform}, which fails verify: "
-                          + "; ".join(verdict.failures), hint=hint)
-    return verdict.facts
 
 
 def _programs(out: Path, target: targets.Target) -> list[Path]:
@@ -175,7 +176,7 @@ def _programs(out: Path, target: targets.Target) -> list[Path]:
 
 
 def for_each_target(wanted: Sequence[targets.Target], jobs: int,
-                    work: Callable[[targets.Target], tuple[Path, ...]]) -> list[Outcome]:
+                    work: Callable[[targets.Target], tuple[Program, ...]]) -> list[Outcome]:
     """work(target) for each target, jobs at a time, each failure kept in its Outcome; in wanted's order."""
 
     def one(target: targets.Target) -> Outcome:

@@ -105,7 +105,7 @@ class _Messages:
 
 
 @contextlib.contextmanager
-def _stream(client: Any, context: BinaryIO, tag: str, image_labels: dict[str, str],
+def _stream(client: engine.Client, context: BinaryIO, tag: str, image_labels: dict[str, str],
             platform: str | None) -> Iterator[_Messages]:
     """POST /build. The connection is closed however the block ends: closing it is what makes the engine cancel an
     unfinished build (docker-py's build() leaves its answer open until the garbage collector gets to it)."""
@@ -128,7 +128,7 @@ def _stream(client: Any, context: BinaryIO, tag: str, image_labels: dict[str, st
         response.close()
 
 
-def build(client: Any, context: BinaryIO, tag: str, image_labels: dict[str, str], what: str,
+def build(client: engine.Client, context: BinaryIO, tag: str, image_labels: dict[str, str], what: str,
           hint: str | None = None, platform: str | None = None,
           on_line: Callable[[str], None] | None = None) -> list[str]:
     """Build tag from a tar context; returns the builder's output. Every step of a build commits an image: a build
@@ -170,7 +170,7 @@ def _settle(messages: _Messages, progress: _Progress) -> None:
             progress.feed(message)
 
 
-def _image_id(client: Any, ref: str) -> str | None:
+def _image_id(client: engine.Client, ref: str) -> str | None:
     from docker.errors import ImageNotFound
 
     with engine.step(f"looking up image {ref}"):
@@ -180,7 +180,7 @@ def _image_id(client: Any, ref: str) -> str | None:
             return None
 
 
-def _undo(client: Any, tag: str, previous: str | None, progress: _Progress) -> None:
+def _undo(client: engine.Client, tag: str, previous: str | None, progress: _Progress) -> None:
     """Remove what an unfinished build committed, once the engine has stopped it; never an image that another image
     or container still uses (the engine refuses those without force)."""
     made = list(progress.made)
@@ -205,7 +205,7 @@ def _undo(client: Any, tag: str, previous: str | None, progress: _Progress) -> N
         log.warning("could not remove the unfinished build's images %s (%s)", " ".join(made), exc)
 
 
-def _remove_untagged(client: Any, image_ids: list[str], wait: bool) -> None:
+def _remove_untagged(client: engine.Client, image_ids: list[str], wait: bool) -> None:
     """Remove those of image_ids (children first) that have no name of their own. wait: Podman runs a RUN step
     it was cancelled in to its end, and its image stays in use by the step's container until then; the engine
     says so (409, "in use"), and the removal is tried again, within the settle time."""

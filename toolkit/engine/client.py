@@ -30,13 +30,28 @@ DEFAULT_SOCKET = endpoints.DEFAULT_SOCKET
 local_socket = endpoints.local_socket
 
 
+class Client(Protocol):
+    """The engine as the Docker SDK's DockerClient gives it (the SDK ships no types): what the toolkit calls.
+    connect() makes one; tests may pass a small stand-in with the same attributes."""
+
+    api: Any  # the low-level APIClient
+    images: Any
+    containers: Any
+
+    def version(self) -> dict: ...
+
+    def info(self) -> dict: ...
+
+    def ping(self) -> bool: ...
+
+
 def labels(role: str) -> dict[str, str]:
     """Labels for everything the toolkit creates in the engine: what it is for, and which run made it
     (FROMSCRATCH_SESSION when set, so a caller such as a test can find exactly its own leftovers)."""
     return {ROLE: role, SESSION: _SESSION}
 
 
-def connect(timeout: int = 120) -> Any:
+def connect(timeout: int = 120) -> Client:
     """A docker.DockerClient for the engine the docker CLI would use (DOCKER_HOST, DOCKER_CONTEXT, the current
     context, else the local socket), Docker or Podman alike."""
     endpoint = endpoints.resolve()
@@ -45,7 +60,7 @@ def connect(timeout: int = 120) -> Any:
         client.ping()
     except Exception as exc:  # the SDK's DockerException, requests' connection errors, a TLS file that is missing
         raise unavailable(endpoint, exc) from exc
-    return client
+    return client  # type: ignore[no-any-return]
 
 
 def unavailable(endpoint: endpoints.Endpoint, exc: BaseException | None = None) -> EngineUnavailable:
@@ -107,7 +122,7 @@ def _one_line(text: str) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def data_room(client: Any) -> tuple[str, int] | None:
+def data_room(client: Client) -> tuple[str, int] | None:
     """(directory, free bytes) where the engine keeps images, when the engine is on this machine (a unix socket)
     and that directory is visible here; None when it cannot be known (a remote engine, a VM's disk)."""
     if endpoints.resolve().socket_path is None:
@@ -121,19 +136,40 @@ def data_room(client: Any) -> tuple[str, int] | None:
     return (root, st.f_bavail * st.f_frsize) if st is not None else None
 
 
-def image_exists(client: Any, ref: str) -> bool:
+def image_exists(client: Client, ref: str) -> bool:
     return image_id(client, ref) is not None
 
 
-def image_id(client: Any, ref: str) -> str | None:
+def image_id(client: Client, ref: str) -> str | None:
     """The ID of the image ref names; None when there is none."""
+    image = get_image(client, ref)
+    return None if image is None else str(image.id)
+
+
+def get_image(client: Client, ref: str) -> Any:
+    """The SDK's Image that ref names (its attrs, save()); None when the engine has none."""
     from docker.errors import ImageNotFound
 
     with step(f"looking up image {ref}"):
         try:
-            return str(client.images.get(ref).id)
+            return client.images.get(ref)
         except ImageNotFound:
             return None
+
+
+def remove_image(client: Client, ref: str) -> None:
+    """Remove the image ref names, if there is one (call it inside step(), which says what failed)."""
+    from docker.errors import ImageNotFound
+
+    try:
+        client.images.remove(ref)
+    except ImageNotFound:
+        pass
+
+
+def native_target(store: Images) -> targets.Target:
+    """The target the engine's machine runs natively, as the engine reports its architecture."""
+    return targets.lookup(store.native_arch())
 
 
 def platform_ref(ref: str, target: targets.Target) -> str:
@@ -142,7 +178,7 @@ def platform_ref(ref: str, target: targets.Target) -> str:
     return f"{ref}-{target.name}"
 
 
-def find_image(client: Any, ref: str, platform: targets.Target | None, hint: str) -> str:
+def find_image(client: Client, ref: str, platform: targets.Target | None, hint: str) -> str:
     """The engine's image that ref means for platform: ref itself when it is for that platform (or none is asked
     for), else ref's tag for that platform (platform_ref). None is one line naming the platforms of ref there
     are (hint: what to say when there are none)."""
@@ -168,7 +204,7 @@ def find_image(client: Any, ref: str, platform: targets.Target | None, hint: str
                      hint=f"pick one with --platform {first.platform}, or give its tag" if first else hint)
 
 
-def _attrs(client: Any, ref: str) -> dict | None:
+def _attrs(client: Client, ref: str) -> dict | None:
     from docker.errors import ImageNotFound
 
     with step(f"looking up image {ref}"):
@@ -193,7 +229,7 @@ def _platform_of(attrs: dict) -> targets.Target | None:
         return None
 
 
-def import_layer(client: Any, chunks: Iterable[bytes], ref: str, changes: list[str]) -> None:
+def import_layer(client: Client, chunks: Iterable[bytes], ref: str, changes: list[str]) -> None:
     """`docker import` of a layer tar streamed in chunks, as the image ref. Call it inside step(). The reference
     goes whole into `repo`, which Docker and Podman both read (Podman ignores a separate `tag`); an error reported
     inside the answer is Refused, though its status was 200."""
@@ -222,7 +258,7 @@ class Images(Protocol):
     def tag(self, image: str, repository: str, tag: str) -> None: ...
 
 
-def images(client: Any = None, timeout: int = 120) -> Images:
+def images(client: Client | None = None, timeout: int = 120) -> Images:
     """The engine for loading images: over the local socket with the standard library when the engine is on one
     (DOCKER_HOST or a context naming a unix socket, or none), which spares a command the SDK's start-up; through
     the SDK (client, or a new one) otherwise: tcp:// with TLS, ssh://, a named pipe."""
@@ -332,7 +368,7 @@ def _check(message: dict) -> None:
 class SdkImages:
     """The same calls through a docker.DockerClient: any engine the SDK reaches."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Client) -> None:
         self.client = client
 
     def native_arch(self) -> str:

@@ -40,7 +40,7 @@ DEFAULT_LIMITS = Limits()
 
 
 @contextlib.contextmanager
-def created(client: Any, role: str, image: str, **create: Any) -> Iterator[Any]:
+def created(client: engine.Client, role: str, image: str, **create: Any) -> Iterator[Any]:
     """A container named and labelled as ours (the SDK's object), removed on the way out however the block ends.
 
     The name is chosen before the engine is asked, so a container that was created just as an interrupt
@@ -60,7 +60,7 @@ def created(client: Any, role: str, image: str, **create: Any) -> Iterator[Any]:
         remove(client, name)
 
 
-def remove(client: Any, name: str, quiet: bool = False) -> None:
+def remove(client: engine.Client, name: str, quiet: bool = False) -> None:
     """Remove a container by name or id if it exists. quiet: a failure (say, the engine is gone) is a warning
     that names the container, because another error is already on its way to the user."""
     from docker.errors import APIError, NotFound
@@ -81,7 +81,7 @@ def remove(client: Any, name: str, quiet: bool = False) -> None:
         log.warning("could not remove the container %s (%s); remove it with: docker rm -f %s", name, exc, name)
 
 
-def wait_gone(client: Any, container_id: str, seconds: float = 20.0) -> None:
+def wait_gone(client: engine.Client, container_id: str, seconds: float = 20.0) -> None:
     """Wait (bounded) until the engine has removed a container it is tearing down itself."""
     from docker.errors import NotFound
 
@@ -105,14 +105,14 @@ _WATCHED = ('trap "exit 143" TERM; exec 3<&0; "$@" </dev/null 3<&- & b=$!; '
 class Container:
     """A build container: made by Container.open(), which removes it however the block ends."""
 
-    def __init__(self, client: Any, made: Any, limits: Limits) -> None:
+    def __init__(self, client: engine.Client, made: Any, limits: Limits) -> None:
         self._client = client
         self._made = made
         self.limits = limits
 
     @classmethod
     @contextlib.contextmanager
-    def open(cls, client: Any, image: str, command: list[str], workdir: str,
+    def open(cls, client: engine.Client, image: str, command: list[str], workdir: str,
              limits: Limits = DEFAULT_LIMITS, role: str = "build") -> Iterator[Container]:
         """A container of image that will run command (argv, never a shell line) in workdir, networking off,
         within limits, and that ends when the client attached to it goes away."""

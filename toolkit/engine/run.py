@@ -15,7 +15,7 @@ from . import client as engine
 from . import container as containers
 
 
-def run(client: Any, tag: str, stdout: BinaryIO, stderr: BinaryIO, platform: targets.Target | None = None,
+def run(client: engine.Client, tag: str, stdout: BinaryIO, stderr: BinaryIO, platform: targets.Target | None = None,
         args: Sequence[str] = (), stdin: int | None = None) -> int:
     """Run tag (its image for platform, when given) to completion; returns the container's exit code. args
     replace the image's CMD, after its ENTRYPOINT, as `docker run IMAGE ARGS` does; stdin, a file descriptor,

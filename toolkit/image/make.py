@@ -7,37 +7,35 @@ import contextlib
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from .. import command, dates, files, targets
-from ..compile import recipes
+from ..compile import provides, recipes
 from ..engine import client as engine
+from ..engine.container import Limits
 from ..errors import EngineUnavailable, InputError
-from . import oci, store
+from . import dockerfile, oci, store
 from . import sbom as sboms
 from . import scratch as img
 
 
 def image(ref: str, binaries: Sequence[Path], opts: img.Options, outputs: Sequence[img.Output],
           say: Callable[[str], None],
-          *, backend: str = "python", arch: str | None = None, platform: str | None = None,
+          *, backend: str = "python", want: targets.Target | None = None, platforms: Sequence[targets.Target] = (),
           recipe: recipes.Recipe | None = None, toolchain: str = "auto", builder_base: str | None = None,
-          sbom: str | None = None, limits: Any = None, index: Any = None) -> None:
+          sbom: str | None = None, limits: Limits | None = None, index: provides.Index | None = None) -> None:
     """Make ref's image and say what was made: of one binary, of several (one per platform, each platform read
-    from its ELF: one multi-platform image) or, with platform, of recipe compiled for each platform listed.
-    Each platform's SBOM (sbom: FILE, none, or by default the one beside each binary) is attached to it."""
+    from its ELF: one multi-platform image) or, with platforms, of recipe compiled for each of them; want: the
+    one platform a binary must be for. Each platform's SBOM (sbom: FILE, none, or by default the one beside each
+    binary) is attached to it."""
     epoch = dates.source_date_epoch(0)
-    if arch:
-        targets.lookup(arch)
-    platforms = targets.parse_archs(platform) if platform is not None else []
-    if platforms and arch:
+    if platforms and want:
         raise InputError("--arch and --platform both choose the architecture", hint="give one of them")
     multi = len(platforms) > 1 or len(binaries) > 1
     if multi and any(o.kind == "docker-archive" for o in outputs):
         raise InputError("a docker-archive holds one platform's image",
                          hint="use --output oci-archive:FILE.tar or oci:DIR for several platforms")
     if len(binaries) > 1:
-        _check_binaries(binaries, arch, platforms)
+        _check_binaries(binaries, want, platforms)
     binary = binaries[0]
     if not platforms:  # a missing binary, FIFO or device is named before the engine is asked for anything
         for b in binaries:
@@ -49,37 +47,38 @@ def image(ref: str, binaries: Sequence[Path], opts: img.Options, outputs: Sequen
         if outputs or platforms or choice.mode == "file":
             raise InputError("--backend dockerfile builds one image in the engine; "
                              "--output, --platform and --sbom FILE need the python backend")
-        say(_render_dockerfile_build(img.build_with_dockerfile(engine.connect(), binary, ref, opts, arch=arch,
-                                                                epoch=epoch)))
+        say(_render_dockerfile_build(dockerfile.build(engine.connect(), binary, ref, opts, want, epoch)))
         return
-    index = bool(platforms) or len(binaries) > 1  # kept in the store for push, loaded with per-platform tags
-    client = None if outputs else _engine_for(index)
+    indexed = bool(platforms) or len(binaries) > 1  # kept in the store for push, loaded with per-platform tags
+    client = None if outputs else _engine_for(indexed)
     with contextlib.ExitStack() as stack:
         if platforms:
             paths, built = _compile_each(stack, platforms, recipe or recipes.hello(), binary.name, ref, opts, epoch,
                                          toolchain, builder_base, say, limits, index)
         else:
             paths = list(binaries)
-            built = [stack.enter_context(img.assemble(b, ref, arch=arch, epoch=epoch, opts=opts)) for b in binaries]
+            built = [stack.enter_context(img.assemble(b, ref, want=want, epoch=epoch, opts=opts)) for b in binaries]
             _one_per_platform(binaries, built)
-        attached = _attach_sboms(paths, built, choice, ref, opts, epoch)  # a bad SBOM stops here: nothing written
+        # a bad SBOM stops here: nothing written
+        attached = _attach_sboms(paths, built, choice, ref, opts, epoch, built_here=bool(platforms))
         say(_render_built(ref, built, attached))
         artifacts = [a for a, _ in attached]
-        _write_outputs(ref, [b.image for b in built], outputs, multi=index, say=say, artifacts=artifacts)
-        if client is not None or index:  # kept for `invoke push`, by image ID
+        _write_outputs(ref, [b.image for b in built], outputs, multi=indexed, say=say, artifacts=artifacts)
+        if client is not None or indexed:  # kept for `invoke push`, by image ID
             for made in built:
                 store.keep_referrers(ref, made.image.image_id, [a for a in artifacts
                                                            if a.subject.digest == made.image.manifest_desc.digest])
         if client is not None:
-            _load_all(client, ref, built, per_platform_tags=index, say=say)
+            _load_all(client, ref, built, per_platform_tags=indexed, say=say)
 
 
-def _check_binaries(binaries: Sequence[Path], arch: str | None, platforms: Sequence[targets.Target]) -> None:
+def _check_binaries(binaries: Sequence[Path], want: targets.Target | None,
+                    platforms: Sequence[targets.Target]) -> None:
     """Several binaries are one program for several platforms: one name (the image's CMD names it)."""
     if platforms:
         raise InputError("--platform compiles the program for each platform; several --binary bring their own",
                          hint="give one of them")
-    if arch:
+    if want:
         raise InputError("--arch checks one binary; several --binary each carry their platform")
     names = sorted({b.name for b in binaries})
     if len(names) > 1:
@@ -110,29 +109,31 @@ def _engine_for(multi: bool) -> engine.Images | None:
 
 def _compile_each(stack: contextlib.ExitStack, platforms: Sequence[targets.Target], recipe: recipes.Recipe,
                   name: str, ref: str, opts: img.Options, epoch: int, toolchain: str, builder_base: str | None,
-                  say: Callable[[str], None], limits: Any = None,
-                  index: Any = None) -> tuple[list[Path], list[img.Built]]:
+                  say: Callable[[str], None], limits: Limits | None = None,
+                  index: provides.Index | None = None) -> tuple[list[Path], list[img.Built]]:
     """Compile recipe for each platform into a directory that lives as long as the stack (each binary with its
     SBOM beside it), and assemble each."""
     bins = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fromscratch-bins-")))
     paths, built = [], []
     for target in platforms:
         out = bins / target.name / name
-        recipes.compile_for(recipe, [target], toolchain, out, builder_base, say, limits=limits, index=index)
+        done = recipes.compile_for(recipe, [target], toolchain, out, builder_base, say, limits=limits, index=index)
         paths.append(out)
-        built.append(stack.enter_context(img.assemble(out, ref, arch=target.name, epoch=epoch, opts=opts)))
+        facts = done[0].written[0].facts  # read once, by the build's verify
+        built.append(stack.enter_context(img.assemble(out, ref, want=target, epoch=epoch, opts=opts, facts=facts)))
     return paths, built
 
 
 def _attach_sboms(paths: Sequence[Path], built: Sequence[img.Built], choice: sboms.Choice, ref: str,
-                  opts: img.Options, epoch: int) -> list[tuple[oci.Artifact, str]]:
-    """Each platform's SBOM as an artifact referring to its manifest, with where the program's part came from."""
+                  opts: img.Options, epoch: int, built_here: bool = False) -> list[tuple[oci.Artifact, str]]:
+    """Each platform's SBOM as an artifact referring to its manifest, with where the program's part came from.
+    built_here: the binaries were compiled by this task, each SBOM written with its binary moments ago."""
     if choice.mode == "none":
         return []
     contents = sboms.resolve(sboms.extras(opts))  # the same files on every platform: asked once
     out = []
     for path, b in zip(paths, built, strict=True):
-        program = sboms.for_program(path, choice, b.image.platform, b.verdict.facts, epoch)
+        program = sboms.for_program(path, choice, b.image.platform, b.verdict.facts, epoch, built_here=built_here)
         assert program is not None
         out.append((sboms.attach(b, program, ref, contents, path.name, epoch), program.origin))
     return out
@@ -157,12 +158,11 @@ def _write_outputs(ref: str, images: list[oci.Image], outputs: Sequence[img.Outp
 def _load_all(client: engine.Images, ref: str, built: list[img.Built], *, per_platform_tags: bool,
               say: Callable[[str], None]) -> None:
     """Load each platform's image; NAME:TAG-<arch> each, and the engine's own architecture the plain tag too."""
-    native = targets.lookup(client.native_arch()).architecture
+    native = engine.native_target(client).architecture
     loaded: list[list[str]] = []
     for b in built:
-        target = targets.lookup(b.image.platform)
-        tags = [engine.platform_ref(ref, target)] if per_platform_tags else []  # hello:1.0-arm64, hello:1.0-arm-v7
-        if target.architecture == native and not any(ref in t for t in loaded):
+        tags = [engine.platform_ref(ref, b.target)] if per_platform_tags else []  # hello:1.0-arm64, hello:1.0-arm-v7
+        if b.target.architecture == native and not any(ref in t for t in loaded):
             tags.insert(0, ref)
         loaded.append(tags)
         info = img.load(client, b, tags)

@@ -1,50 +1,36 @@
-"""Pushing an image to a registry: blobs, then each platform's manifest by digest, then the tag; and reading one
-back (verify-image --remote).
+"""Talking to a registry: references as docker reads them, a python-dxf client with docker's login
+(engine/login.py) and TLS trust (tls.py), and the pushes and reads of manifests and blobs; registry errors are
+translated into ours here and only here. pulled.py reads an image back through it; referrers.py pushes SBOMs.
 
 The HTTP side is python-dxf's (a maintained Docker registry v2 client that streams blob uploads, sends manifest
-bytes unchanged with their own media type, and speaks Basic and bearer-token authentication). Logins are found as
-the docker CLI finds them, through the Docker SDK's auth and credential-store support; TLS trusts what docker
-trusts. Registry errors are translated into ours here and only here.
+bytes unchanged with their own media type, and speaks Basic and bearer-token authentication).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
-import os
-import shutil
 import ssl
 import urllib.parse
 import warnings
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from .. import command, targets
-from ..engine import endpoint as endpoints
+from ..engine.login import DOCKER_HUB, Login, find_login
 from ..errors import InputError, ToolkitError
-from ..files import atomic_output
 from . import oci
+from .tls import CERTS_D, Trust, trust
+from .tls import session as tls_session
 
 log = logging.getLogger(__name__)
 
-DOCKER_HUB = "registry-1.docker.io"
 _LOOPBACK = ("localhost", "127.", "[::1]")
-# Where dockerd reads a registry's own CA and client certificate (the docker CLI and this tool read it too).
-CERTS_D = Path("/etc/docker/certs.d")
 
 
 class RegistryError(ToolkitError):
     """The registry could not be reached, or refused a request."""
-
-
-class CredentialsError(ToolkitError):
-    """The login for a registry cannot be read: a credential helper missing, failing or answering nonsense."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -78,131 +64,6 @@ def parse_reference(text: str) -> Reference:
     return Reference(registry, name, tag)
 
 
-# --- the login, as `docker login` left it ---------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Login:
-    username: str = ""
-    password: str = field(default="", repr=False)
-    identity_token: str = field(default="", repr=False)  # an OAuth2 refresh token, for the registry's token server
-    source: str = ""  # where it came from, for messages: "docker-credential-pass", "auths in ~/.docker/config.json"
-
-
-def find_login(registry: str, environ: Mapping[str, str] | None = None) -> Login | None:
-    """The login the docker CLI would send to registry: its credHelpers entry, else credsStore, else the auths
-    entry of config.json (a password or an identity token); None when there is none."""
-    from docker import auth
-    from docker.errors import DockerException
-
-    cfg = endpoints.config(environ)
-    path = endpoints.config_dir(environ) / "config.json"
-    key = auth.INDEX_NAME if registry == DOCKER_HUB else registry  # docker's own name for Docker Hub
-    try:
-        config = auth.AuthConfig.load_config(str(path), dict(cfg)) if cfg else auth.AuthConfig({})
-    except DockerException as exc:
-        raise InputError(f"the docker config {path} has an auths entry that cannot be read ({exc})",
-                         hint=f"docker login {registry}") from None
-    helper = config.get_credential_store(key)
-    if helper and shutil.which(f"docker-credential-{helper}") is None:
-        raise CredentialsError(f"the credential helper docker-credential-{helper} that {path} names for "
-                               f"{registry} is not installed or not on PATH",
-                               hint=f"install it and run docker login {registry}, or remove it from {path}")
-    try:
-        with warnings.catch_warnings():  # the SDK warns about a helper it cannot find; checked above, in one line
-            warnings.simplefilter("ignore")
-            found = config.resolve_authconfig(key)
-    except DockerException as exc:  # the helper exited non-zero: its own words are in the message
-        raise CredentialsError(f"the credential helper docker-credential-{helper} failed for {registry}: "
-                               f"{_one_line(str(exc.__cause__ or exc))}", hint=f"docker login {registry}") from None
-    except (ValueError, KeyError, TypeError, AttributeError):  # not the JSON the helper protocol promises
-        raise CredentialsError(f"the credential helper docker-credential-{helper} answered for {registry} with "
-                               "something that is not credentials", hint=f"docker login {registry}") from None
-    if not found:
-        return None
-    source = f"docker-credential-{helper}" if helper and "ServerAddress" in found else f"auths in {path}"
-    token = found.get("IdentityToken") or ""
-    user = found.get("Username") or found.get("username") or ""
-    password = found.get("Password") or found.get("password") or ""
-    if not token and not (user and password):
-        return None  # an empty auths entry: Docker Desktop's mark for a login kept in its store
-    return Login(str(user), str(password), str(token), source)
-
-
-# --- TLS, as docker does it ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Trust:
-    verify: bool | str  # a CA bundle path (the system's CAs, plus the registry's own), or False for --insecure
-    cert: tuple[str, str] | None = None  # a client certificate and its key
-
-
-def trust(registry: str, insecure: bool = False, certs_d: Path = CERTS_D) -> Trust:
-    """What a connection to registry trusts, read as dockerd reads certs.d/<host:port>/: *.crt are CAs added to
-    the system's, a *.cert with the *.key of the same name is the client certificate."""
-    folder = certs_d / registry
-    cas: list[Path] = []
-    cert: tuple[str, str] | None = None
-    try:
-        names = sorted(os.listdir(folder)) if folder.is_dir() else []
-    except OSError as exc:
-        raise InputError(f"cannot read {folder}: {exc.strerror}") from None
-    for name in names:
-        stem, ext = os.path.splitext(name)
-        if ext == ".crt":
-            cas.append(folder / name)
-        elif ext == ".cert":
-            if f"{stem}.key" not in names:
-                raise InputError(f"{folder / name} has no {stem}.key beside it",
-                                 hint="a client certificate needs its key; CA certificates end in .crt")
-            cert = cert or (str(folder / name), str(folder / f"{stem}.key"))
-        elif ext == ".key" and f"{stem}.cert" not in names:
-            raise InputError(f"{folder / name} has no {stem}.cert beside it",
-                             hint="a client key needs its certificate, named .cert")
-    if insecure:
-        return Trust(False, cert)
-    system = _system_cas()
-    if not cas:
-        return Trust(system, cert)
-    return Trust(_bundle(system, cas), cert)
-
-
-def _system_cas() -> str:
-    """The system's CA bundle, as docker on Linux trusts it (requests alone would use certifi's)."""
-    cafile = ssl.get_default_verify_paths().cafile
-    if cafile and os.path.isfile(cafile):
-        return cafile
-    import certifi
-
-    return str(certifi.where())
-
-
-def _bundle(system: str, cas: list[Path]) -> str:
-    """One PEM file of the system's CAs and the registry's: requests takes one. Named by its content and kept
-    in the cache, so it is written once and never half-written."""
-    try:
-        parts = [Path(system).read_bytes()] + [ca.read_bytes() for ca in cas]
-    except OSError as exc:
-        raise InputError(f"cannot read a CA certificate: {exc}") from None
-    data = b"\n".join(p.rstrip(b"\n") for p in parts) + b"\n"
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fromscratch" / "ca-bundles"
-    path = cache / f"{hashlib.sha256(data).hexdigest()[:32]}.pem"
-    if not path.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        with atomic_output(path, 0o644) as tmp:
-            tmp.write_bytes(data)
-    return str(path)
-
-
-def _session(tls: Trust, limit: float, login_host: str | None = None) -> Any:
-    """A net.Session (time and size limits, the login only for login_host) with this registry's TLS trust."""
-    from .. import net
-
-    session = net.Session(limit, [login_host] if login_host else [])
-    session.verify = tls.verify
-    session.cert = tls.cert
-    return session
-
-
 def _scheme(ref: Reference, tls: Trust, insecure: bool, limit: float) -> str:
     """https, or http where the registry does not speak TLS and plain HTTP is allowed (a loopback registry, or
     --insecure), as docker falls back for its insecure registries. A certificate that does not verify is an
@@ -212,7 +73,7 @@ def _scheme(ref: Reference, tls: Trust, insecure: bool, limit: float) -> str:
     from .. import net
 
     try:
-        with warnings.catch_warnings(), _session(tls, limit) as session:
+        with warnings.catch_warnings(), tls_session(tls, limit) as session:
             warnings.simplefilter("ignore")  # urllib3's warning for --insecure's unverified HTTPS
             session.get(f"https://{ref.registry}/v2/").close()
         return "https"
@@ -249,7 +110,7 @@ def _speaks_http(registry: str, limit: float) -> bool:
     from .. import net
 
     try:
-        with _session(Trust(False), limit) as session:
+        with tls_session(Trust(False), limit) as session:
             answer = session.get(f"http://{registry}/v2/")
             answer.close()
     except requests.RequestException as exc:
@@ -279,8 +140,6 @@ def _reason(exc: BaseException) -> str:
     text = str(exc)
     return text.rsplit("(Caused by ", 1)[-1].rstrip(")") if "(Caused by " in text else text
 
-
-# --- talking to the registry --------------------------------------------------------------------------------
 
 @contextlib.contextmanager
 def _talking(ref: Reference, what: str, login: Login | None) -> Iterator[None]:
@@ -361,10 +220,10 @@ def client(ref: Reference, insecure: bool | None = None) -> Any:
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self._sessions = [_session(tls, limit, ref.registry)]
+            self._sessions = [tls_session(tls, limit, ref.registry)]
 
         def __enter__(self) -> Any:
-            session = _session(tls, limit, ref.registry)
+            session = tls_session(tls, limit, ref.registry)
             session.__enter__()
             self._sessions.insert(0, session)
             return self
@@ -388,7 +247,7 @@ def _refreshed_token(response: Any, identity_token: str, tls: Trust, session: An
         raise DXFUnauthorizedError()  # a registry without a token server cannot take an identity token
     form = {"grant_type": "refresh_token", "refresh_token": identity_token, "client_id": "fromscratch",
             "service": challenge.get("service", ""), "scope": challenge.get("scope", "")}
-    session = session or _session(tls, net.timeout())
+    session = session or tls_session(tls, net.timeout())
     answer = session.post(challenge["realm"], data=form)
     if answer.status_code in (400, 401, 403):
         raise DXFUnauthorizedError()
@@ -496,111 +355,5 @@ def _one_line(text: str) -> str:
 
 def talking(ref: Reference, what: str, login: Login | None) -> contextlib.AbstractContextManager[None]:
     """The same translation of registry errors, for modules that push or read more through a client made here
-    (referrers.py: SBOMs)."""
+    (referrers.py: SBOMs; pulled.py: an image read back)."""
     return _talking(ref, what, login)
-
-
-# --- reading an image back, for verify-image --remote --------------------------------------------------------
-
-_CONFIG_MAX = 4 << 20  # an image config is a few KiB; a bigger one is refused before it is read
-
-
-@dataclass(frozen=True)
-class Pulled:
-    """One platform's image from a registry: its OCI config, parsed, and its layer files on disk, bottom first."""
-
-    platform: str
-    config: dict
-    layers: tuple[Path, ...]
-
-
-def pull(ref: Reference, dxf: Any, platform: targets.Target | None, workdir: Path) -> list[Pulled]:
-    """ref's image for platform, from its registry; without a platform, each platform of an index. Every blob is
-    checked against its digest (python-dxf does, as it streams) and layers go to files in workdir, not memory."""
-    import requests
-
-    login = getattr(dxf, "login", None)
-    with dxf:
-        with _talking(ref, f"reading {ref}", login):
-            try:
-                body, _ = dxf.get_manifest_and_response(ref.tag)
-            except requests.HTTPError as exc:
-                if exc.response is not None and exc.response.status_code == 404:
-                    raise InputError(f"no image {ref} in its registry",
-                                     hint=f"check the name; push it with {command.line(f'push --tag {ref}')}") from None
-                raise
-        top = _json(body, ref)
-        if "manifests" in top:  # an index (OCI, or Docker's manifest list)
-            wanted = [d for d in top["manifests"] if isinstance(d, dict) and not d.get("artifactType")
-                      and (found := _target(d.get("platform") or {})) is not None
-                      and (platform is None or found == platform)]
-            if not wanted:
-                listed = ", ".join(p for d in top["manifests"] if isinstance(d, dict)
-                                   if (p := _platform(d.get("platform") or {})) and _target(d["platform"]))
-                raise InputError(f"{ref} has no image for {platform.platform if platform else 'any platform'} "
-                                 f"in its registry (its index lists {listed or 'none this tool knows'})",
-                                 hint=f"pick one with --platform {listed.split(', ')[0]}" if listed else None)
-            manifests = []
-            for desc in wanted:
-                with _talking(ref, f"reading the {_platform(desc['platform'])} manifest", login):
-                    text, _ = dxf.get_manifest_and_response(desc["digest"])
-                if "sha256:" + hashlib.sha256(text.encode()).hexdigest() != desc["digest"]:
-                    raise RegistryError(f"{ref.registry} answered {desc['digest']} with other bytes")
-                manifests.append(_json(text, ref))
-        else:
-            manifests = [top]
-        out = [_pull_one(ref, dxf, manifest, workdir / str(i), login) for i, manifest in enumerate(manifests)]
-    if platform is not None and len(out) == 1 and _target(out[0].config) != platform:
-        raise InputError(f"{ref} in its registry is for {out[0].platform}, not {platform.platform}",
-                         hint="leave out --platform, or give the image of that platform")
-    return out
-
-
-def _pull_one(ref: Reference, dxf: Any, manifest: dict, where: Path, login: Any) -> Pulled:
-    from dxf.exceptions import DXFDigestMismatchError
-
-    try:
-        config_desc, layer_descs = manifest["config"], manifest["layers"]
-        if int(config_desc.get("size", 0)) > _CONFIG_MAX:
-            raise RegistryError(f"{ref}: its config is {config_desc['size']:,} bytes, more than an image config "
-                                "holds")
-        where.mkdir(parents=True)
-        with _talking(ref, f"reading the config {config_desc['digest'][:19]}", login):
-            config = json.loads(b"".join(dxf.pull_blob(config_desc["digest"])))
-        layers = []
-        for i, desc in enumerate(layer_descs):
-            path = where / f"layer{i}"
-            with _talking(ref, f"reading the layer {desc['digest'][:19]}", login), open(path, "wb") as fh:
-                for chunk in dxf.pull_blob(desc["digest"], chunk_size=1 << 20):
-                    fh.write(chunk)
-            layers.append(path)
-    except DXFDigestMismatchError as exc:
-        raise RegistryError(f"{ref.registry} answered a blob of {ref} with other bytes ({exc})") from None
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise RegistryError(f"{ref}: its manifest or config is not an image's ({exc!r})") from None
-    if not isinstance(config, dict):
-        raise RegistryError(f"{ref}: its config is not a JSON object")
-    return Pulled(_platform(config), config, tuple(layers))
-
-
-def _json(text: str, ref: Reference) -> dict:
-    try:
-        found = json.loads(text)
-    except ValueError:
-        raise RegistryError(f"{ref}: the registry's manifest is not JSON") from None
-    if not isinstance(found, dict):
-        raise RegistryError(f"{ref}: the registry's manifest is not a JSON object")
-    return found
-
-
-def _platform(plat: Mapping[str, Any]) -> str:
-    return "/".join(str(plat[k]) for k in ("os", "architecture", "variant") if plat.get(k))
-
-
-def _target(plat: Mapping[str, Any]) -> targets.Target | None:
-    """The target of a platform (an index entry's, or a config's os/architecture/variant); None for others
-    (an attestation manifest's unknown/unknown)."""
-    try:
-        return targets.parse_platform(_platform(plat))
-    except InputError:
-        return None

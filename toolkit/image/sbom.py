@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .. import command
-from ..check import elf, verify
+from ..check import elf
 from ..compile import links, spdx
 from ..errors import InputError, ToolkitError
 from ..files import regular_input, scratch_dir
@@ -59,16 +59,20 @@ class Program:
     origin: str  # where it came from, in the user's words
 
 
-def for_program(binary: Path, choice: Choice, platform: str, facts: elf.ElfFacts, epoch: int) -> Program | None:
+def for_program(binary: Path, choice: Choice, platform: str, facts: elf.ElfFacts, epoch: int, *,
+                built_here: bool = False) -> Program | None:
     """The program's SBOM: --sbom FILE, else <binary>.spdx.json, else one made from what the binary shows; an SBOM
-    of another file is refused."""
+    of another file is refused. built_here: the build of this task wrote binary and its SBOM together (under the
+    lock of their names), so the program is the package the SBOM describes, taken as written: the binary is not
+    hashed again to find it."""
     if choice.mode == "none":
         return None
     path = choice.path if choice.path is not None else spdx.sbom_path(binary)
     if choice.mode == "file" or path.exists():
         what = "--sbom" if choice.mode == "file" else "the SBOM"
         doc = spdx.load(path, what)
-        package = spdx.for_binary(doc, binary, f"{what} {path}")
+        described = spdx.described(doc) if built_here and choice.mode == "auto" else []
+        package = described[0] if len(described) == 1 else spdx.for_binary(doc, binary, f"{what} {path}")
         return Program(doc, str(package["SPDXID"]), path.name)
     doc = json.loads(spdx.minimal_document(binary, platform, facts, epoch))
     return Program(doc, spdx.described(doc)[0]["SPDXID"], f"made from the binary (no {path.name} beside it)")
@@ -230,9 +234,7 @@ def of_binary(binary: Path) -> Shown:
     facts = elf.read(str(regular_input(binary, "binary")))
     if not facts.is_elf:
         raise InputError(f"{binary}: {facts.describe}, not an ELF program")
-    config = img.platform_of(verify.verify(facts))
-    platform = "/".join(p for p in (config.os, config.architecture, config.variant) if p)
-    program = for_program(binary, Choice("auto"), platform, facts, 0)
+    program = for_program(binary, Choice("auto"), img.platform_of(facts).platform, facts, 0)
     assert program is not None
     return Shown(f"{binary} ({program.origin})", program.doc)
 

@@ -1,28 +1,25 @@
-"""A FROM scratch image from a verified binary and options: checked first, then written as one layer and
-loaded into the engine, written to a file, or built by the engine from a generated Dockerfile."""
+"""A FROM scratch image from a binary and options: the binary verified once and the options checked first, then
+the image written as one layer, to a file or loaded into the engine (dockerfile.py hands the same files and
+config to the engine to build instead)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import posixpath
 import re
 import shlex
 import shutil
-import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .. import command, targets
 from ..check import elf, verify
-from ..engine import build as dockerbuild
 from ..engine import client as engine
-from ..errors import EngineError, InputError, VerifyFailed
+from ..errors import EngineError, InputError
 from ..files import atomic_output, output_file, scratch_dir
 from . import oci
 
@@ -86,6 +83,7 @@ class Built:
     tag: str
     image: oci.Image
     verdict: verify.Verdict
+    target: targets.Target  # the platform it is for
     files: int = 1  # regular files and symlinks in the layer
     content: int = 0  # their bytes, what `docker images` calls the size
 
@@ -297,63 +295,66 @@ def contents(binary: Path, opts: Options) -> list[oci.Entry]:
     return list(seen.values())
 
 
-def runtime_config(binary: Path, verdict: verify.Verdict, opts: Options, arch: str | None) -> oci.ImageConfig:
-    base = platform_of(verdict, arch)
+def runtime_config(binary: Path, target: targets.Target, opts: Options) -> oci.ImageConfig:
     cmd = opts.cmd
     if cmd is None and opts.entrypoint is None:
         cmd = (f"/{binary.name}",)
     env = opts.env if any(e.startswith("PATH=") for e in opts.env) else (oci.DEFAULT_PATH, *opts.env)
-    return oci.ImageConfig(architecture=base.architecture, variant=base.variant, cmd=cmd,
+    return oci.ImageConfig(architecture=target.architecture, variant=target.variant, cmd=cmd,
                            entrypoint=opts.entrypoint, env=env, workdir=opts.workdir, user=opts.user,
                            labels=dict(opts.labels))
 
 
-def checked(binary: Path, arch: str | None = None) -> verify.Verdict:
-    """Verify binary for a scratch image; a failing binary is refused with verify's reasons."""
-    verdict = verify.verify(elf.read(str(binary)), arch)
-    if not verdict.ok:
-        raise VerifyFailed(f"{binary} cannot run in a FROM scratch image: " + "; ".join(verdict.failures),
-                           reasons=verdict.failures, hint=f"see `{command.line(f'verify {binary}')}`")
-    return verdict
-
-
-def in_image(verdict: verify.Verdict, entries: Sequence[oci.Entry], arch: str | None = None) -> verify.Verdict:
-    """The verdict judged again knowing the image's files, so that its run-time warnings say what this image
-    holds (an /etc/passwd from --nonroot...) rather than what any scratch image lacks."""
-    return verify.verify(verdict.facts, arch, {"/" + e.path for e in entries})
-
-
-def platform_of(verdict: verify.Verdict, arch: str | None = None) -> oci.ImageConfig:
-    facts = verdict.facts
-    if arch:
-        target = targets.lookup(arch)
-        return oci.ImageConfig(architecture=target.architecture, variant=target.variant)
+def platform_of(facts: elf.ElfFacts, want: targets.Target | None = None) -> targets.Target:
+    """The platform an image of this program is for: want when given (verify holds the program to it), else
+    what the ELF says."""
+    if want is not None:
+        return want
+    matches = targets.for_elf(facts.elf_class or 0, facts.endianness or "", facts.machine or "")
     if facts.arm_arch and facts.variants:
         # the oldest variant that runs it: a v5 binary in a v5 image also runs on v6 and v7 hosts
-        return oci.ImageConfig(architecture=facts.arch or "arm", variant=facts.variants[0])
-    matches = targets.for_elf(facts.elf_class or 0, facts.endianness or "", facts.machine or "")
+        return next(t for t in matches if t.variant == facts.variants[0])
     # an ARM binary without .ARM.attributes does not say its variant; v7 is what `--platform linux/arm` means
-    target = next((t for t in matches if t.variant == "v7"), matches[0])
-    return oci.ImageConfig(architecture=target.architecture, variant=target.variant)
+    return next((t for t in matches if t.variant == "v7"), matches[0])
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What an image of a binary holds and says, before any of it is written."""
+
+    entries: list[oci.Entry]
+    verdict: verify.Verdict  # judged knowing the image's files: its run-time warnings say what this image holds
+    target: targets.Target
+    config: oci.ImageConfig
+
+
+def prepare(binary: Path, opts: Options, want: targets.Target | None = None,
+            facts: elf.ElfFacts | None = None) -> Prepared:
+    """The image of binary, checked: its files, and the binary verified once, for want if given, knowing those
+    files (an /etc/passwd from --nonroot...). facts: what a build already read of it, so it is not read again.
+    A binary that fails verify is refused with verify's reasons."""
+    entries = contents(binary, opts)
+    verdict = verify.judge(facts or elf.read(str(binary)), want, {"/" + e.path for e in entries},
+                           subject=f"the image would hold {binary}",
+                           hint=f"see `{command.line(f'verify {binary}')}`")
+    target = platform_of(verdict.facts, want)
+    return Prepared(entries, verdict, target, runtime_config(binary, target, opts))
 
 
 @contextlib.contextmanager
-def assemble(binary: Path, tag: str, cmd: str | None = None, arch: str | None = None,
-             epoch: int = 0, opts: Options | None = None) -> Iterator[Built]:
+def assemble(binary: Path, tag: str, cmd: str | None = None, want: targets.Target | None = None,
+             epoch: int = 0, opts: Options | None = None, facts: elf.ElfFacts | None = None) -> Iterator[Built]:
     """Verify binary and write its one-layer image into a temporary directory that lives for the block."""
     if opts is None:
         opts = Options(cmd=parse_cmd(cmd, None))
-    verdict = checked(binary, arch)
-    entries = contents(binary, opts)
-    verdict = in_image(verdict, entries, arch)
-    config = runtime_config(binary, verdict, opts, arch)
+    made = prepare(binary, opts, want, facts)
     with tempfile.TemporaryDirectory(prefix="fromscratch-image-", dir=scratch_dir()) as tmp:
         layer_path = Path(tmp) / "layer.tar"
         with open(layer_path, "wb") as fh:
-            desc = oci.write_layer(entries, fh, epoch)
-        image = oci.make_image([(desc, layer_path)], config, epoch,
+            desc = oci.write_layer(made.entries, fh, epoch)
+        image = oci.make_image([(desc, layer_path)], made.config, epoch,
                                created_by=f"fromscratch image: COPY {binary.name} /{binary.name}")
-        yield Built(tag, image, verdict, *tally(entries))
+        yield Built(tag, image, made.verdict, made.target, *tally(made.entries))
 
 
 def tally(entries: list[oci.Entry]) -> tuple[int, int]:
@@ -414,187 +415,3 @@ def load(store: engine.Images, built: Built, tags: Sequence[str] = ()) -> dict:
     if attrs["Id"] != built.image.image_id:
         log.warning("the engine gave %s the ID %s, not %s", tags[0], attrs["Id"], built.image.image_id)
     return {"tag": tags[0], "id": attrs["Id"], "size": attrs.get("Size", built.image.size)}
-
-
-# --- the documented way: a generated Dockerfile, built by the engine ---------------------------------------
-
-def _dockerfile_word(text: str, what: str) -> str:
-    """A double-quoted Dockerfile word: the builder expands $ and \\ there, so both are escaped."""
-    if "\n" in text or "\r" in text:
-        raise InputError(f"{what} {text!r} holds a line break, which a Dockerfile cannot carry",
-                         hint="use the default backend (python)")
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
-
-
-def dockerfile(config: oci.ImageConfig) -> str:
-    """The Dockerfile that builds the same image: FROM scratch, one COPY of the prepared root, the config."""
-    lines = ["FROM scratch", "COPY rootfs/ /"]
-    for item in config.env:
-        if item == oci.DEFAULT_PATH:
-            continue  # docker build sets this one itself
-        key, _, value = item.partition("=")
-        lines.append(f"ENV {key}={_dockerfile_word(value, '--env')}")
-    for key, value in sorted(config.labels.items()):
-        lines.append(f"LABEL {_dockerfile_word(key, '--label')}={_dockerfile_word(value, '--label')}")
-    if config.user:
-        lines.append(f"USER {config.user}")
-    if config.workdir:
-        lines.append(f"WORKDIR {config.workdir.replace('$', chr(92) + '$')}")
-    if config.entrypoint is not None:
-        lines.append(f"ENTRYPOINT {json.dumps(list(config.entrypoint))}")
-    if config.cmd is not None:
-        lines.append(f"CMD {json.dumps(list(config.cmd))}")
-    return "\n".join(lines) + "\n"
-
-
-def build_with_dockerfile(client: Any, binary: Path, tag: str, opts: Options, arch: str | None = None,
-                          epoch: int = 0) -> dict:
-    """Verify binary, then have the engine build tag from a generated Dockerfile and the same files."""
-    verdict = checked(binary, arch)
-    entries = contents(binary, opts)
-    verdict = in_image(verdict, entries, arch)
-    config = runtime_config(binary, verdict, opts, arch)
-    text = dockerfile(config)
-    context_entries = [oci.Entry("Dockerfile", 0o644, data=text.encode()),
-                       oci.Entry("rootfs", 0o755, kind="dir"),
-                       *(replace(e, path=f"rootfs/{e.path}") for e in entries)]
-    with tempfile.TemporaryDirectory(prefix="fromscratch-context-", dir=scratch_dir()) as tmp:
-        context = Path(tmp) / "context.tar"
-        with open(context, "wb") as fh:
-            oci.write_layer(context_entries, fh, epoch)
-        engine_arch = targets.lookup(client.version().get("Arch", "amd64")).architecture
-        plat = "/".join(p for p in (config.os, config.architecture, config.variant) if p)
-        log.info("Dockerfile:\n%s", text)
-        with open(context, "rb") as fh:
-            dockerbuild.build(client, fh, tag, {}, what=f"docker build of {tag}",
-                              platform=plat if config.architecture != engine_arch else None)
-    with engine.step(f"inspecting {tag}"):
-        attrs = client.images.get(tag).attrs
-    return {"tag": tag, "id": attrs["Id"], "size": attrs.get("Size", 0),
-            "layers": len(attrs.get("RootFS", {}).get("Layers", [])),
-            "files": tally(entries)[0], "dockerfile": text, "warnings": verdict.runtime}
-
-
-# --- reading an image back: config, files and sizes --------------------------------------------------------
-
-@dataclass(frozen=True)
-class FileInfo:
-    path: str  # absolute, as in the image
-    kind: str  # file, dir, symlink, hardlink, other
-    mode: int
-    uid: int
-    gid: int
-    size: int
-    link: str = ""
-
-
-def layer_files(layers: Iterable[Any]) -> list[FileInfo]:
-    """The merged view of layer tars (each an open binary stream), applying whiteouts as overlayfs does."""
-    files: dict[str, FileInfo] = {}
-    for stream in layers:
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
-            for member in tar:
-                path = "/" + posixpath.normpath(member.name).lstrip("./").lstrip("/")
-                base = posixpath.basename(path)
-                if base == ".wh..wh..opq":
-                    prefix = posixpath.dirname(path).rstrip("/") + "/"
-                    files = {p: f for p, f in files.items() if not p.startswith(prefix)}
-                    continue
-                if base.startswith(".wh."):
-                    gone = posixpath.join(posixpath.dirname(path), base[4:])
-                    files = {p: f for p, f in files.items() if p != gone and not p.startswith(gone + "/")}
-                    continue
-                kind = ("dir" if member.isdir() else "symlink" if member.issym() else
-                        "hardlink" if member.islnk() else "file" if member.isfile() else "other")
-                files[path] = FileInfo(path, kind, member.mode & 0o7777, member.uid, member.gid,
-                                       member.size if kind == "file" else 0, member.linkname)
-    return [files[p] for p in sorted(files) if p != "/"]
-
-
-def _engine_image(client: Any, tag: str) -> Any:
-    from docker.errors import ImageNotFound
-
-    with engine.step(f"looking up {tag}"):
-        try:
-            return client.images.get(tag)
-        except ImageNotFound:
-            raise InputError(f"no image {tag} in the engine",
-                             hint=f"build it first: {command.line('image --tag ' + tag)}") from None
-
-
-def _save(image: Any, tag: str, dest: Path) -> Path:
-    """`docker save` of one image, streamed to dest."""
-    with engine.step(f"exporting {tag}"), open(dest, "wb") as fh:
-        for chunk in image.save(chunk_size=1 << 20, named=False):
-            fh.write(chunk)
-    return dest
-
-
-def from_engine(client: Any, tag: str, workdir: Path) -> list[oci.Image]:
-    """An engine's image as blobs in workdir. The engine keeps the config bytes and, through tar-split, the
-    layer bytes it was given, so an image this tool loaded comes back with its own digests."""
-    saved = _save(_engine_image(client, tag), tag, workdir / "saved.tar")
-    layers = []
-    with tarfile.open(saved) as tar:
-        manifest_member = tar.extractfile("manifest.json")
-        assert manifest_member is not None
-        manifest = json.load(manifest_member)[0]
-        config_member = tar.extractfile(manifest["Config"])
-        assert config_member is not None
-        config = config_member.read()
-        for i, name in enumerate(manifest["Layers"]):
-            src = tar.extractfile(name)
-            assert src is not None
-            path = workdir / f"layer{i}.tar"
-            with src, open(path, "wb") as fh:
-                shutil.copyfileobj(src, fh, 1 << 20)
-            layers.append((oci.hash_file(path), path))
-    saved.unlink()
-    return [oci.image_from(layers, config)]
-
-
-def inspect(client: Any, tag: str) -> dict:
-    """An image in the engine: its config, layer count and size, and its files (from `docker save`)."""
-    image = _engine_image(client, tag)
-    attrs = image.attrs
-    with tempfile.TemporaryDirectory(prefix="fromscratch-inspect-", dir=scratch_dir()) as tmp:
-        saved = _save(image, tag, Path(tmp) / "image.tar")
-        with tarfile.open(saved) as tar:
-            manifest_member = tar.extractfile("manifest.json")
-            assert manifest_member is not None
-            manifest = json.load(manifest_member)[0]
-            streams = (tar.extractfile(name) for name in manifest["Layers"])
-            files = layer_files(s for s in streams if s is not None)
-    return {
-        "tag": tag, "id": attrs["Id"], "size": attrs.get("Size", 0),
-        "platform": "/".join(p for p in (attrs.get("Os"), attrs.get("Architecture"), attrs.get("Variant")) if p),
-        "layers": len(attrs.get("RootFS", {}).get("Layers", [])), "created": attrs.get("Created"),
-        # what the image sets: the engine's unset defaults and the builder's parent-image field left out
-        "config": {k: v for k, v in (attrs.get("Config") or {}).items()
-                   if v not in (None, "", [], {}, False) and k != "Image"},
-        "files": files,
-    }
-
-
-def render_inspect(info: dict) -> str:
-    lines = [f"image:    {info['tag']}", f"id:       {info['id']}", f"platform: {info['platform']}",
-             f"created:  {info['created']}",
-             f"size:     {info['size']:,} bytes in {info['layers']} layer{'s' if info['layers'] != 1 else ''}",
-             "config:"]
-    lines += [f"  {key:<12} {json.dumps(value, sort_keys=True)}" for key, value in sorted(info["config"].items())]
-    regular = [f for f in info["files"] if f.kind == "file"]
-    lines.append(f"files:    {len(regular)} regular, {sum(f.size for f in regular):,} bytes")
-    for f in info["files"]:
-        target = f" -> {f.link}" if f.link else ""
-        lines.append(f"  {_mode_string(f)} {f.uid}:{f.gid:<6} {f.size:>10,}  {f.path}{target}")
-    return "\n".join(lines)
-
-
-def _mode_string(f: FileInfo) -> str:
-    return {"dir": "d", "symlink": "l", "hardlink": "h"}.get(f.kind, "-") + stat_filemode(f.mode)
-
-
-def stat_filemode(mode: int) -> str:
-    import stat
-
-    return stat.filemode(mode | stat.S_IFREG)[1:]

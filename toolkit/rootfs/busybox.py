@@ -9,16 +9,19 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .. import targets
-from ..check import elf, verify
-from ..errors import BuildFailed, VerifyFailed
+from ..check import verify
+from ..errors import BuildFailed
 from ..files import temp_dir
 from ..progress import Progress
 from . import mirror
 from .debootstrap import Request, deliver_tree
 from .load import Delivered, out_compression
+
+if TYPE_CHECKING:
+    from ..engine.client import Client
 
 PACKAGE = "busybox-static"
 BINARY = "bin/busybox"
@@ -93,18 +96,15 @@ def make_tree(root: Path, binary: Path, links: list[str]) -> None:
     mkdir(root / "root", 0o700)
 
 
-def build(req: Request, *, client: Any, tag: str | None, out: Path | None, progress: Progress,
+def build(req: Request, *, client: Client | None, tag: str | None, out: Path | None, progress: Progress,
           scratch: str | None = None) -> Delivered:
     """The BusyBox image for req's architecture into out and/or the engine as tag, with CMD ["sh"]."""
     if out is not None:
         out_compression(out)
     with temp_dir("fromscratch-busybox-", scratch) as tmp:
         binary, epoch, version = fetch_busybox(req, tmp / "busybox", progress)
-        verdict = verify.verify(elf.read(str(binary)), req.target.name)
-        if not verdict.ok:
-            raise VerifyFailed(f"{PACKAGE} {version}: /{BINARY} is not a static {req.target.platform} program: "
-                               + "; ".join(verdict.failures), reasons=verdict.failures)
-        progress.note(f"verified: {verdict.facts.describe}")
+        facts = verify.require(binary, req.target, subject=f"{PACKAGE} {version} holds /{BINARY}")
+        progress.note(f"verified: {facts.describe}")
         links = applets(binary, req.target, native=not req.foreign)
         progress.note(f"{len(links)} applets")
         root = tmp / "root"

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from .. import command, dates, files, interrupts, targets
 from ..engine import binfmt
@@ -28,6 +28,9 @@ from .load import Delivered, deliver, out_compression
 from .mirror import DEFAULT_MIRROR, DEFAULT_SECURITY, check_mirror, has_suite, host_mirror, host_security
 from .tar import Budget, Plan, plan_tarball, plan_tree
 from .tarsafe import Checker
+
+if TYPE_CHECKING:
+    from ..engine.client import Client
 
 __all__ = ["DEFAULT_MIRROR", "host_mirror", "Request", "build", "import_path", "make_container_friendly", "slim",
            "source_date_epoch", "debootstrap", "deliver_tree", "AptSources", "apt_sources", "write_apt_sources"]
@@ -387,7 +390,7 @@ def probe_target(probes: dict[str, bytes]) -> tuple[targets.Target, str] | None:
     return None
 
 
-def choose_target(plan: Plan, arch: str | None) -> targets.Target:
+def choose_target(plan: Plan, want: targets.Target | None) -> targets.Target:
     """--arch if given (refused when the tree's programs say otherwise), else what they say, else this host."""
     probes = {}
     for name in PROBES:
@@ -396,8 +399,7 @@ def choose_target(plan: Plan, arch: str | None) -> targets.Target:
         if head:
             probes[name] = head
     found = probe_target(probes)
-    if arch:
-        want = targets.lookup(arch)
+    if want is not None:
         if found and found[0].architecture != want.architecture:
             raise InputError(f"{plan.source} holds {found[0].platform} programs ({found[1]}), not {want.platform}",
                              hint=f"drop --arch, or pass --arch {found[0].name}")
@@ -418,7 +420,7 @@ def default_cmd(checker: Checker) -> tuple[str, ...] | None:
     return None
 
 
-def deliver_tree(root: Path, target: targets.Target, epoch: int, cmd: tuple[str, ...] | None, *, client: Any,
+def deliver_tree(root: Path, target: targets.Target, epoch: int, cmd: tuple[str, ...] | None, *, client: Client | None,
                  tag: str | None, out: Path | None, progress: Progress, owner: tuple[int, int] | None = None,
                  created_by: str = "fromscratch rootfs", labels: dict[str, str] | None = None) -> Delivered:
     progress.step(f"scanning {root}")
@@ -427,7 +429,7 @@ def deliver_tree(root: Path, target: targets.Target, epoch: int, cmd: tuple[str,
                    created_by=created_by)
 
 
-def build(req: Request, *, client: Any, tag: str | None, out: Path | None, progress: Progress,
+def build(req: Request, *, client: Client | None, tag: str | None, out: Path | None, progress: Progress,
           scratch: str | None = None) -> Delivered:
     """debootstrap req, make it container-friendly (and slim), then tar it once into out and/or the engine."""
     if out is not None:
@@ -461,7 +463,7 @@ class Import:
     created_by: str
 
 
-def prepare_import(src: Path, arch: str | None, allow_devices: bool, epoch: int | None,
+def prepare_import(src: Path, want: targets.Target | None, allow_devices: bool, epoch: int | None,
                    budget: Budget | None = None) -> Import:
     """Check a directory or tarball entry by entry and choose its config. Nothing in it is changed; a directory's
     mtimes are clamped only when an epoch is given (SOURCE_DATE_EPOCH), which also dates the image; without one
@@ -473,16 +475,16 @@ def prepare_import(src: Path, arch: str | None, allow_devices: bool, epoch: int 
     if plan.skipped:
         log.warning("%s: %d socket(s) left out (a tar cannot hold them), e.g. %s", src, len(plan.skipped),
                     plan.skipped[0])
-    config = image_config(choose_target(plan, arch), default_cmd(plan.checker))
+    config = image_config(choose_target(plan, want), default_cmd(plan.checker))
     return Import(plan, config, epoch if epoch is not None else plan.newest, f"fromscratch import-rootfs {src.name}")
 
 
-def import_path(src: Path, *, client: Any, tag: str, arch: str | None, allow_devices: bool,
+def import_path(src: Path, *, client: Client, tag: str, want: targets.Target | None, allow_devices: bool,
                 progress: Progress, limit: int = IMPORT_MAX) -> Delivered:
     """prepare_import within limit bytes and the free space where the engine keeps images, then load it as tag."""
     from ..engine import client as engine
 
     progress.step(f"checking {src}")
-    ready = prepare_import(src, arch, allow_devices, source_date_epoch(), Budget(limit, engine.data_room(client)))
+    ready = prepare_import(src, want, allow_devices, source_date_epoch(), Budget(limit, engine.data_room(client)))
     return deliver(ready.plan, ready.config, ready.created, client=client, tag=tag, progress=progress,
                    created_by=ready.created_by)

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .. import interrupts
 from ..errors import InputError
@@ -26,6 +26,9 @@ from ..files import atomic_output
 from ..image import oci
 from ..progress import Progress
 from .tar import Plan
+
+if TYPE_CHECKING:
+    from ..engine.client import Client
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +135,7 @@ def config_archive(image: oci.Image, tag: str) -> bytes:
     return body + bytes(2 * tarfile.BLOCKSIZE + (-end % tarfile.RECORDSIZE))
 
 
-def _import_layer(client: Any, tee: _Tee, scratch_tag: str) -> None:
+def _import_layer(client: Client, tee: _Tee, scratch_tag: str) -> None:
     """Stream the layer into the engine as a bare import (one extraction, as `tar | docker import -` does), as
     the throw-away image scratch_tag, whose layer the real image then shares.
 
@@ -159,23 +162,18 @@ def _import_layer(client: Any, tee: _Tee, scratch_tag: str) -> None:
         raise
 
 
-def _remove_scratch(client: Any, scratch_tag: str) -> None:
+def _remove_scratch(client: Client, scratch_tag: str) -> None:
     """Remove the import's throw-away image if it exists; a failure is only a warning naming it."""
-    from docker.errors import ImageNotFound
-
     from ..engine import client as engine
 
     try:
         with engine.step(f"removing the throw-away image {scratch_tag}"):
-            try:
-                client.images.remove(scratch_tag)
-            except ImageNotFound:
-                pass
+            engine.remove_image(client, scratch_tag)
     except Exception as exc:  # another error is already on its way to the user
         log.warning("could not remove %s: %s", scratch_tag, exc)
 
 
-def deliver(plan: Plan, config: oci.ImageConfig, epoch: int, *, client: Any = None, tag: str | None = None,
+def deliver(plan: Plan, config: oci.ImageConfig, epoch: int, *, client: Client | None = None, tag: str | None = None,
             out: Path | None = None, progress: Progress | None = None,
             created_by: str = "fromscratch rootfs") -> Delivered:
     """Write plan's layer once: to out (compressed by its name) and/or into the engine as tag.
@@ -199,6 +197,7 @@ def deliver(plan: Plan, config: oci.ImageConfig, epoch: int, *, client: Any = No
         tee = _Tee(plan, out_fh, progress, what)
         image_id = engine_size = None
         if tag is not None:
+            assert client is not None, "a tag names an image in an engine: the caller passes its client"
             scratch_tag = f"fromscratch-rootfs-import:{uuid.uuid4().hex[:12]}"
             _import_layer(client, tee, scratch_tag)
             try:
