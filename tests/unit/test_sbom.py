@@ -17,8 +17,8 @@ import pytest
 
 from tests import spdxcheck
 from tests.conftest import assert_clean_failure, invoke
-from toolkit.compile import links
 from toolkit.image import oci
+from toolkit.sbom import links
 
 EMPTY_CONFIG = {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2,
                 "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"}
@@ -319,7 +319,7 @@ def test_bad_sbom_input_is_one_line_and_writes_nothing(tmp_path):
     ("musl", b"clang version 18.1.6", "Organization: musl libc project"),
 ])
 def test_a_libc_supplier_is_the_distribution_the_binary_names_else_its_upstream(libc, shown, supplier):
-    from toolkit.compile import spdx
+    from toolkit.sbom import spdx
 
     who, why = spdx._libc_supplier(libc, spdx._GLIBC_BANNER.search(shown), spdx._GCC_COMMENT.search(shown))
     assert who == supplier and why

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .. import targets
-from . import links
+from ..sbom import links
 
 BINUTILS = ("ar", "ranlib", "strip", "nm", "ld", "objcopy")
 # The environment variable each program goes by (make's, autoconf's and dockcross's names).

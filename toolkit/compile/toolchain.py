@@ -28,8 +28,9 @@ from ..check import elf, verify
 from ..engine import client as engine
 from ..errors import BuildFailed, InputError, ToolkitError
 from ..files import atomic_output, excerpt, regular_input, scratch_dir
+from ..sbom import links, spdx
 from . import buildimage as builder
-from . import links, provides, spdx
+from . import provides
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ from ..check import elf, verify
 from ..engine import client as engine
 from ..errors import BuildFailed, InputError
 from ..files import atomic_output, scratch_dir, temp_dir
-from . import cross, links, project, provides, spdx
+from ..sbom import links, spdx
+from . import cross, project, provides
 from . import toolchain as tc
 
 log = logging.getLogger(__name__)

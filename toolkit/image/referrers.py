@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..compile import spdx
 from ..errors import ToolkitError
+from ..sbom import spdx
 from . import oci, registry, store
 
 log = logging.getLogger(__name__)

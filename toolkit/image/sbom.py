@@ -17,9 +17,9 @@ from urllib.parse import quote
 
 from .. import command
 from ..check import elf, verify
-from ..compile import links, spdx
 from ..errors import InputError, ToolkitError
 from ..files import regular_input, scratch_dir
+from ..sbom import links, spdx
 from . import oci
 from . import scratch as img
 
