@@ -108,6 +108,21 @@ def _builder_base(c: Context, given: str | None) -> str | None:
     return grammar.image(str(configured), "the config key builder.base")
 
 
+def _supplier(c: Context, given: str | None) -> str:
+    """--supplier, else the config key sbom.supplier, else FROMSCRATCH_SBOM_SUPPLIER, checked; else NOASSERTION.
+    (The key is not declared with ns.configure: Invoke would then read FROMSCRATCH_SBOM_SUPPLIER as the key, above
+    the configuration files, under `fromscratch` only.)"""
+    from .errors import InputError
+    from .sbom import suppliers
+
+    section = c.config.get("sbom")
+    if section is not None and not hasattr(section, "get"):
+        raise InputError("the config key sbom is not a section",
+                         hint="sbom.supplier goes in a section: sbom:, then supplier: \"Organization: NAME\" on the "
+                              "next line, indented")
+    return suppliers.choose(given, section.get("supplier") if section is not None else None)
+
+
 def _toolchain(toolchain: str, builder_base: str | None) -> str:
     """--builder-base names the build container's base, so asking for one asks for that container: under auto it
     picks the container toolchain; with native or zig, which run no container, it is refused, never dropped."""
@@ -178,6 +193,8 @@ _BUILDER_BASE_HELP = (f"base image of the build container (default: the config k
                       f"{builder.SETUP_BASE} when the engine has it, else {builder.FALLBACK_BASE})")
 _LIBC_HELP = "glibc (default) or musl (Debian's musl-dev with gcc; zig always links musl)"
 _TIMEOUT_HELP = f"stop a target's build after this many seconds (default {DEFAULT_TIMEOUT}; 0: no limit)"
+_SUPPLIER_HELP = ("who supplies the programs, for their SBOMs: 'Organization: NAME (EMAIL)' or 'Person: NAME (EMAIL)' "
+                  "(default: the config key sbom.supplier, else $FROMSCRATCH_SBOM_SUPPLIER, else NOASSERTION)")
 
 
 @task(help={"arch": _ARCH_HELP + " (default: this host's)",
@@ -186,17 +203,17 @@ _TIMEOUT_HELP = f"stop a target's build after this many seconds (default {DEFAUL
             "builder_base": _BUILDER_BASE_HELP,
             "tiny": "build csrc/hello-tiny.c instead: no libc, raw system calls, under 1 KiB",
             "strip": "strip symbols (the default here; --no-strip keeps them)",
-            "jobs": _JOBS_HELP, "libc": _LIBC_HELP, "timeout": _TIMEOUT_HELP})
+            "jobs": _JOBS_HELP, "libc": _LIBC_HELP, "timeout": _TIMEOUT_HELP, "supplier": _SUPPLIER_HELP})
 @cli
 def build_hello(c: Context, arch: str | None = None, toolchain: str = "auto", out: str | None = None,
                 builder_base: str | None = None, tiny: bool = False, strip: bool = True, jobs: int = 1,
-                libc: str | None = None, timeout: int = DEFAULT_TIMEOUT) -> None:
+                libc: str | None = None, timeout: int = DEFAULT_TIMEOUT, supplier: str | None = None) -> None:
     """Compile csrc/hello.c (or, with --tiny, csrc/hello-tiny.c) into a static binary (./hello, or ./hello-<arch>)."""
     from .compile import recipes
 
     recipes.compile_for(recipes.hello(tiny, strip), arch, _toolchain(toolchain, builder_base), Path(out or "hello"),
                         _builder_base(c, builder_base), say, per_target=out is None and bool(arch), jobs=jobs,
-                        libc=libc, limits=_limits(timeout), index=_contents_index)
+                        libc=libc, limits=_limits(timeout), index=_contents_index, supplier=_supplier(c, supplier))
 
 
 @task(iterable=["src", "package", "tool", "artifact"],
@@ -206,7 +223,7 @@ def build_hello(c: Context, arch: str | None = None, toolchain: str = "auto", ou
             "ldflags": "linker flags and libraries, placed after the sources, e.g. '-lm'", "arch": _ARCH_HELP,
             "toolchain": _TOOLCHAIN_HELP, "builder_base": _BUILDER_BASE_HELP,
             "strip": "strip symbols from the binary (gcc's -s)", "jobs": _JOBS_HELP, "libc": _LIBC_HELP,
-            "timeout": _TIMEOUT_HELP,
+            "timeout": _TIMEOUT_HELP, "supplier": _SUPPLIER_HELP,
             "project": "build this project directory with its own build system instead of --src files",
             "subdir": "with --project: the directory inside it that holds the build system (e.g. build/cmake)",
             "system": "with --project: make, cmake, meson or autotools (default: detected)",
@@ -223,7 +240,7 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
           project: str | None = None, subdir: str = "", system: str | None = None, run: str | None = None,
           configure_args: str = "", make_args: str = "", package: list[str] | None = None,
           tool: list[str] | None = None, artifact: list[str] | None = None, libc: str | None = None,
-          timeout: int = DEFAULT_TIMEOUT) -> None:
+          timeout: int = DEFAULT_TIMEOUT, supplier: str | None = None) -> None:
     """Compile your own C or C++ program (--src), or build a whole project (--project DIR), into static binaries."""
     from .compile import project as proj
     from .compile import recipes, workspace
@@ -239,7 +256,7 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
             make_args=tuple(_split_flags(make_args, "--make-args")), packages=tuple(package or ()),
             tools=tuple(tool or ()), artifacts=tuple(artifact or ()), cflags=tuple(cf), ldflags=tuple(lf))
         workspace.build(chosen, arch, chain, Path(out or "dist"), _builder_base(c, builder_base), say, jobs,
-                        libc, _limits(timeout), _contents_index)
+                        libc, _limits(timeout), _contents_index, supplier=_supplier(c, supplier))
         return
     if not src:
         raise InputError("--src or --project is required", hint="e.g. --src app.c, or --project ./myproject")
@@ -257,7 +274,7 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
         raise InputError("--out is required", hint="e.g. --out ./app")
     recipe = recipes.Recipe(tuple(Path(s) for s in src), (*cf, *(["-s"] if strip else [])), ldflags=tuple(lf))
     recipes.compile_for(recipe, arch, chain, Path(out), _builder_base(c, builder_base), say, jobs=jobs,
-                        libc=libc, limits=_limits(timeout), index=_contents_index)
+                        libc=libc, limits=_limits(timeout), index=_contents_index, supplier=_supplier(c, supplier))
 
 
 @task(help={"path": "the binary to check, or a directory to check every ELF file in",
@@ -359,7 +376,8 @@ def verify_image(c: Context, tag: str, json: bool = False, platform: str | None 
             "builder_base": "with --platform: " + _BUILDER_BASE_HELP,
             "timeout": "with --platform: " + _TIMEOUT_HELP,
             "sbom": "the program's SPDX SBOM to attach: FILE, or none (default: <binary>.spdx.json beside the binary, "
-                    "else one made from what the binary shows)"})
+                    "else one made from what the binary shows)",
+            "supplier": _SUPPLIER_HELP + "; names the image's and its added files' supplier too"})
 @cli
 def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None = None, entrypoint: str | None = None,
           env: list[str] | None = None, workdir: str | None = None, label: list[str] | None = None,
@@ -368,7 +386,7 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
           backend: str = "python", arch: str | None = None, platform: str | None = None,
           src: list[str] | None = None,
           tiny: bool = False, cflags: str = "", toolchain: str = "auto", builder_base: str | None = None,
-          sbom: str | None = None, timeout: int = DEFAULT_TIMEOUT) -> None:
+          sbom: str | None = None, timeout: int = DEFAULT_TIMEOUT, supplier: str | None = None) -> None:
     """Verify a static binary and make a FROM scratch image of it: loaded into the engine, or --output files.
 
     SOURCE_DATE_EPOCH (default 0) dates the image; the same inputs give the same image ID and digest.
@@ -398,7 +416,7 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
     recipe = recipes.hello(tiny, extra=_split_flags(cflags), sources=[Path(s) for s in src or []])
     make.image(ref, [Path(b) for b in binary or ["hello"]], opts, outputs, say, backend=backend, arch=arch,
                platform=platform, recipe=recipe, toolchain=toolchain, builder_base=_builder_base(c, builder_base),
-               sbom=sbom, limits=_limits(timeout), index=_contents_index)
+               sbom=sbom, limits=_limits(timeout), index=_contents_index, supplier=_supplier(c, supplier))
 
 
 def _split_flags(text: str, flag: str = "--cflags") -> list[str]:
@@ -455,7 +473,7 @@ def sbom(c: Context, binary: str | None = None, tag: str | None = None, remote: 
     if remote and tag is None:
         raise InputError("--remote reads an image's SBOMs from a registry: give --tag REGISTRY/NAME")
     if binary is not None:
-        shown = [sboms.of_binary(Path(binary))]
+        shown = [sboms.of_binary(Path(binary), _supplier(c, None))]
     elif remote:
         shown = sboms.of_remote(img.normalize_tag(tag or ""), insecure)
     else:

@@ -319,9 +319,10 @@ def test_bad_sbom_input_is_one_line_and_writes_nothing(tmp_path):
     ("musl", b"clang version 18.1.6", "Organization: musl libc project"),
 ])
 def test_a_libc_supplier_is_the_distribution_the_binary_names_else_its_upstream(libc, shown, supplier):
-    from toolkit.sbom import spdx
+    from toolkit.sbom import shown as sbom_shown
 
-    who, why = spdx._libc_supplier(libc, spdx._GLIBC_BANNER.search(shown), spdx._GCC_COMMENT.search(shown))
+    who, why = sbom_shown._libc_supplier(libc, sbom_shown._GLIBC_BANNER.search(shown),
+                                         sbom_shown._GCC_COMMENT.search(shown))
     assert who == supplier and why
 
 

@@ -202,4 +202,4 @@ def files(tools: Toolset, tools_dir: str, strip: bool = False) -> dict[str, str]
     """Every file of the tools directory: the wrappers (executable; strip: each program linked with -s), the two
     machine files and the link tracing functions the wrappers and the build script source."""
     return {**wrappers(tools, strip), "toolchain.cmake": cmake_toolchain(tools, tools_dir),
-            "meson.ini": meson_machine(tools, tools_dir), "links.sh": links.SCRIPT}
+            "meson.ini": meson_machine(tools, tools_dir), "links.sh": links.script()}

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import targets
+from ..sbom.spdx import NOASSERTION
 from . import provides
 from . import toolchain as tc
 
@@ -53,9 +54,11 @@ def hello(tiny: bool = False, strip: bool = True, extra: Sequence[str] = (),
 
 def compile_for(recipe: Recipe, arch: str | None, toolchain: str, out: Path, base: str | None,
                 say: Callable[[str], None], *, per_target: bool = False, jobs: int = 1,
-                libc: str | None = None, limits: Limits | None = None, index: provides.Index | None = None) -> None:
+                libc: str | None = None, limits: Limits | None = None, index: provides.Index | None = None,
+                supplier: str = NOASSERTION) -> None:
     """Build for every target arch names (default: this host), jobs at a time; say each, fail if any did (a
-    target that lacked a file Debian packages is told which package, from index: see compile/provides.py)."""
+    target that lacked a file Debian packages is told which package, from index: see compile/provides.py). Each
+    program's SBOM names supplier as its supplier."""
     wanted = targets.parse_archs(arch) if arch else [targets.host()]
     outs = tc.output_paths(out, wanted, per_target or len(wanted) > 1)
     chain = tc.select(toolchain, wanted, base=base, libc=libc, **({"limits": limits} if limits else {}))
@@ -66,6 +69,6 @@ def compile_for(recipe: Recipe, arch: str | None, toolchain: str, out: Path, bas
             say(f"built {done.out} for {done.target.platform} with the {chain.name} toolchain")
 
     outcomes = tc.build_all(chain, list(recipe.sources), wanted, outs, cflags, jobs, on_done=report,
-                            ldflags=recipe.ldflags)
+                            ldflags=recipe.ldflags, supplier=supplier)
     provides.explain([o.error for o in outcomes], wanted, provides.for_sources(chain.name), index)
     tc.raise_failures(outcomes, wanted)

@@ -29,6 +29,8 @@ from ..engine import client as engine
 from ..errors import BuildFailed, InputError, ToolkitError
 from ..files import atomic_output, excerpt, regular_input, scratch_dir
 from ..sbom import links, spdx
+from ..sbom.program import program_document
+from ..sbom.sources import source_files
 from . import buildimage as builder
 from . import provides
 
@@ -44,7 +46,7 @@ class Toolchain(Protocol):
         """Check or set up what building these targets needs, once, before any compile; raise naming what is missing."""
 
     def compile(self, sources: Sequence[Path], target: targets.Target, out: Path,
-                cflags: Sequence[str] = (), ldflags: Sequence[str] = ()) -> Path: ...
+                cflags: Sequence[str] = (), ldflags: Sequence[str] = (), supplier: str = spdx.NOASSERTION) -> Path: ...
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,8 @@ def output_paths(base: Path, wanted: Sequence[targets.Target], per_target: bool)
 
 def build_all(chain: Toolchain, sources: Sequence[Path], wanted: Sequence[targets.Target],
               outs: dict[str, Path], cflags: Sequence[str] = (), jobs: int = 1,
-              on_done: Callable[[Outcome], None] | None = None, ldflags: Sequence[str] = ()) -> list[Outcome]:
+              on_done: Callable[[Outcome], None] | None = None, ldflags: Sequence[str] = (),
+              supplier: str = spdx.NOASSERTION) -> list[Outcome]:
     """Build every wanted target, jobs at a time; one target's failure does not stop the others.
 
     on_done hears of each target as it finishes (from a worker thread); the list comes back in wanted's order.
@@ -147,7 +150,7 @@ def build_all(chain: Toolchain, sources: Sequence[Path], wanted: Sequence[target
     if jobs < 1:
         raise InputError(f"--jobs {jobs}: give 1 or more")
     chain.prepare(wanted)  # once, before any thread: a build image is built by one caller only
-    return for_each_target(wanted, jobs, lambda t: chain.compile(sources, t, outs[t.name], cflags, ldflags),
+    return for_each_target(wanted, jobs, lambda t: chain.compile(sources, t, outs[t.name], cflags, ldflags, supplier),
                            lambda t: outs[t.name], on_done)
 
 
@@ -201,12 +204,11 @@ def _check_output(path: Path, target: targets.Target, who: str) -> elf.ElfFacts:
 
 
 def _write_sbom(binary: Path, out: Path, target: targets.Target, facts: elf.ElfFacts, record: str | None,
-                lay: Layout) -> None:
+                lay: Layout, supplier: str) -> None:
     """out's SBOM, from the binary about to become out and the record of its link, written beside it first: a
     binary never takes its name without the document that describes it."""
-    data = spdx.program_document(binary, out.name, target.platform, facts,
-                                 links.parse(record) if record else None,
-                                 spdx.source_files(lay.base, lay.files), dates.source_date_epoch(0))
+    data = program_document(binary, out.name, target.platform, facts, links.parse(record) if record else None,
+                            source_files(lay.base, lay.files), dates.source_date_epoch(0), supplier=supplier)
     spdx.write_beside(out, data)
 
 
@@ -221,7 +223,7 @@ def _record_file() -> Iterator[Path]:
 
 
 def _run_compiler(cmd_for: Callable[[Path], list[str]], out: Path, target: targets.Target, who: str, lay: Layout,
-                  style: str, driver: str, timeout: float | None) -> Path:
+                  style: str, driver: str, timeout: float | None, supplier: str) -> Path:
     """Run a compiler command that writes to a temporary path, its link traced (links.command), its output in a
     file beside the record; the result is checked, its SBOM written beside out, then it is renamed to out."""
     with contextlib.ExitStack() as naming:
@@ -240,17 +242,17 @@ def _run_compiler(cmd_for: Callable[[Path], list[str]], out: Path, target: targe
                                   lacking=provides.lacking(output))
             if output.stat().st_size:
                 log.warning("%s", excerpt(output).strip())
-            _finish(naming, tmp, out, target, who, record, lay)
+            _finish(naming, tmp, out, target, who, record, lay, supplier)
     return out
 
 
 def _finish(naming: contextlib.ExitStack, tmp: Path, out: Path, target: targets.Target, who: str, record: Path,
-            lay: Layout) -> None:
+            lay: Layout, supplier: str) -> None:
     """The compiler's output at tmp checked, then out's naming lock taken (naming holds it until the binary has
     its name too) and its SBOM written beside out, from the link's record."""
     facts = _check_output(tmp, target, who)
     naming.enter_context(spdx.naming(out))
-    _write_sbom(tmp, out, target, facts, record.read_text(), lay)
+    _write_sbom(tmp, out, target, facts, record.read_text(), lay, supplier)
 
 
 class NativeGcc:
@@ -325,7 +327,7 @@ class NativeGcc:
                                    "--toolchain zig")
 
     def compile(self, sources: Sequence[Path], target: targets.Target, out: Path,
-                cflags: Sequence[str] = (), ldflags: Sequence[str] = ()) -> Path:
+                cflags: Sequence[str] = (), ldflags: Sequence[str] = (), supplier: str = spdx.NOASSERTION) -> Path:
         lay = layout(check_sources(sources))
         if lay.cxx:
             refuse_musl_cxx(self.libc)
@@ -334,7 +336,7 @@ class NativeGcc:
         driver = gcc_driver(cc, target, target.architecture == targets.host().architecture, self.libc)
         return _run_compiler(lambda tmp: [cc, *gcc_args(target, cflags), *lay.files, *ldflags,
                                           "-o", os.path.abspath(tmp)], out, target, cc, lay, links.GNU, driver,
-                             self.limits.timeout)
+                             self.limits.timeout, supplier)
 
 
 class ZigCc:
@@ -361,14 +363,14 @@ class ZigCc:
                 *cflags, *sources, *ldflags, "-o", out]
 
     def compile(self, sources: Sequence[Path], target: targets.Target, out: Path,
-                cflags: Sequence[str] = (), ldflags: Sequence[str] = ()) -> Path:
+                cflags: Sequence[str] = (), ldflags: Sequence[str] = (), supplier: str = spdx.NOASSERTION) -> Path:
         lay = layout(check_sources(sources))
         self.prepare([target])
         with zig_first_build(target):
             return _run_compiler(lambda tmp: self.command(target, lay.files, os.path.abspath(tmp), cflags, ldflags,
                                                           lay.cxx),
                                  out, target, "zig c++" if lay.cxx else "zig cc", lay, links.ZIG, "",
-                                 self.limits.timeout)
+                                 self.limits.timeout, supplier)
 
 
 @contextlib.contextmanager
@@ -472,7 +474,7 @@ class ContainerGcc:
                 self.image_for(target, tools, packages, project)
 
     def compile(self, sources: Sequence[Path], target: targets.Target, out: Path,
-                cflags: Sequence[str] = (), ldflags: Sequence[str] = ()) -> Path:
+                cflags: Sequence[str] = (), ldflags: Sequence[str] = (), supplier: str = spdx.NOASSERTION) -> Path:
         lay = layout(check_sources(sources))
         if lay.cxx:
             refuse_musl_cxx(self.libc)
@@ -508,7 +510,7 @@ class ContainerGcc:
                         raise BuildFailed("the build container produced no binary")
                     if _RECORD_NAME not in got:
                         raise BuildFailed("the build container made no record of the link (for the SBOM)")
-                    _finish(naming, tmp, out, target, cc, record, lay)
+                    _finish(naming, tmp, out, target, cc, record, lay, supplier)
         return out
 
 

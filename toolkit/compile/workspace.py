@@ -23,6 +23,8 @@ from ..engine import client as engine
 from ..errors import BuildFailed, InputError
 from ..files import atomic_output, scratch_dir, temp_dir
 from ..sbom import links, spdx
+from ..sbom.program import program_document
+from ..sbom.sources import source_tree
 from . import cross, project, provides
 from . import toolchain as tc
 
@@ -37,9 +39,11 @@ _PROGRAM_PACKAGES = {"ninja": "ninja-build"}
 
 def build(proj: project.Project, arch: str | None, toolchain: str, out_dir: Path, base: str | None,
           say: Callable[[str], None], jobs: int = 1, libc: str | None = None,
-          limits: engine.Limits = engine.DEFAULT_LIMITS, index: provides.Index | None = None) -> None:
+          limits: engine.Limits = engine.DEFAULT_LIMITS, index: provides.Index | None = None,
+          supplier: str = spdx.NOASSERTION) -> None:
     """Build proj for every target arch names (default: this host), jobs at a time; say each program written;
-    fail if any target did (a target that lacked a file Debian packages is told which, from index)."""
+    fail if any target did (a target that lacked a file Debian packages is told which, from index). Each
+    program's SBOM names supplier as its supplier."""
     wanted = targets.parse_archs(arch) if arch else [targets.host()]
     if jobs < 1:
         raise InputError(f"--jobs {jobs}: give 1 or more")
@@ -52,12 +56,12 @@ def build(proj: project.Project, arch: str | None, toolchain: str, out_dir: Path
     runner = _select(toolchain, proj, wanted, base, libc, limits)
     runner.prepare(proj, wanted)
     per_target = len(wanted) > 1
-    sources = spdx.source_tree(proj.root, out_dir)  # once: every program of every target is made from it
+    sources = source_tree(proj.root, supplier, out_dir)  # once: every program of every target is made from it
 
     def one(target: targets.Target) -> None:
         with runner.run(proj, target, out_dir) as made:
             for path in _deliver(made, target, out_dir / target.name if per_target else out_dir, runner.name,
-                                 sources):
+                                 sources, supplier):
                 say(f"built {path} for {target.platform} with the {runner.name} toolchain")
 
     outcomes = tc.for_each_target(wanted, jobs, one, lambda t: out_dir)
@@ -65,7 +69,8 @@ def build(proj: project.Project, arch: str | None, toolchain: str, out_dir: Path
     tc.raise_failures(outcomes, wanted)
 
 
-def _deliver(made: Path, target: targets.Target, dest: Path, who: str, sources: spdx.Package) -> list[Path]:
+def _deliver(made: Path, target: targets.Target, dest: Path, who: str, sources: spdx.Package,
+             supplier: str) -> list[Path]:
     """Every program of made/out, verified for target first (all or none are written), then written to dest,
     each with its SBOM beside it (from made/out/.records, the record of its link)."""
     programs = _programs(made / "out", target)
@@ -83,8 +88,8 @@ def _deliver(made: Path, target: targets.Target, dest: Path, who: str, sources: 
     for p in programs:
         record = made / "out" / project.RECORDS / p.name
         text = record.read_text() if record.is_file() else ""
-        document = spdx.program_document(p, p.name, target.platform, facts[p.name],
-                                         links.parse(text) if text else None, [sources], epoch)
+        document = program_document(p, p.name, target.platform, facts[p.name],
+                                    links.parse(text) if text else None, [sources], epoch, supplier=supplier)
         with spdx.naming(dest / p.name):
             spdx.write_beside(dest / p.name, document)
             with atomic_output(dest / p.name, mode=0o755) as tmp:

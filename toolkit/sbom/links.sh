@@ -1,0 +1,131 @@
+# shellcheck shell=sh
+# What a link put into a program, as its linker names the inputs and as the package manager of the machine that
+# linked knows them: POSIX sh and awk that run on the host and in the build container alike. Sourced by the
+# compiler wrappers and the project build (from the tools directory), or run with `sh -c` for one --src link and
+# for the files an image adds (toolkit/sbom/links.py reads this file and parses the record fs_resolve prints).
+#
+#   fs_link STYLE DRIVER OUTPUT TRACE COMMAND...  runs COMMAND (a compiler that links OUTPUT) with its linker
+#       naming every input; TRACE gets the inputs, everything else COMMAND prints is passed on.
+#   fs_trace_of PROGRAM  prints the trace of the link that made PROGRAM (the wrappers keep one per link in
+#       $FROMSCRATCH_LINKS, named PROGRAM.PID): the newest of that very path, else the newest link of that name
+#       whose output is the same file (make install copies), else the newest of that name (install -s strips).
+#   fs_resolve TRACE [OWN]  prints the record of a trace: each input's real path and sha256, the package that
+#       owns it and that package's version (dpkg), the compiler's version, the distribution. Inputs under OWN
+#       (the project's own build) are left out: they come from the sources.
+#   fs_record RECORD STYLE DRIVER OUTPUT COMMAND...  one --src link: COMMAND through fs_link, then its record
+#       written to RECORD; its other files are kept beside RECORD (an interrupted link leaves them there, in a
+#       directory the caller removes). The exit status is the compiler's.
+#
+# GNU ld prints an archive member as "(ARCHIVE)MEMBER" when it takes it; an archive it only searched appears
+# alone, so only member lines count. zig prints each ld.lld it runs: the program's link, and on a target's first
+# build the relocatable links (-r) that make its runtime objects (crt1.o from another crt1.o), which are not the
+# program's inputs. An object given on the command line is used whole (gcc's temporary objects are gone when the
+# record is made, and are the program's own anyway). Older GNU ld (2.34) names its emulation first ("ld: mode
+# elf_x86_64"). Any other line is the command's own output, passed on. One awk and no loop of forks: the wrappers
+# run this for every link a configure script makes.
+
+fs_link() {
+  fs_style=$1 fs_driver=$2 fs_out=$3 fs_trace=$4; shift 4
+  fs_raw=${fs_trace%/*}/.raw.${fs_trace##*/}
+  if [ "$fs_style" = zig ]; then
+    ZIG_VERBOSE_LINK=1 "$@" 2>"$fs_raw"; fs_status=$?
+  else
+    "$@" -Wl,-t,-t >"$fs_raw"; fs_status=$?
+  fi
+  awk -v style="$fs_style" -v pwd="$PWD" -v trace="$fs_trace" -v out="$fs_out" -v driver="$fs_driver" \
+      -v ok="$fs_status" '
+    function keep(kind, path) {
+      if (path !~ /^\//) path = pwd "/" path
+      if (ok == 0 && !((kind, path) in seen)) { seen[kind, path] = 1; print kind " " path > trace }
+    }
+    BEGIN { if (ok == 0) printf "output %s\nlinker %s\ndriver %s\n", out, style, driver > trace }
+    style == "zig" && /^ld\.lld / && / -r / { next }
+    style == "zig" && /^ld\.lld / {
+      for (i = 2; i <= NF; i++)
+        if ($i == "-o") i++
+        else if ($i ~ /^\/.*\.a$/) keep("archive", $i); else if ($i ~ /^\/.*\.o$/) keep("object", $i)
+      next
+    }
+    style == "zig" && /^ar rcs / { next }
+    style == "zig" { print > "/dev/stderr"; next }
+    /^\(.*\)/ { a = substr($0, 2); sub(/\).*$/, "", a); keep("archive", a); next }
+    /: mode / || /\.a$/ || /\.so$/ || /\.so\.[0-9.]*$/ { next }
+    /\.o$/ { keep("object", $0); next }
+    { print }' "$fs_raw"
+  rm -f "$fs_raw"
+  return "$fs_status"
+}
+
+fs_trace_of() {
+  fs_p=$(realpath "$1"); fs_n=${1##*/}
+  # newest first, one name a line (a program's name may hold spaces)
+  ls -t "$FROMSCRATCH_LINKS/$fs_n".* 2>/dev/null | (
+    fs_same=; fs_last=
+    while IFS= read -r fs_t; do
+      IFS= read -r fs_o < "$fs_t"; fs_o=${fs_o#output }
+      [ "${fs_o##*/}" = "$fs_n" ] || continue
+      if [ "$fs_o" = "$fs_p" ]; then cat "$fs_t"; exit 0; fi
+      if [ -z "$fs_same" ] && cmp -s "$fs_o" "$1"; then fs_same=$fs_t; fi
+      [ -n "$fs_last" ] || fs_last=$fs_t
+    done
+    fs_t=${fs_same:-$fs_last}
+    if [ -n "$fs_t" ]; then cat "$fs_t"; fi
+  )
+}
+
+fs_resolve() {
+  fs_d=${1%/*}/.resolve.${1##*/}
+  rm -rf "$fs_d"; mkdir -p "$fs_d" || return 1
+  fs_own=
+  if [ -n "${2-}" ]; then fs_own=$(realpath "$2"); fi
+  if [ -r /etc/os-release ]; then
+    (. /etc/os-release; printf 'os\t%s\t%s\t%s\n' "${ID-}" "${VERSION_ID-}" "${VERSION_CODENAME-}")
+  fi
+  fs_driver=
+  while IFS=' ' read -r fs_kind fs_path; do
+    case $fs_kind in
+      output|linker) printf '%s\t%s\n' "$fs_kind" "$fs_path" ;;
+      driver) fs_driver=$fs_path ;;
+      archive|object|file)
+        if [ -e "$fs_path" ]; then echo "$fs_kind" >> "$fs_d/kinds"; echo "$fs_path" >> "$fs_d/paths"; fi ;;
+    esac
+  done < "$1"
+  : > "$fs_d/asked"
+  if [ -n "$fs_driver" ] && fs_c=$(command -v "$fs_driver"); then
+    fs_c=$(realpath "$fs_c"); echo "$fs_c" >> "$fs_d/asked"
+    fs_v=$("$fs_driver" -dumpfullversion 2>/dev/null || "$fs_driver" -dumpversion 2>/dev/null)
+    printf 'compiler\t%s\t%s\t%s\n' "$fs_driver" "$fs_v" "$fs_c"
+  fi
+  if [ -s "$fs_d/paths" ]; then
+    xargs -d '\n' realpath -s < "$fs_d/paths" > "$fs_d/norm"
+    xargs -d '\n' realpath < "$fs_d/paths" > "$fs_d/real"
+    # the project's own inputs are left out of the record (below): not hashed either
+    while IFS= read -r fs_f; do
+      case $fs_f in "${fs_own:-/nonexistent}"/*) continue ;; esac
+      if [ -f "$fs_f" ]; then echo "$fs_f"; fi
+    done < "$fs_d/real" | xargs -d '\n' -r sha256sum > "$fs_d/sums"
+    paste "$fs_d/kinds" "$fs_d/norm" "$fs_d/real" > "$fs_d/rows"
+    awk -F '\t' -v sums="$fs_d/sums" -v own="$fs_own" -v asked="$fs_d/asked" '
+      FILENAME == sums { sum[substr($0, 67)] = substr($0, 1, 64); next }
+      own != "" && index($3, own "/") == 1 { next }
+      { print "input\t" $1 "\t" $2 "\t" $3 "\t" (($3 in sum) ? sum[$3] : "-"); print $2 >> asked; print $3 >> asked }
+    ' "$fs_d/sums" "$fs_d/rows"
+  fi
+  if [ -s "$fs_d/asked" ] && command -v dpkg-query >/dev/null 2>&1; then
+    sort -u "$fs_d/asked" | xargs -d '\n' dpkg-query -S 2>/dev/null > "$fs_d/owned"
+    awk -v list="$fs_d/packages" '
+      /^diversion / { next }
+      { i = index($0, ": /"); if (!i) next; p = substr($0, 1, i - 1); print "owner\t" p "\t" substr($0, i + 2)
+        n = split(p, names, ", "); for (k = 1; k <= n; k++) print names[k] > list }' "$fs_d/owned"
+    if [ -s "$fs_d/packages" ]; then
+      fs_f='package\t${binary:Package}\t${Version}\t${Architecture}\t${source:Package}\t${source:Version}'
+      sort -u "$fs_d/packages" | xargs -d '\n' dpkg-query -W -f="$fs_f"'\t${Maintainer}\n' 2>/dev/null
+    fi
+  fi
+  rm -rf "$fs_d"
+}
+
+fs_record() {
+  fs_rec=$1 fs_style=$2 fs_driver=$3 fs_out=$4; shift 4
+  fs_link "$fs_style" "$fs_driver" "$fs_out" "$fs_rec.trace" "$@" && fs_resolve "$fs_rec.trace" > "$fs_rec"
+}
