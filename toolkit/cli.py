@@ -110,8 +110,9 @@ def _builder_base(c: Context, given: str | None) -> str | None:
 
 def _supplier(c: Context, given: str | None) -> str:
     """--supplier, else the config key sbom.supplier, else FROMSCRATCH_SBOM_SUPPLIER, checked; else NOASSERTION.
-    (The key is not declared with ns.configure: Invoke would then read FROMSCRATCH_SBOM_SUPPLIER as the key, above
-    the configuration files, under `fromscratch` only.)"""
+    Under `fromscratch` the variable is the key's own (as FROMSCRATCH_BUILDER_BASE is builder.base's), so it beats
+    the configuration files there; `invoke` reads the files first. The key is not declared with ns.configure, so
+    that `sbom: VALUE` is this one line rather than Invoke's merge error, whose hint is builder.base's."""
     from .errors import InputError
     from .sbom import suppliers
 

@@ -56,9 +56,9 @@ def choose(given: str | None, configured: Any, environ: Mapping[str, str] = os.e
     FROMSCRATCH_SBOM_SUPPLIER, each checked; else NOASSERTION, since fromscratch cannot know it."""
     if given:
         return checked(given, "--supplier")
-    if configured not in (None, ""):
-        return checked(str(configured), "the config key sbom.supplier")
     value = environ.get(ENV, "").strip()
+    if configured not in (None, ""):  # `fromscratch` reads the variable as the key when a file sets it too
+        return checked(str(configured), ENV if str(configured).strip() == value else "the config key sbom.supplier")
     return checked(value, ENV) if value else NOASSERTION
 
 
