@@ -39,14 +39,18 @@ def check(source: Path | bytes, ntia: bool = True) -> dict[str, Any]:
 
 
 def ntia_gaps(path: Path, checker: Any = None) -> list[tuple[str, list[str]]]:
-    """What the NTIA checker finds missing: (element, component names), and ("document", ...) for the rest."""
+    """What the NTIA checker finds missing: (element, component names), ("floating", SPDX IDs) for packages it
+    cannot reach from what the document DESCRIBES (it leaves them out of its checks), and ("document", ...) for
+    the rest."""
     checker = checker or _tools()[2]
-    logging.disable(logging.WARNING)  # its warning about build tools outside the dependency graph, only here
+    logging.disable(logging.WARNING)  # its warnings (floating elements among them, listed below), only here
     try:
         result = checker(str(path))
     finally:
         logging.disable(logging.NOTSET)
     gaps = [(name, sorted(c[0] for c in comps)) for name, comps in result.all_components_without_info]
+    if result.floating_component_ids:
+        gaps.append(("floating", sorted(result.floating_component_ids)))
     missing_doc = [what for what, ok in (("author", result.doc_author), ("timestamp", result.doc_timestamp),
                                          ("relationships", result.dependency_relationships)) if not ok]
     if missing_doc or result.parsing_errors:

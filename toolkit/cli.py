@@ -108,6 +108,22 @@ def _builder_base(c: Context, given: str | None) -> str | None:
     return grammar.image(str(configured), "the config key builder.base")
 
 
+def _supplier(c: Context, given: str | None) -> str:
+    """--supplier, else the config key sbom.supplier, else FROMSCRATCH_SBOM_SUPPLIER, checked; else NOASSERTION.
+    Under `fromscratch` the variable is the key's own (as FROMSCRATCH_BUILDER_BASE is builder.base's), so it beats
+    the configuration files there; `invoke` reads the files first. The key is not declared with ns.configure, so
+    that `sbom: VALUE` is this one line rather than Invoke's merge error, whose hint is builder.base's."""
+    from .errors import InputError
+    from .sbom import suppliers
+
+    section = c.config.get("sbom")
+    if section is not None and not hasattr(section, "get"):
+        raise InputError("the config key sbom is not a section",
+                         hint="sbom.supplier goes in a section: sbom:, then supplier: \"Organization: NAME\" on the "
+                              "next line, indented")
+    return suppliers.choose(given, section.get("supplier") if section is not None else None)
+
+
 def _toolchain(toolchain: str, builder_base: str | None) -> str:
     """--builder-base names the build container's base, so asking for one asks for that container: under auto it
     picks the container toolchain; with native or zig, which run no container, it is refused, never dropped."""
@@ -178,6 +194,8 @@ _BUILDER_BASE_HELP = (f"base image of the build container (default: the config k
                       f"{builder.SETUP_BASE} when the engine has it, else {builder.FALLBACK_BASE})")
 _LIBC_HELP = "glibc (default) or musl (Debian's musl-dev with gcc; zig always links musl)"
 _TIMEOUT_HELP = f"stop a target's build after this many seconds (default {DEFAULT_TIMEOUT}; 0: no limit)"
+_SUPPLIER_HELP = ("who supplies the programs, for their SBOMs: 'Organization: NAME (EMAIL)' or 'Person: NAME (EMAIL)' "
+                  "(default: the config key sbom.supplier, else $FROMSCRATCH_SBOM_SUPPLIER, else NOASSERTION)")
 
 
 @task(help={"arch": _ARCH_HELP + " (default: this host's)",
@@ -186,18 +204,18 @@ _TIMEOUT_HELP = f"stop a target's build after this many seconds (default {DEFAUL
             "builder_base": _BUILDER_BASE_HELP,
             "tiny": "build csrc/hello-tiny.c instead: no libc, raw system calls, under 1 KiB",
             "strip": "strip symbols (the default here; --no-strip keeps them)",
-            "jobs": _JOBS_HELP, "libc": _LIBC_HELP, "timeout": _TIMEOUT_HELP})
+            "jobs": _JOBS_HELP, "libc": _LIBC_HELP, "timeout": _TIMEOUT_HELP, "supplier": _SUPPLIER_HELP})
 @cli
 def build_hello(c: Context, arch: str | None = None, toolchain: str = "auto", out: str | None = None,
                 builder_base: str | None = None, tiny: bool = False, strip: bool = True, jobs: int = 1,
-                libc: str | None = None, timeout: int = DEFAULT_TIMEOUT) -> None:
+                libc: str | None = None, timeout: int = DEFAULT_TIMEOUT, supplier: str | None = None) -> None:
     """Compile csrc/hello.c (or, with --tiny, csrc/hello-tiny.c) into a static binary (./hello, or ./hello-<arch>)."""
     from .compile import recipes
 
     recipes.compile_for(recipes.hello(tiny, strip), _targets(arch), _toolchain(toolchain, builder_base),
                         Path(out or "hello"), _builder_base(c, builder_base), say,
                         per_target=out is None and bool(arch), jobs=jobs, libc=libc, limits=_limits(timeout),
-                        index=_contents_index)
+                        index=_contents_index, supplier=_supplier(c, supplier))
 
 
 def _targets(arch: str | None) -> list[targets.Target]:
@@ -212,7 +230,7 @@ def _targets(arch: str | None) -> list[targets.Target]:
             "ldflags": "linker flags and libraries, placed after the sources, e.g. '-lm'", "arch": _ARCH_HELP,
             "toolchain": _TOOLCHAIN_HELP, "builder_base": _BUILDER_BASE_HELP,
             "strip": "strip symbols from the binary (gcc's -s)", "jobs": _JOBS_HELP, "libc": _LIBC_HELP,
-            "timeout": _TIMEOUT_HELP,
+            "timeout": _TIMEOUT_HELP, "supplier": _SUPPLIER_HELP,
             "project": "build this project directory with its own build system instead of --src files",
             "subdir": "with --project: the directory inside it that holds the build system (e.g. build/cmake)",
             "system": "with --project: make, cmake, meson or autotools (default: detected)",
@@ -229,7 +247,7 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
           project: str | None = None, subdir: str = "", system: str | None = None, run: str | None = None,
           configure_args: str = "", make_args: str = "", package: list[str] | None = None,
           tool: list[str] | None = None, artifact: list[str] | None = None, libc: str | None = None,
-          timeout: int = DEFAULT_TIMEOUT) -> None:
+          timeout: int = DEFAULT_TIMEOUT, supplier: str | None = None) -> None:
     """Compile your own C or C++ program (--src), or build a whole project (--project DIR), into static binaries."""
     from .compile import pipeline, plan, recipes
     from .errors import InputError
@@ -247,7 +265,7 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
         per_target = len(wanted) > 1
         pipeline.build(job, wanted, chain, lambda t, name: (out_dir / t.name if per_target else out_dir) / name, say,
                        base=_builder_base(c, builder_base), jobs=jobs, libc=libc, limits=_limits(timeout),
-                       index=_contents_index, out_dir=out_dir)
+                       index=_contents_index, out_dir=out_dir, supplier=_supplier(c, supplier))
         return
     if not src:
         raise InputError("--src or --project is required", hint="e.g. --src app.c, or --project ./myproject")
@@ -263,7 +281,7 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
     recipe = recipes.Recipe(tuple(Path(s) for s in src), (*cf, *(["-s"] if strip else [])), ldflags=tuple(lf),
                             packages=tuple(package or ()), tools=tuple(tool or ()))
     recipes.compile_for(recipe, _targets(arch), chain, Path(out), _builder_base(c, builder_base), say, jobs=jobs,
-                        libc=libc, limits=_limits(timeout), index=_contents_index)
+                        libc=libc, limits=_limits(timeout), index=_contents_index, supplier=_supplier(c, supplier))
 
 
 @task(help={"path": "the binary to check, or a directory to check every ELF file in",
@@ -364,7 +382,8 @@ def verify_image(c: Context, tag: str, json: bool = False, platform: str | None 
             "builder_base": "with --platform: " + _BUILDER_BASE_HELP,
             "timeout": "with --platform: " + _TIMEOUT_HELP,
             "sbom": "the program's SPDX SBOM to attach: FILE, or none (default: <binary>.spdx.json beside the binary, "
-                    "else one made from what the binary shows)"})
+                    "else one made from what the binary shows)",
+            "supplier": _SUPPLIER_HELP + "; names the image's and its added files' supplier too"})
 @cli
 def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None = None, entrypoint: str | None = None,
           env: list[str] | None = None, workdir: str | None = None, label: list[str] | None = None,
@@ -373,7 +392,7 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
           backend: str = "python", arch: str | None = None, platform: str | None = None,
           src: list[str] | None = None,
           tiny: bool = False, cflags: str = "", toolchain: str = "auto", builder_base: str | None = None,
-          sbom: str | None = None, timeout: int = DEFAULT_TIMEOUT) -> None:
+          sbom: str | None = None, timeout: int = DEFAULT_TIMEOUT, supplier: str | None = None) -> None:
     """Verify a static binary and make a FROM scratch image of it: loaded into the engine, or --output files.
 
     SOURCE_DATE_EPOCH (default 0) dates the image; the same inputs give the same image ID and digest.
@@ -405,7 +424,7 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
     platforms = targets.parse_archs(platform) if platform is not None else []
     make.image(ref, [Path(b) for b in binary or ["hello"]], opts, outputs, say, backend=backend, want=want,
                platforms=platforms, recipe=recipe, toolchain=toolchain, builder_base=_builder_base(c, builder_base),
-               sbom=sbom, limits=_limits(timeout), index=_contents_index)
+               sbom=sbom, limits=_limits(timeout), index=_contents_index, supplier=_supplier(c, supplier))
 
 
 def _split_flags(text: str, flag: str = "--cflags") -> list[str]:
@@ -462,7 +481,7 @@ def sbom(c: Context, binary: str | None = None, tag: str | None = None, remote: 
     if remote and tag is None:
         raise InputError("--remote reads an image's SBOMs from a registry: give --tag REGISTRY/NAME")
     if binary is not None:
-        shown = [sboms.of_binary(Path(binary))]
+        shown = [sboms.of_binary(Path(binary), _supplier(c, None))]
     elif remote:
         shown = sboms.of_remote(img.normalize_tag(tag or ""), insecure)
     else:

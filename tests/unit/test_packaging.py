@@ -19,6 +19,11 @@ def test_wheel_ships_hello_c_and_the_console_script(tmp_path):
     assert {"toolkit/csrc/hello.c", "toolkit/csrc/hello-tiny.c", "toolkit/csrc/platform.h"} <= names
     assert (REPO / "csrc" / "hello.c").read_bytes() == zipfile.ZipFile(wheel).read("toolkit/csrc/hello.c")
     assert "fromscratch = toolkit.cli:program.run" in entry_points
+    scripts = sorted((REPO / "toolkit").rglob("*.sh"))  # read at run time from beside their modules
+    assert REPO / "toolkit" / "sbom" / "links.sh" in scripts
+    for script in scripts:
+        name = script.relative_to(REPO).as_posix()
+        assert name in names and zipfile.ZipFile(wheel).read(name) == script.read_bytes(), name
 
 
 def test_python_m_toolkit_is_the_fromscratch_program():

@@ -17,8 +17,8 @@ import pytest
 
 from tests import spdxcheck
 from tests.conftest import assert_clean_failure, invoke
-from toolkit.compile import links
 from toolkit.image import oci
+from toolkit.sbom import links
 
 EMPTY_CONFIG = {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2,
                 "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"}
@@ -179,6 +179,89 @@ def test_without_a_supplier_the_checker_misses_only_the_programs(tmp_path):
     assert not (tmp_path / "other").exists() and not (tmp_path / "other.spdx.json").exists()
 
 
+ENV = "FROMSCRATCH_SBOM_SUPPLIER"
+ACME = "Organization: ACME (security@acme.example)"
+JANE = "Person: Jane Doe (jane@example.org)"
+
+
+def test_the_supplier_is_named_once_by_flag_config_key_or_environment(tmp_path, monkeypatch):
+    """--supplier, else the config key sbom.supplier, else FROMSCRATCH_SBOM_SUPPLIER names the programs' supplier
+    (and a project's sources', which the user gave too). Under `fromscratch` the variable is the key's own, so it
+    beats the files, as FROMSCRATCH_BUILDER_BASE does; `invoke` reads its own files before it."""
+    from tests.unit.test_command_line import fromscratch
+
+    env = {"HOME": str(tmp_path), ENV: "Organization: the environment"}
+    (tmp_path / "fromscratch.yaml").write_text(f'sbom:\n  supplier: "{JANE}"\n')
+    (tmp_path / ".invoke.yaml").write_text(f'sbom:\n  supplier: "{JANE}"\n')
+    runs = (("by-flag", fromscratch, ["--supplier", ACME], ACME), ("by-env", fromscratch, [], env[ENV]),
+            ("by-invoke-file", invoke, [], JANE), ("by-file", fromscratch, [], JANE))
+    for out, run, flag, expected in runs:
+        if out == "by-file":
+            monkeypatch.delenv(ENV)
+            del env[ENV]
+        built = run("build-hello", "--toolchain", "native", "--out", out, *flag, cwd=tmp_path, env=env)
+        assert built.code == 0, built
+        assert packages(spdxcheck.check(tmp_path / f"{out}.spdx.json"))[out]["supplier"] == expected, out
+    _write(tmp_path, "app.c", PLAIN)
+    built = invoke("build", "--src", "app.c", "--out", "app", "--toolchain", "native", "--supplier", JANE,
+                   cwd=tmp_path)
+    assert built.code == 0, built
+    assert packages(spdxcheck.check(tmp_path / "app.spdx.json"))["app"]["supplier"] == JANE
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    _write(proj, "app.c", PLAIN)
+    built = invoke("build", "--project", str(proj), "--run", "$CC app.c -o app", "--artifact", "app", "--toolchain",
+                   "native", "--out", str(tmp_path / "dist"), "--supplier", ACME, cwd=tmp_path)
+    assert built.code == 0, built
+    found = packages(spdxcheck.check(tmp_path / "dist" / "app.spdx.json"))
+    assert found["app"]["supplier"] == found["proj"]["supplier"] == ACME
+
+
+def test_the_image_names_the_supplier_it_is_given(tmp_path):
+    assert invoke("build-hello", "--toolchain", "native", "--supplier", ACME, cwd=tmp_path).code == 0
+    _write(tmp_path, "app.conf", "greeting = hi\n")
+    made = invoke("image", "--tag", "supplied", "--add", "app.conf:/etc/", "--output", "oci:layout", "--supplier",
+                  JANE, cwd=tmp_path)
+    assert made.code == 0, made
+    found = packages(spdxcheck.check(_layout_sbom(tmp_path / "layout")[2]))
+    assert found["supplied"]["supplier"] == found["/etc/app.conf"]["supplier"] == JANE
+    assert found["hello"]["supplier"] == ACME  # the program's SBOM, as the build wrote it
+
+
+HOSTILE_SUPPLIERS = ["Organization: ACME\nPerson: Mallory", 'Organization: ACME", "supplier": "Person: Mallory',
+                     "ACME", "Organization: ACME (a@b) and more", "Person: \x1b[31mred", "Organization: " + "A" * 300]
+
+
+@pytest.mark.parametrize("value", HOSTILE_SUPPLIERS, ids=range(len(HOSTILE_SUPPLIERS)))
+def test_a_supplier_that_is_not_one_is_refused_in_one_line(tmp_path, monkeypatch, value):
+    from tests.unit.test_command_line import fromscratch, one_line
+
+    _write(tmp_path, "app.c", PLAIN)
+    for args in (["build-hello", "--toolchain", "native", "--out", "out"],
+                 ["build", "--src", "app.c", "--out", "out", "--toolchain", "native"],
+                 ["image", "--tag", "refused", "--binary", "app.c", "--output", "oci:out"]):
+        refused = invoke(*args, "--supplier", value, cwd=tmp_path)
+        assert_clean_failure(refused, 2)
+        assert one_line(refused).startswith("error: --supplier ") and "is not an SPDX supplier" in refused.err
+    (tmp_path / "fromscratch.yaml").write_text(json.dumps({"sbom": {"supplier": value}}))
+    monkeypatch.delenv(ENV)  # under `fromscratch` the variable would beat the file
+    refused = fromscratch("build-hello", "--toolchain", "native", "--out", "out", cwd=tmp_path,
+                          env={"HOME": str(tmp_path)})
+    assert_clean_failure(refused, 2)
+    assert "the config key sbom.supplier" in one_line(refused)
+    assert sorted(os.listdir(tmp_path)) == ["app.c", "fromscratch.yaml"]
+
+
+def test_a_supplier_key_outside_its_section_is_one_line(tmp_path):
+    from tests.unit.test_command_line import fromscratch, one_line
+
+    (tmp_path / "fromscratch.yaml").write_text(f'sbom: "{ACME}"\n')
+    refused = fromscratch("build-hello", "--toolchain", "native", "--out", "out", cwd=tmp_path,
+                          env={"HOME": str(tmp_path)})
+    assert_clean_failure(refused, 2)
+    assert "sbom.supplier goes in a section" in one_line(refused)
+
+
 def _sha256(path: Path) -> str:
     import hashlib
 
@@ -319,9 +402,10 @@ def test_bad_sbom_input_is_one_line_and_writes_nothing(tmp_path):
     ("musl", b"clang version 18.1.6", "Organization: musl libc project"),
 ])
 def test_a_libc_supplier_is_the_distribution_the_binary_names_else_its_upstream(libc, shown, supplier):
-    from toolkit.compile import spdx
+    from toolkit.sbom import shown as sbom_shown
 
-    who, why = spdx._libc_supplier(libc, spdx._GLIBC_BANNER.search(shown), spdx._GCC_COMMENT.search(shown))
+    who, why = sbom_shown._libc_supplier(libc, sbom_shown._GLIBC_BANNER.search(shown),
+                                         sbom_shown._GCC_COMMENT.search(shown))
     assert who == supplier and why
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import targets
-from . import links
+from ..sbom import links
 
 BINUTILS = ("ar", "ranlib", "strip", "nm", "ld", "objcopy")
 # The environment variable each program goes by (make's, autoconf's and dockcross's names).
@@ -179,4 +179,5 @@ def files(tools: Toolset, tools_dir: str, strip: bool = False) -> dict[str, str]
     """Every file of the tools directory: the wrappers (executable; strip: each program linked with -s), the two
     machine files and the link tracing functions the wrappers and the build script source."""
     return {**wrappers(tools, strip), "toolchain.cmake": cmake_toolchain(tools, tools_dir),
-            "meson.ini": meson_machine(tools, tools_dir), "links.sh": links.SCRIPT, "wrapper.sh": WRAPPER.read_text()}
+            "meson.ini": meson_machine(tools, tools_dir), "links.sh": links.script(),
+            "wrapper.sh": WRAPPER.read_text()}

@@ -20,7 +20,10 @@ from ..engine import client as engine
 from ..engine.container import DEFAULT_LIMITS, Limits
 from ..errors import BuildFailed, InputError, ToolkitError
 from ..files import atomic_output, excerpt
-from . import links, plan, provides, spdx
+from ..sbom import links, spdx
+from ..sbom.program import program_document
+from ..sbom.sources import source_files, source_tree
+from . import plan, provides
 from .toolchain import TOOLCHAINS, Toolchain, resolve_libc
 
 log = logging.getLogger(__name__)
@@ -81,10 +84,10 @@ class Outcome:
 def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, place: Place,
           say: Callable[[str], None], *, base: str | None = None, jobs: int = 1, libc: str | None = None,
           limits: Limits = DEFAULT_LIMITS, index: provides.Index | None = None,
-          out_dir: Path | None = None) -> list[Outcome]:
+          out_dir: Path | None = None, supplier: str = spdx.NOASSERTION) -> list[Outcome]:
     """Build job for every wanted target with the toolchain called toolchain, jobs at a time; say each program
     as it is written; fail if any target did (a target that lacked a file Debian packages is told which, from
-    index). A project's out_dir is left out of what its build copies."""
+    index). A project's out_dir is left out of what its build copies; supplier is the programs' in their SBOMs."""
     if jobs < 1:
         raise InputError(f"--jobs {jobs}: give 1 or more")
     libc = _libc(toolchain, job, libc)
@@ -93,7 +96,7 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
     chain = select(toolchain, job, wanted, base, libc, limits)
     chain.prepare(job, wanted)  # once, before any thread: a build image is built by one caller only
     skip = skip_output(out_dir) if out_dir else (lambda path: False)
-    sources = _documented_sources(job, out_dir)  # once: every program of every target is made from them
+    sources = _documented_sources(job, out_dir, supplier)  # once: every program of every target is made from them
 
     def one(target: targets.Target) -> tuple[Program, ...]:
         rule = job.system == plan.RULE
@@ -105,7 +108,7 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
             with chain.run(job, target, skip) as made:
                 if rule:
                     _compiler_said(made / "output.log")
-                written = _deliver(made / "out", target, place, sources, rule, naming, outputs, reserved)
+                written = _deliver(made / "out", target, place, sources, rule, naming, outputs, reserved, supplier)
         for program in written:
             say(f"built {program.path} for {target.platform} with the {chain.name} toolchain")
         return written
@@ -117,11 +120,11 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
     return outcomes
 
 
-def _documented_sources(job: plan.Plan, out_dir: Path | None) -> list[spdx.Package | spdx.File]:
+def _documented_sources(job: plan.Plan, out_dir: Path | None, supplier: str) -> list[spdx.Package | spdx.File]:
     """What the SBOMs name as the sources: each --src file, or the project's tree (out_dir left out)."""
     if job.system == plan.RULE:
-        return list(spdx.source_files(job.root, job.sources))
-    return [spdx.source_tree(job.root, out_dir)]
+        return list(source_files(job.root, job.sources))
+    return [source_tree(job.root, supplier, out_dir)]
 
 
 def _compiler_said(output: Path) -> None:
@@ -133,7 +136,7 @@ def _compiler_said(output: Path) -> None:
 
 def _deliver(out: Path, target: targets.Target, place: Place, sources: Sequence[spdx.Package | spdx.File],
              rule: bool, naming: contextlib.ExitStack, outputs: contextlib.ExitStack,
-             reserved: dict[str, Path]) -> tuple[Program, ...]:
+             reserved: dict[str, Path], supplier: str) -> tuple[Program, ...]:
     """Every program of out, verified for target first (all or none are written), then written where place
     says (into the temporary file reserved for it, else one made now, renamed as outputs closes), each with its
     SBOM beside it (from out/.records, the record of its link) and its naming lock held in naming: a binary never
@@ -149,8 +152,8 @@ def _deliver(out: Path, target: targets.Target, place: Place, sources: Sequence[
         dest = place(target, p.name)
         record = out / plan.RECORDS / p.name
         text = record.read_text() if record.is_file() else ""
-        document = spdx.program_document(p, dest.name, target.platform, facts[p.name],
-                                         links.parse(text) if text else None, sources, epoch)
+        document = program_document(p, dest.name, target.platform, facts[p.name], links.parse(text) if text else None,
+                                    sources, epoch, supplier=supplier)
         naming.enter_context(spdx.naming(dest))
         tmp = reserved.get(p.name) or outputs.enter_context(atomic_output(dest, mode=0o755))
         shutil.copyfile(p, tmp)

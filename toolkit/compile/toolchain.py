@@ -15,7 +15,8 @@ from typing import Protocol
 from .. import files, interrupts, targets
 from ..engine.container import Limits
 from ..errors import BuildFailed, InputError, timed_out
-from . import cross, links, plan, provides
+from ..sbom import links
+from . import cross, plan, provides
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from ..compile import provides, recipes
 from ..engine import client as engine
 from ..engine.container import Limits
 from ..errors import EngineUnavailable, InputError
+from ..sbom.spdx import NOASSERTION
 from . import dockerfile, oci, store
 from . import sbom as sboms
 from . import scratch as img
@@ -22,11 +23,13 @@ def image(ref: str, binaries: Sequence[Path], opts: img.Options, outputs: Sequen
           say: Callable[[str], None],
           *, backend: str = "python", want: targets.Target | None = None, platforms: Sequence[targets.Target] = (),
           recipe: recipes.Recipe | None = None, toolchain: str = "auto", builder_base: str | None = None,
-          sbom: str | None = None, limits: Limits | None = None, index: provides.Index | None = None) -> None:
+          sbom: str | None = None, limits: Limits | None = None, index: provides.Index | None = None,
+          supplier: str = NOASSERTION) -> None:
     """Make ref's image and say what was made: of one binary, of several (one per platform, each platform read
     from its ELF: one multi-platform image) or, with platforms, of recipe compiled for each of them; want: the
     one platform a binary must be for. Each platform's SBOM (sbom: FILE, none, or by default the one beside each
-    binary) is attached to it."""
+    binary) is attached to it; what this run makes or describes (the programs it compiles, the image, the files it
+    adds) names supplier."""
     epoch = dates.source_date_epoch(0)
     if platforms and want:
         raise InputError("--arch and --platform both choose the architecture", hint="give one of them")
@@ -54,13 +57,13 @@ def image(ref: str, binaries: Sequence[Path], opts: img.Options, outputs: Sequen
     with contextlib.ExitStack() as stack:
         if platforms:
             paths, built = _compile_each(stack, platforms, recipe or recipes.hello(), binary.name, ref, opts, epoch,
-                                         toolchain, builder_base, say, limits, index)
+                                         toolchain, builder_base, say, limits, index, supplier)
         else:
             paths = list(binaries)
             built = [stack.enter_context(img.assemble(b, ref, want=want, epoch=epoch, opts=opts)) for b in binaries]
             _one_per_platform(binaries, built)
         # a bad SBOM stops here: nothing written
-        attached = _attach_sboms(paths, built, choice, ref, opts, epoch, built_here=bool(platforms))
+        attached = _attach_sboms(paths, built, choice, ref, opts, epoch, supplier, built_here=bool(platforms))
         say(_render_built(ref, built, attached))
         artifacts = [a for a, _ in attached]
         _write_outputs(ref, [b.image for b in built], outputs, multi=indexed, say=say, artifacts=artifacts)
@@ -110,14 +113,16 @@ def _engine_for(multi: bool) -> engine.Images | None:
 def _compile_each(stack: contextlib.ExitStack, platforms: Sequence[targets.Target], recipe: recipes.Recipe,
                   name: str, ref: str, opts: img.Options, epoch: int, toolchain: str, builder_base: str | None,
                   say: Callable[[str], None], limits: Limits | None = None,
-                  index: provides.Index | None = None) -> tuple[list[Path], list[img.Built]]:
+                  index: provides.Index | None = None, supplier: str = NOASSERTION
+                  ) -> tuple[list[Path], list[img.Built]]:
     """Compile recipe for each platform into a directory that lives as long as the stack (each binary with its
     SBOM beside it), and assemble each."""
     bins = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fromscratch-bins-")))
     paths, built = [], []
     for target in platforms:
         out = bins / target.name / name
-        done = recipes.compile_for(recipe, [target], toolchain, out, builder_base, say, limits=limits, index=index)
+        done = recipes.compile_for(recipe, [target], toolchain, out, builder_base, say, limits=limits, index=index,
+                                   supplier=supplier)
         paths.append(out)
         facts = done[0].written[0].facts  # read once, by the build's verify
         built.append(stack.enter_context(img.assemble(out, ref, want=target, epoch=epoch, opts=opts, facts=facts)))
@@ -125,17 +130,19 @@ def _compile_each(stack: contextlib.ExitStack, platforms: Sequence[targets.Targe
 
 
 def _attach_sboms(paths: Sequence[Path], built: Sequence[img.Built], choice: sboms.Choice, ref: str,
-                  opts: img.Options, epoch: int, built_here: bool = False) -> list[tuple[oci.Artifact, str]]:
+                  opts: img.Options, epoch: int, supplier: str,
+                  built_here: bool = False) -> list[tuple[oci.Artifact, str]]:
     """Each platform's SBOM as an artifact referring to its manifest, with where the program's part came from.
     built_here: the binaries were compiled by this task, each SBOM written with its binary moments ago."""
     if choice.mode == "none":
         return []
-    contents = sboms.resolve(sboms.extras(opts))  # the same files on every platform: asked once
+    contents = sboms.resolve(sboms.extras(opts), supplier)  # the same files on every platform: asked once
     out = []
     for path, b in zip(paths, built, strict=True):
-        program = sboms.for_program(path, choice, b.image.platform, b.verdict.facts, epoch, built_here=built_here)
+        program = sboms.for_program(path, choice, b.image.platform, b.verdict.facts, epoch, built_here=built_here,
+                                    supplier=supplier)
         assert program is not None
-        out.append((sboms.attach(b, program, ref, contents, path.name, epoch), program.origin))
+        out.append((sboms.attach(b, program, ref, contents, path.name, epoch, supplier=supplier), program.origin))
     return out
 
 

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..compile import spdx
 from ..errors import ToolkitError
+from ..sbom import read
 from . import oci, registry, store
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def fetch(ref: registry.Reference, dxf: Any, artifact_type: str) -> list[tuple[s
                                              f"more than the {MAX_SBOMS} read back for one image")
             for desc in wanted:
                 _, data, _ = registry.get_manifest(dxf, ref, desc["digest"])
-                artifact = oci.artifact_from(data, lambda d: registry.pull_blob(dxf, ref, d, spdx.MAX_BYTES))
+                artifact = oci.artifact_from(data, lambda d: registry.pull_blob(dxf, ref, d, read.MAX_BYTES))
                 out.append((_platform(manifest), artifact))
     return out
 

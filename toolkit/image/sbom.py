@@ -17,9 +17,11 @@ from urllib.parse import quote
 
 from .. import command
 from ..check import elf
-from ..compile import links, spdx
 from ..errors import InputError, ToolkitError
-from ..files import regular_input, scratch_dir
+from ..files import regular_input, scratch_dir, sha256
+from ..sbom import links, read, spdx, suppliers
+from ..sbom.program import minimal_document
+from ..sbom.sources import tree_digest
 from . import oci
 from . import scratch as img
 
@@ -46,7 +48,7 @@ def choose(text: str | None, binaries: int) -> Choice:
     if binaries > 1:
         raise InputError("--sbom FILE names one binary's SBOM; an image of several platforms has one per binary",
                          hint="keep each binary's <binary>.spdx.json beside it, or give --sbom none")
-    spdx.load(Path(text))
+    read.load(Path(text))
     return Choice("file", Path(text))
 
 
@@ -60,22 +62,22 @@ class Program:
 
 
 def for_program(binary: Path, choice: Choice, platform: str, facts: elf.ElfFacts, epoch: int, *,
-                built_here: bool = False) -> Program | None:
-    """The program's SBOM: --sbom FILE, else <binary>.spdx.json, else one made from what the binary shows; an SBOM
-    of another file is refused. built_here: the build of this task wrote binary and its SBOM together (under the
-    lock of their names), so the program is the package the SBOM describes, taken as written: the binary is not
-    hashed again to find it."""
+                supplier: str, built_here: bool = False) -> Program | None:
+    """The program's SBOM: --sbom FILE, else <binary>.spdx.json, else one made from what the binary shows (naming
+    supplier as the program's); an SBOM of another file is refused. built_here: the build of this task wrote
+    binary and its SBOM together (under the lock of their names), so the program is the package the SBOM
+    describes, taken as written: the binary is not hashed again to find it."""
     if choice.mode == "none":
         return None
     path = choice.path if choice.path is not None else spdx.sbom_path(binary)
     if choice.mode == "file" or path.exists():
         what = "--sbom" if choice.mode == "file" else "the SBOM"
-        doc = spdx.load(path, what)
-        described = spdx.described(doc) if built_here and choice.mode == "auto" else []
-        package = described[0] if len(described) == 1 else spdx.for_binary(doc, binary, f"{what} {path}")
+        doc = read.load(path, what)
+        described = read.described(doc) if built_here and choice.mode == "auto" else []
+        package = described[0] if len(described) == 1 else read.for_binary(doc, binary, f"{what} {path}")
         return Program(doc, str(package["SPDXID"]), path.name)
-    doc = json.loads(spdx.minimal_document(binary, platform, facts, epoch))
-    return Program(doc, spdx.described(doc)[0]["SPDXID"], f"made from the binary (no {path.name} beside it)")
+    doc = json.loads(minimal_document(binary, platform, facts, epoch, supplier=supplier))
+    return Program(doc, read.described(doc)[0]["SPDXID"], f"made from the binary (no {path.name} beside it)")
 
 
 # --- the image's other files, and where they came from --------------------------------------------------------
@@ -113,27 +115,28 @@ class Contained:
     comment: str
 
 
-def resolve(found: Sequence[Extra]) -> list[Contained]:
+def resolve(found: Sequence[Extra], supplier: str) -> list[Contained]:
     """Each extra as a package: the host package that owns it (dpkg, asked the way a link's inputs are), the
-    Python distribution it came from, else itself (the user's own file, supplied by the program's supplier)."""
+    Python distribution it came from, else itself (the user's own file, supplied by supplier, the program's)."""
     if not found:
         return []
     record = _host_record([str(e.source.resolve()) for e in found] + [e.hint for e in found if e.hint])
     owners = {i.path: i.owner for i in record.inputs} | {i.real: i.owner for i in record.inputs}
     out = []
     for extra in found:
-        digest = spdx.sha256_file(extra.source) if extra.source.is_file() else None  # once, for both uses
+        digest = sha256(extra.source)[0] if extra.source.is_file() else None  # once, for both uses
         where = _describe(extra, digest)
         owner = owners.get(str(extra.source.resolve())) or (owners.get(extra.hint) if extra.hint else None)
         if owner is not None:
             how = "made by update-ca-certificates from" if extra.hint else "from"
-            out.append(Contained(spdx.deb_package(owner, record, "FILE"), f"{where}, {how} the host's {owner.name}"))
+            out.append(Contained(suppliers.deb_package(owner, record, "FILE"),
+                                 f"{where}, {how} the host's {owner.name}"))
         elif extra.pypi:
             out.append(Contained(_pypi(extra.pypi), f"{where}, from the Python package {extra.pypi}"))
         else:
-            version = digest or spdx.tree_digest(extra.source)
+            version = digest or tree_digest(extra.source)
             out.append(Contained(spdx.Package(spdx.spdx_id("Added", extra.dest), f"/{extra.dest}",
-                                              f"sha256:{version[:16]}", spdx.supplier(), purpose="FILE",
+                                              f"sha256:{version[:16]}", supplier, purpose="FILE",
                                               sha256=digest),
                                  f"{where}, added with --add"))
     return out
@@ -152,8 +155,7 @@ def _host_record(paths: Sequence[str]) -> links.Record:
         trace = Path(tmp) / "trace"
         trace.write_text("".join(f"file {p}\n" for p in paths))
         try:
-            proc = subprocess.run(["sh", "-c", links.SCRIPT + 'fs_resolve "$1"', "sh", str(trace)],
-                                  capture_output=True, text=True)
+            proc = subprocess.run(links.argv("fs_resolve", str(trace)), capture_output=True, text=True)
         except OSError:  # no sh (a Windows host): no package is known, each file stands for itself
             return links.Record()
     return links.parse(proc.stdout)
@@ -163,7 +165,7 @@ def _pypi(name: str) -> spdx.Package:
     meta = metadata.metadata(name).json
     who = str(meta.get("author") or meta.get("maintainer") or "")
     email = str(meta.get("author_email") or meta.get("maintainer_email") or "")
-    supplier = spdx.maintainer_supplier(f"{who} <{email}>" if email else who) if who else spdx.NOASSERTION
+    supplier = suppliers.maintainer_supplier(f"{who} <{email}>" if email else who) if who else spdx.NOASSERTION
     version = str(meta["version"])
     return spdx.Package(spdx.spdx_id("Package", "pypi", name), name, version, supplier,
                         f"pkg:pypi/{quote(name, safe='')}@{quote(version, safe='')}", "FILE")
@@ -185,13 +187,13 @@ def image_purl(ref: str, manifest: oci.Descriptor, platform: str) -> str:
 
 
 def image_document(program: Program, ref: str, platform: str, manifest: oci.Descriptor,
-                   contents: Sequence[Contained], epoch: int) -> bytes:
-    """The program's document with the image as what it describes: the image CONTAINS the program and each of
-    its other files' packages."""
+                   contents: Sequence[Contained], epoch: int, *, supplier: str) -> bytes:
+    """The program's document with the image (supplied by supplier) as what it describes: the image CONTAINS the
+    program and each of its other files' packages."""
     doc = dict(program.doc)  # only its top level changes: a deep copy would double a large SBOM's memory
     doc.pop("documentDescribes", None)
     repository, _, tag = ref.rpartition(":")
-    image = spdx.Package(IMAGE_ID, repository, tag, spdx.supplier(), image_purl(ref, manifest, platform),
+    image = spdx.Package(IMAGE_ID, repository, tag, supplier, image_purl(ref, manifest, platform),
                          "CONTAINER", summary=f"a FROM scratch image for {platform}")
     packages = {p["SPDXID"]: p for p in doc.get("packages", [])}
     relationships = [r for r in doc.get("relationships", [])
@@ -213,9 +215,10 @@ def image_document(program: Program, ref: str, platform: str, manifest: oci.Desc
 
 
 def attach(built: img.Built, program: Program, ref: str, contents: Sequence[Contained], name: str,
-           epoch: int) -> oci.Artifact:
+           epoch: int, *, supplier: str) -> oci.Artifact:
     """The image's SBOM as an artifact whose subject is the platform's manifest."""
-    data = image_document(program, ref, built.image.platform, built.image.manifest_desc, contents, epoch)
+    data = image_document(program, ref, built.image.platform, built.image.manifest_desc, contents, epoch,
+                          supplier=supplier)
     return oci.artifact(built.image.manifest_desc, ARTIFACT_TYPE, data, f"{name}{spdx.SUFFIX}", epoch)
 
 
@@ -229,12 +232,12 @@ class Shown:
     doc: dict[str, Any]
 
 
-def of_binary(binary: Path) -> Shown:
-    """A binary's SBOM: the one beside it, else one made from what it shows."""
+def of_binary(binary: Path, supplier: str) -> Shown:
+    """A binary's SBOM: the one beside it, else one made from what it shows (naming supplier as the program's)."""
     facts = elf.read(str(regular_input(binary, "binary")))
     if not facts.is_elf:
         raise InputError(f"{binary}: {facts.describe}, not an ELF program")
-    program = for_program(binary, Choice("auto"), img.platform_of(facts).platform, facts, 0)
+    program = for_program(binary, Choice("auto"), img.platform_of(facts).platform, facts, 0, supplier=supplier)
     assert program is not None
     return Shown(f"{binary} ({program.origin})", program.doc)
 
@@ -244,7 +247,7 @@ def from_artifacts(artifacts: Sequence[oci.Artifact], where: str) -> list[Shown]
     for a in artifacts:
         if a.descriptor.artifact_type != ARTIFACT_TYPE:
             continue
-        doc = spdx.parse(a.blob, f"the SBOM {a.descriptor.digest} {where}")
+        doc = read.parse(a.blob, f"the SBOM {a.descriptor.digest} {where}")
         out.append(Shown(f"{doc.get('name', '?')} (SBOM {a.descriptor.digest[:19]}, {where})", doc))
     return out
 

@@ -1,12 +1,9 @@
-"""What a link put into a program, as its linker names the inputs and as the package manager of the machine that
-linked knows them: POSIX sh that runs on the host and in the build container alike, and its record read here."""
-
-from __future__ import annotations
-
-from collections.abc import Sequence
-from dataclasses import dataclass
-
-# sh functions, sourced by the compiler wrappers and the project build, or run for one --src link:
+# shellcheck shell=sh
+# What a link put into a program, as its linker names the inputs and as the package manager of the machine that
+# linked knows them: POSIX sh and awk that run on the host and in the build container alike. Sourced by the
+# compiler wrappers and the project build (from the tools directory), or run with `sh -c` for one --src link and
+# for the files an image adds (toolkit/sbom/links.py reads this file and parses the record fs_resolve prints).
+#
 #   fs_link STYLE DRIVER OUTPUT TRACE COMMAND...  runs COMMAND (a compiler that links OUTPUT) with its linker
 #       naming every input; TRACE gets the inputs, everything else COMMAND prints is passed on.
 #   fs_trace_of PROGRAM  prints the trace of the link that made PROGRAM (the wrappers keep one per link in
@@ -15,6 +12,10 @@ from dataclasses import dataclass
 #   fs_resolve TRACE [OWN]  prints the record of a trace: each input's real path and sha256, the package that
 #       owns it and that package's version (dpkg), the compiler's version, the distribution. Inputs under OWN
 #       (the project's own build) are left out: they come from the sources.
+#   fs_record RECORD STYLE DRIVER OUTPUT COMMAND...  one --src link: COMMAND through fs_link, then its record
+#       written to RECORD; its other files are kept beside RECORD (an interrupted link leaves them there, in a
+#       directory the caller removes). The exit status is the compiler's.
+#
 # GNU ld prints an archive member as "(ARCHIVE)MEMBER" when it takes it; an archive it only searched appears
 # alone, so only member lines count. zig prints each ld.lld it runs: the program's link, and on a target's first
 # build the relocatable links (-r) that make its runtime objects (crt1.o from another crt1.o), which are not the
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 # record is made, and are the program's own anyway). Older GNU ld (2.34) names its emulation first ("ld: mode
 # elf_x86_64"). Any other line is the command's own output, passed on. One awk and no loop of forks: the wrappers
 # run this for every link a configure script makes.
-SCRIPT = r'''
+
 fs_link() {
   fs_style=$1 fs_driver=$2 fs_out=$3 fs_trace=$4; shift 4
   fs_raw=${fs_trace%/*}/.raw.${fs_trace##*/}
@@ -123,107 +124,8 @@ fs_resolve() {
   fi
   rm -rf "$fs_d"
 }
-'''
 
-GNU, ZIG = "gnu", "zig"
-
-
-# One --src link: `sh -c MAIN sh RECORD STYLE DRIVER OUTPUT COMMAND...`. Its files are kept beside RECORD (an
-# interrupted link leaves them there, in a directory the caller removes).
-_MAIN = r'''
-m_record=$1 m_style=$2 m_driver=$3 m_out=$4; shift 4
-fs_link "$m_style" "$m_driver" "$m_out" "$m_record.trace" "$@" && fs_resolve "$m_record.trace" > "$m_record"
-'''
-
-
-def command(style: str, driver: str, output: str, record: str, cmd: Sequence[str]) -> list[str]:
-    """cmd (a compiler that links output) run through fs_link, then the record written to record, in a directory
-    of the caller's; the exit status is the compiler's. driver names the compiler the record gives."""
-    return ["sh", "-c", SCRIPT + _MAIN, "sh", record, style, driver, output, *cmd]
-
-
-@dataclass(frozen=True)
-class DebPackage:
-    """A package as dpkg-query describes it: its name (with :arch for a foreign or Multi-Arch: same one)."""
-
-    binary: str  # ${binary:Package}: zlib1g-dev:arm64, libc6-dev-arm64-cross
-    version: str
-    arch: str
-    source: str
-    source_version: str
-    maintainer: str
-
-    @property
-    def name(self) -> str:
-        return self.binary.split(":", 1)[0]
-
-
-@dataclass(frozen=True)
-class Input:
-    """A file the linker used: an archive it took members from, or an object it linked whole."""
-
-    kind: str  # archive, object (file: an image's file, resolved the same way)
-    path: str  # as the linker named it, normalised
-    real: str  # every symlink resolved
-    sha256: str | None
-    owner: DebPackage | None = None
-
-
-@dataclass(frozen=True)
-class Record:
-    """One program's link: the compiler, the distribution of the machine that linked, and every input with the
-    package that owns it (None: no package manager knows it)."""
-
-    output: str | None = None
-    linker: str | None = None
-    compiler: str | None = None  # the driver as run (gcc, aarch64-linux-gnu-g++)
-    compiler_version: str | None = None
-    compiler_owner: DebPackage | None = None
-    os_id: str = ""
-    os_version: str = ""
-    os_codename: str = ""
-    inputs: tuple[Input, ...] = ()
-
-    @property
-    def seen(self) -> bool:
-        """Whether a link of the program was seen at all (a program linked behind the wrappers' back was not)."""
-        return self.output is not None
-
-
-def parse(text: str) -> Record:
-    """The record fs_resolve printed; lines it does not know are ignored."""
-    fields: dict[str, str] = {}
-    compiler: list[str] = []
-    os_row = ["", "", ""]
-    rows: list[list[str]] = []
-    owners: dict[str, list[str]] = {}
-    packages: dict[str, DebPackage] = {}
-    for line in text.splitlines():
-        kind, _, rest = line.partition("\t")
-        cols = rest.split("\t")
-        if kind in ("output", "linker"):
-            fields[kind] = rest
-        elif kind == "compiler" and len(cols) == 3:
-            compiler = cols
-        elif kind == "os" and len(cols) == 3:
-            os_row = cols
-        elif kind == "input" and len(cols) == 4:
-            rows.append(cols)
-        elif kind == "owner" and len(cols) == 2:
-            owners[cols[1]] = [p.strip() for p in cols[0].split(",")]
-        elif kind == "package" and len(cols) == 6:
-            packages[cols[0]] = DebPackage(*cols)
-
-    def owner(*paths: str) -> DebPackage | None:
-        """The one package that owns the first path dpkg knows; a directory many packages share has none."""
-        for p in paths:
-            if p in owners:
-                names = owners[p]
-                return packages.get(names[0]) if len(names) == 1 else None
-        return None
-
-    inputs = tuple(Input(kind, path, real, None if digest == "-" else digest, owner(path, real))
-                   for kind, path, real, digest in rows)
-    return Record(fields.get("output"), fields.get("linker"), compiler[0] if compiler else None,
-                  (compiler[1] or None) if compiler else None, owner(compiler[2]) if compiler else None,
-                  os_id=os_row[0], os_version=os_row[1], os_codename=os_row[2], inputs=inputs)
+fs_record() {
+  fs_rec=$1 fs_style=$2 fs_driver=$3 fs_out=$4; shift 4
+  fs_link "$fs_style" "$fs_driver" "$fs_out" "$fs_rec.trace" "$@" && fs_resolve "$fs_rec.trace" > "$fs_rec"
+}
