@@ -65,12 +65,22 @@ COS = "#include <math.h>\n#include <stdio.h>\nint main(int c, char **v){ printf(
 PLAIN = '#include <stdio.h>\nint main(void){ puts("plain"); return 0; }\n'
 
 
+def _link(style: str, driver: str, out: str, record: str, cmd: list[str]) -> subprocess.CompletedProcess:
+    """cmd (a compiler that links out) through links.sh's fs_link, then the trace resolved into record, as the
+    compiler wrappers and the build script do it."""
+    trace = f"{record}.trace"
+    done = subprocess.run(links.argv("fs_link", style, driver, out, trace, *cmd), capture_output=True, text=True)
+    if done.returncode == 0:
+        resolved = subprocess.run(links.argv("fs_resolve", trace), capture_output=True, text=True, check=True)
+        Path(record).write_text(resolved.stdout)
+    return done
+
+
 def _record(tmp: Path, source: str, *flags: str) -> links.Record:
     """A real gcc link through fs_link and fs_resolve, as every build runs it."""
     src = _write(tmp, "p.c", source)
     cmd = ["gcc", "-static", str(src), "-o", str(tmp / "p"), *flags]
-    done = subprocess.run(links.command(links.GNU, "gcc", str(tmp / "p"), str(tmp / "record"), cmd),
-                          capture_output=True, text=True)
+    done = _link(links.GNU, "gcc", str(tmp / "p"), str(tmp / "record"), cmd)
     assert done.returncode == 0, done
     assert done.stdout == "", done.stdout  # the linker's trace is kept, not printed
     return links.parse((tmp / "record").read_text())
@@ -566,8 +576,7 @@ def test_a_zig_link_lists_the_objects_of_the_programs_own_link_once(tmp_path):
                  f"echo 'ld.lld --error-limit=0 -static -o {out} {final} {libc}' >&2\n"
                  f": > {out}\n")
     zig.chmod(0o755)
-    done = subprocess.run(links.command(links.ZIG, "zig", str(out), str(tmp_path / "record"), [str(zig)]),
-                          capture_output=True, text=True)
+    done = _link(links.ZIG, "zig", str(out), str(tmp_path / "record"), [str(zig)])
     assert done.returncode == 0, done
     inputs = links.parse((tmp_path / "record").read_text()).inputs
     assert [(i.kind, i.path) for i in inputs] == [("object", str(final)), ("archive", str(libc))], inputs

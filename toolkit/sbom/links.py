@@ -5,7 +5,6 @@ resolves a link, and its record is read here."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +23,6 @@ def argv(function: str, *args: str) -> list[str]:
     """A command that runs one of links.sh's functions with args (for a run in a container too, where this file is
     not: the script travels as sh's argument)."""
     return ["sh", "-c", f'{script()}\n{function} "$@"', "sh", *args]
-
-
-def command(style: str, driver: str, output: str, record: str, cmd: Sequence[str]) -> list[str]:
-    """cmd (a compiler that links output) run through fs_link, then the record written to record, in a directory
-    of the caller's; the exit status is the compiler's. driver names the compiler the record gives."""
-    return argv("fs_record", record, style, driver, output, *cmd)
 
 
 @dataclass(frozen=True)

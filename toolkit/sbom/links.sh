@@ -1,8 +1,8 @@
 # shellcheck shell=sh
 # What a link put into a program, as its linker names the inputs and as the package manager of the machine that
 # linked knows them: POSIX sh and awk that run on the host and in the build container alike. Sourced by the
-# compiler wrappers and the project build (from the tools directory), or run with `sh -c` for one --src link and
-# for the files an image adds (toolkit/sbom/links.py reads this file and parses the record fs_resolve prints).
+# compiler wrappers and every build's script (from the tools directory), or run with `sh -c` for the files an image
+# adds (toolkit/sbom/links.py reads this file and parses the record fs_resolve prints).
 #
 #   fs_link STYLE DRIVER OUTPUT TRACE COMMAND...  runs COMMAND (a compiler that links OUTPUT) with its linker
 #       naming every input; TRACE gets the inputs, everything else COMMAND prints is passed on.
@@ -12,9 +12,6 @@
 #   fs_resolve TRACE [OWN]  prints the record of a trace: each input's real path and sha256, the package that
 #       owns it and that package's version (dpkg), the compiler's version, the distribution. Inputs under OWN
 #       (the project's own build) are left out: they come from the sources.
-#   fs_record RECORD STYLE DRIVER OUTPUT COMMAND...  one --src link: COMMAND through fs_link, then its record
-#       written to RECORD; its other files are kept beside RECORD (an interrupted link leaves them there, in a
-#       directory the caller removes). The exit status is the compiler's.
 #
 # GNU ld prints an archive member as "(ARCHIVE)MEMBER" when it takes it; an archive it only searched appears
 # alone, so only member lines count. zig prints each ld.lld it runs: the program's link, and on a target's first
@@ -123,9 +120,4 @@ fs_resolve() {
     fi
   fi
   rm -rf "$fs_d"
-}
-
-fs_record() {
-  fs_rec=$1 fs_style=$2 fs_driver=$3 fs_out=$4; shift 4
-  fs_link "$fs_style" "$fs_driver" "$fs_out" "$fs_rec.trace" "$@" && fs_resolve "$fs_rec.trace" > "$fs_rec"
 }
