@@ -13,7 +13,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from .. import targets
 from ..engine import client as engine
@@ -32,7 +32,7 @@ WORK = "/work"
 class ContainerToolchain:
     name = "container"
 
-    def __init__(self, client: Any, base: str | None = None, libc: str = "glibc",
+    def __init__(self, client: engine.Client, base: str | None = None, libc: str = "glibc",
                  limits: Limits = DEFAULT_LIMITS) -> None:
         self._client = client
         self._base = base  # None: builder.default_base(), looked up when first needed

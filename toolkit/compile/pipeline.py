@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .. import dates, targets
 from ..check import elf, verify
@@ -33,8 +32,8 @@ Place = Callable[[targets.Target, str], Path]
 
 
 def select(name: str, job: plan.Plan, wanted: Sequence[targets.Target], base: str | None = None,
-           libc: str | None = None, limits: Limits = DEFAULT_LIMITS, connect: Callable[[], Any] = engine.connect
-           ) -> Toolchain:
+           libc: str | None = None, limits: Limits = DEFAULT_LIMITS,
+           connect: Callable[[], engine.Client] = engine.connect) -> Toolchain:
     """The toolchain called name; auto: native on a Linux host that has all job needs for every wanted target,
     else the build container. Combinations that cannot work are refused here, before anything runs."""
     libc = _libc(name, job, libc)
