@@ -30,3 +30,22 @@ def bench(c: Context, quick: bool = False, out: str | None = None, builder_base:
           f"no target {counts['n/a']}, skipped {counts['skipped']}, failed {counts['failed']}")
     if failed:  # a benchmark that could not run is a broken harness or product, unlike a missed target
         raise Exit("error: " + "; ".join(f"{r.name}: {r.failed}" for r in failed), code=1)
+
+
+@task(help={"names": "Debian source packages, comma-separated (default: bench/corpus.py's list)",
+            "arch": "targets, comma-separated (default amd64)", "toolchain": "container (default) or native",
+            "builder_base": f"base image of the build container (default {DEFAULT_BUILDER_BASE})",
+            "out": "the Markdown report (default docs/corpus.md; the JSON goes beside it)",
+            "title": "the report's title"})
+@cli
+def corpus(c: Context, names: str | None = None, arch: str = "amd64", toolchain: str = "container",
+           builder_base: str | None = None, out: str | None = None, title: str = "Zero-flag builds of Debian programs"
+           ) -> None:
+    """Build real programs from Debian's sources with no flags, smoke-run each in its scratch image, report."""
+    from . import corpus as corpus_run
+
+    packages = [n.strip() for n in names.split(",")] if names else list(corpus_run.DEFAULT)
+    results = corpus_run.run(packages, [a.strip() for a in arch.split(",")], toolchain, builder_base)
+    path = Path(out) if out else REPO / "docs" / "corpus.md"
+    corpus_run.report(results, path, title)
+    print(f"wrote {path}: {sum(r.built for r in results)} of {len(results)} built")

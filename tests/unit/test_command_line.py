@@ -164,12 +164,13 @@ def _help_flags(help_text: str) -> set[str]:
     return flags
 
 
-@pytest.mark.parametrize("task", (*TASKS, "bench"))
+@pytest.mark.parametrize("task", (*TASKS, "bench", "corpus"))
 def test_each_readme_synopsis_lists_exactly_the_flags_of_its_help(tmp_path, task):
-    shown = invoke("--help", task, cwd=REPO) if task == "bench" else fromscratch("--help", task, cwd=tmp_path)
+    checkout_only = task in ("bench", "corpus")
+    shown = invoke("--help", task, cwd=REPO) if checkout_only else fromscratch("--help", task, cwd=tmp_path)
     assert shown.code == 0, shown
     synopsis = _synopsis(task)
-    program = "invoke" if task == "bench" else "fromscratch"
+    program = "invoke" if checkout_only else "fromscratch"
     assert all(line.startswith((f"{program} {task}", " ", "options:")) for line in synopsis.splitlines() if line)
     documented = set(re.findall(r"--[a-z][a-z-]*", synopsis))
     offered = _help_flags(shown.out)

@@ -1,0 +1,127 @@
+"""A corpus of real programs built as a user would: each Debian source package's upstream tree built with
+`build --project DIR --arch ...` and no other flag, then each program it made smoke-run (--version, else --help)
+in its own scratch image. What a change to the build path buys, measured on trees nobody here wrote; the report
+goes to docs/, not to the test suite (it takes tens of minutes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import DEFAULT_BUILDER_BASE, REPO
+
+# Command-line programs with and without libraries, over make, CMake, Meson and autotools.
+DEFAULT = ("pigz", "lua5.4", "zstd", "sqlite3", "figlet", "sl", "hexedit", "nano", "htop", "tmux", "less",
+           "qrencode", "socat", "jq", "pv", "tree", "dos2unix", "lz4", "bc", "cmatrix")
+_SMOKE_SECONDS = 60
+
+
+@dataclass
+class Smoke:
+    program: str
+    arch: str
+    ok: bool
+    how: str  # "--version", "--help", or what failed
+
+
+@dataclass
+class Result:
+    package: str
+    arch: str
+    built: bool
+    seconds: float
+    programs: list[str] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)
+    error: str = ""
+    smoke: list[Smoke] = field(default_factory=list)
+
+
+def _invoke(*args: str, timeout: float, stdin: int | None = subprocess.DEVNULL) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(REPO), *args], capture_output=True,
+                          text=True, timeout=timeout, stdin=stdin, env={**os.environ, "FROMSCRATCH_LOG": "WARNING"})
+
+
+def _error(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    return (lines[-1] if lines else (proc.stderr.strip().splitlines() or ["(no output)"])[-1])[:300]
+
+
+def _smoke(binary: Path, arch: str, tag: str) -> Smoke:
+    made = _invoke("image", "--tag", tag, "--binary", str(binary), "--sbom", "none", timeout=300)
+    if made.returncode != 0:
+        return Smoke(binary.name, arch, False, f"image: {_error(made)}")
+    try:
+        for flag in ("--version", "--help"):
+            try:
+                ran = _invoke("run", "--tag", tag, "--", flag, timeout=_SMOKE_SECONDS)
+            except subprocess.TimeoutExpired:
+                continue
+            if ran.returncode == 0 and (ran.stdout.strip() or ran.stderr.strip()):
+                return Smoke(binary.name, arch, True, flag)
+        return Smoke(binary.name, arch, False, "no answer to --version or --help")
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
+
+
+def build_one(package: str, arch: str, toolchain: str, builder_base: str, timeout: float) -> Result:
+    from tests import debsrc
+
+    try:
+        tree = debsrc.fetch(package)
+    except (RuntimeError, ValueError) as exc:
+        return Result(package, arch, False, 0.0, error=f"fetch: {exc}"[:300])
+    with tempfile.TemporaryDirectory(prefix="fromscratch-corpus-") as tmp:
+        out = Path(tmp) / "out"
+        started = time.monotonic()
+        try:
+            proc = _invoke("build", "--project", str(tree), "--out", str(out), "--arch", arch, "--toolchain",
+                           toolchain, "--builder-base", builder_base, "--timeout", str(int(timeout)),
+                           timeout=timeout + 600)
+        except subprocess.TimeoutExpired:
+            return Result(package, arch, False, time.monotonic() - started, error="timed out")
+        seconds = time.monotonic() - started
+        if proc.returncode != 0:
+            return Result(package, arch, False, seconds, error=_error(proc))
+        programs = sorted(p for p in out.iterdir() if p.is_file() and not p.name.endswith(".spdx.json"))
+        result = Result(package, arch, True, seconds, [p.name for p in programs],
+                        {p.name: p.stat().st_size for p in programs})
+        for p in programs:
+            tag = f"fromscratch-corpus/{package}-{p.name}:{arch}".lower().replace("+", "-")
+            result.smoke.append(_smoke(p, arch, tag))
+        return result
+
+
+def run(packages: list[str], archs: list[str], toolchain: str = "container", builder_base: str | None = None,
+        timeout: float = 1800, say=print) -> list[Result]:
+    results = []
+    for package in packages:
+        for arch in archs:
+            done = build_one(package, arch, toolchain, builder_base or DEFAULT_BUILDER_BASE, timeout)
+            smoked = sum(s.ok for s in done.smoke)
+            say(f"{package} {arch}: {'built ' + ', '.join(done.programs) if done.built else 'failed'} "
+                f"({done.seconds:.0f} s){f'; smoke {smoked}/{len(done.smoke)}' if done.built else ''}"
+                f"{'; ' + done.error if done.error else ''}")
+            results.append(done)
+    return results
+
+
+def report(results: list[Result], markdown: Path, title: str) -> None:
+    """A Markdown table (and the same as JSON beside it): package, target, result, programs and their smoke."""
+    rows = ["| package | target | result | programs (smoke) | seconds | error |", "|---|---|---|---|---:|---|"]
+    for r in results:
+        smoke = ", ".join(f"{s.program} ({'ok' if s.ok else 'no'}: {s.how})" for s in r.smoke) or "-"
+        rows.append(f"| {r.package} | {r.arch} | {'static' if r.built else 'failed'} | {smoke} | {r.seconds:.0f} | "
+                    f"{r.error.replace('|', '/') or ''} |")
+    built = [r for r in results if r.built]
+    passed = [r for r in built if r.smoke and all(s.ok for s in r.smoke)]
+    summary = (f"{len(built)} of {len(results)} builds made static programs; {len(passed)} of {len(results)} "
+               f"also answered --version or --help in their scratch image.")
+    markdown.write_text(f"# {title}\n\n{summary}\n\n" + "\n".join(rows) + "\n")
+    markdown.with_suffix(".json").write_text(json.dumps([asdict(r) for r in results], indent=1, sort_keys=True)
+                                             + "\n")
