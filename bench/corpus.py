@@ -1,5 +1,6 @@
 """A corpus of real programs built as a user would: each Debian source package's upstream tree built with
-`build --project DIR --arch ...` and no other flag, then each program it made smoke-run (--version, else --help)
+`build --project DIR --arch ...` and no other flag, then each program it made smoke-run (--version, -v, -V, --help
+or -h: the first that exits 0 saying something)
 in its own scratch image. What a change to the build path buys, measured on trees nobody here wrote; the report
 goes to docs/, not to the test suite (it takes tens of minutes)."""
 
@@ -59,14 +60,14 @@ def _smoke(binary: Path, arch: str, tag: str) -> Smoke:
     if made.returncode != 0:
         return Smoke(binary.name, arch, False, f"image: {_error(made)}")
     try:
-        for flag in ("--version", "--help"):
+        for flag in ("--version", "-v", "-V", "--help", "-h"):
             try:
                 ran = _invoke("run", "--tag", tag, "--", flag, timeout=_SMOKE_SECONDS)
             except subprocess.TimeoutExpired:
                 continue
             if ran.returncode == 0 and (ran.stdout.strip() or ran.stderr.strip()):
                 return Smoke(binary.name, arch, True, flag)
-        return Smoke(binary.name, arch, False, "no answer to --version or --help")
+        return Smoke(binary.name, arch, False, "no answer to --version, -v, -V, --help or -h")
     finally:
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
 
@@ -123,7 +124,7 @@ def report(results: list[Result], markdown: Path, title: str) -> None:
     built = [r for r in results if r.built]
     passed = [r for r in built if r.smoke and all(s.ok for s in r.smoke)]
     summary = (f"{len(built)} of {len(results)} builds made static programs; {len(passed)} of {len(results)} "
-               f"also answered --version or --help in their scratch image.")
+               f"also answered --version, -v, -V, --help or -h in their scratch image.")
     markdown.write_text(f"# {title}\n\n{summary}\n\n" + "\n".join(rows) + "\n")
     markdown.with_suffix(".json").write_text(json.dumps([asdict(r) for r in results], indent=1, sort_keys=True)
                                              + "\n")
