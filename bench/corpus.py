@@ -62,7 +62,8 @@ def _smoke(binary: Path, arch: str, tag: str) -> Smoke:
     try:
         for flag in ("--version", "-v", "-V", "--help", "-h"):
             try:
-                ran = _invoke("run", "--tag", tag, "--", flag, timeout=_SMOKE_SECONDS)
+                # arguments replace the image's CMD (as docker run's do): the program first
+                ran = _invoke("run", "--tag", tag, "--", f"/{binary.name}", flag, timeout=_SMOKE_SECONDS)
             except subprocess.TimeoutExpired:
                 continue
             if ran.returncode == 0 and (ran.stdout.strip() or ran.stderr.strip()):
