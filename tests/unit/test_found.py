@@ -69,8 +69,9 @@ def _tree(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def _names(found_: tuple[Declared, ...]) -> list[tuple[str, str, str]]:
-    return [(d.kind, d.name, d.where) for d in found_]
+def _names(found_: tuple[Declared, ...]) -> str:
+    """One declaration a line: where, kind, name."""
+    return "".join(f"{d.where} {d.kind} {d.name}\n" for d in found_)
 
 
 def test_configure_ac_forms(tmp_path):
@@ -85,11 +86,16 @@ AC_CHECK_HEADERS([zlib.h unistd.h])
 AC_CHECK_HEADER(bzlib.h)
 # AC_CHECK_LIB(commented, out)
 """, "src/x.c": "#include <png.h>\n"})
-    assert _names(deps.declared(root, "", "autotools")) == [
-        ("pkg-config", "ncursesw", "configure.ac:3"), ("pkg-config", "zlib", "configure.ac:3"),
-        ("library", "png", "configure.ac:5"), ("library", "readline", "configure.ac:6"),
-        ("library", "tinfo", "configure.ac:6"), ("header", "zlib.h", "configure.ac:7"),
-        ("header", "unistd.h", "configure.ac:7"), ("header", "bzlib.h", "configure.ac:8")]
+    assert _names(deps.declared(root, "", "autotools")) == """\
+configure.ac:3 pkg-config ncursesw
+configure.ac:3 pkg-config zlib
+configure.ac:5 library png
+configure.ac:6 library readline
+configure.ac:6 library tinfo
+configure.ac:7 header zlib.h
+configure.ac:7 header unistd.h
+configure.ac:8 header bzlib.h
+"""
 
 
 def test_meson_forms(tmp_path):
@@ -97,9 +103,8 @@ def test_meson_forms(tmp_path):
                                            "t = dependency('threads')\ncc = meson.get_compiler('c')\n"
                                            "m = cc.find_library('m')\n# dependency('commented')\n",
                             "sub/meson.build": "n = dependency('ncursesw', version: '>=6')\n"})
-    assert _names(deps.declared(root, "", "meson")) == [
-        ("pkg-config", "zlib", "meson.build:2"), ("library", "m", "meson.build:5"),
-        ("pkg-config", "ncursesw", "sub/meson.build:1")]
+    assert _names(deps.declared(root, "", "meson")) == ("meson.build:2 pkg-config zlib\nmeson.build:5 library m\n"
+                                                        "sub/meson.build:1 pkg-config ncursesw\n")
 
 
 def test_cmake_forms(tmp_path):
@@ -114,11 +119,9 @@ find_library(BZ2_LIB NAMES bz2 libbz2)
 find_library(M_LIB m)
 check_include_file(zlib.h HAVE_ZLIB_H)
 """})
-    assert _names(deps.declared(root, "", "cmake")) == [
-        ("cmake", "ZLIB", "CMakeLists.txt:2"), ("cmake", "OpenSSL", "CMakeLists.txt:3"),
-        ("cmake", "Threads", "CMakeLists.txt:4"), ("cmake", "Curses", "CMakeLists.txt:5"),
-        ("pkg-config", "libpng", "CMakeLists.txt:6"), ("library", "bz2", "CMakeLists.txt:7"),
-        ("library", "m", "CMakeLists.txt:8"), ("header", "zlib.h", "CMakeLists.txt:9")]
+    said = [line.split(" ", 1)[1] for line in _names(deps.declared(root, "", "cmake")).splitlines()]
+    assert said == ["cmake ZLIB", "cmake OpenSSL", "cmake Threads", "cmake Curses", "pkg-config libpng",
+                    "library bz2", "library m", "header zlib.h"]
 
 
 def test_makefile_and_includes(tmp_path):
@@ -129,19 +132,18 @@ def test_makefile_and_includes(tmp_path):
                   "#ifdef _WIN32\n#include <windows.h>\n#endif\n",
         "own.h": "#ifndef OWN_H\n#define OWN_H\n#include <glm/glm.hpp>\n#endif\n",  # a header is not read
         "contrib/other.c": "#include <png.h>\n", "tests/t.c": "#include <png.h>\n"})
-    assert _names(deps.declared(root, "", "make")) == [
-        ("library", "bz2", "Makefile:1"), ("library", "m", "Makefile:2"), ("library", "z", "Makefile:2"),
-        ("library", "ncursesw", "Makefile:6"), ("header", "stdio.h", "prog.c:1"), ("header", "bzlib.h", "prog.c:2")]
+    assert _names(deps.declared(root, "", "make")) == ("Makefile:1 library bz2\nMakefile:2 library m\n"
+                                                       "Makefile:2 library z\nMakefile:6 library ncursesw\n"
+                                                       "prog.c:1 header stdio.h\nprog.c:2 header bzlib.h\n")
     # another build system's files are not read: a CMake project's Makefile is its own output
     _tree(tmp_path, {"CMakeLists.txt": "project(x)\n"})
-    assert _names(deps.declared(root, "", "cmake")) == []
+    assert _names(deps.declared(root, "", "cmake")) == ""
 
 
 def test_src_includes_and_include_guards(tmp_path):
     root = _tree(tmp_path, {"a.c": '#include "a.h"\n#include <zlib.h>\n#if HAVE_PNG\n#include <png.h>\n#endif\n',
                             "a.h": "#ifndef A_H\n#define A_H\n#include <bzlib.h>\n#endif\n"})
-    assert _names(deps.included(root, ["a.c", "a.h"])) == [("header", "zlib.h", "a.c:2"),
-                                                           ("header", "bzlib.h", "a.h:3")]
+    assert _names(deps.included(root, ["a.c", "a.h"])) == "a.c:2 header zlib.h\na.h:3 header bzlib.h\n"
 
 
 def test_bounded_reads(tmp_path):
