@@ -185,10 +185,8 @@ def test_what_no_package_provides_is_one_line_each(index):
                           _d("cmake", "NoSuchThing", "CMakeLists.txt:9")], [AMD64], index)
     assert finding.packages == ()
     assert finding.lines(1) == [  # a header no package has is a platform's: not said
-        "no Debian package provides -lnosuch (Makefile:4): not installed; if the build needs it, add the package "
-        "with --package",
-        "no Debian package provides CMake package NoSuchThing (CMakeLists.txt:9): not installed; if the build "
-        "needs it, add the package with --package"]
+        "no Debian package provides -lnosuch (Makefile:4), CMake package NoSuchThing (CMakeLists.txt:9): not "
+        "installed (if the build needs one, its own error follows; add the package with --package)"]
     index.asked.clear()
     found.find([_d("library", "nosuch"), _d("header", "windows.h")], [AMD64], index)
     assert "all" not in index.asked  # libraries and headers are not looked for in Contents-all

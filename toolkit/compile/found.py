@@ -100,8 +100,11 @@ class Finding:
         out = [f.line(every) for f in self.found]
         out += [f"{p} ships no static archive for {d.said()} ({d.where}): not installed; a static link cannot use "
                 f"it (the build may fail, or build without it)" for p, d in self.shared_only]
-        out += [f"no Debian package provides {d.said()} ({d.where}): not installed; if the build needs it, add "
-                f"the package with --package" for d in self.unprovided]
+        if self.unprovided:  # most are probes for other systems (-lsocket, -lshlwapi): one line for them all
+            named = ", ".join(f"{d.said()} ({d.where})" for d in self.unprovided)
+            out.append(f"no Debian package provides {named}: not installed (if the build needs "
+                       f"{'it' if len(self.unprovided) == 1 else 'one'}, its own error follows; add the package "
+                       "with --package)")
         return out
 
 
