@@ -224,3 +224,15 @@ def test_hello_needs_no_index(index):
     said: list[str] = []
     assert pipeline.with_found(hello, [AMD64], "glibc", index, (), said.append) == hello
     assert said == [] and index.asked == []
+
+
+def test_no_find_takes_names_or_nothing(tmp_path):
+    from tests.conftest import assert_clean_failure, invoke
+    from toolkit.cli import _no_find
+
+    assert _no_find(None) == (True, ()) and _no_find(True) == (False, ())
+    assert _no_find("libbz2-dev, ZLIB,zlib.h") == (True, ("libbz2-dev", "ZLIB", "zlib.h"))
+    (tmp_path / "a.c").write_text("int main(void){return 0;}\n")
+    bad = invoke("build", "--src", "a.c", "--out", "a", "--no-find=a;rm", cwd=tmp_path)
+    assert_clean_failure(bad)
+    assert "--no-find 'a;rm' is not a package or a declared name" in bad.err
