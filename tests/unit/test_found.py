@@ -216,6 +216,11 @@ def test_the_pipeline_adds_what_it_found_and_says_why(tmp_path, index):
     assert said == ["not finding packages for what the project declares (-lbz2 (Makefile:1), <zlib.h> (m.c:1)): a "
                     "musl build takes no Debian packages (--toolchain container with --libc glibc does)"]
     assert index.asked == []
+    # no index to be had: said once, nothing added, nothing called unprovided
+    said.clear()
+    assert pipeline.with_found(job, [AMD64], "glibc", lambda arch: None, (), said.append) == job
+    assert said == ["not finding packages for what the project declares: Debian's file index for amd64 cannot be "
+                    "had (give them with --package)"]
 
 
 def test_hello_needs_no_index(index):

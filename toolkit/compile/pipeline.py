@@ -138,6 +138,11 @@ def with_found(job: plan.Plan, wanted: Sequence[targets.Target], libc: str, inde
         say(f"not finding packages for what the project declares ({named}): a musl build takes no Debian "
             "packages (--toolchain container with --libc glibc does)")
         return job
+    lacking = [t.debian_arch for t in wanted if index(t.debian_arch) is None]
+    if lacking:  # no mirror answers: said once, and the build goes on as told
+        say(f"not finding packages for what the project declares: Debian's file index for {', '.join(lacking)} "
+            "cannot be had (give them with --package)")
+        return job
     finding = found.find(todo, wanted, index, exclude, headers_alone=job.system in ("make", "run", plan.RULE))
     for line in finding.lines(len(wanted)):
         say(line)
