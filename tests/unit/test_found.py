@@ -173,6 +173,14 @@ def test_packages_for_each_form(index):
     assert "all" not in index.asked  # every lookup answered by the architecture's index
 
 
+def test_a_package_found_for_some_targets_only_says_which(index, tmp_path):
+    only_amd64 = tmp_path / "amd64-only.txt"
+    only_amd64.write_text(f"usr/lib/{AMD64.lib_dir_name}/libz.a\tlibdevel/zlib1g-dev\n")
+    finding = found.find([_d("library", "z", "Makefile:1"), _d("header", "vector"), _d("header", "sys/x.h")],
+                         [AMD64, ARM64], lambda arch: only_amd64 if arch != "all" else None)
+    assert finding.lines(2) == ["found zlib1g-dev:amd64 (-lz, Makefile:1)"]
+
+
 def test_a_package_without_its_static_archive_is_named_not_installed(index):
     finding = found.find([_d("library", "onig", "Makefile:2"), _d("pkg-config", "oniguruma")], [AMD64], index)
     assert finding.packages == ()

@@ -58,11 +58,8 @@ iconv.h langinfo.h libgen.h libintl.h monetary.h mqueue.h netdb.h net/if.h netin
 poll.h pthread.h pwd.h regex.h sched.h search.h semaphore.h spawn.h strings.h syslog.h tar.h termios.h ulimit.h
 unistd.h utime.h utmp.h utmpx.h wordexp.h getopt.h err.h error.h paths.h alloca.h malloc.h memory.h features.h
 endian.h byteswap.h execinfo.h ifaddrs.h mntent.h pty.h shadow.h crypt.h sysexits.h stdio_ext.h link.h elf.h
-fts.h ftw.h values.h argp.h obstack.h resolv.h ttyent.h lastlog.h
-algorithm array atomic bitset chrono cmath condition_variable cstddef cstdint cstdio cstdlib cstring ctime deque
-exception fstream functional iomanip ios iostream istream iterator limits list map memory mutex new numeric
-optional ostream queue random regex set sstream stack stdexcept string string_view system_error thread tuple
-type_traits typeinfo unordered_map unordered_set utility variant vector
+fts.h ftw.h values.h argp.h obstack.h resolv.h ttyent.h lastlog.h ucontext.h termio.h wait.h syscall.h printf.h
+mcheck.h argz.h envz.h fmtmsg.h sgtty.h ieee754.h fpu_control.h gshadow.h aliases.h thread_db.h nss.h sysexits.h
 """.split())
 _LIBC_DIRS = ("sys/", "bits/", "linux/", "asm/", "asm-generic/", "netinet/", "net/", "arpa/", "scsi/", "gnu/",
               "rpc/", "protocols/", "netpacket/")
@@ -110,8 +107,9 @@ class Finding:
 
 def wanted(declared: Sequence[Declared]) -> tuple[Declared, ...]:
     """The declarations worth a lookup: not the C library's or the compiler's own headers."""
-    return tuple(d for d in declared
-                 if not (d.kind == "header" and (d.name in _LIBC_HEADERS or d.name.startswith(_LIBC_DIRS))))
+    # a name without a dot (<vector>, <cstdio>) is one of C++'s own headers
+    return tuple(d for d in declared if not (d.kind == "header" and (
+        d.name in _LIBC_HEADERS or d.name.startswith(_LIBC_DIRS) or "." not in d.name)))
 
 
 def _lookups(d: Declared) -> tuple[provides.Lacked, ...]:
