@@ -408,6 +408,58 @@ def project_build(b: Bench) -> list[Row]:
     return [_project_row(b, project) for project in PROJECTS]
 
 
+# Finding alone, as the build does it before its first compile: a project's declarations read, looked up in the
+# Contents index (kept in $XDG_CACHE_HOME/fromscratch, fetched when that holds none), the lines printed.
+_FIND = """\
+import sys
+from pathlib import Path
+from toolkit import targets
+from toolkit.compile import deps, found, plan
+from toolkit.rootfs import contents
+root = Path(sys.argv[1])
+system = plan.detect(root) or "make"
+finding = found.find(deps.declared(root, "", system), [targets.lookup(sys.argv[2])], contents.cached_index,
+                     headers_alone=system == "make")
+print("\\n".join(finding.lines(1)))
+"""
+
+
+@benchmark("dependencies found, cold and cached, vs the build itself")
+def finding(b: Bench) -> list[Row]:
+    b.full_only("each run builds pbzip2 in the build container, ~30 s")
+    b.require_builder_base()
+    tree, version = _source_tree("pbzip2")
+    arch = "amd64"
+    find = [sys.executable, "-c", _FIND, str(tree), arch]
+    shown_find = f"python -c FIND {tree.name} {arch}"
+    build_flags = ("--toolchain", "container", "--builder-base", b.builder_base, "--arch", arch)
+    root = b.work / "finding"
+
+    def build(i: int) -> list[str]:
+        copy = root / f"build-{i}" / tree.name
+        shutil.copytree(tree, copy, symlinks=True)
+        return b.invoke("build", "--project", str(copy), *build_flags, "--out", str(copy.parent / "dist"))
+
+    def cold(i: int) -> list[str]:
+        cache = root / f"cache-{i}"  # empty: the index is fetched from the mirror and kept, as on a first build
+        return ["env", f"XDG_CACHE_HOME={cache}", *find]
+
+    the_build = Probe(b.shown("build", "--project", "COPY", *build_flags, "--out", "DIST"), build, cwd=REPO,
+                      after=lambda i: shutil.rmtree(root / f"build-{i}", ignore_errors=True))
+    cached = Probe(shown_find, find, cwd=REPO)
+    fetched = Probe(f"XDG_CACHE_HOME=EMPTY {shown_find}", cold, cwd=REPO,
+                    after=lambda i: shutil.rmtree(root / f"cache-{i}", ignore_errors=True))
+    o, c, p = b.measure([cached, fetched, the_build], slow=True)
+    note = (f"Debian's pbzip2 {version} ({tree.name}, its Makefile's LDLIBS = -lbz2): FIND reads its declarations "
+            f"and looks them up for {arch} as the build does before it compiles (found libbz2-dev); the build is "
+            "the whole zero-flag build in the warm build container, finding included, in a fresh copy (COPY)")
+    return [b.row("finding a project's dependencies, Contents index kept, vs its warm container build", cached, o,
+                  the_build, p, ours_below(1.0, "s"), note),
+            b.row("finding a project's dependencies, cold (Contents-amd64.gz fetched, 11 MB), vs the same build",
+                  fetched, c, the_build, p, within(1.0), note + "; cold: an empty cache each run, the index fetched "
+                  "from the host's mirror and checked against its signed Release")]
+
+
 # One build image's layers, given as JSON, built bottom first as the container toolchain does: its own process,
 # timed whole like every other command here.
 _ENSURE_LAYERS = """\

@@ -223,7 +223,7 @@ def _targets(arch: str | None) -> list[targets.Target]:
     return targets.parse_archs(arch) if arch else [targets.host()]
 
 
-@task(iterable=["src", "package", "tool", "artifact"],
+@task(iterable=["src", "package", "tool", "artifact"], optional=["no_find"],
       help={"src": "a C or C++ (.cc .cpp .cxx .C) source file (repeat for more)",
             "out": "output path (several targets add -<arch>); with --project a directory (default ./dist)",
             "cflags": "extra compiler flags, e.g. '-O2 -Wall'",
@@ -239,6 +239,8 @@ def _targets(arch: str | None) -> list[targets.Target]:
             "make_args": "with --project: arguments for make, cmake --build or meson compile",
             "package": "a Debian/Ubuntu -dev package to link, for the target (repeat)",
             "tool": "a package the build runs on the build machine, e.g. tcl (repeat)",
+            "no_find": "do not find the packages the project declares (--no-find), or leave out these "
+                       "(--no-find=PKG-OR-NAME,...)",
             "artifact": "with --project: a program to take, relative to the project or the install prefix "
                         "(repeat; default: what it installs in bin/ and sbin/, else the programs it made)"})
 @cli
@@ -247,10 +249,12 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
           project: str | None = None, subdir: str = "", system: str | None = None, run: str | None = None,
           configure_args: str = "", make_args: str = "", package: list[str] | None = None,
           tool: list[str] | None = None, artifact: list[str] | None = None, libc: str | None = None,
-          timeout: int = DEFAULT_TIMEOUT, supplier: str | None = None) -> None:
+          timeout: int = DEFAULT_TIMEOUT, supplier: str | None = None, no_find: str | bool | None = None) -> None:
     """Compile your own C or C++ program (--src), or build a whole project (--project DIR), into static binaries."""
     from .compile import pipeline, plan, recipes
     from .errors import InputError
+
+    find, exclude = _no_find(no_find)
 
     cf, lf = _split_flags(cflags), _split_flags(ldflags, "--ldflags")
     chain = _toolchain(toolchain, builder_base)
@@ -265,7 +269,8 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
         per_target = len(wanted) > 1
         pipeline.build(job, wanted, chain, lambda t, name: (out_dir / t.name if per_target else out_dir) / name, say,
                        base=_builder_base(c, builder_base), jobs=jobs, libc=libc, limits=_limits(timeout),
-                       index=_contents_index, out_dir=out_dir, supplier=_supplier(c, supplier))
+                       index=_contents_index, out_dir=out_dir, supplier=_supplier(c, supplier), find=find,
+                       exclude=exclude)
         return
     if not src:
         raise InputError("--src or --project is required", hint="e.g. --src app.c, or --project ./myproject")
@@ -281,7 +286,19 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
     recipe = recipes.Recipe(tuple(Path(s) for s in src), (*cf, *(["-s"] if strip else [])), ldflags=tuple(lf),
                             packages=tuple(package or ()), tools=tuple(tool or ()))
     recipes.compile_for(recipe, _targets(arch), chain, Path(out), _builder_base(c, builder_base), say, jobs=jobs,
-                        libc=libc, limits=_limits(timeout), index=_contents_index, supplier=_supplier(c, supplier))
+                        libc=libc, limits=_limits(timeout), index=_contents_index, supplier=_supplier(c, supplier),
+                        find=find, exclude=exclude)
+
+
+def _no_find(given: str | bool | None) -> tuple[bool, tuple[str, ...]]:
+    """--no-find: (find, names left out); --no-find alone turns finding off, --no-find=A,B leaves A and B out."""
+    from . import grammar
+
+    if given is None or given is False:
+        return True, ()
+    if given is True or given == "":
+        return False, ()
+    return True, tuple(grammar.declared(n.strip(), "--no-find") for n in str(given).split(",") if n.strip())
 
 
 @task(help={"path": "the binary to check, or a directory to check every ELF file in",

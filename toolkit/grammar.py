@@ -27,6 +27,17 @@ def package(name: str, flag: str) -> str:
     return name
 
 
+_DECLARED = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+/-]{0,127}")
+
+
+def declared(name: str, flag: str) -> str:
+    """A name a project declares (ZLIB, glib-2.0, zlib.h, bz2) or a package's, or refused: only compared."""
+    if not _DECLARED.fullmatch(name):
+        raise InputError(f"{flag} {name!r} is not a package or a declared name",
+                         hint="e.g. --no-find=zlib1g-dev, --no-find=ZLIB or --no-find=zlib.h (commas for several)")
+    return name
+
+
 def image(ref: str, flag: str) -> str:
     """An image reference, or refused: it becomes a Dockerfile's FROM line."""
     if len(ref) > 255 or not _IMAGE.fullmatch(ref):

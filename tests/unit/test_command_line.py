@@ -158,7 +158,7 @@ def _synopsis(task: str) -> str:
 def _help_flags(help_text: str) -> set[str]:
     options = help_text.split("Options:", 1)[1]
     flags = set()
-    for match in re.finditer(r"^  (--\S+?)(?:=\S+)?(?:\s|$)", options, re.M):
+    for match in re.finditer(r"^  (--\S+?)(?:\[?=\S+)?(?:\s|$)", options, re.M):  # also --no-find[=STRING]
         flag = match.group(1)
         flags.update((flag.replace("[no-]", ""), flag.replace("[no-]", "no-")) if "[no-]" in flag else (flag,))
     return flags

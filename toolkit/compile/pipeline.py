@@ -10,7 +10,7 @@ import os
 import shutil
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .. import dates, targets
@@ -22,7 +22,7 @@ from ..files import atomic_output, excerpt
 from ..sbom import links, spdx
 from ..sbom.program import program_document
 from ..sbom.sources import source_files, source_tree
-from . import plan, provides
+from . import deps, found, plan, provides
 from .toolchain import TOOLCHAINS, Toolchain, resolve_libc
 
 log = logging.getLogger(__name__)
@@ -83,13 +83,18 @@ class Outcome:
 def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, place: Place,
           say: Callable[[str], None], *, base: str | None = None, jobs: int = 1, libc: str | None = None,
           limits: Limits = DEFAULT_LIMITS, index: provides.Index | None = None,
-          out_dir: Path | None = None, supplier: str = spdx.NOASSERTION) -> list[Outcome]:
+          out_dir: Path | None = None, supplier: str = spdx.NOASSERTION, find: bool = True,
+          exclude: Sequence[str] = ()) -> list[Outcome]:
     """Build job for every wanted target with the toolchain called toolchain, jobs at a time; say each program
     as it is written; fail if any target did (a target that lacked a file Debian packages is told which, from
-    index). A project's out_dir is left out of what its build copies; supplier is the programs' in their SBOMs."""
+    index). A project's out_dir is left out of what its build copies; supplier is the programs' in their SBOMs.
+    With find, the packages that provide what the project declares are found in index first (but those and the
+    declarations exclude names) and added to job's."""
     if jobs < 1:
         raise InputError(f"--jobs {jobs}: give 1 or more")
     libc = _libc(toolchain, job, libc)
+    if find and index is not None:
+        job = with_found(job, wanted, libc, index, exclude, say)
     if out_dir is not None:
         check_out_dir(out_dir, job.root)
     chain = select(toolchain, job, wanted, base, libc, limits)
@@ -117,6 +122,32 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
     provides.explain([o.error for o in outcomes], wanted, phrase, index)
     raise_failures(outcomes, wanted)
     return outcomes
+
+
+def with_found(job: plan.Plan, wanted: Sequence[targets.Target], libc: str, index: provides.Index,
+               exclude: Sequence[str], say: Callable[[str], None]) -> plan.Plan:
+    """job with the packages that provide what it declares for every wanted target (compile/found.py), each said
+    in one line with why; a musl build takes no Debian packages, which is said instead."""
+    declared = (deps.included(job.root, job.sources) if job.system == plan.RULE
+                else deps.declared(job.root, job.subdir, job.system))
+    todo = [d for d in found.wanted(declared) if d.name not in exclude]
+    if not todo:
+        return job
+    if libc == "musl":
+        named = ", ".join(f"{d.said()} ({d.where})" for d in todo[:3]) + (", ..." if len(todo) > 3 else "")
+        say(f"not finding packages for what the project declares ({named}): a musl build takes no Debian "
+            "packages (--toolchain container with --libc glibc does)")
+        return job
+    lacking = [t.debian_arch for t in wanted if index(t.debian_arch) is None]
+    if lacking:  # no mirror answers: said once, and the build goes on as told
+        say(f"not finding packages for what the project declares: Debian's file index for {', '.join(lacking)} "
+            "cannot be had (give them with --package)")
+        return job
+    finding = found.find(todo, wanted, index, exclude, headers_alone=job.system in ("make", "run", plan.RULE))
+    for line in finding.lines(len(wanted)):
+        say(line)
+    added = tuple(p for p in finding.packages if p not in job.packages)
+    return replace(job, packages=(*job.packages, *added)) if added else job
 
 
 def _documented_sources(job: plan.Plan, out_dir: Path | None, supplier: str) -> list[spdx.Package | spdx.File]:

@@ -16,7 +16,8 @@ from ..errors import BuildFailed
 
 log = logging.getLogger(__name__)
 
-Lacked = tuple[str, str]  # (kind, name): ("header", "zlib.h"), ("library", "z"), ("pkg-config", "zlib")
+Lacked = tuple[str, str]  # (kind, name): ("header", "zlib.h"), ("library", "z"), ("pkg-config", "zlib"),
+# ("shared", "onig"): the shared library only, libonig.so (what a package that lacks the static archive ships)
 
 # How gcc, clang (zig cc), GNU ld, lld, pkg-config and Meson say that a file is not there.
 _SAID = (
@@ -57,20 +58,33 @@ def paths(lacked: Lacked, target: targets.Target) -> list[str]:
         return [f"usr/include/{name}", f"usr/include/{multiarch}/{name}"]
     if kind == "library":
         return [f"usr/lib/{multiarch}/lib{name}.a", f"usr/lib/lib{name}.a"]
+    if kind == "shared":
+        return [f"usr/lib/{multiarch}/lib{name}.so", f"usr/lib/lib{name}.so"]
     return [f"usr/lib/{multiarch}/pkgconfig/{name}.pc", f"usr/share/pkgconfig/{name}.pc"]
 
 
 def _describe(lacked: Lacked) -> str:
     kind, name = lacked
-    return {"header": name, "library": f"-l{name} (lib{name}.a)", "pkg-config": f"{name}.pc"}[kind]
+    return {"header": name, "library": f"-l{name} (lib{name}.a)", "pkg-config": f"{name}.pc",
+            "shared": f"lib{name}.so"}[kind]
 
 
 def find(lacked: Sequence[Lacked], target: targets.Target, index: Index) -> list[tuple[str, str]]:
     """(what was lacking, the package that provides it for target) for each one Debian has a package for; the
     architecture's index first, the architecture-independent packages' (Contents-all) only for what is left."""
-    found: list[tuple[str, str]] = []
+    return [(_describe(item), package) for item, package in locate(lacked, target, index).items()]
+
+
+def locate(lacked: Sequence[Lacked], target: targets.Target, index: Index,
+           also_all: Callable[[Lacked], bool] = lambda item: True) -> dict[Lacked, str]:
+    """The package that provides each of lacked for target that Debian has one for, in lacked's order: the
+    architecture's index first, then the architecture-independent packages' (Contents-all) for what is left and
+    also_all accepts (fetching that index only when something is)."""
+    found: dict[Lacked, str] = {}
     left = list(lacked)
     for arch in (target.debian_arch, "all"):
+        if arch == "all":
+            left = [item for item in left if also_all(item)]
         if not left:
             break
         path = index(arch)
@@ -86,9 +100,30 @@ def find(lacked: Sequence[Lacked], target: targets.Target, index: Index) -> list
             inside = packages.get(f"*/{item[1]}") if item[0] == "header" and "/" in item[1] else None
             choice = exact[0] if exact else inside
             if choice:
-                found.append((_describe(item), choice))
+                found[item] = choice
                 left.remove(item)
-    return found
+    return {item: found[item] for item in lacked if item in found}
+
+
+def static_archives(index: Path, packages: Sequence[str]) -> dict[str, tuple[bool, bool]]:
+    """For each of packages: whether it ships a static archive (lib*.a under usr/lib) and whether it ships a shared
+    library's development link (lib*.so), read from one pass over an index."""
+    wanted = set(packages)
+    out = {p: (False, False) for p in packages}
+    with open(index, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if not line.startswith("usr/lib/"):
+                continue
+            path, _, names = line.rstrip("\n").partition("\t")
+            archive, shared = path.endswith(".a"), path.endswith(".so")
+            if not (archive or shared) or not path.rsplit("/", 1)[-1].startswith("lib"):
+                continue
+            for p in names.split(","):
+                name = p.rsplit("/", 1)[-1]
+                if name in wanted:
+                    a, so = out[name]
+                    out[name] = (a or archive, so or shared)
+    return out
 
 
 def _search(index: Path, wanted: dict[str, Lacked], suffixes: dict[str, Lacked]) -> dict[str, str]:
@@ -108,9 +143,11 @@ def _search(index: Path, wanted: dict[str, Lacked], suffixes: dict[str, Lacked])
 
 
 def _pick(packages: str) -> str:
-    """Of the packages that ship a file, a -dev package (what a build installs) when there is one."""
+    """Of the packages that ship a file, a -dev package (what a build installs) when there is one: the shortest
+    name of several (libreadline-dev, not the libeditreadline-dev that ships the same libreadline.a)."""
     names = [p.rsplit("/", 1)[-1] for p in packages.split(",") if p]
-    return next((n for n in names if n.endswith("-dev")), names[0] if names else "")
+    dev = [n for n in names if n.endswith("-dev")]
+    return min(dev, key=lambda n: (len(n), n)) if dev else (names[0] if names else "")
 
 
 def explain(errors: Sequence[BaseException | None], targets_of: Sequence[targets.Target],

@@ -54,11 +54,13 @@ def hello(tiny: bool = False, strip: bool = True, extra: Sequence[str] = (),
 def compile_for(recipe: Recipe, wanted: Sequence[targets.Target], toolchain: str, out: Path, base: str | None,
                 say: Callable[[str], None], *, per_target: bool = False, jobs: int = 1,
                 libc: str | None = None, limits: Limits | None = None,
-                index: provides.Index | None = None, supplier: str = NOASSERTION) -> list[pipeline.Outcome]:
+                index: provides.Index | None = None, supplier: str = NOASSERTION, find: bool = True,
+                exclude: Sequence[str] = ()) -> list[pipeline.Outcome]:
     """Build recipe for every wanted target into out (out-<target> for each of several), jobs at a time; the
     programs' SBOMs name supplier."""
     outs = pipeline.output_paths(out, wanted, per_target or len(wanted) > 1)
     job = plan.from_sources(checked_sources(recipe.sources), out.name, recipe.cflags, recipe.ldflags,
                             recipe.packages, recipe.tools, recipe.gnu_ld_flags)
     return pipeline.build(job, wanted, toolchain, lambda target, name: outs[target.name], say, base=base, jobs=jobs,
-                          libc=libc, index=index, limits=limits or DEFAULT_LIMITS, supplier=supplier)
+                          libc=libc, index=index, limits=limits or DEFAULT_LIMITS, supplier=supplier,
+                          find=find, exclude=exclude)

@@ -1,6 +1,7 @@
 """Debian's Contents index of the host's mirror (which package ships which file), for one architecture: fetched
-once, checked against the signed Release, and kept in the user's cache as the lines a failed build's hint looks
-up (compile/provides.py): headers, static archives and .pc files, PATH<tab>PACKAGES."""
+once, checked against the signed Release, and kept in the user's cache as the lines a failed build's hint and the
+dependencies found look up (compile/provides.py, compile/found.py): headers, static archives, .so links and .pc
+files, PATH<tab>PACKAGES."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from . import mirror
 log = logging.getLogger(__name__)
 
 _MAX_AGE = 30 * 86400  # a kept index older than this is fetched again (the suite's point releases move on)
+_KEPT_FORM = "v2"  # what a kept index holds: v2 added the .so development links (a package lacking its .a)
 _CONTENTS_MAX = 128 << 20  # Contents-all.gz is 34 MB, an architecture's 11 MB: a bigger one is not read
 
 
 def _interesting(path: str) -> bool:
     return path.startswith(("usr/include/", "usr/share/pkgconfig/")) or (
-        path.startswith("usr/lib/") and path.endswith((".a", ".pc")))
+        path.startswith("usr/lib/") and path.endswith((".a", ".pc", ".so")))
 
 
 def cached_index(arch: str) -> Path | None:
@@ -30,7 +32,7 @@ def cached_index(arch: str) -> Path | None:
     gpgv to check it with): the build's error then has no hint, and the reason is logged."""
     suite = mirror.host_suite()
     where = files.cache_dir() / "contents"
-    kept = where / f"{suite}-{arch}.txt"
+    kept = where / f"{suite}-{arch}.{_KEPT_FORM}.txt"
     if kept.is_file() and time.time() - kept.stat().st_mtime < _MAX_AGE:
         return kept
     try:
@@ -53,7 +55,7 @@ def _fetch(suite: str, arch: str, kept: Path) -> None:
     size = rel.sha256.get(name, ("", 0))[1]
     if size > _CONTENTS_MAX:
         raise BuildFailed(f"{name} is {size:,} bytes, more than a Contents index holds")
-    log.warning("looking up which package has what the build lacked: fetching Debian's %s (%d MB, once; "
+    log.warning("looking up which Debian package has a file: fetching Debian's %s (%d MB, once; "
                 "kept in %s)", name, size >> 20, kept.parent)
     with files.temp_dir("fromscratch-contents-", str(kept.parent)) as tmp:
         mirror.download_index(archive, rel, name, tmp / "Contents.gz")
@@ -61,8 +63,8 @@ def _fetch(suite: str, arch: str, kept: Path) -> None:
 
 
 def keep(contents: Path, kept: Path) -> None:
-    """The lines of a Contents-<arch>.gz that name headers, static archives and .pc files, as PATH<tab>PACKAGES
-    (what a lookup reads: a fifth of the whole), written whole to kept or not at all."""
+    """The lines of a Contents-<arch>.gz that name headers, static archives, .so development links and .pc files,
+    as PATH<tab>PACKAGES (what a lookup reads: a fifth of the whole), written whole to kept or not at all."""
     with files.atomic_output(kept) as tmp, open(tmp, "w", encoding="utf-8") as out, \
             gzip.open(contents, "rt", encoding="utf-8", errors="replace") as lines:
         for line in lines:

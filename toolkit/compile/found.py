@@ -1,0 +1,168 @@
+"""What a project declares (compile/deps.py), as the Debian -dev packages that provide it for each target: looked up
+in the archive's Contents index the way a failed build's hint is (compile/provides.py), each package checked for
+the static archive a static link needs. Analysis and policy only: the pipeline adds the packages to the plan and
+says the lines."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .. import targets
+from . import provides
+from .deps import Declared
+
+# CMake's find_package names as what Debian ships: pkg-config modules, libraries, headers (tried in order; the
+# first one the index has names the package). An empty row: answered by CMake or the compiler, no package.
+CMAKE: dict[str, tuple[provides.Lacked, ...]] = {
+    "ZLIB": (("library", "z"), ("header", "zlib.h")),
+    "PNG": (("library", "png"), ("header", "png.h")),
+    "JPEG": (("library", "jpeg"), ("header", "jpeglib.h")),
+    "TIFF": (("library", "tiff"),),
+    "GIF": (("library", "gif"),),
+    "BZip2": (("library", "bz2"), ("header", "bzlib.h")),
+    "LibLZMA": (("library", "lzma"),),
+    "zstd": (("library", "zstd"),),
+    "ZSTD": (("library", "zstd"),),
+    "LZ4": (("library", "lz4"),),
+    "CURL": (("pkg-config", "libcurl"), ("library", "curl")),
+    "OpenSSL": (("library", "ssl"), ("library", "crypto")),
+    "Curses": (("library", "ncurses"), ("header", "curses.h")),
+    "Readline": (("library", "readline"),),
+    "EXPAT": (("library", "expat"),),
+    "EXPAT::EXPAT": (("library", "expat"),),
+    "LibXml2": (("pkg-config", "libxml-2.0"),),
+    "LibXslt": (("pkg-config", "libxslt"),),
+    "Freetype": (("pkg-config", "freetype2"),),
+    "SQLite3": (("library", "sqlite3"),),
+    "PCRE2": (("pkg-config", "libpcre2-8"),),
+    "PCRE": (("pkg-config", "libpcre"),),
+    "LibArchive": (("library", "archive"),),
+    "Libevent": (("pkg-config", "libevent"),),
+    "LibSSH2": (("library", "ssh2"),),
+    "GMP": (("library", "gmp"),),
+    "MPFR": (("library", "mpfr"),),
+    "Iconv": (), "Intl": (), "Threads": (), "PkgConfig": (), "Git": (), "Doxygen": (), "Perl": (), "BISON": (),
+    "FLEX": (), "Python": (), "Python3": (), "PythonInterp": (), "Gettext": (), "Sphinx": (), "GTest": (),
+}
+# What the compiler and C library already bring (every toolchain installs them): never added, never said.
+_TOOLCHAIN = re.compile(r"(libc6-dev|libc6-dev-.*-cross|linux-libc-dev|libcrypt-dev|libnsl-dev|libtirpc-dev|"
+                        r"libgcc-[0-9]+-dev|libstdc\+\+-[0-9]+-dev|libc-dev-bin|.*-cross)")
+# Headers the C library or the compiler ships: not looked up (hello.c needs no index at all).
+_LIBC_HEADERS = frozenset("""
+assert.h complex.h ctype.h errno.h fenv.h float.h inttypes.h iso646.h limits.h locale.h math.h setjmp.h signal.h
+stdalign.h stdarg.h stdatomic.h stdbool.h stddef.h stdint.h stdio.h stdlib.h stdnoreturn.h string.h tgmath.h
+threads.h time.h uchar.h wchar.h wctype.h aio.h arpa/inet.h cpio.h dirent.h dlfcn.h fcntl.h fnmatch.h glob.h grp.h
+iconv.h langinfo.h libgen.h libintl.h monetary.h mqueue.h netdb.h net/if.h netinet/in.h netinet/tcp.h nl_types.h
+poll.h pthread.h pwd.h regex.h sched.h search.h semaphore.h spawn.h strings.h syslog.h tar.h termios.h ulimit.h
+unistd.h utime.h utmp.h utmpx.h wordexp.h getopt.h err.h error.h paths.h alloca.h malloc.h memory.h features.h
+endian.h byteswap.h execinfo.h ifaddrs.h mntent.h pty.h shadow.h crypt.h sysexits.h stdio_ext.h link.h elf.h
+fts.h ftw.h values.h argp.h obstack.h resolv.h ttyent.h lastlog.h ucontext.h termio.h wait.h syscall.h printf.h
+mcheck.h argz.h envz.h fmtmsg.h sgtty.h ieee754.h fpu_control.h gshadow.h aliases.h thread_db.h nss.h sysexits.h
+""".split())
+_LIBC_DIRS = ("sys/", "bits/", "linux/", "asm/", "asm-generic/", "netinet/", "net/", "arpa/", "scsi/", "gnu/",
+              "rpc/", "protocols/", "netpacket/")
+
+
+@dataclass(frozen=True)
+class Found:
+    """A package to install, why (the first declaration it provides) and for which targets (Debian arch names)."""
+
+    package: str
+    why: Declared
+    archs: tuple[str, ...]
+
+    def line(self, every: int) -> str:
+        archs = "" if len(self.archs) == every else ":" + ",".join(self.archs)
+        return f"found {self.package}{archs} ({self.why.said()}, {self.why.where})"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What finding came to: the packages to add, those that ship no static archive for what was declared (not
+    added: a build that found them would link dynamically or fail at its link), and declarations no package
+    provides."""
+
+    found: tuple[Found, ...] = ()
+    shared_only: tuple[tuple[str, Declared], ...] = ()
+    unprovided: tuple[Declared, ...] = ()
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return tuple(f.package for f in self.found)
+
+    def lines(self, every: int) -> list[str]:
+        """One line each, in the user's words; every: how many targets were wanted."""
+        out = [f.line(every) for f in self.found]
+        out += [f"{p} ships no static archive for {d.said()} ({d.where}): not installed; a static link cannot use "
+                f"it (the build may fail, or build without it)" for p, d in self.shared_only]
+        if self.unprovided:  # most are probes for other systems (-lsocket, -lshlwapi): one line for them all
+            named = ", ".join(f"{d.said()} ({d.where})" for d in self.unprovided)
+            out.append(f"no Debian package provides {named}: not installed (if the build needs "
+                       f"{'it' if len(self.unprovided) == 1 else 'one'}, its own error follows; add the package "
+                       "with --package)")
+        return out
+
+
+def wanted(declared: Sequence[Declared]) -> tuple[Declared, ...]:
+    """The declarations worth a lookup: not the C library's or the compiler's own headers."""
+    # a name without a dot (<vector>, <cstdio>) is one of C++'s own headers
+    return tuple(d for d in declared if not (d.kind == "header" and (
+        d.name in _LIBC_HEADERS or d.name.startswith(_LIBC_DIRS) or "." not in d.name)))
+
+
+def _lookups(d: Declared) -> tuple[provides.Lacked, ...]:
+    if d.kind == "cmake":
+        if d.name in CMAKE:
+            return CMAKE[d.name]
+        low = d.name.lower()
+        return (("pkg-config", low), ("library", low.removeprefix("lib")))
+    if d.kind == "library":
+        return (("library", d.name), ("shared", d.name))
+    return ((d.kind, d.name),)
+
+
+def find(declared: Sequence[Declared], wanted_targets: Sequence[targets.Target], index: provides.Index,
+         exclude: Sequence[str] = (), headers_alone: bool = True) -> Finding:
+    """The packages that provide declared for every wanted target, checked for their static archives; a name in
+    exclude (a package or a declared name) is left out. Without headers_alone, a header adds a package only when
+    a library or module declared adds it too: configure's AC_CHECK_HEADERS and CMake's check_include_file probe
+    for what a platform may have, and a build system links only what it declares as a library."""
+    todo = [d for d in wanted(declared) if d.name not in exclude]
+    if not todo:
+        return Finding()
+    archs: dict[str, list[str]] = {}
+    why: dict[str, Declared] = {}
+    shared_only: dict[str, Declared] = {}
+    provided: set[Declared] = set()
+    for target in wanted_targets:
+        items = tuple(dict.fromkeys(x for d in todo for x in _lookups(d)))
+        # Contents-all holds arch-independent -dev packages' .pc files and headers; a stray header is not worth
+        # fetching it for
+        located = provides.locate(items, target, index, also_all=lambda item: item[0] in ("pkg-config",))
+        chosen: dict[Declared, tuple[str, str]] = {}  # declaration -> (package, kind of the lookup that found it)
+        for d in todo:
+            hit = next(((located[x], x[0]) for x in _lookups(d) if x in located), None)
+            if hit is not None and not _TOOLCHAIN.fullmatch(hit[0]):
+                chosen[d] = hit
+            if hit is not None or not _lookups(d):
+                provided.add(d)
+        if not headers_alone:
+            linked = {p for d, (p, _) in chosen.items() if d.kind != "header"}
+            chosen = {d: hit for d, hit in chosen.items() if d.kind != "header" or hit[0] in linked}
+        path = index(target.debian_arch)
+        shipped = provides.static_archives(path, sorted({p for p, _ in chosen.values()})) if path else {}
+        for d, (package, kind) in chosen.items():
+            has_a, has_so = shipped.get(package, (True, False))
+            if package in exclude:
+                continue
+            if kind == "shared" or (not has_a and has_so):
+                shared_only.setdefault(package, d)
+                continue
+            why.setdefault(package, d)
+            if target.debian_arch not in archs.setdefault(package, []):
+                archs[package].append(target.debian_arch)
+    found = tuple(Found(p, why[p], tuple(archs[p])) for p in archs)
+    unprovided = tuple(d for d in todo if d not in provided and d.kind != "header")
+    return Finding(found, tuple((p, d) for p, d in shared_only.items() if p not in archs), unprovided)
