@@ -153,6 +153,9 @@ def cmake_toolchain(tools: Toolset, tools_dir: str) -> str:
     lines += ['set(PKG_CONFIG_EXECUTABLE "' + tools_dir + '/pkg-config" CACHE FILEPATH "")',
               'set(CMAKE_EXE_LINKER_FLAGS_INIT "-static")',
               'set(BUILD_SHARED_LIBS OFF CACHE BOOL "static libraries only")',
+              # CMake's platform files set the suffixes again after this file (.so first): static.cmake, run at
+              # the end of every project() (CMake 3.15+), sets them after that; a project's own include runs instead
+              'if(NOT CMAKE_PROJECT_INCLUDE)', f'  set(CMAKE_PROJECT_INCLUDE "{tools_dir}/static.cmake")', 'endif()',
               'set(CMAKE_FIND_LIBRARY_SUFFIXES ".a")']
     if tools.cross:
         lines += ["set(CMAKE_SYSTEM_NAME Linux)", f"set(CMAKE_SYSTEM_PROCESSOR {t.cpu})",
@@ -165,6 +168,13 @@ def cmake_toolchain(tools: Toolset, tools_dir: str) -> str:
         if tools.emulator:
             lines.append(f'set(CMAKE_CROSSCOMPILING_EMULATOR "{tools.emulator}")')
     return "\n".join(lines) + "\n"
+
+
+def cmake_static() -> str:
+    """What every project() of a CMake build ends with (CMAKE_PROJECT_INCLUDE): find_library and the Find modules
+    built on it (FindPNG, FindZLIB, pkg_check_modules' libraries) take the static archive, never the .so."""
+    return ("# made by fromscratch: run after CMake's platform files, which put .so first\n"
+            'set(CMAKE_FIND_LIBRARY_SUFFIXES ".a")\n')
 
 
 def meson_machine(tools: Toolset, tools_dir: str) -> str:
@@ -187,7 +197,8 @@ def meson_machine(tools: Toolset, tools_dir: str) -> str:
 
 def files(tools: Toolset, tools_dir: str, strip: bool = False) -> dict[str, str]:
     """Every file of the tools directory: the wrappers (executable; strip: each program linked with -s), the two
-    machine files and the link tracing functions the wrappers and the build script source."""
+    machine files (and the CMake file the toolchain file runs after the platform's) and the link tracing functions
+    the wrappers and the build script source."""
     return {**wrappers(tools, strip), "toolchain.cmake": cmake_toolchain(tools, tools_dir),
-            "meson.ini": meson_machine(tools, tools_dir), "links.sh": links.script(),
+            "static.cmake": cmake_static(), "meson.ini": meson_machine(tools, tools_dir), "links.sh": links.script(),
             "wrapper.sh": WRAPPER.read_text()}

@@ -25,15 +25,18 @@
 fs_cc() {
   fs_linker=$1 fs_driver=$2 fs_strip=$3 fs_archives=$4 fs_pcdirs=$5 fs_n=$6
   shift 6
-  fs_i=0 fs_shared='' fs_linking=1 fs_out=a.out fs_prev='' fs_libs=''
+  fs_i=0 fs_shared='' fs_linking=1 fs_out=a.out fs_prev='' fs_libs='' fs_l=''
   for fs_a; do
     fs_i=$((fs_i + 1))
     [ "$fs_i" -gt "$fs_n" ] || continue
     case $fs_a in -shared) fs_shared=1 ;;
       -c|-S|-E|-M|-MM|-fsyntax-only|--help|--version|-dump*|-print-*|--print-*) fs_linking='' ;;
       -o?*) fs_out=${fs_a#-o} ;;
-      -l?*) fs_libs="$fs_libs ${fs_a#-l}" ;; esac
-    case $fs_prev in -o) fs_out=$fs_a ;; -l) fs_libs="$fs_libs $fs_a" ;; esac
+      -l?*) fs_l=${fs_a#-l} ;; esac
+    case $fs_prev in -o) fs_out=$fs_a ;; -l) fs_l=$fs_a ;; esac
+    # a name that can be a library's (and a cache file's): the others are not looked at
+    case $fs_l in ''|[!A-Za-z0-9_]*|*[!A-Za-z0-9_.+-]*) ;; *) fs_libs="$fs_libs $fs_l" ;; esac
+    fs_l=''
     fs_prev=$fs_a
   done
   if [ -n "$fs_shared" ]; then
@@ -75,7 +78,7 @@ FS_TOOLCHAIN_LIBS=' c c_nonshared g m mvec pthread dl rt util resolv anl BrokenL
 
 # fs_static_more TOOLS ARCHIVES PCDIRS LIBS: LIBS (space-separated names, as the build gave them after -l) and what
 # they need, one -l<name> or -pthread a line, when they need anything the build did not name; else nothing. A
-# name outside [A-Za-z0-9_.+-] is not looked at (it names a cache file).
+# name outside [A-Za-z0-9_][A-Za-z0-9_.+-]* is not looked at (it names a cache file).
 fs_static_more() (
   fs_s_tools=$1 fs_s_archives=$2 fs_s_pcdirs=$3
   fs_s_cache=$fs_s_tools/.static
@@ -84,10 +87,10 @@ fs_static_more() (
   # shellcheck disable=SC2086 # the names, split on spaces: none holds one
   set -- $4
   set +f
-  fs_s_given=" $* " fs_s_seen=' ' fs_s_group='' fs_s_new=''
+  fs_s_given=" $* " fs_s_seen=' ' fs_s_group='' fs_s_new='' fs_s_closed=''
   while [ $# -gt 0 ]; do
     fs_s_l=$1; shift
-    case $fs_s_l in ''|*[!A-Za-z0-9_.+-]*) continue ;; esac
+    case $fs_s_l in ''|[!A-Za-z0-9_]*|*[!A-Za-z0-9_.+-]*) continue ;; esac
     case $fs_s_seen in *" $fs_s_l "*) continue ;; esac
     fs_s_seen="$fs_s_seen$fs_s_l "
     case $fs_s_given in *" $fs_s_l "*) ;; *) fs_s_new=1 ;; esac
@@ -100,10 +103,15 @@ fs_static_more() (
     fi
     while IFS= read -r fs_s_w; do
       case $fs_s_w in
-        -l?*) set -- "$@" "${fs_s_w#-l}" ;;
+        '# pkg-config') fs_s_closed=1 ;;  # pkg-config --static gave the whole closure: taken as it is
+        -l?*) if [ -n "$fs_s_closed" ]; then
+                case $fs_s_seen in *" ${fs_s_w#-l} "*) ;; *)
+                  fs_s_seen="$fs_s_seen${fs_s_w#-l} " fs_s_group="$fs_s_group $fs_s_w" fs_s_new=1 ;; esac
+              else set -- "$@" "${fs_s_w#-l}"; fi ;;
         -pthread) case $fs_s_group in *" -pthread"*) ;; *) fs_s_group="$fs_s_group -pthread" fs_s_new=1 ;; esac ;;
       esac
     done < "$fs_s_f"
+    fs_s_closed=''
   done
   if [ -n "$fs_s_new" ]; then
     # shellcheck disable=SC2086 # the words, split on spaces: none holds one
@@ -129,12 +137,13 @@ fs_static_needs() {
   fs_s_mod=$(awk -v a="$1" -v b="$fs_s_base" '$1 == a { print $2; f = 1; exit } $1 == b && m == "" { m = $2 }
                                              END { if (!f && m != "") print m }' "$fs_s_cache/modules")
   if [ -n "$fs_s_mod" ]; then
+    echo '# pkg-config'
     "$fs_s_tools/pkg-config" --libs "$fs_s_mod" 2>/dev/null | tr ' \t' '\n\n'
   else
     fs_static_undefined "$1"
   fi | while IFS= read -r fs_s_w; do
     case $fs_s_w in
-      -pthread) echo "$fs_s_w" ;;
+      -pthread|'# pkg-config') echo "$fs_s_w" ;;
       -l"$1"|-l"$fs_s_base") ;;
       -l?*) if fs_static_archive "${fs_s_w#-l}" >/dev/null; then echo "$fs_s_w"; fi ;;
     esac
