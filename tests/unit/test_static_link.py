@@ -97,6 +97,19 @@ def test_a_link_that_names_what_it_needs_is_left_as_it_is(tmp_path, archives):
     assert "--start-group -ltop -lmid -lbase --end-group" in linked.stderr
 
 
+def test_a_shared_library_named_by_its_path_is_linked_from_its_archive(tmp_path, archives):
+    pc = tmp_path / "pc"
+    pc.mkdir()
+    tools = _tools(tmp_path, archives, pc)
+    # what CMake writes when find_library found the .so, or a target the project also builds static (cmark)
+    subprocess.run(["gcc", "-shared", "-fPIC", str(archives / "top.c"), "-o", str(archives / "libtop.so.1.0")],
+                   check=True)
+    linked = _link(tools, tmp_path, str(archives / "libtop.so.1.0"), "-v")
+    assert linked.returncode == 0, linked.stderr
+    assert f"{archives}/libtop.a " in linked.stderr and "--start-group -ltop -lmid -lbase" in linked.stderr
+    assert verify.verify(elf.read(str(tmp_path / "prog")), AMD64).ok
+
+
 def test_library_names_stay_data(tmp_path, archives):
     pc = tmp_path / "pc"
     pc.mkdir()

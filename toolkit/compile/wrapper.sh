@@ -25,14 +25,16 @@
 fs_cc() {
   fs_linker=$1 fs_driver=$2 fs_strip=$3 fs_archives=$4 fs_pcdirs=$5 fs_n=$6
   shift 6
-  fs_i=0 fs_shared='' fs_linking=1 fs_out=a.out fs_prev='' fs_libs='' fs_l=''
+  fs_i=0 fs_shared='' fs_linking=1 fs_out=a.out fs_prev='' fs_libs='' fs_l='' fs_sos=''
   for fs_a; do
     fs_i=$((fs_i + 1))
     [ "$fs_i" -gt "$fs_n" ] || continue
     case $fs_a in -shared) fs_shared=1 ;;
       -c|-S|-E|-M|-MM|-fsyntax-only|--help|--version|-dump*|-print-*|--print-*) fs_linking='' ;;
       -o?*) fs_out=${fs_a#-o} ;;
-      -l?*) fs_l=${fs_a#-l} ;; esac
+      -l?*) fs_l=${fs_a#-l} ;;
+      */lib?*.a) case ":$fs_archives:" in *":${fs_a%/*}:"*) fs_l=${fs_a##*/lib} fs_l=${fs_l%.a} ;; esac ;;
+      *.so|*.so.[0-9]*) fs_sos=1 ;; esac
     case $fs_prev in -o) fs_out=$fs_a ;; -l) fs_l=$fs_a ;; esac
     # a name that can be a library's (and a cache file's): the others are not looked at
     case $fs_l in ''|[!A-Za-z0-9_]*|*[!A-Za-z0-9_.+-]*) ;; *) fs_libs="$fs_libs $fs_l" ;; esac
@@ -47,6 +49,25 @@ fs_cc() {
       if [ "$fs_i" -le "$fs_n" ] || [ "$fs_a" != -static ]; then set -- "$@" "$fs_a"; fi
     done
     exec "$@"
+  fi
+  if [ -n "$fs_linking" ] && [ -n "$fs_sos" ]; then
+    # a shared library named by its path (CMake's find_library, a target of the project's own that is also
+    # built static): its archive beside it, when there is one
+    fs_i=0 fs_prev=''
+    for fs_a; do
+      shift
+      fs_i=$((fs_i + 1))
+      if [ "$fs_i" -gt "$fs_n" ] && [ "$fs_prev" != -o ]; then
+        case $fs_a in */lib?*.so|*/lib?*.so.[0-9]*|lib?*.so|lib?*.so.[0-9]*)
+          if [ -f "${fs_a%.so*}.a" ]; then
+            fs_a=${fs_a%.so*}.a fs_l=${fs_a##*/lib}
+            case ${fs_l%.a} in [!A-Za-z0-9_]*|*[!A-Za-z0-9_.+-]*) ;; *) fs_libs="$fs_libs ${fs_l%.a}" ;; esac
+          fi ;;
+        esac
+      fi
+      fs_prev=$fs_a
+      set -- "$@" "$fs_a"
+    done
   fi
   if [ -n "$fs_linking" ] && [ -n "$fs_libs" ] && [ -n "$fs_archives" ]; then
     # one word a line, each -l<name> or -pthread (fs_static_more prints nothing else)
