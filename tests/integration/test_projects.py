@@ -206,6 +206,36 @@ def test_pngcheck_links_zlib_from_a_package_for_the_target(sources, builder_base
         assert b"zlib: inflate error" in broken.stdout + broken.stderr  # zlib itself read the data
 
 
+# --- a static link completed: programs whose own build names what a shared link needs ----------------------------
+
+@pytest.mark.parametrize("name", ["sl", "hexedit"])
+def test_a_program_that_links_ncurses_alone_gets_tinfo(sources, builder_base, tmp_path, name):
+    """sl's Makefile and hexedit's configure say -lncurses only: libncurses.a also needs libtinfo.a (a shared
+    libncurses.so names libtinfo.so itself); the compiler wrappers add it from ncurses.pc."""
+    out = tmp_path / "dist"
+    result = build(sources(name), out, "--package", "libncurses-dev", "--arch", ",".join(TWO), "--jobs", "2",
+                   base=builder_base)
+    assert result.code == 0, result
+    for arch in TWO:
+        assert _programs(out / arch) == [name]
+        assert verify.verify(elf.read(str(out / arch / name)), targets.lookup(arch)).ok
+        assert "libtinfo.a (sha256 " in (out / arch / f"{name}.spdx.json").read_text()
+
+
+def test_qrencode_with_cmake_finds_libpng_as_an_archive(sources, builder_base, tmp_path, run_in_image):
+    """CMake's FindPNG takes libpng.a (not libpng.so, both are there) and the link takes zlib after it."""
+    out = tmp_path / "dist"
+    result = build(sources("qrencode"), out, "--package", "libpng-dev", "--arch", ",".join(TWO), "--jobs", "2",
+                   base=builder_base)
+    assert result.code == 0, result
+    for arch in TWO:
+        assert _programs(out / arch) == ["qrencode"]
+        sbom = (out / arch / "qrencode.spdx.json").read_text()
+        assert "libpng.a (sha256 " in sbom and "libz.a (sha256 " in sbom
+        png = run_in_image(out / arch / "qrencode", "-o", "-", "fromscratch")
+        assert png.returncode == 0 and png.stdout.startswith(b"\x89PNG\r\n"), png  # libpng wrote it
+
+
 # --- C++ ---------------------------------------------------------------------------------------------------------
 
 def test_a_cpp_project_with_cmake(sources, builder_base, tmp_path, run_in_image):
