@@ -179,3 +179,14 @@ def test_cmake_find_package_and_find_library_take_the_archive(tmp_path):
     assert verify.verify(elf.read(str(program)), AMD64).ok
     assert subprocess.run([str(program)], capture_output=True, text=True).stdout.startswith("1.6")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["pngver", "pngver.spdx.json"]
+
+
+@pytest.mark.parametrize("toolset", ["glibc", "musl", "zig"])
+def test_pkg_config_answers_static_in_every_toolchain(tmp_path, toolset):
+    tools = (cross.zig(AMD64, AMD64, "/py") if toolset == "zig" else cross.gcc(AMD64, AMD64, toolset))
+    assert 'exec pkg-config --static "$@"' in cross.wrappers(tools)["pkg-config"]
+    if toolset == "glibc":
+        _need("libssl-dev", "pkg-config")
+        d = write_tools(tmp_path, tools)
+        libs = subprocess.run([str(d / "pkg-config"), "--libs", "libssl"], capture_output=True, text=True).stdout
+        assert libs.split() == ["-lssl", "-lcrypto", "-ldl", "-pthread"]  # Requires.private, Libs.private
