@@ -236,6 +236,16 @@ def test_qrencode_with_cmake_finds_libpng_as_an_archive(sources, builder_base, t
         assert png.returncode == 0 and png.stdout.startswith(b"\x89PNG\r\n"), png  # libpng wrote it
 
 
+def test_cmark_whose_own_option_builds_a_shared_library_too(sources, builder_base, tmp_path, run_in_image):
+    """cmark builds libcmark.so by default (CMARK_SHARED, not BUILD_SHARED_LIBS) and links its api_test program
+    with it; the wrappers link that program from the libcmark.a its static target made beside it."""
+    out = tmp_path / "dist"
+    result = build(sources("cmark"), out, base=builder_base)
+    assert result.code == 0, result
+    assert _programs(out) == ["cmark"]
+    assert _out(run_in_image(out / "cmark", stdin=b"# hi *there*\n")) == "<h1>hi <em>there</em></h1>\n"
+
+
 # --- C++ ---------------------------------------------------------------------------------------------------------
 
 def test_a_cpp_project_with_cmake(sources, builder_base, tmp_path, run_in_image):
