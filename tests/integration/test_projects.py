@@ -185,6 +185,19 @@ def test_fribidi_with_meson_reorders_text(sources, builder_base, tmp_path, run_i
         assert _out(shown) == "world OLLEH\n"
 
 
+def test_fribidi_with_autotools_and_libtool_links_its_program_static(sources, builder_base, tmp_path,
+                                                                      run_in_image):
+    """libtool links a program with the project's shared library when there is one (--enable-shared, last, wins
+    over --disable-shared); the -static it is given, and the one the wrapper adds after it, make it all static."""
+    out = tmp_path / "dist"
+    result = build(sources("fribidi"), out, "--system", "autotools", "--configure-args", "--enable-shared",
+                   base=builder_base)
+    assert result.code == 0, result
+    assert _programs(out) == ["fribidi"]
+    shown = run_in_image(out / "fribidi", "--charset", "CapRTL", "--nopad", stdin=b"HELLO world\n")
+    assert _out(shown) == "world OLLEH\n"
+
+
 # --- pngcheck: a library from --package (zlib1g-dev for the target) ----------------------------------------------
 
 def test_pngcheck_links_zlib_from_a_package_for_the_target(sources, builder_base, tmp_path, run_in_image):
