@@ -190,3 +190,10 @@ def test_pkg_config_answers_static_in_every_toolchain(tmp_path, toolset):
         d = write_tools(tmp_path, tools)
         libs = subprocess.run([str(d / "pkg-config"), "--libs", "libssl"], capture_output=True, text=True).stdout
         assert libs.split() == ["-lssl", "-lcrypto", "-ldl", "-pthread"]  # Requires.private, Libs.private
+
+
+@pytest.mark.parametrize("target", targets.TARGETS, ids=lambda t: t.name)
+def test_every_cmake_toolchain_file_sets_the_archive_suffix_after_the_platform_files(target):
+    made = cross.files(cross.gcc(target, AMD64), "/w/tools")
+    assert 'set(CMAKE_PROJECT_INCLUDE "/w/tools/static.cmake")' in made["toolchain.cmake"]
+    assert 'set(CMAKE_FIND_LIBRARY_SUFFIXES ".a")' in made["static.cmake"]
