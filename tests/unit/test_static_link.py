@@ -21,18 +21,29 @@ from toolkit.compile import cross
 AMD64 = targets.lookup("amd64")
 
 
-def _tools(tmp: Path, archives: Path, pc: Path) -> Path:
+def _tools(tmp: Path, archives: Path, pc: Path, target: targets.Target = AMD64) -> Path:
     """A tools directory whose target archives are only those in archives (.pc files in pc)."""
-    return write_tools(tmp, dataclasses.replace(cross.gcc(AMD64, AMD64), archive_dirs=(str(archives),),
+    return write_tools(tmp, dataclasses.replace(cross.gcc(target, AMD64), archive_dirs=(str(archives),),
                                                 pkg_config_libdir=str(pc)))
 
 
-def _archive(lib: Path, name: str, source: str) -> None:
-    """lib/lib<name>.a of one object compiled from source."""
+def _archive(lib: Path, name: str, source: str, prefix: str = "") -> None:
+    """lib/lib<name>.a of one object compiled from source (by <prefix>gcc, <prefix>ar)."""
     obj = lib / f"{name}.o"
     (lib / f"{name}.c").write_text(source)
-    subprocess.run(["gcc", "-c", "-O2", str(lib / f"{name}.c"), "-o", str(obj)], check=True)
-    subprocess.run(["ar", "rcs", str(lib / f"lib{name}.a"), str(obj)], check=True)
+    subprocess.run([f"{prefix}gcc", "-c", "-O2", str(lib / f"{name}.c"), "-o", str(obj)], check=True)
+    subprocess.run([f"{prefix}ar", "rcs", str(lib / f"lib{name}.a"), str(obj)], check=True)
+
+
+def _archives(lib: Path, prefix: str = "") -> Path:
+    """libtop.a needs libmid.a, which needs libbase.a, which needs libmid.a again: a cycle that one pass over
+    the archives in any order cannot resolve. No .pc file says any of it."""
+    lib.mkdir()
+    _archive(lib, "top", "int mid(int);\nint top(void) { return mid(40); }\n", prefix)
+    _archive(lib, "mid", "int base(int);\nint mid(int x) { return base(x + 1); }\nint one(void) { return 1; }\n",
+             prefix)
+    _archive(lib, "base", "int one(void);\nint base(int x) { return x + one(); }\n", prefix)
+    return lib
 
 
 def _link(tools: Path, tmp: Path, *libs: str) -> subprocess.CompletedProcess:
@@ -43,16 +54,9 @@ def _link(tools: Path, tmp: Path, *libs: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def archives(tmp_path):
-    """libtop.a needs libmid.a, which needs libbase.a, which needs libmid.a again: a cycle that one pass over
-    the archives in any order cannot resolve. No .pc file says any of it."""
     if shutil.which("gcc") is None or shutil.which("nm") is None:
         missing("gcc and binutils are not installed (scripts/dev installs gcc)")
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    _archive(lib, "top", "int mid(int);\nint top(void) { return mid(40); }\n")
-    _archive(lib, "mid", "int base(int);\nint mid(int x) { return base(x + 1); }\nint one(void) { return 1; }\n")
-    _archive(lib, "base", "int one(void);\nint base(int x) { return x + one(); }\n")
-    return lib
+    return _archives(tmp_path / "lib")
 
 
 def test_what_an_archive_leaves_undefined_is_found_in_the_others(tmp_path, archives):
@@ -66,7 +70,21 @@ def test_what_an_archive_leaves_undefined_is_found_in_the_others(tmp_path, archi
     # learned once for the build, kept for its later links
     assert (tools / ".static" / "needs.top").read_text() == "-lmid\n"
     assert (tools / ".static" / "needs.mid").read_text() == "-lbase\n"
-    assert "one lib" not in (tools / ".static" / "symbols").read_text()
+    assert (tools / ".static" / "needs.base").read_text() == "-lmid\n"
+    assert "one mid" in (tools / ".static" / "symbols").read_text().splitlines()
+
+
+def test_a_foreign_targets_archives_are_read_by_its_own_nm(tmp_path):
+    arm64 = targets.lookup("arm64")
+    if shutil.which(arm64.gcc) is None:
+        missing(f"{arm64.gcc} is not installed (scripts/dev installs gcc-aarch64-linux-gnu)")
+    pc = tmp_path / "pc"
+    pc.mkdir()
+    tools = _tools(tmp_path, _archives(tmp_path / "lib", f"{arm64.triplet}-"), pc, arm64)
+    linked = _link(tools, tmp_path, "-ltop")
+    assert linked.returncode == 0, linked.stderr
+    assert verify.verify(elf.read(str(tmp_path / "prog")), arm64).ok
+    assert (tools / ".static" / "needs.top").read_text() == "-lmid\n"
 
 
 def test_a_pc_file_says_what_a_library_needs(tmp_path, archives):
