@@ -108,13 +108,13 @@ def _fetch_into(name: str, done: Path) -> None:
         apt = _Apt(cache_dir() / "apt")
         updated = apt.update_if_missing(name)
         try:
-            apt.run(name, "source", "--download-only", name, cwd=download)
+            _download(apt, name, download)
         except RuntimeError:
             if updated:
                 raise
             # Stale lists name files that a point release has removed from the mirror (404): refresh once, retry.
             apt.run(name, "update")
-            apt.run(name, "source", "--download-only", name, cwd=download)
+            _download(apt, name, download)
         tarball = _upstream_tarball(download)
         if tarball is None:
             listing = ", ".join(sorted(p.name for p in download.iterdir()))
@@ -128,6 +128,17 @@ def _fetch_into(name: str, done: Path) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _download(apt: _Apt, name: str, download: Path) -> None:
+    """The source package's files; when the mirror lacks its Debian part (some .debian.tar answer 404 while the
+    .dsc and .orig download: qrencode, hexedit), the upstream tarball alone, which is all the tree is made of."""
+    try:
+        apt.run(name, "source", "--download-only", name, cwd=download)
+    except RuntimeError as exc:
+        if "(diff)" not in str(exc):
+            raise
+        apt.run(name, "source", "--download-only", "--tar-only", name, cwd=download)
 
 
 def _upstream_tarball(download: Path) -> Path | None:

@@ -185,6 +185,19 @@ def test_fribidi_with_meson_reorders_text(sources, builder_base, tmp_path, run_i
         assert _out(shown) == "world OLLEH\n"
 
 
+def test_fribidi_with_autotools_and_libtool_links_its_program_static(sources, builder_base, tmp_path,
+                                                                      run_in_image):
+    """libtool links a program with the project's shared library when there is one (--enable-shared, last, wins
+    over --disable-shared); the -static it is given, and the one the wrapper adds after it, make it all static."""
+    out = tmp_path / "dist"
+    result = build(sources("fribidi"), out, "--system", "autotools", "--configure-args", "--enable-shared",
+                   base=builder_base)
+    assert result.code == 0, result
+    assert _programs(out) == ["fribidi"]
+    shown = run_in_image(out / "fribidi", "--charset", "CapRTL", "--nopad", stdin=b"HELLO world\n")
+    assert _out(shown) == "world OLLEH\n"
+
+
 # --- pngcheck: a library from --package (zlib1g-dev for the target) ----------------------------------------------
 
 def test_pngcheck_links_zlib_from_a_package_for_the_target(sources, builder_base, tmp_path, run_in_image):
@@ -204,6 +217,46 @@ def test_pngcheck_links_zlib_from_a_package_for_the_target(sources, builder_base
         assert _out(checked).startswith("OK: stdin (2x2, 8-bit grayscale"), checked
         broken = run_in_image(out / arch / "pngcheck", stdin=PNG[:-20] + bytes([PNG[-20] ^ 0xFF]) + PNG[-19:])
         assert b"zlib: inflate error" in broken.stdout + broken.stderr  # zlib itself read the data
+
+
+# --- a static link completed: programs whose own build names what a shared link needs ----------------------------
+
+@pytest.mark.parametrize("name", ["sl", "hexedit"])
+def test_a_program_that_links_ncurses_alone_gets_tinfo(sources, builder_base, tmp_path, name):
+    """sl's Makefile and hexedit's configure say -lncurses only: libncurses.a also needs libtinfo.a (a shared
+    libncurses.so names libtinfo.so itself); the compiler wrappers add it from ncurses.pc."""
+    out = tmp_path / "dist"
+    result = build(sources(name), out, "--package", "libncurses-dev", "--arch", ",".join(TWO), "--jobs", "2",
+                   base=builder_base)
+    assert result.code == 0, result
+    for arch in TWO:
+        assert _programs(out / arch) == [name]
+        assert verify.verify(elf.read(str(out / arch / name)), targets.lookup(arch)).ok
+        assert "libtinfo.a (sha256 " in (out / arch / f"{name}.spdx.json").read_text()
+
+
+def test_qrencode_with_cmake_finds_libpng_as_an_archive(sources, builder_base, tmp_path, run_in_image):
+    """CMake's FindPNG takes libpng.a (not libpng.so, both are there) and the link takes zlib after it."""
+    out = tmp_path / "dist"
+    result = build(sources("qrencode"), out, "--package", "libpng-dev", "--arch", ",".join(TWO), "--jobs", "2",
+                   base=builder_base)
+    assert result.code == 0, result
+    for arch in TWO:
+        assert _programs(out / arch) == ["qrencode"]
+        sbom = (out / arch / "qrencode.spdx.json").read_text()
+        assert "libpng.a (sha256 " in sbom and "libz.a (sha256 " in sbom
+        png = run_in_image(out / arch / "qrencode", "-o", "-", "fromscratch")
+        assert png.returncode == 0 and png.stdout.startswith(b"\x89PNG\r\n"), png  # libpng wrote it
+
+
+def test_cmark_whose_own_option_builds_a_shared_library_too(sources, builder_base, tmp_path, run_in_image):
+    """cmark builds libcmark.so by default (CMARK_SHARED, not BUILD_SHARED_LIBS) and links its api_test program
+    with it; the wrappers link that program from the libcmark.a its static target made beside it."""
+    out = tmp_path / "dist"
+    result = build(sources("cmark"), out, base=builder_base)
+    assert result.code == 0, result
+    assert _programs(out) == ["cmark"]
+    assert _out(run_in_image(out / "cmark", stdin=b"# hi *there*\n")) == "<h1>hi <em>there</em></h1>\n"
 
 
 # --- C++ ---------------------------------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ class Toolset:
     emulator: str | None  # runs the target's programs on the build machine (try_run, Meson's exe_wrapper)
     linker: str = links.GNU  # how a link names its inputs (links.GNU, links.ZIG)
     drivers: dict[str, str] = field(default_factory=dict)  # "cc", "c++" -> the gcc an SBOM names as the compiler
+    # where the target's static archives are, for completing a static link (wrapper.sh); () completes nothing
+    archive_dirs: tuple[str, ...] = ()
 
     @property
     def triplet(self) -> str:
@@ -47,13 +49,16 @@ def gcc(target: targets.Target, build_machine: targets.Target, libc: str = "glib
                                             "c++": (f"{prefix}g++", *target.cflags)}
     drivers = {"cc": f"{prefix}gcc", "c++": f"{prefix}g++"}
     libdirs = f"/usr/lib/{target.lib_dir_name}/pkgconfig:/usr/share/pkgconfig"
+    # Debian's multiarch directories (-dev:<arch> packages install there); /usr/lib holds the build machine's own
+    archives = (f"/usr/lib/{target.lib_dir_name}", f"/lib/{target.lib_dir_name}", *(() if cross else ("/usr/lib",)))
     if libc == "musl":
         commands = {"cc": (f"{target.musl}-gcc", *target.cflags), "c++": NO_CXX_WITH_MUSL}
         drivers = {"cc": f"{prefix}gcc"}  # <musl>-gcc runs the target's gcc with musl's specs
         libdirs = ""  # Debian's .pc files describe glibc builds
+        archives = ()  # and its archives were built against glibc
     commands.update({tool: (f"{prefix}{tool}",) for tool in BINUTILS})
     return Toolset(target, cross, commands, libdirs, f"/usr/bin/qemu-{target.qemu}-static" if cross else None,
-                   drivers=drivers)
+                   drivers=drivers, archive_dirs=archives)
 
 
 # What CXX runs in a musl gcc build: Debian has no libstdc++ built for musl.
@@ -76,17 +81,21 @@ def zig(target: targets.Target, build_machine: targets.Target, python: str) -> T
 WRAPPER = Path(__file__).with_name("wrapper.sh")  # fs_cc, which every compiler wrapper runs
 
 
-def compiler_wrapper(command: Sequence[str], linker: str = links.GNU, driver: str = "", strip: bool = False) -> str:
+def compiler_wrapper(command: Sequence[str], linker: str = links.GNU, driver: str = "", strip: bool = False,
+                     archive_dirs: Sequence[str] = (), pc_dirs: str = "") -> str:
     """A compiler that links statically unless asked for a shared object (wrapper.sh's fs_cc says how), its link
-    traced for the SBOM; strip: every program is linked with -s too (--strip)."""
+    traced for the SBOM; strip: every program is linked with -s too (--strip); archive_dirs and pc_dirs (colon-
+    separated): where the target's archives and their .pc files are, to complete each static link from."""
     words = " ".join(shlex.quote(c) for c in command)
+    places = f"{shlex.quote(':'.join(archive_dirs))} {shlex.quote(pc_dirs)}"  # shlex.quote("") is ''
     return ("#!/bin/sh\n"
             "# made by fromscratch: every program linked static; a shared object (-shared) without -static\n"
             "# shellcheck source=/dev/null\n"
             '. "${0%/*}/links.sh"\n'
             "# shellcheck source=/dev/null\n"
             '. "${0%/*}/wrapper.sh"\n'
-            f'fs_cc {linker} {shlex.quote(driver) or chr(39) * 2} {int(strip)} {len(command)} {words} "$@"\n')
+            f'fs_cc {linker} {shlex.quote(driver) or chr(39) * 2} {int(strip)} {places} {len(command)} {words} '
+            '"$@"\n')
 
 
 def tool_wrapper(command: Sequence[str]) -> str:
@@ -104,7 +113,8 @@ def pkg_config_wrapper(libdir: str) -> str:
 
 def wrappers(tools: Toolset, strip: bool = False) -> dict[str, str]:
     """File name -> script text, for the tools directory."""
-    out = {name: (compiler_wrapper(cmd, tools.linker, tools.drivers.get(name, ""), strip) if name in ("cc", "c++")
+    out = {name: (compiler_wrapper(cmd, tools.linker, tools.drivers.get(name, ""), strip, tools.archive_dirs,
+                                   tools.pkg_config_libdir) if name in ("cc", "c++")
                   else tool_wrapper(cmd)) for name, cmd in tools.commands.items()}
     out["pkg-config"] = pkg_config_wrapper(tools.pkg_config_libdir)
     return out
@@ -143,6 +153,9 @@ def cmake_toolchain(tools: Toolset, tools_dir: str) -> str:
     lines += ['set(PKG_CONFIG_EXECUTABLE "' + tools_dir + '/pkg-config" CACHE FILEPATH "")',
               'set(CMAKE_EXE_LINKER_FLAGS_INIT "-static")',
               'set(BUILD_SHARED_LIBS OFF CACHE BOOL "static libraries only")',
+              # CMake's platform files set the suffixes again after this file (.so first): static.cmake, run at
+              # the end of every project() (CMake 3.15+), sets them after that; a project's own include runs instead
+              'if(NOT CMAKE_PROJECT_INCLUDE)', f'  set(CMAKE_PROJECT_INCLUDE "{tools_dir}/static.cmake")', 'endif()',
               'set(CMAKE_FIND_LIBRARY_SUFFIXES ".a")']
     if tools.cross:
         lines += ["set(CMAKE_SYSTEM_NAME Linux)", f"set(CMAKE_SYSTEM_PROCESSOR {t.cpu})",
@@ -155,6 +168,13 @@ def cmake_toolchain(tools: Toolset, tools_dir: str) -> str:
         if tools.emulator:
             lines.append(f'set(CMAKE_CROSSCOMPILING_EMULATOR "{tools.emulator}")')
     return "\n".join(lines) + "\n"
+
+
+def cmake_static() -> str:
+    """What every project() of a CMake build ends with (CMAKE_PROJECT_INCLUDE): find_library and the Find modules
+    built on it (FindPNG, FindZLIB, pkg_check_modules' libraries) take the static archive, never the .so."""
+    return ("# made by fromscratch: run after CMake's platform files, which put .so first\n"
+            'set(CMAKE_FIND_LIBRARY_SUFFIXES ".a")\n')
 
 
 def meson_machine(tools: Toolset, tools_dir: str) -> str:
@@ -177,7 +197,8 @@ def meson_machine(tools: Toolset, tools_dir: str) -> str:
 
 def files(tools: Toolset, tools_dir: str, strip: bool = False) -> dict[str, str]:
     """Every file of the tools directory: the wrappers (executable; strip: each program linked with -s), the two
-    machine files and the link tracing functions the wrappers and the build script source."""
+    machine files (and the CMake file the toolchain file runs after the platform's) and the link tracing functions
+    the wrappers and the build script source."""
     return {**wrappers(tools, strip), "toolchain.cmake": cmake_toolchain(tools, tools_dir),
-            "meson.ini": meson_machine(tools, tools_dir), "links.sh": links.script(),
+            "static.cmake": cmake_static(), "meson.ini": meson_machine(tools, tools_dir), "links.sh": links.script(),
             "wrapper.sh": WRAPPER.read_text()}
