@@ -44,7 +44,7 @@ def select(name: str, job: plan.Plan, wanted: Sequence[targets.Target], base: st
     from .native import Native
 
     native = Native(libc, limits)
-    if name == "native" or (name == "auto" and native.missing(job, wanted) is None):
+    if name == "native" or (name == "auto" and all(native.missing(p, ts) is None for p, ts in groups(job, wanted))):
         return native
     from .container import ContainerToolchain
 
@@ -56,7 +56,7 @@ def _libc(toolchain: str, job: plan.Plan, libc: str | None) -> str:
     if toolchain not in TOOLCHAINS:
         raise InputError(f"unknown toolchain {toolchain!r}", hint=f"choose {', '.join(TOOLCHAINS)}")
     libc = resolve_libc(toolchain, libc)
-    if libc == "musl" and job.packages:
+    if libc == "musl" and any(p.packages for p in (job, *dict(job.by_target).values())):
         raise InputError(f"--package with {'the zig toolchain' if toolchain == 'zig' else '--libc musl'}: Debian's "
                          "static archives are built against glibc", hint="use --libc glibc with --toolchain "
                          "container (or native) for --package")
@@ -93,7 +93,8 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
     if out_dir is not None:
         check_out_dir(out_dir, job.root)
     chain = select(toolchain, job, wanted, base, libc, limits)
-    chain.prepare(job, wanted)  # once, before any thread: a build image is built by one caller only
+    for each, some in groups(job, wanted):  # once, before any thread: a build image is built by one caller only
+        chain.prepare(each, some)
     skip = skip_output(out_dir) if out_dir else (lambda path: False)
     sources = _documented_sources(job, out_dir, supplier)  # once: every program of every target is made from them
 
@@ -104,7 +105,7 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
             # a rule's one output is taken before it compiles: one that cannot be written is said at once
             reserved = ({job.program: outputs.enter_context(atomic_output(place(target, job.program), mode=0o755))}
                         if rule else {})
-            with chain.run(job, target, skip) as made:
+            with chain.run(job.for_target(target.name), target, skip) as made:
                 if rule:
                     _compiler_said(made / "output.log")
                 written = _deliver(made / "out", target, place, sources, rule, naming, outputs, reserved, supplier)
@@ -117,6 +118,14 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
     provides.explain([o.error for o in outcomes], wanted, phrase, index)
     raise_failures(outcomes, wanted)
     return outcomes
+
+
+def groups(job: plan.Plan, wanted: Sequence[targets.Target]) -> list[tuple[plan.Plan, list[targets.Target]]]:
+    """The wanted targets by the plan each builds (a project's [target.ARCH] tables give some their own)."""
+    out: dict[plan.Plan, list[targets.Target]] = {}
+    for target in wanted:
+        out.setdefault(job.for_target(target.name), []).append(target)
+    return list(out.items())
 
 
 def _documented_sources(job: plan.Plan, out_dir: Path | None, supplier: str) -> list[spdx.Package | spdx.File]:

@@ -51,10 +51,16 @@ class Plan:
     sources: tuple[str, ...] = ()
     program: str = ""
     gnu_ld_flags: tuple[str, ...] = ()  # flags only GNU ld takes (zig's linker refuses them)
+    # a target's own plan, by target name, where the project's fromscratch.toml has a [target.ARCH] table
+    by_target: tuple[tuple[str, Plan], ...] = ()
 
     @property
     def name(self) -> str:
         return self.program or self.root.name
+
+    def for_target(self, target: str) -> Plan:
+        """The plan of one target (by name): its own, or this one."""
+        return dict(self.by_target).get(target, self)
 
     @property
     def cxx(self) -> bool:
