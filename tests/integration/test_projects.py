@@ -206,6 +206,49 @@ def test_pngcheck_links_zlib_from_a_package_for_the_target(sources, builder_base
         assert b"zlib: inflate error" in broken.stdout + broken.stderr  # zlib itself read the data
 
 
+# --- screen, figlet: named as installed, every link recorded, settings kept in fromscratch.toml -------------------
+
+def _linked(sbom_path: Path, package: str) -> bool:
+    """The program's SBOM names package as statically linked: the record of its link was found."""
+    sbom = json.loads(sbom_path.read_bytes())
+    found = [p["SPDXID"] for p in sbom["packages"] if p["name"] == package]
+    return bool(found) and any(r["relationshipType"] == "STATIC_LINK" and r["relatedSpdxElement"] == found[0]
+                               for r in sbom["relationships"])
+
+
+def test_screen_from_its_kept_recipe_keeps_its_installed_names(sources, builder_base, tmp_path, run_in_image):
+    """screen's link makes `screen`, installed as screen-4.9.0 plus the symlink screen: both names delivered, its
+    link found by content (ncurses in its SBOM); what it needs comes from the project's file, no flag."""
+    screen = sources("screen")
+    (screen / "fromscratch.toml").write_text('packages = ["libncurses-dev"]\n')
+    out = tmp_path / "dist"
+    result = build(screen, out, base=builder_base)
+    assert result.code == 0, result
+    assert sorted(p.name for p in out.iterdir()) == ["screen", "screen-4.9.0", "screen-4.9.0.spdx.json"]
+    assert os.readlink(out / "screen") == "screen-4.9.0"
+    assert "no record of its link" not in result.err, result.err
+    assert _linked(out / "screen-4.9.0.spdx.json", "libncurses-dev")
+    assert "Screen version 4.09.00" in _out(run_in_image(out / "screen-4.9.0", "-v"))
+
+
+def test_figlet_links_with_its_own_gcc_and_its_recipe_is_saved(sources, builder_base, tmp_path, run_in_image):
+    """figlet's Makefile links with `LD = gcc`: through the wrappers too, so chkfont is static and both programs'
+    links are recorded; --save writes what the build used, and the next build needs no flag."""
+    figlet = sources("figlet")
+    out = tmp_path / "dist"
+    result = build(figlet, out, "--make-args", "figlet chkfont", "--save", base=builder_base)
+    assert result.code == 0, result
+    assert _programs(out) == ["chkfont", "figlet"]
+    assert "no record of its link" not in result.err, result.err
+    for name in ("chkfont", "figlet"):
+        assert _linked(out / f"{name}.spdx.json", "libc6-dev"), name
+    kept = (figlet / "fromscratch.toml").read_text()
+    assert 'system = "make"' in kept and 'make-args = ["figlet", "chkfont"]' in kept, kept
+    again = build(figlet, tmp_path / "again", base=builder_base)
+    assert again.code == 0 and _programs(tmp_path / "again") == ["chkfont", "figlet"], again
+    assert _out(run_in_image(out / "figlet", "-I", "1")).strip().isdigit()
+
+
 # --- C++ ---------------------------------------------------------------------------------------------------------
 
 def test_a_cpp_project_with_cmake(sources, builder_base, tmp_path, run_in_image):
