@@ -78,3 +78,30 @@ def test_a_link_the_wrappers_never_saw_is_said_in_one_line(tmp_path):
     said = [line for line in built.err.splitlines() if "no record of its link" in line]
     assert len(said) == 1 and "dist/hello" in said[0], built.err
     assert "libc6-dev" not in _packages(tmp_path / "dist" / "hello.spdx.json")  # what the binary shows
+
+
+@pytest.mark.skipif(not shutil.which("aarch64-linux-gnu-gcc"), reason="needs the arm64 cross gcc")
+def test_a_kept_recipe_builds_each_target_with_its_own_settings_and_flags_win(tmp_path):
+    """fromscratch.toml through the command line: no flag, a [target.arm64] table of its own, then a flag that
+    beats the file (and says so); a hostile file stops the build before anything runs."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "hello.c").write_text('#include <stdio.h>\nint main(void){puts(WHO);return 0;}\n')
+    (proj / "Makefile").write_text("hello: hello.c\n\t$(CC) -DWHO='\"'$(WHO)'\"' -o hello hello.c\n")
+    (proj / "fromscratch.toml").write_text('make-args = ["WHO=everyone"]\n[target.arm64]\nmake-args = ["WHO=arm"]\n')
+    built = invoke("build", "--project", str(proj), "--arch", "amd64,arm64", "--toolchain", "native",
+                   "--out", str(tmp_path / "dist"), cwd=tmp_path)
+    assert built.code == 0, built
+    assert b"everyone" in (tmp_path / "dist" / "amd64" / "hello").read_bytes()
+    assert b"arm\0" in (tmp_path / "dist" / "arm64" / "hello").read_bytes()
+    flagged = invoke("build", "--project", str(proj), "--arch", "amd64,arm64", "--toolchain", "native",
+                     "--make-args", "WHO=flag", "--out", str(tmp_path / "flag"), cwd=tmp_path)
+    assert flagged.code == 0, flagged
+    assert all(b"flag\0" in (tmp_path / "flag" / a / "hello").read_bytes() for a in ("amd64", "arm64"))
+    assert "--make-args given: " in flagged.err and "[target.arm64]'s make-args not used" in flagged.err
+    (proj / "fromscratch.toml").write_text('packages = ["$(touch pwned)"]\n')
+    refused = invoke("build", "--project", str(proj), "--toolchain", "native", "--out", str(tmp_path / "no"),
+                     cwd=tmp_path)
+    assert refused.code == 2 and refused.err.count("\n") == 1, refused
+    assert "fromscratch.toml: packages '$(touch pwned)' is not a Debian package name" in refused.err
+    assert not (tmp_path / "no").exists() and not list(tmp_path.rglob("pwned"))
