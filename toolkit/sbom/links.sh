@@ -70,23 +70,28 @@ fs_link() {
 
 fs_trace_of() {
   fs_p=$(realpath "$1"); fs_n=${1##*/}
-  # newest first, one name a line (a program's name may hold spaces). Most traces are configure's test links,
-  # whose output is gone: skipped without a process. An output compared once (relinked: its newest trace only).
-  ls -t "$FROMSCRATCH_LINKS" 2>/dev/null | (
-    fs_same=; fs_last=; fs_seen=/
-    while IFS= read -r fs_t; do
-      fs_t=$FROMSCRATCH_LINKS/$fs_t
-      [ -f "$fs_t" ] || continue
-      IFS= read -r fs_o < "$fs_t"; fs_o=${fs_o#output }
-      if [ "$fs_o" = "$fs_p" ]; then cat "$fs_t"; exit 0; fi
-      if [ "${fs_o##*/}" = "$fs_n" ] && [ -z "$fs_last" ]; then fs_last=$fs_t; fi
-      [ -z "$fs_same" ] && [ -f "$fs_o" ] || continue
-      case $fs_seen in *"/$fs_o/"*) continue ;; esac
-      fs_seen="$fs_seen$fs_o/"
-      if cmp -s "$fs_o" "$1"; then fs_same=$fs_t; fi
+  # One awk reads the first line of every trace, newest first (a program's name may hold spaces): the trace of
+  # that very path, when there is one; else each output once, for cmp when it is still a file (configure's test
+  # links are gone: skipped without a process); and last the newest of the name.
+  ls -t "$FROMSCRATCH_LINKS" 2>/dev/null | awk -v dir="$FROMSCRATCH_LINKS" -v path="$fs_p" -v name="$fs_n" '
+    { t = dir "/" $0; line = ""; if ((getline line < t) <= 0) next; close(t); o = substr(line, 8)
+      if (substr(line, 1, 7) != "output ") next
+      if (o == path) { found = t; exit }
+      b = o; sub(/.*\//, "", b)
+      if (b == name && last == "") last = t
+      if (!(o in seen)) { seen[o] = 1; same[++n] = "same\t" t "\t" o } }
+    END { if (found != "") { print "path\t" found; exit }
+          for (i = 1; i <= n; i++) print same[i]
+          if (last != "") print "name\t" last }' | (
+    fs_last=
+    while IFS="$(printf '\t')" read -r fs_k fs_t fs_o; do
+      case $fs_k in
+        path) cat "$fs_t"; exit 0 ;;
+        same) if [ -f "$fs_o" ] && cmp -s "$fs_o" "$1"; then cat "$fs_t"; exit 0; fi ;;
+        name) fs_last=$fs_t ;;
+      esac
     done
-    fs_t=${fs_same:-$fs_last}
-    if [ -n "$fs_t" ]; then cat "$fs_t"; fi
+    if [ -n "$fs_last" ]; then cat "$fs_last"; fi
   )
 }
 
