@@ -8,7 +8,7 @@ import contextlib
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,7 @@ from ..files import atomic_output, excerpt
 from ..sbom import links, spdx
 from ..sbom.program import program_document
 from ..sbom.sources import source_files, source_tree
-from . import plan, provides
+from . import plan, provides, symlinks
 from .toolchain import TOOLCHAINS, Toolchain, resolve_libc
 
 log = logging.getLogger(__name__)
@@ -173,48 +173,9 @@ def _deliver(out: Path, target: targets.Target, place: Place, sources: Sequence[
         shutil.copyfile(p, tmp)
         spdx.write_beside(dest, document)
         written.append(Program(dest, facts[p.name]))
-    also = _symlinks(out, target, place, {p.name for p in programs}, outputs)
+    also = symlinks.deliver(out / plan.RECORDS / symlinks.LIST, lambda name: place(target, name),
+                            {p.name for p in programs}, outputs)
     return tuple(Program(w.path, w.facts, tuple(also.get(p.name, ()))) for w, p in zip(written, programs, strict=True))
-
-
-def _symlinks(out: Path, target: targets.Target, place: Place, programs: set[str],
-              outputs: contextlib.ExitStack) -> dict[str, list[str]]:
-    """The symlinks the build installed beside its programs (out/.records/.symlinks: LINK/PROGRAM a line), made
-    beside the programs written, pointing at them by name, once they are written (as outputs closes); a name that
-    is not a plain file name, that is a program's or an SBOM's, or that would land elsewhere is left out. By
-    program name, the names it also goes by."""
-    listed = out / plan.RECORDS / SYMLINKS
-    lines = listed.read_text(errors="replace").splitlines()[:1000] if listed.is_file() else []
-    also: dict[str, list[str]] = {}
-    for line in lines:
-        name, _, program = line.partition("/")
-        if (program not in programs or name in programs or not name or name.startswith(".") or "/" in program
-                or not name.isprintable() or name.endswith(spdx.SUFFIX) or name in also.get(program, [])):
-            continue
-        link, dest = place(target, name), place(target, program)
-        if link.parent != dest.parent:
-            continue
-        outputs.enter_context(_symlink_when_done(link, program))
-        also.setdefault(program, []).append(name)
-    return also
-
-
-SYMLINKS = ".symlinks"  # collect.sh's list of the symlinks installed beside the programs
-
-
-@contextlib.contextmanager
-def _symlink_when_done(link: Path, to: str) -> Iterator[None]:
-    """link -> to (a name in the same directory), made when the block ends without error: under a temporary name,
-    then renamed over whatever link was (a program's earlier copy is replaced by the link)."""
-    yield
-    tmp = link.with_name(f".{link.name}.{os.getpid()}.symlink")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    tmp.symlink_to(to)
-    if link.is_dir() and not link.is_symlink():
-        tmp.unlink()
-        raise BuildFailed(f"{link}: a directory is in the way of the link to {to}")
-    os.replace(tmp, link)
 
 
 def _programs(out: Path, target: targets.Target) -> list[Path]:
