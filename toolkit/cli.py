@@ -242,16 +242,18 @@ def _targets(arch: str | None) -> list[targets.Target]:
             "no_find": "do not find the packages the project declares (--no-find), or leave out these "
                        "(--no-find=PKG-OR-NAME,...)",
             "artifact": "with --project: a program to take, relative to the project or the install prefix "
-                        "(repeat; default: what it installs in bin/ and sbin/, else the programs it made)"})
+                        "(repeat; default: what it installs in bin/ and sbin/, else the programs it made)",
+            "save": "with --project: write what a successful build used to the project's fromscratch.toml"})
 @cli
 def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: str = "", arch: str | None = None,
           toolchain: str = "auto", builder_base: str | None = None, strip: bool = False, jobs: int = 1,
           project: str | None = None, subdir: str = "", system: str | None = None, run: str | None = None,
           configure_args: str = "", make_args: str = "", package: list[str] | None = None,
           tool: list[str] | None = None, artifact: list[str] | None = None, libc: str | None = None,
-          timeout: int = DEFAULT_TIMEOUT, supplier: str | None = None, no_find: str | bool | None = None) -> None:
+          timeout: int = DEFAULT_TIMEOUT, supplier: str | None = None, no_find: str | bool | None = None,
+          save: bool = False) -> None:
     """Compile your own C or C++ program (--src), or build a whole project (--project DIR), into static binaries."""
-    from .compile import pipeline, plan, recipes
+    from .compile import pipeline, project_file, recipes
     from .errors import InputError
 
     find, exclude = _no_find(no_find)
@@ -261,21 +263,25 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
     if project is not None:
         if src:
             raise InputError("--src and --project both say what to build", hint="give one of them")
-        job = plan.open_project(
-            project, subdir, system, run, strip, configure_args=tuple(_split_flags(configure_args, "--configure-args")),
-            make_args=tuple(_split_flags(make_args, "--make-args")), packages=tuple(package or ()),
-            tools=tuple(tool or ()), artifacts=tuple(artifact or ()), cflags=tuple(cf), ldflags=tuple(lf))
+        # the flags given; the project's fromscratch.toml gives the rest
+        flags = project_file.Settings(
+            packages=tuple(package) if package else None, tools=tuple(tool) if tool else None, subdir=subdir or None,
+            system=system, run=run, configure_args=_given_words(configure_args, "--configure-args"),
+            make_args=_given_words(make_args, "--make-args"), cflags=_given_words(cflags, "--cflags"),
+            ldflags=_given_words(ldflags, "--ldflags"), artifacts=tuple(artifact) if artifact else None,
+            strip=True if strip else None)
+        job = project_file.open_project(project, flags)
         wanted, out_dir = _targets(arch), Path(out or "dist")
         per_target = len(wanted) > 1
         pipeline.build(job, wanted, chain, lambda t, name: (out_dir / t.name if per_target else out_dir) / name, say,
                        base=_builder_base(c, builder_base), jobs=jobs, libc=libc, limits=_limits(timeout),
                        index=_contents_index, out_dir=out_dir, supplier=_supplier(c, supplier), find=find,
-                       exclude=exclude)
+                       exclude=exclude, saved=(lambda used: say(f"saved {project_file.save(used)}")) if save else None)
         return
     if not src:
         raise InputError("--src or --project is required", hint="e.g. --src app.c, or --project ./myproject")
     project_only = [flag for flag, given in (
-        ("--artifact", artifact), ("--subdir", subdir), ("--system", system), ("--run", run),
+        ("--save", save), ("--artifact", artifact), ("--subdir", subdir), ("--system", system), ("--run", run),
         ("--configure-args", configure_args), ("--make-args", make_args)) if given]
     if project_only:
         raise InputError(f"{', '.join(project_only)}: only a --project build takes "
@@ -442,6 +448,11 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
     make.image(ref, [Path(b) for b in binary or ["hello"]], opts, outputs, say, backend=backend, want=want,
                platforms=platforms, recipe=recipe, toolchain=toolchain, builder_base=_builder_base(c, builder_base),
                sbom=sbom, limits=_limits(timeout), index=_contents_index, supplier=_supplier(c, supplier))
+
+
+def _given_words(text: str, flag: str) -> tuple[str, ...] | None:
+    """A flag of words as given: None when it was not (or was empty), so that a project's file gives it."""
+    return tuple(_split_flags(text, flag)) if text else None
 
 
 def _split_flags(text: str, flag: str = "--cflags") -> list[str]:

@@ -81,8 +81,8 @@ def _out(proc: subprocess.CompletedProcess) -> str:
 
 
 def _programs(out: Path) -> list[str]:
-    """The programs a build wrote; each has its SBOM beside it."""
-    names = sorted(p.name for p in out.iterdir() if not p.name.endswith(".spdx.json"))
+    """The programs a build wrote (not the symlinks to them); each has its SBOM beside it."""
+    names = sorted(p.name for p in out.iterdir() if not p.name.endswith(".spdx.json") and not p.is_symlink())
     assert sorted(p.name for p in out.iterdir() if p.name.endswith(".spdx.json")) == [f"{n}.spdx.json" for n in names]
     return names
 
@@ -150,7 +150,9 @@ def test_zstd_with_cmake_compresses_and_decompresses(sources, builder_base, tmp_
     assert result.code == 0, result
     text = b"fromscratch " * 1000
     for arch in TWO:
-        assert _programs(out / arch) == ["zstd"]  # zstdcat, unzstd (links) and zstdgrep (a script) are not taken
+        assert _programs(out / arch) == ["zstd"]  # zstdgrep (a script) is not taken
+        assert {p.name: os.readlink(p) for p in (out / arch).iterdir() if p.is_symlink()} == {
+            "zstdcat": "zstd", "unzstd": "zstd", "zstdmt": "zstd"}  # its installed names, beside it
         packed = run_in_image(out / arch / "zstd", "-q", "-c", stdin=text)
         assert packed.returncode == 0 and packed.stdout[:4] == b"\x28\xb5\x2f\xfd" and len(packed.stdout) < 100
         unpacked = run_in_image(out / arch / "zstd", "-q", "-d", "-c", stdin=packed.stdout)
@@ -259,6 +261,49 @@ def test_cmark_whose_own_option_builds_a_shared_library_too(sources, builder_bas
     assert _out(run_in_image(out / "cmark", stdin=b"# hi *there*\n")) == "<h1>hi <em>there</em></h1>\n"
 
 
+# --- screen, figlet: named as installed, every link recorded, settings kept in fromscratch.toml -------------------
+
+def _linked(sbom_path: Path, package: str) -> bool:
+    """The program's SBOM names package as statically linked: the record of its link was found."""
+    sbom = json.loads(sbom_path.read_bytes())
+    found = [p["SPDXID"] for p in sbom["packages"] if p["name"] == package]
+    return bool(found) and any(r["relationshipType"] == "STATIC_LINK" and r["relatedSpdxElement"] == found[0]
+                               for r in sbom["relationships"])
+
+
+def test_screen_from_its_kept_recipe_keeps_its_installed_names(sources, builder_base, tmp_path, run_in_image):
+    """screen's link makes `screen`, installed as screen-4.9.0 plus the symlink screen: both names delivered, its
+    link found by content (ncurses in its SBOM); what it needs comes from the project's file, no flag."""
+    screen = sources("screen")
+    (screen / "fromscratch.toml").write_text('packages = ["libncurses-dev"]\n')
+    out = tmp_path / "dist"
+    result = build(screen, out, base=builder_base)
+    assert result.code == 0, result
+    assert sorted(p.name for p in out.iterdir()) == ["screen", "screen-4.9.0", "screen-4.9.0.spdx.json"]
+    assert os.readlink(out / "screen") == "screen-4.9.0"
+    assert "no record of its link" not in result.err, result.err
+    assert _linked(out / "screen-4.9.0.spdx.json", "libncurses-dev")
+    assert "Screen version 4.09.00" in _out(run_in_image(out / "screen-4.9.0", "-v"))
+
+
+def test_figlet_links_with_its_own_gcc_and_its_recipe_is_saved(sources, builder_base, tmp_path, run_in_image):
+    """figlet's Makefile links with `LD = gcc`: through the wrappers too, so chkfont is static and both programs'
+    links are recorded; --save writes what the build used, and the next build needs no flag."""
+    figlet = sources("figlet")
+    out = tmp_path / "dist"
+    result = build(figlet, out, "--make-args", "figlet chkfont", "--save", base=builder_base)
+    assert result.code == 0, result
+    assert _programs(out) == ["chkfont", "figlet"]
+    assert "no record of its link" not in result.err, result.err
+    for name in ("chkfont", "figlet"):
+        assert _linked(out / f"{name}.spdx.json", "libc6-dev"), name
+    kept = (figlet / "fromscratch.toml").read_text()
+    assert 'system = "make"' in kept and 'make-args = ["figlet", "chkfont"]' in kept, kept
+    again = build(figlet, tmp_path / "again", base=builder_base)
+    assert again.code == 0 and _programs(tmp_path / "again") == ["chkfont", "figlet"], again
+    assert _out(run_in_image(out / "figlet", "-I", "1")).strip().isdigit()
+
+
 # --- C++ ---------------------------------------------------------------------------------------------------------
 
 def test_a_cpp_project_with_cmake(sources, builder_base, tmp_path, run_in_image):
@@ -352,8 +397,9 @@ def test_a_missing_artifact_and_a_dynamic_program_are_refused(builder_base, tmp_
                     base=builder_base)
     assert_clean_failure(missing)
     assert "--artifact bin/nothing: not in the project" in missing.err
-    # a command that ignores $CC and links dynamically: verify's reasons, nothing written
-    dynamic = build(proj, tmp_path / "dist", "--run", "gcc m.c -o m", base=builder_base)
+    # a command that ignores $CC and reaches gcc by its absolute path (a plain `gcc` goes through the wrappers):
+    # dynamic, so verify's reasons, nothing written
+    dynamic = build(proj, tmp_path / "dist", "--run", "/usr/bin/gcc m.c -o m", base=builder_base)
     assert_clean_failure(dynamic)
     assert "which fails verify" in dynamic.err and "interpreter" in dynamic.err
     assert not (tmp_path / "dist").exists()

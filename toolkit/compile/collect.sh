@@ -27,11 +27,14 @@ fs_collect_start() {
 
 fs_is_elf() { [ "$(od -An -N4 -c "$1" 2>/dev/null | tr -d ' \n')" = '177ELF' ]; }
 
+# A program's name starting with a dot is refused: out/.records (and its .symlinks) are the collector's own.
 fs_take() {
   n=$(basename "$1")
+  case $n in .*) echo "fromscratch: skipped $1: a hidden file is not taken as a program" >&2; return ;; esac
   if [ -e "$W/out/$n" ]; then echo "fromscratch: skipped $1: a program named $n was taken already" >&2; return; fi
   cp "$1" "$W/out/$n" && echo "fromscratch: took $1" >&2
   fs_trace_of "$1" > "$W/taken/$n"
+  printf '%s\n' "$(realpath "$1")" > "$W/taken/.from.$n"
 }
 
 # The --artifact paths (the script's arguments: checked by grammar.inside, and here again once the build has made
@@ -54,10 +57,21 @@ fs_from_artifacts() {
   done
 }
 
-# What the build installed in bin/ and sbin/.
+# What the build installed in bin/ and sbin/; and each symlink there to a program taken (screen installs
+# screen-4.9.0 and the link screen), as a line LINK/PROGRAM of out/.records/.symlinks: pipeline.py makes the link
+# beside the program. A link that leads anywhere else is not delivered.
 fs_from_install() {
   for f in "$W/stage$P/bin/"* "$W/stage$P/sbin/"*; do
     if [ -f "$f" ] && [ ! -L "$f" ] && fs_is_elf "$f"; then fs_take "$f"; fi
+  done
+  for f in "$W/stage$P/bin/"* "$W/stage$P/sbin/"*; do
+    [ -L "$f" ] || continue
+    real=$(realpath "$f" 2>/dev/null) || continue
+    for from in "$W/taken/".from.*; do
+      [ -f "$from" ] && [ "$(cat "$from")" = "$real" ] || continue
+      printf '%s/%s\n' "${f##*/}" "${from##*/.from.}" >> "$W/taken/.symlinks"
+      break
+    done
   done
 }
 
@@ -76,6 +90,7 @@ fs_from_tree() {
 fs_collect_end() {
   if [ -z "$(ls -A "$W/out")" ]; then echo "fromscratch: the build made no program" >&2; exit "$FS_NO_PROGRAM"; fi
   mkdir "$W/out/.records"
+  if [ -f "$W/taken/.symlinks" ]; then cp "$W/taken/.symlinks" "$W/out/.records/.symlinks"; fi
   i=0
   for f in "$W/out/"*; do
     n=$(basename "$f")
@@ -83,4 +98,22 @@ fs_collect_end() {
     i=$((i + 1)); [ $((i % JOBS)) -ne 0 ] || wait
   done
   wait
+}
+
+fs_quoted() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
+
+# A Makefile that links with its own `gcc` (figlet: LD = gcc), or runs cc, g++, c++ or <triplet>-gcc by name,
+# reaches the compiler wrappers too: a directory of those names (the arguments) first on PATH, each running its
+# wrapper (cc or c++). The wrapper takes the directory off PATH again (links.sh, FROMSCRATCH_COMPILERS), so that
+# its own gcc is the real one, never itself. The build's steps run in a subshell: only they see the change.
+fs_compilers_first() {
+  FROMSCRATCH_COMPILERS="$W/tools/path"; export FROMSCRATCH_COMPILERS
+  mkdir -p "$FROMSCRATCH_COMPILERS" || return 1
+  for fs_name in "$@"; do
+    case $fs_name in *++) fs_w=c++ ;; *) fs_w=cc ;; esac
+    printf '#!/bin/sh\n# made by fromscratch: the compiler wrapper by this name\nexec %s "$@"\n' \
+      "$(fs_quoted "$W/tools/$fs_w")" > "$FROMSCRATCH_COMPILERS/$fs_name"
+    chmod 755 "$FROMSCRATCH_COMPILERS/$fs_name"
+  done
+  PATH="$FROMSCRATCH_COMPILERS:$PATH"; export PATH
 }

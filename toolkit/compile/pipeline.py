@@ -22,7 +22,7 @@ from ..files import atomic_output, excerpt
 from ..sbom import links, spdx
 from ..sbom.program import program_document
 from ..sbom.sources import source_files, source_tree
-from . import deps, found, plan, provides
+from . import deps, found, plan, provides, symlinks
 from .toolchain import TOOLCHAINS, Toolchain, resolve_libc
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def select(name: str, job: plan.Plan, wanted: Sequence[targets.Target], base: st
     from .native import Native
 
     native = Native(libc, limits)
-    if name == "native" or (name == "auto" and native.missing(job, wanted) is None):
+    if name == "native" or (name == "auto" and all(native.missing(p, ts) is None for p, ts in groups(job, wanted))):
         return native
     from .container import ContainerToolchain
 
@@ -56,7 +56,7 @@ def _libc(toolchain: str, job: plan.Plan, libc: str | None) -> str:
     if toolchain not in TOOLCHAINS:
         raise InputError(f"unknown toolchain {toolchain!r}", hint=f"choose {', '.join(TOOLCHAINS)}")
     libc = resolve_libc(toolchain, libc)
-    if libc == "musl" and job.packages:
+    if libc == "musl" and any(p.packages for p in (job, *dict(job.by_target).values())):
         raise InputError(f"--package with {'the zig toolchain' if toolchain == 'zig' else '--libc musl'}: Debian's "
                          "static archives are built against glibc", hint="use --libc glibc with --toolchain "
                          "container (or native) for --package")
@@ -69,6 +69,7 @@ class Program:
 
     path: Path
     facts: elf.ElfFacts
+    also: tuple[str, ...] = ()  # the other names it was installed under: symlinks beside it
 
 
 @dataclass(frozen=True)
@@ -84,12 +85,13 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
           say: Callable[[str], None], *, base: str | None = None, jobs: int = 1, libc: str | None = None,
           limits: Limits = DEFAULT_LIMITS, index: provides.Index | None = None,
           out_dir: Path | None = None, supplier: str = spdx.NOASSERTION, find: bool = True,
-          exclude: Sequence[str] = ()) -> list[Outcome]:
+          exclude: Sequence[str] = (), saved: Callable[[plan.Plan], None] | None = None) -> list[Outcome]:
     """Build job for every wanted target with the toolchain called toolchain, jobs at a time; say each program
     as it is written; fail if any target did (a target that lacked a file Debian packages is told which, from
     index). A project's out_dir is left out of what its build copies; supplier is the programs' in their SBOMs.
     With find, the packages that provide what the project declares are found in index first (but those and the
-    declarations exclude names) and added to job's."""
+    declarations exclude names) and added to job's. saved hears of the plan that built, found packages and all,
+    once every target has."""
     if jobs < 1:
         raise InputError(f"--jobs {jobs}: give 1 or more")
     libc = _libc(toolchain, job, libc)
@@ -98,7 +100,8 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
     if out_dir is not None:
         check_out_dir(out_dir, job.root)
     chain = select(toolchain, job, wanted, base, libc, limits)
-    chain.prepare(job, wanted)  # once, before any thread: a build image is built by one caller only
+    for each, some in groups(job, wanted):  # once, before any thread: a build image is built by one caller only
+        chain.prepare(each, some)
     skip = skip_output(out_dir) if out_dir else (lambda path: False)
     sources = _documented_sources(job, out_dir, supplier)  # once: every program of every target is made from them
 
@@ -109,18 +112,21 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
             # a rule's one output is taken before it compiles: one that cannot be written is said at once
             reserved = ({job.program: outputs.enter_context(atomic_output(place(target, job.program), mode=0o755))}
                         if rule else {})
-            with chain.run(job, target, skip) as made:
+            with chain.run(job.for_target(target.name), target, skip) as made:
                 if rule:
                     _compiler_said(made / "output.log")
                 written = _deliver(made / "out", target, place, sources, rule, naming, outputs, reserved, supplier)
         for program in written:
-            say(f"built {program.path} for {target.platform} with the {chain.name} toolchain")
+            also = f" (also {', '.join(program.also)})" if program.also else ""
+            say(f"built {program.path}{also} for {target.platform} with the {chain.name} toolchain")
         return written
 
     outcomes = for_each_target(wanted, jobs, one)
     phrase = provides.for_sources(chain.name) if job.system == plan.RULE else provides.for_project(chain.name)
     provides.explain([o.error for o in outcomes], wanted, phrase, index)
     raise_failures(outcomes, wanted)
+    if saved is not None:
+        saved(job)
     return outcomes
 
 
@@ -148,6 +154,14 @@ def with_found(job: plan.Plan, wanted: Sequence[targets.Target], libc: str, inde
         say(line)
     added = tuple(p for p in finding.packages if p not in job.packages)
     return replace(job, packages=(*job.packages, *added)) if added else job
+
+
+def groups(job: plan.Plan, wanted: Sequence[targets.Target]) -> list[tuple[plan.Plan, list[targets.Target]]]:
+    """The wanted targets by the plan each builds (a project's [target.ARCH] tables give some their own)."""
+    out: dict[plan.Plan, list[targets.Target]] = {}
+    for target in wanted:
+        out.setdefault(job.for_target(target.name), []).append(target)
+    return list(out.items())
 
 
 def _documented_sources(job: plan.Plan, out_dir: Path | None, supplier: str) -> list[spdx.Package | spdx.File]:
@@ -182,14 +196,20 @@ def _deliver(out: Path, target: targets.Target, place: Place, sources: Sequence[
         dest = place(target, p.name)
         record = out / plan.RECORDS / p.name
         text = record.read_text() if record.is_file() else ""
-        document = program_document(p, dest.name, target.platform, facts[p.name], links.parse(text) if text else None,
-                                    sources, epoch, supplier=supplier)
+        seen = links.parse(text) if text else None
+        if seen is None or not seen.seen:
+            log.warning("%s: no record of its link (it was linked behind the compiler wrappers' back): its SBOM "
+                        "names only what the binary shows", dest)
+        document = program_document(p, dest.name, target.platform, facts[p.name], seen, sources, epoch,
+                                    supplier=supplier)
         naming.enter_context(spdx.naming(dest))
         tmp = reserved.get(p.name) or outputs.enter_context(atomic_output(dest, mode=0o755))
         shutil.copyfile(p, tmp)
         spdx.write_beside(dest, document)
         written.append(Program(dest, facts[p.name]))
-    return tuple(written)
+    also = symlinks.deliver(out / plan.RECORDS / symlinks.LIST, lambda name: place(target, name),
+                            {p.name for p in programs}, outputs)
+    return tuple(Program(w.path, w.facts, tuple(also.get(p.name, ()))) for w, p in zip(written, programs, strict=True))
 
 
 def _programs(out: Path, target: targets.Target) -> list[Path]:

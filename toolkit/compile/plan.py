@@ -51,10 +51,16 @@ class Plan:
     sources: tuple[str, ...] = ()
     program: str = ""
     gnu_ld_flags: tuple[str, ...] = ()  # flags only GNU ld takes (zig's linker refuses them)
+    # a target's own plan, by target name, where the project's fromscratch.toml has a [target.ARCH] table
+    by_target: tuple[tuple[str, Plan], ...] = ()
 
     @property
     def name(self) -> str:
         return self.program or self.root.name
+
+    def for_target(self, target: str) -> Plan:
+        """The plan of one target (by name): its own, or this one."""
+        return dict(self.by_target).get(target, self)
 
     @property
     def cxx(self) -> bool:
@@ -163,6 +169,13 @@ def steps(project: Plan, cross: bool, triplet: str, gnu_ld: bool = True) -> list
             f'make install DESTDIR="$W/stage" {make_vars}']
 
 
+def compiler_names(cross: bool, triplet: str) -> tuple[str, ...]:
+    """The names a project may run the target's compiler by, which lead to the wrappers: the triplet's, and for the
+    build machine's own target the plain ones too (for a foreign target they stay the build machine's compiler)."""
+    own = (f"{triplet}-gcc", f"{triplet}-g++")
+    return own if cross else ("gcc", "cc", "g++", "c++", *own)
+
+
 RECORDS = ".records"  # in out/, beside the programs: one copy out of the container brings both (collect.sh)
 COLLECT = Path(__file__).with_name("collect.sh")  # copied into the build's tools directory
 
@@ -175,6 +188,7 @@ def script(project: Plan, work: str, cross: bool, triplet: str, gnu_ld: bool = T
     except --run's command, which is theirs to run."""
     where = f'"$W/src/"{shlex.quote(project.subdir)}' if project.subdir else '"$W/src"'
     body = "\n".join(steps(project, cross, triplet, gnu_ld))
+    names = _words(compiler_names(cross, triplet))
     lines = ["#!/bin/sh", f"# made by fromscratch: a {project.system} build", "set -u",
              f"W={shlex.quote(work)}", f"export P={PREFIX}",
              "# shellcheck source=/dev/null", '. "$W/tools/env.sh"',
@@ -182,8 +196,10 @@ def script(project: Plan, work: str, cross: bool, triplet: str, gnu_ld: bool = T
              "# shellcheck source=/dev/null", '. "$W/tools/collect.sh"',
              "export JOBS; JOBS=$(nproc 2>/dev/null || echo 2)",
              f"cd {where} || exit 1", 'mkdir -p "$W/build" "$W/stage"', 'touch "$W/.started"',
-             # a rule's output is the compiler's own (its warnings are shown); a project's steps are traced
-             "{ (", "set -e" if project.system == RULE else "set -ex", body,
+             # a rule's output is the compiler's own (its warnings are shown); a project's steps are traced, and
+             # its Makefile's own `gcc` is the wrapper too (the build machine's, when cross: tools it runs)
+             "{ (", *([] if project.system == RULE else [f"fs_compilers_first {names}"]),
+             "set -e" if project.system == RULE else "set -ex", body,
              ') ; echo $? > "$W/status"; } 2>&1 | tee "$W/build.log"',
              'status=$(cat "$W/status")',
              'if [ "$status" != 0 ]; then fs_static_hint; exit "$status"; fi', "fs_collect_start"]

@@ -7,8 +7,10 @@
 #   fs_link STYLE DRIVER OUTPUT TRACE COMMAND...  runs COMMAND (a compiler that links OUTPUT) with its linker
 #       naming every input; TRACE gets the inputs, everything else COMMAND prints is passed on.
 #   fs_trace_of PROGRAM  prints the trace of the link that made PROGRAM (the wrappers keep one per link in
-#       $FROMSCRATCH_LINKS, named PROGRAM.PID): the newest of that very path, else the newest link of that name
-#       whose output is the same file (make install copies), else the newest of that name (install -s strips).
+#       $FROMSCRATCH_LINKS, named OUTPUT.PID): the newest of that very path, else the newest link, of any name,
+#       whose output is still the same file (make install copies, and may rename: screen's link makes `screen`,
+#       installed as screen-4.9.0), else the newest of that name (install -s strips). Prints nothing when no link
+#       matches: the program was linked behind the wrappers' back.
 #   fs_resolve TRACE [OWN]  prints the record of a trace: each input's real path and sha256, the package that
 #       owns it and that package's version (dpkg), the compiler's version, the distribution. Inputs under OWN
 #       (the project's own build) are left out: they come from the sources.
@@ -20,6 +22,19 @@
 # record is made, and are the program's own anyway). Older GNU ld (2.34) names its emulation first ("ld: mode
 # elf_x86_64"). Any other line is the command's own output, passed on. One awk and no loop of forks: the wrappers
 # run this for every link a configure script makes.
+
+# The build's directory of the compiler's plain names (compile/collect.sh's fs_compilers_first, named by
+# FROMSCRATCH_COMPILERS) leads to the wrappers. A wrapper sources this file: it takes that directory off its own
+# PATH here, so that the compiler it runs is the real one, never a wrapper again (a $CC link traced twice, the
+# outer trace empty).
+fs_off_path() {
+  fs_keep=
+  set -f; IFS=:
+  for fs_e in $PATH; do if [ "$fs_e" != "$1" ]; then fs_keep=${fs_keep:+$fs_keep:}$fs_e; fi; done
+  unset IFS; set +f
+  PATH=$fs_keep; export PATH
+}
+if [ -n "${FROMSCRATCH_COMPILERS-}" ]; then fs_off_path "$FROMSCRATCH_COMPILERS"; fi
 
 fs_link() {
   fs_style=$1 fs_driver=$2 fs_out=$3 fs_trace=$4; shift 4
@@ -55,18 +70,28 @@ fs_link() {
 
 fs_trace_of() {
   fs_p=$(realpath "$1"); fs_n=${1##*/}
-  # newest first, one name a line (a program's name may hold spaces)
-  ls -t "$FROMSCRATCH_LINKS/$fs_n".* 2>/dev/null | (
-    fs_same=; fs_last=
-    while IFS= read -r fs_t; do
-      IFS= read -r fs_o < "$fs_t"; fs_o=${fs_o#output }
-      [ "${fs_o##*/}" = "$fs_n" ] || continue
-      if [ "$fs_o" = "$fs_p" ]; then cat "$fs_t"; exit 0; fi
-      if [ -z "$fs_same" ] && cmp -s "$fs_o" "$1"; then fs_same=$fs_t; fi
-      [ -n "$fs_last" ] || fs_last=$fs_t
+  # One awk reads the first line of every trace, newest first (a program's name may hold spaces): the trace of
+  # that very path, when there is one; else each output once, for cmp when it is still a file (configure's test
+  # links are gone: skipped without a process); and last the newest of the name.
+  ls -t "$FROMSCRATCH_LINKS" 2>/dev/null | awk -v dir="$FROMSCRATCH_LINKS" -v path="$fs_p" -v name="$fs_n" '
+    { t = dir "/" $0; line = ""; if ((getline line < t) <= 0) next; close(t); o = substr(line, 8)
+      if (substr(line, 1, 7) != "output ") next
+      if (o == path) { found = t; exit }
+      b = o; sub(/.*\//, "", b)
+      if (b == name && last == "") last = t
+      if (!(o in seen)) { seen[o] = 1; same[++n] = "same\t" t "\t" o } }
+    END { if (found != "") { print "path\t" found; exit }
+          for (i = 1; i <= n; i++) print same[i]
+          if (last != "") print "name\t" last }' | (
+    fs_last=
+    while IFS="$(printf '\t')" read -r fs_k fs_t fs_o; do
+      case $fs_k in
+        path) cat "$fs_t"; exit 0 ;;
+        same) if [ -f "$fs_o" ] && cmp -s "$fs_o" "$1"; then cat "$fs_t"; exit 0; fi ;;
+        name) fs_last=$fs_t ;;
+      esac
     done
-    fs_t=${fs_same:-$fs_last}
-    if [ -n "$fs_t" ]; then cat "$fs_t"; fi
+    if [ -n "$fs_last" ]; then cat "$fs_last"; fi
   )
 }
 
