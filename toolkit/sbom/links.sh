@@ -28,10 +28,10 @@
 # PATH here, so that the compiler it runs is the real one, never a wrapper again (a $CC link traced twice, the
 # outer trace empty).
 fs_off_path() {
-  fs_keep=
+  fs_keep='' fs_ifs=$IFS
   set -f; IFS=:
   for fs_e in $PATH; do if [ "$fs_e" != "$1" ]; then fs_keep=${fs_keep:+$fs_keep:}$fs_e; fi; done
-  unset IFS; set +f
+  IFS=$fs_ifs; set +f  # restored, not unset: a sourcing script that saves "$IFS" must get it back as it was
   PATH=$fs_keep; export PATH
 }
 if [ -n "${FROMSCRATCH_COMPILERS-}" ]; then fs_off_path "$FROMSCRATCH_COMPILERS"; fi
