@@ -46,8 +46,10 @@ class Result:
 
 
 def _invoke(*args: str, timeout: float, stdin: int | None = subprocess.DEVNULL) -> subprocess.CompletedProcess[str]:
+    # errors="replace": a program's --help may print bytes that are not UTF-8 (bzip2 does)
     return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(REPO), *args], capture_output=True,
-                          text=True, timeout=timeout, stdin=stdin, env={**os.environ, "FROMSCRATCH_LOG": "WARNING"})
+                          text=True, errors="replace", timeout=timeout, stdin=stdin,
+                          env={**os.environ, "FROMSCRATCH_LOG": "WARNING"})
 
 
 def _error(proc: subprocess.CompletedProcess[str]) -> str:
