@@ -122,8 +122,9 @@ def report(results: list[Result], markdown: Path, title: str) -> None:
     rows = ["| package | target | result | programs (smoke) | seconds | error |", "|---|---|---|---|---:|---|"]
     for r in results:
         smoke = ", ".join(f"{s.program} ({'ok' if s.ok else 'no'}: {s.how})" for s in r.smoke) or "-"
+        error = " ".join(r.error.split()).replace("|", "/")  # one table row, whatever the error held
         rows.append(f"| {r.package} | {r.arch} | {'static' if r.built else 'failed'} | {smoke} | {r.seconds:.0f} | "
-                    f"{r.error.replace('|', '/') or ''} |")
+                    f"{error} |")
     built = [r for r in results if r.built]
     passed = [r for r in built if r.smoke and all(s.ok for s in r.smoke)]
     summary = (f"{len(built)} of {len(results)} builds made static programs; {len(passed)} of {len(results)} "
