@@ -6,6 +6,7 @@ reaches a host other than the registry's."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -257,16 +258,23 @@ def _docker_login(env: dict[str, str], host: str) -> None:
     Path(env["DOCKER_CONFIG"], "config.json").write_text(json.dumps({"auths": {host: {"auth": auth}}}))
 
 
+@contextlib.contextmanager
+def _push_with_upload_host(env, tls, pushable, registry: FakeRegistry, storage_handler):
+    """A push, logged in, to a registry whose blob uploads go to another host (127.0.0.2) served by
+    storage_handler: yields both servers, while they still run, and the push's result."""
+    with HostileServer(registry, tls=tls) as home, \
+            HostileServer(storage_handler, tls=tls, address="127.0.0.2") as storage:
+        registry.upload_host = storage.host
+        name = pushable(home.host)
+        _docker_login(env, home.host)
+        yield home, storage, run("push", "--tag", name, "--insecure", env=env)
+
+
 def test_a_login_is_not_sent_to_the_host_an_upload_location_names(env, tls, pushable):
     """Before: python-dxf followed the blob upload's Location on another host with the user's Authorization
     header. Now the login goes to the registry's own host only: the upload host gets none."""
     registry = FakeRegistry(login=BASIC, scheme="https")
-    with HostileServer(registry, tls=tls) as home, \
-            HostileServer(registry, tls=tls, address="127.0.0.2") as storage:
-        registry.upload_host = storage.host
-        name = pushable(home.host)
-        _docker_login(env, home.host)
-        result = run("push", "--tag", name, "--insecure", env=env)
+    with _push_with_upload_host(env, tls, pushable, registry, registry) as (home, storage, result):
         uploads = storage.seen("PUT")
         assert uploads, "the uploads went to the other host"
         assert not [r for r in storage.seen() if "Authorization" in r.headers]
@@ -282,12 +290,7 @@ def test_an_upload_host_that_asks_for_the_login_does_not_get_it(env, tls, pushab
     def storage_answer(request: Request) -> Answer:
         return Answer(401, {"WWW-Authenticate": 'Basic realm="storage"'}, b"{}")
 
-    with HostileServer(registry, tls=tls) as home, \
-            HostileServer(storage_answer, tls=tls, address="127.0.0.2") as storage:
-        registry.upload_host = storage.host
-        name = pushable(home.host)
-        _docker_login(env, home.host)
-        result = run("push", "--tag", name, "--insecure", env=env)
+    with _push_with_upload_host(env, tls, pushable, registry, storage_answer) as (_, storage, result):
         assert not [r for r in storage.seen() if "Authorization" in r.headers]
     one_line(result, 1, "127.0.0.2", "sent to no other host")
     assert "latest" not in registry.manifests
