@@ -118,6 +118,37 @@ def test_a_glibc_build_lists_libc6_dev_with_the_version_dpkg_reports(tmp_path):
     assert doc["creationInfo"]["created"] == "1970-01-01T00:00:00Z"
 
 
+def test_what_dpkg_answered_is_kept_while_its_status_file_is_the_same(tmp_path):
+    cache = tmp_path / "owners"
+    trace = _write(tmp_path, "trace", "output /x\nlinker gnu\ndriver gcc\n")
+    env = {**os.environ, "FROMSCRATCH_DPKG_CACHE": str(cache)}
+
+    def resolve() -> str:
+        return subprocess.run(links.argv("fs_resolve", str(trace)), capture_output=True, text=True, check=True,
+                              env=env).stdout
+
+    first = resolve()
+    assert f"owner\t{owner('gcc')}\t" in first
+    [kept] = cache.iterdir()
+    assert [line for line in first.splitlines() if line.startswith(("owner", "package"))] == \
+        kept.read_text().splitlines()
+    kept.write_text("owner\tkept-answer\t/x\n")  # answered from the file, dpkg not asked again
+    assert "owner\tkept-answer\t/x" in resolve()
+    # another status file (dpkg installed or removed something): another name, the old answers go
+    admin = tmp_path / "admin"
+    admin.mkdir()
+    (admin / "status").write_text("Package: x\n")
+    asked = _write(tmp_path, "asked", "/usr/bin/gcc\n")
+    path = subprocess.run(links.argv("fs_owners_kept", str(asked)), capture_output=True, text=True, check=True,
+                          env={**env, "DPKG_ADMINDIR": str(admin)}).stdout.strip()
+    (admin / "status").write_text("Package: x\nStatus: install ok installed\n")
+    other = subprocess.run(links.argv("fs_owners_kept", str(asked)), capture_output=True, text=True, check=True,
+                           env={**env, "DPKG_ADMINDIR": str(admin)}).stdout.strip()
+    assert path.startswith(f"{cache}/") and other.startswith(f"{cache}/") and path != other
+    subprocess.run(links.argv("fs_keep_owners", str(asked), other), check=True, env=env)
+    assert sorted(p.name for p in cache.iterdir()) == [Path(other).name]
+
+
 def test_a_cpp_program_lists_libstdcxx(tmp_path):
     _write(tmp_path, "hi.cc", '#include <iostream>\nint main(){ std::cout << "hi" << std::endl; }\n')
     built = invoke("build", "--src", "hi.cc", "--out", "hi", "--toolchain", "native", cwd=tmp_path)

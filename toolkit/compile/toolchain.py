@@ -129,13 +129,19 @@ def run_here(job: plan.Plan, target: targets.Target, tools: cross.Toolset, limit
         output = work / "output.log"
         try:
             code = interrupts.run_logged(["sh", str(work / "tools" / "build.sh"), *argv(job)], str(output),
-                                         limits.timeout)
+                                         limits.timeout, env={**os.environ, **host_env()})
         except interrupts.TimedOut:
             assert limits.timeout is not None
             raise timed_out(what(job, target), limits.timeout) from None
         if code != 0:
             raise failure(code, output, what(job, target))
         yield work
+
+
+def host_env() -> dict[str, str]:
+    """What a build on this machine is told besides its tools: where links.sh keeps what dpkg answered (the
+    host's dpkg database is read once per change of it, not once per build)."""
+    return {"FROMSCRATCH_DPKG_CACHE": str(files.cache_dir() / "dpkg-owners")}
 
 
 def argv(job: plan.Plan) -> list[str]:

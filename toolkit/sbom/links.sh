@@ -13,7 +13,8 @@
 #       matches: the program was linked behind the wrappers' back.
 #   fs_resolve TRACE [OWN]  prints the record of a trace: each input's real path and sha256, the package that
 #       owns it and that package's version (dpkg), the compiler's version, the distribution. Inputs under OWN
-#       (the project's own build) are left out: they come from the sources.
+#       (the project's own build) are left out: they come from the sources. What dpkg answered is kept under
+#       $FROMSCRATCH_DPKG_CACHE, when set, for as long as dpkg's status file is the same.
 #
 # GNU ld prints an archive member as "(ARCHIVE)MEMBER" when it takes it; an archive it only searched appears
 # alone, so only member lines count. zig prints each ld.lld it runs: the program's link, and on a target's first
@@ -134,15 +135,47 @@ fs_resolve() {
     ' "$fs_d/sums" "$fs_d/rows"
   fi
   if [ -s "$fs_d/asked" ] && command -v dpkg-query >/dev/null 2>&1; then
-    sort -u "$fs_d/asked" | xargs -d '\n' dpkg-query -S 2>/dev/null > "$fs_d/owned"
-    awk -v list="$fs_d/packages" '
-      /^diversion / { next }
-      { i = index($0, ": /"); if (!i) next; p = substr($0, 1, i - 1); print "owner\t" p "\t" substr($0, i + 2)
-        n = split(p, names, ", "); for (k = 1; k <= n; k++) print names[k] > list }' "$fs_d/owned"
-    if [ -s "$fs_d/packages" ]; then
-      fs_f='package\t${binary:Package}\t${Version}\t${Architecture}\t${source:Package}\t${source:Version}'
-      sort -u "$fs_d/packages" | xargs -d '\n' dpkg-query -W -f="$fs_f"'\t${Maintainer}\n' 2>/dev/null
+    sort -u "$fs_d/asked" > "$fs_d/sorted"
+    fs_kept=$(fs_owners_kept "$fs_d/sorted")
+    if [ -n "$fs_kept" ] && [ -f "$fs_kept" ]; then cat "$fs_kept"; else
+      fs_owners "$fs_d" > "$fs_d/answer"
+      cat "$fs_d/answer"
+      if [ -n "$fs_kept" ]; then fs_keep_owners "$fs_d/answer" "$fs_kept"; fi
     fi
   fi
   rm -rf "$fs_d"
+}
+
+# The owner and package lines of the paths listed (sorted) in $1/sorted, as dpkg-query tells them: the slow part of
+# a record (dpkg reads its whole database, ~0.1-0.3 s).
+fs_owners() {
+  xargs -d '\n' dpkg-query -S < "$1/sorted" 2>/dev/null > "$1/owned"
+  awk -v list="$1/packages" '
+    /^diversion / { next }
+    { i = index($0, ": /"); if (!i) next; p = substr($0, 1, i - 1); print "owner\t" p "\t" substr($0, i + 2)
+      n = split(p, names, ", "); for (k = 1; k <= n; k++) print names[k] > list }' "$1/owned"
+  if [ -s "$1/packages" ]; then
+    fs_f='package\t${binary:Package}\t${Version}\t${Architecture}\t${source:Package}\t${source:Version}'
+    sort -u "$1/packages" | xargs -d '\n' dpkg-query -W -f="$fs_f"'\t${Maintainer}\n' 2>/dev/null
+  fi
+}
+
+# What dpkg answered is kept in $FROMSCRATCH_DPKG_CACHE (when set), in a file named by dpkg's status file (path,
+# size, mtime, inode: dpkg replaces it whenever a package changes) and by the paths asked: prints that file's
+# path, or nothing when there is no cache or no status file.
+fs_owners_kept() {
+  [ -n "${FROMSCRATCH_DPKG_CACHE-}" ] || return 0
+  fs_status=$(stat -c '%n %s %Y %i' "${DPKG_ADMINDIR:-/var/lib/dpkg}/status" 2>/dev/null) || return 0
+  fs_sk=$(printf '%s\n' "$fs_status" | sha256sum | cut -c1-16)
+  fs_ak=$(sha256sum < "$1" | cut -c1-32)
+  printf '%s/%s-%s\n' "$FROMSCRATCH_DPKG_CACHE" "$fs_sk" "$fs_ak"
+}
+
+# Keep an answer ($1) as $2, written whole under a temporary name first; answers of an older status file go.
+fs_keep_owners() {
+  fs_dir=${2%/*}; fs_sk=${2##*/}; fs_sk=${fs_sk%%-*}
+  mkdir -p "$fs_dir" 2>/dev/null || return 0
+  find "$fs_dir" -maxdepth 1 -type f ! -name "$fs_sk-*" -delete 2>/dev/null
+  fs_tmp=$(mktemp "$fs_dir/.new.XXXXXX" 2>/dev/null) || return 0
+  if cp "$1" "$fs_tmp"; then mv -f "$fs_tmp" "$2"; else rm -f "$fs_tmp"; fi
 }
