@@ -243,7 +243,8 @@ def _targets(arch: str | None) -> list[targets.Target]:
                        "(--no-find=PKG-OR-NAME,...)",
             "artifact": "with --project: a program to take, relative to the project or the install prefix "
                         "(repeat; default: what it installs in bin/ and sbin/, else the programs it made)",
-            "save": "with --project: write what a successful build used to the project's fromscratch.toml"})
+            "save": "with --project: write what a successful build used to the project's fromscratch.toml",
+            "clean": "with --project: build from nothing, not from the build tree kept since its last build"})
 @cli
 def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: str = "", arch: str | None = None,
           toolchain: str = "auto", builder_base: str | None = None, strip: bool = False, jobs: int = 1,
@@ -251,7 +252,7 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
           configure_args: str = "", make_args: str = "", package: list[str] | None = None,
           tool: list[str] | None = None, artifact: list[str] | None = None, libc: str | None = None,
           timeout: int = DEFAULT_TIMEOUT, supplier: str | None = None, no_find: str | bool | None = None,
-          save: bool = False) -> None:
+          save: bool = False, clean: bool = False) -> None:
     """Compile your own C or C++ program (--src), or build a whole project (--project DIR), into static binaries."""
     from .compile import pipeline, project_file, recipes
     from .errors import InputError
@@ -276,13 +277,14 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
         pipeline.build(job, wanted, chain, lambda t, name: (out_dir / t.name if per_target else out_dir) / name, say,
                        base=_builder_base(c, builder_base), jobs=jobs, libc=libc, limits=_limits(timeout),
                        index=_contents_index, out_dir=out_dir, supplier=_supplier(c, supplier), find=find,
-                       exclude=exclude, saved=(lambda used: say(f"saved {project_file.save(used)}")) if save else None)
+                       exclude=exclude, saved=(lambda used: say(f"saved {project_file.save(used)}")) if save else None,
+                       clean=clean)
         return
     if not src:
         raise InputError("--src or --project is required", hint="e.g. --src app.c, or --project ./myproject")
     project_only = [flag for flag, given in (
-        ("--save", save), ("--artifact", artifact), ("--subdir", subdir), ("--system", system), ("--run", run),
-        ("--configure-args", configure_args), ("--make-args", make_args)) if given]
+        ("--save", save), ("--clean", clean), ("--artifact", artifact), ("--subdir", subdir), ("--system", system),
+        ("--run", run), ("--configure-args", configure_args), ("--make-args", make_args)) if given]
     if project_only:
         raise InputError(f"{', '.join(project_only)}: only a --project build takes "
                          f"{'it' if len(project_only) == 1 else 'them'}, not --src",
@@ -639,6 +641,23 @@ def import_rootfs(c: Context, path: str, tag: str, arch: str | None = None, allo
     _print_delivered(done)
 
 
+@task(name="clean", help={"all": "also the caches every build shares: compiler caches, dpkg's answers",
+                          "older_than": "only what no build used for this many days",
+                          "dry_run": "only list what would be removed"})
+@cli
+def clean(c: Context, all: bool = False, older_than: str | None = None, dry_run: bool = False) -> None:  # noqa: A002
+    """List the build state kept between builds (volumes on the engine, directories here), with sizes; remove it."""
+    from .compile import kept
+    from .engine import client as engine
+    from .errors import InputError
+
+    try:
+        days = None if older_than is None else float(older_than)
+    except ValueError:
+        raise InputError(f"--older-than {older_than!r}: give a number of days") from None
+    kept.clean(engine.connect, all, days, dry_run, say)
+
+
 def _print_delivered(done: Any) -> None:
     if done.tag:
         print(f"tag:   {done.tag}\nid:    {done.image_id}\nsize:  {done.engine_size or done.size:,} bytes")
@@ -669,7 +688,7 @@ def _scratch_dir() -> str | None:
     return scratch_dir()
 
 
-ns = Collection(build_hello, build, verify, verify_image, image, inspect_image, push, sbom, run, rootfs,
+ns = Collection(build_hello, build, clean, verify, verify_image, image, inspect_image, push, sbom, run, rootfs,
                 import_rootfs, binfmt)
 # builder.base: the build image's base. None: the set-up's when the engine has it, else buildimage.FALLBACK_BASE.
 # The key must exist for Invoke to read it from the environment (FROMSCRATCH_BUILDER_BASE, INVOKE_BUILDER_BASE).

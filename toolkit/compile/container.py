@@ -11,17 +11,19 @@ import os
 import stat
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
-from .. import targets
+from .. import files, targets
 from ..engine import client as engine
+from ..engine import volume
 from ..engine.container import DEFAULT_LIMITS, Container, Limits
 from ..errors import BuildFailed
 from ..files import scratch_dir, temp_dir
 from . import buildimage as builder
-from . import cross, plan
+from . import cross, kept, plan
 from .toolchain import argv, entries, failure, refuse_musl_cxx, tools_files, what
 
 log = logging.getLogger(__name__)
@@ -33,8 +35,9 @@ class ContainerToolchain:
     name = "container"
 
     def __init__(self, client: engine.Client, base: str | None = None, libc: str = "glibc",
-                 limits: Limits = DEFAULT_LIMITS) -> None:
+                 limits: Limits = DEFAULT_LIMITS, clean: bool = False) -> None:
         self._client = client
+        self.clean = clean  # a project's kept build state is not used: built from nothing (and kept anew)
         self._base = base  # None: builder.default_base(), looked up when first needed
         self._chosen_by = "--builder-base or the config key builder.base"
         self._announced = False
@@ -110,20 +113,75 @@ class ContainerToolchain:
     def run(self, job: plan.Plan, target: targets.Target, skip: Callable[[str], bool]) -> Iterator[Path]:
         image = self.image_for(job, target)
         tools = cross.gcc(target, targets.lookup(self.image_arch()), self.libc)
+        if job.system != plan.RULE:  # a project's build tree is kept between its builds
+            with self._kept_run(job, target, image, tools, skip) as made:
+                yield made
+            return
         with tempfile.TemporaryFile(dir=scratch_dir()) as tar_file, temp_dir("fromscratch-programs-") as made, \
                 Container.open(self._client, image, ["sh", f"{WORK}/tools/build.sh", *argv(job)], WORK,
                                self.limits) as container:
             _write_tar(tar_file, job, tools_files(job, tools, WORK), skip)
             tar_file.seek(0)
             container.copy_in("/", tar_file, job.name)
-            doing = (f"compiling for {target.platform}" if job.system == plan.RULE
-                     else f"building {job.name} for {target.platform}")
-            code = container.run(doing, made / "output.log")
-            if code != 0:
-                raise failure(code, made / "output.log", what(job, target))
-            (made / "out" / plan.RECORDS).mkdir(parents=True)
-            container.copy_out(f"{WORK}/out", lambda name: _inside(made / "out", name), "the programs")
+            self._build(container, job, target, made)
             yield made
+
+
+    @contextlib.contextmanager
+    def _kept_run(self, job: plan.Plan, target: targets.Target, image: str, tools: cross.Toolset,
+                  skip: Callable[[str], bool]) -> Iterator[Path]:
+        """The build in the kept state of (project, target, toolchain, image, flags): a volume mounted as the
+        work directory, into which only what changed is sent. One build of a state at a time (the others wait);
+        one left mid-build, or --clean, starts from nothing."""
+        k = kept.key(job, target, self.name, image, self.libc)
+        command = ["sh", f"{WORK}/tools/{kept.RUNNER.name}", WORK, *argv(job)]
+        scripts = {**tools_files(job, tools, WORK), kept.RUNNER.name: kept.RUNNER.read_text()}
+        with files.exclusive(kept.lock_name(k.name), waiting=f"waiting for another build of {job.name} for "
+                             f"{target.platform}, which uses the same kept build state"):
+            if self.clean and not volume.remove(self._client, k.name):
+                raise BuildFailed(f"--clean: the kept build state of {job.name} for {target.platform} ({k.name}) is "
+                                  "in use by another build", hint="build again once it has ended")
+            for attempt in (0, 1):
+                if volume.ensure(self._client, k.name, dict(k.labels)):
+                    self._replace_older(k)
+                with contextlib.ExitStack() as stack:
+                    made = stack.enter_context(temp_dir("fromscratch-programs-"))
+                    container = stack.enter_context(Container.open(self._client, image, command, WORK, self.limits,
+                                                                   mounts={k.name: WORK}))
+                    old, dirty = kept.read_manifest(container.read(f"{WORK}/{kept.STATE_DIR}"))
+                    if dirty and attempt == 0:
+                        log.warning("the kept build state of %s for %s was left mid-build: building from nothing",
+                                    job.name, target.platform)
+                        stack.close()
+                        if not volume.remove(self._client, k.name):
+                            raise BuildFailed(f"the kept build state {k.name} is in use by another build")
+                        continue
+                    change = kept.changes(entries(job, skip), old)
+                    log.info("kept state %s: %d entries sent, %d deleted", k.name, len(change.send), len(change.gone))
+                    with tempfile.TemporaryFile(dir=scratch_dir()) as tar_file:
+                        _write_kept_tar(tar_file, change, scripts, time.time() if old is not None else None)
+                        tar_file.seek(0)
+                        container.copy_in("/", tar_file, job.name)
+                    kept.used(k.name)
+                    self._build(container, job, target, made)
+                    yield made
+                    return
+
+    def _build(self, container: Container, job: plan.Plan, target: targets.Target, made: Path) -> None:
+        doing = (f"compiling for {target.platform}" if job.system == plan.RULE
+                 else f"building {job.name} for {target.platform}")
+        code = container.run(doing, made / "output.log")
+        if code != 0:
+            raise failure(code, made / "output.log", what(job, target))
+        (made / "out" / plan.RECORDS).mkdir(parents=True)
+        container.copy_out(f"{WORK}/out", lambda name: _inside(made / "out", name), "the programs")
+
+    def _replace_older(self, k: kept.Key) -> None:
+        """A new state of a place replaces its older ones (other flags or build image): never reused again. One
+        in use by a build that runs now stays (`invoke clean` removes it later)."""
+        for other in volume.kept(self._client, sizes=False):
+            if other.labels.get(kept.LABEL + "place") == k.place and other.name != k.name:
+                volume.remove(self._client, other.name)
 
 
 def _inside(out: Path, name: str) -> Path:
@@ -135,27 +193,54 @@ def _inside(out: Path, name: str) -> Path:
 def _write_tar(fh: IO[bytes], job: plan.Plan, tools: dict[str, str], skip: Callable[[str], bool]) -> None:
     """What the plan copies, under work/src (files.tree's rules: no special files, symlinks kept inside), and the
     tools under work/tools, owned by root, modes and modification times kept."""
-    work = WORK.strip("/")
-    kinds = {"dir": tarfile.DIRTYPE, "file": tarfile.REGTYPE, "link": tarfile.SYMTYPE}
     with tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
         if job.files is not None:  # a rule's entries name no top directory
-            tar.addfile(_info(f"{work}/src", tarfile.DIRTYPE, 0o755))
-        for entry in entries(job, skip):
-            info = _info(f"{work}/src/{entry.rel}" if entry.rel else f"{work}/src", kinds[entry.kind],
-                         stat.S_IMODE(entry.mode))
-            info.mtime = entry.mtime_ns // 1_000_000_000
-            if entry.kind == "file":
-                with open(entry.source, "rb") as src:
-                    info.size = os.fstat(src.fileno()).st_size
-                    tar.addfile(info, src)
-            else:
-                info.linkname = entry.link
-                tar.addfile(info)
-        for name, text in sorted(tools.items()):
-            data = text.encode()
-            info = _info(f"{work}/tools/{name}", tarfile.REGTYPE, 0o755)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+            tar.addfile(_info(f"{WORK.strip('/')}/src", tarfile.DIRTYPE, 0o755))
+        _add_entries(tar, entries(job, skip))
+        _add_tools(tar, tools)
+
+
+def _add_entries(tar: tarfile.TarFile, tree: Iterable[files.TreeEntry], touched: float | None = None) -> None:
+    """Entries of a tree under work/src; touched: the modification time of every file sent (a rebuild's changed
+    files are newer than what was built from them, whatever time the host's copy says), else each one's own."""
+    work = WORK.strip("/")
+    kinds = {"dir": tarfile.DIRTYPE, "file": tarfile.REGTYPE, "link": tarfile.SYMTYPE}
+    for entry in tree:
+        info = _info(f"{work}/src/{entry.rel}" if entry.rel else f"{work}/src", kinds[entry.kind],
+                     stat.S_IMODE(entry.mode))
+        info.mtime = entry.mtime_ns // 1_000_000_000
+        if entry.kind == "file":
+            if touched is not None:
+                info.mtime = int(touched)
+            with open(entry.source, "rb") as src:
+                info.size = os.fstat(src.fileno()).st_size
+                tar.addfile(info, src)
+        else:
+            info.linkname = entry.link
+            tar.addfile(info)
+
+
+def _add_tools(tar: tarfile.TarFile, tools: dict[str, str]) -> None:
+    for name, text in sorted(tools.items()):
+        _add_bytes(tar, f"tools/{name}", text.encode(), 0o755)
+
+
+def _add_bytes(tar: tarfile.TarFile, rel: str, data: bytes, mode: int = 0o644) -> None:
+    info = _info(f"{WORK.strip('/')}/{rel}", tarfile.REGTYPE, mode)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _write_kept_tar(fh: IO[bytes], changes: kept.Changes, tools: dict[str, str], touched: float | None) -> None:
+    """A kept state's update: the mark that it is changing first, then what changed, the tools, the paths to
+    delete and the new manifest (a copy cut short leaves the mark, and the next build starts from nothing)."""
+    with tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(_info(f"{WORK.strip('/')}/{kept.STATE_DIR}", tarfile.DIRTYPE, 0o755))
+        _add_bytes(tar, f"{kept.STATE_DIR}/{kept.DIRTY}", b"")
+        _add_entries(tar, changes.send, touched)
+        _add_tools(tar, tools)
+        _add_bytes(tar, f"{kept.STATE_DIR}/{kept.GONE}", changes.gone_list())
+        _add_bytes(tar, f"{kept.STATE_DIR}/{kept.MANIFEST}", changes.manifest_bytes())
 
 
 def _info(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:

@@ -33,7 +33,7 @@ Place = Callable[[targets.Target, str], Path]
 
 def select(name: str, job: plan.Plan, wanted: Sequence[targets.Target], base: str | None = None,
            libc: str | None = None, limits: Limits = DEFAULT_LIMITS,
-           connect: Callable[[], engine.Client] = engine.connect) -> Toolchain:
+           connect: Callable[[], engine.Client] = engine.connect, clean: bool = False) -> Toolchain:
     """The toolchain called name; auto: native on a Linux host that has all job needs for every wanted target,
     else the build container. Combinations that cannot work are refused here, before anything runs."""
     libc = _libc(name, job, libc)
@@ -48,7 +48,7 @@ def select(name: str, job: plan.Plan, wanted: Sequence[targets.Target], base: st
         return native
     from .container import ContainerToolchain
 
-    return ContainerToolchain(connect(), base, libc, limits)
+    return ContainerToolchain(connect(), base, libc, limits, clean)
 
 
 def _libc(toolchain: str, job: plan.Plan, libc: str | None) -> str:
@@ -85,13 +85,15 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
           say: Callable[[str], None], *, base: str | None = None, jobs: int = 1, libc: str | None = None,
           limits: Limits = DEFAULT_LIMITS, index: provides.Index | None = None,
           out_dir: Path | None = None, supplier: str = spdx.NOASSERTION, find: bool = True,
-          exclude: Sequence[str] = (), saved: Callable[[plan.Plan], None] | None = None) -> list[Outcome]:
+          exclude: Sequence[str] = (), saved: Callable[[plan.Plan], None] | None = None,
+          clean: bool = False) -> list[Outcome]:
     """Build job for every wanted target with the toolchain called toolchain, jobs at a time; say each program
     as it is written; fail if any target did (a target that lacked a file Debian packages is told which, from
     index). A project's out_dir is left out of what its build copies; supplier is the programs' in their SBOMs.
     With find, the packages that provide what the project declares are found in index first (but those and the
     declarations exclude names) and added to job's. saved hears of the plan that built, found packages and all,
-    once every target has."""
+    once every target has. A project's build tree is kept between its builds (compile/kept.py); clean builds it
+    from nothing."""
     if jobs < 1:
         raise InputError(f"--jobs {jobs}: give 1 or more")
     libc = _libc(toolchain, job, libc)
@@ -99,7 +101,7 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
         job = with_found(job, wanted, libc, index, exclude, say)
     if out_dir is not None:
         check_out_dir(out_dir, job.root)
-    chain = select(toolchain, job, wanted, base, libc, limits)
+    chain = select(toolchain, job, wanted, base, libc, limits, clean=clean)
     for each, some in groups(job, wanted):  # once, before any thread: a build image is built by one caller only
         chain.prepare(each, some)
     skip = skip_output(out_dir) if out_dir else (lambda path: False)

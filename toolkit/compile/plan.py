@@ -195,7 +195,10 @@ def script(project: Plan, work: str, cross: bool, triplet: str, gnu_ld: bool = T
              "# shellcheck source=/dev/null", '. "$W/tools/links.sh"',
              "# shellcheck source=/dev/null", '. "$W/tools/collect.sh"',
              "export JOBS; JOBS=$(nproc 2>/dev/null || echo 2)",
-             f"cd {where} || exit 1", 'mkdir -p "$W/build" "$W/stage"', 'touch "$W/.started"',
+             f"cd {where} || exit 1", 'mkdir -p "$W/build" "$W/stage"',
+             # the first build's start, in a kept state too: what a later build made anew or left as it was
+             # is newer than it either way
+             '[ -e "$W/.started" ] || touch "$W/.started"',
              # a rule's output is the compiler's own (its warnings are shown); a project's steps are traced, and
              # its Makefile's own `gcc` is the wrapper too (the build machine's, when cross: tools it runs)
              "{ (", *([] if project.system == RULE else [f"fs_compilers_first {names}"]),

@@ -113,11 +113,14 @@ class Container:
     @classmethod
     @contextlib.contextmanager
     def open(cls, client: engine.Client, image: str, command: list[str], workdir: str,
-             limits: Limits = DEFAULT_LIMITS, role: str = "build") -> Iterator[Container]:
+             limits: Limits = DEFAULT_LIMITS, role: str = "build",
+             mounts: dict[str, str] | None = None) -> Iterator[Container]:
         """A container of image that will run command (argv, never a shell line) in workdir, networking off,
-        within limits, and that ends when the client attached to it goes away."""
+        within limits, and that ends when the client attached to it goes away; mounts: volume name -> path."""
+        volumes = {name: {"bind": path, "mode": "rw"} for name, path in (mounts or {}).items()}
         with created(client, role, image, command=["sh", "-c", _WATCHED, "sh", *command], stdin_open=True,
-                     network_disabled=True, working_dir=workdir, **limits.create_args()) as made:
+                     network_disabled=True, working_dir=workdir, **({"volumes": volumes} if volumes else {}),
+                     **limits.create_args()) as made:
             yield cls(client, made, limits)
 
     def copy_in(self, dest: str, tar: IO[bytes] | bytes, what: str) -> None:
@@ -158,6 +161,28 @@ class Container:
                                    f"{self.limits.memory >> 20} MiB; FROMSCRATCH_BUILD_MEMORY raises it)?",
                               log=excerpt(output))
         return code
+
+    def read(self, path: str, limit: int = 256 << 20) -> dict[str, bytes] | None:
+        """The regular files of the directory path, by name (at most limit bytes in all); None when there is no
+        such directory (a volume mounted for the first time)."""
+        from docker.errors import NotFound
+
+        found: dict[str, bytes] = {}
+        with engine.step(f"reading {path} of the build container"):
+            try:
+                stream, _ = self._made.get_archive(path)
+            except NotFound:
+                return None
+            with tarfile.open(fileobj=engine.ChunkReader(stream), mode="r|") as tar:
+                for member in tar:
+                    src = tar.extractfile(member) if member.isfile() else None
+                    if src is None or "/" not in member.name.strip("/"):
+                        continue
+                    limit -= member.size
+                    if limit < 0:
+                        raise BuildFailed(f"{path} of the kept build state is larger than it can be")
+                    found[member.name.rsplit("/", 1)[1]] = src.read()
+        return found
 
     def copy_out(self, path: str, place: Callable[[str], Path | None], what: str) -> list[str]:
         """The regular files under path written where place(member name) says (None: not wanted), streaming;

@@ -1,0 +1,159 @@
+"""Kept build state (real engine, real gcc): a rebuild sends only what changed and deletes what the project no
+longer has, and makes the same program bytes as a clean build of the changed tree; hostile names are data; a
+state left mid-build, changed flags and --clean start from nothing; two builds at once do not corrupt it;
+`invoke clean` lists and removes it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, assert_clean_failure, invoke
+from toolkit.compile import kept
+from toolkit.engine import client as engine
+
+# every .c of the directory is compiled: a file left behind in the state would change the program
+MAKEFILE = "SRCS := $(sort $(wildcard *.c))\napp: $(SRCS:.c=.o)\n\t$(CC) -o app $^\n"
+MAIN = ('#include <stdio.h>\nint part(void);\nint extra __attribute__((weak));\n'
+        'int main(void){ printf("%d %d\\n", part(), extra); return 0; }\n')
+
+
+@pytest.fixture
+def session() -> str:
+    return f"kept-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def states(docker_client, session):
+    """The volumes a test's builds keep: its session's, removed at its end."""
+    def mine() -> list[dict]:
+        found = docker_client.api.volumes(filters={"label": f"{engine.SESSION}={session}"}).get("Volumes") or []
+        return [v for v in found if v["Labels"].get(engine.ROLE) == "state"]
+
+    yield mine
+    for v in mine():
+        docker_client.api.remove_volume(v["Name"], force=True)
+
+
+def _build(proj: Path, out: Path, base: str, session: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(REPO), "build", "--project",
+                           str(proj), "--toolchain", "container", "--builder-base", base, "--out", str(out), *args],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "FROMSCRATCH_SESSION": session})
+
+
+def _project(tmp: Path, **files: str) -> Path:
+    proj = tmp / "proj"
+    proj.mkdir()
+    for name, text in files.items():
+        (proj / name).write_text(text)
+    return proj
+
+
+def _listing(client, volume: str) -> list[str]:
+    """The names under src/ in a kept state's volume, as the engine holds them."""
+    out = client.containers.run("fromscratch/debian:bookworm", ["find", "/work/src", "-mindepth", "1", "-print0"],
+                                volumes={volume: {"bind": "/work", "mode": "ro"}}, remove=True, network_disabled=True)
+    return sorted(p.removeprefix("/work/src/") for p in out.decode("utf-8", "surrogateescape").split("\0") if p)
+
+
+def test_a_rebuild_sends_the_change_and_matches_a_clean_build(builder_base, tmp_path, session, states,
+                                                              docker_client):
+    proj = _project(tmp_path, **{"Makefile": MAKEFILE, "main.c": MAIN, "part.c": "int part(void){return 1;}\n",
+                                 "extra.c": "int extra = 7;\n"})
+    first = _build(proj, tmp_path / "one", builder_base, session)
+    assert first.returncode == 0, first.stderr
+    [state] = states()
+    assert state["Labels"][kept.LABEL + "project"] == str(proj.resolve())
+    (proj / "part.c").write_text("int part(void){return 2;}\n")
+    (proj / "extra.c").unlink()
+    again = _build(proj, tmp_path / "two", builder_base, session)
+    assert again.returncode == 0, again.stderr
+    assert [v["Name"] for v in states()] == [state["Name"]]
+    left = _listing(docker_client, state["Name"])
+    assert "extra.c" not in left and {"main.o", "part.c", "app"} <= set(left), left
+    clean = _build(proj, tmp_path / "clean", builder_base, session, "--clean")
+    assert clean.returncode == 0, clean.stderr
+    assert (tmp_path / "two" / "app").read_bytes() == (tmp_path / "clean" / "app").read_bytes()
+    assert (tmp_path / "one" / "app").read_bytes() != (tmp_path / "two" / "app").read_bytes()
+
+
+def test_hostile_names_are_sent_and_deleted_as_data(builder_base, tmp_path, session, states, docker_client):
+    hostile = ["-rf", "$(touch pwned)", "a'b\"c", "new\nline", "--help", "x;rm -rf ..", " lead"]
+    proj = _project(tmp_path, **{"Makefile": MAKEFILE, "main.c": MAIN, "part.c": "int part(void){return 1;}\n"})
+    (proj / "-d").mkdir()
+    for name in hostile:
+        (proj / name).write_text("data\n")
+        (proj / "-d" / name).write_text("data\n")
+    assert _build(proj, tmp_path / "one", builder_base, session).returncode == 0
+    [state] = states()
+    assert set(hostile) <= set(_listing(docker_client, state["Name"]))
+    for name in hostile:
+        (proj / name).unlink()
+    (proj / "-d" / hostile[0]).unlink()
+    again = _build(proj, tmp_path / "two", builder_base, session)
+    assert again.returncode == 0, again.stderr
+    left = _listing(docker_client, state["Name"])
+    assert not set(hostile) & set(left), left
+    assert "-d/-rf" not in left and "-d/$(touch pwned)" in left
+    assert "pwned" not in left and not (tmp_path / "pwned").exists()
+
+
+def test_changed_flags_are_another_state_and_the_old_one_goes(builder_base, tmp_path, session, states):
+    proj = _project(tmp_path, **{"Makefile": MAKEFILE, "main.c": MAIN, "part.c": "int part(void){return 1;}\n"})
+    assert _build(proj, tmp_path / "one", builder_base, session).returncode == 0
+    [before] = states()
+    assert _build(proj, tmp_path / "two", builder_base, session, "--make-args", "V=1").returncode == 0
+    [after] = states()
+    assert after["Name"] != before["Name"]
+
+
+def test_a_state_left_mid_build_is_built_from_nothing(builder_base, tmp_path, session, states, docker_client):
+    proj = _project(tmp_path, **{"Makefile": MAKEFILE, "main.c": MAIN, "part.c": "int part(void){return 1;}\n"})
+    assert _build(proj, tmp_path / "one", builder_base, session).returncode == 0
+    [state] = states()
+    # what an interrupted rebuild leaves: the mark sent first, a half-changed tree (a stray object here)
+    docker_client.containers.run("fromscratch/debian:bookworm", ["sh", "-c", "touch /work/.fromscratch/dirty && "
+                                 "printf 'garbage' > /work/src/part.o"],
+                                 volumes={state["Name"]: {"bind": "/work", "mode": "rw"}}, remove=True)
+    again = _build(proj, tmp_path / "two", builder_base, session)
+    assert again.returncode == 0, again.stderr
+    assert "left mid-build: building from nothing" in again.stderr
+    assert (tmp_path / "one" / "app").read_bytes() == (tmp_path / "two" / "app").read_bytes()
+
+
+def test_two_builds_of_one_state_at_once_both_succeed(builder_base, tmp_path, session, states):
+    proj = _project(tmp_path, **{"Makefile": MAKEFILE + "\t@sleep 2\n", "main.c": MAIN,
+                                 "part.c": "int part(void){return 1;}\n"})
+    argv = [sys.executable, "-m", "invoke", "--search-root", str(REPO), "build", "--project", str(proj),
+            "--toolchain", "container", "--builder-base", builder_base]
+    env = {**os.environ, "FROMSCRATCH_SESSION": session}
+    procs = [subprocess.Popen([*argv, "--out", str(tmp_path / f"out{i}")], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    results = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    assert any("uses the same kept build state" in err for _, err in results)
+    assert (tmp_path / "out0" / "app").read_bytes() == (tmp_path / "out1" / "app").read_bytes()
+    assert len(states()) == 1
+
+
+def test_clean_lists_and_removes_kept_state(builder_base, tmp_path, session, states):
+    proj = _project(tmp_path, **{"Makefile": MAKEFILE, "main.c": MAIN, "part.c": "int part(void){return 1;}\n"})
+    assert _build(proj, tmp_path / "one", builder_base, session).returncode == 0
+    [state] = states()
+    env = {"FROMSCRATCH_SESSION": session}
+    listed = invoke("clean", "--dry-run", env=env)
+    assert listed.code == 0 and f"would remove {state['Name']} (engine, " in listed.out, listed
+    assert str(proj.resolve()) in listed.out
+    assert len(states()) == 1
+    kept_young = invoke("clean", "--older-than", "1", env=env)
+    assert kept_young.code == 0 and f"kept    {state['Name']}" in kept_young.out and len(states()) == 1
+    removed = invoke("clean", env=env)
+    assert removed.code == 0 and f"removed {state['Name']}" in removed.out, removed
+    assert states() == []
+    assert_clean_failure(invoke("clean", "--older-than", "$(id)"), 2)

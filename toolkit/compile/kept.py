@@ -1,0 +1,275 @@
+"""Kept build state: a project's build tree kept between its builds for one target, toolchain, build image and set
+of flags (in a volume on the engine, or under the user's cache directory for a native build), so that a rebuild
+sends in only the files whose content changed, deletes those the project no longer has, and its own build system
+rebuilds only what they touch. The toolchains move the files; here what changed, and what `invoke clean` lists
+and removes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .. import files, targets
+from . import plan
+
+log = logging.getLogger(__name__)
+
+STATE_DIR = ".fromscratch"  # in the work directory, beside src/, build/ and the tools
+MANIFEST, DIRTY, GONE = "manifest.json", "dirty", "gone"
+RUNNER = Path(__file__).with_name("kept.sh")
+PREFIX = "fromscratch-state-"  # a kept state's volume, or directory under cache_dir()/state
+LABEL = "org.fromscratch.state."  # its labels: project, target, toolchain, image, place
+
+
+@dataclass(frozen=True)
+class Key:
+    """Which kept state a build uses: name (its volume or directory) follows everything the build's result
+    depends on; place only the project, target and toolchain (a newer state of a place replaces the older)."""
+
+    name: str
+    place: str
+    labels: tuple[tuple[str, str], ...]
+
+
+def key(job: plan.Plan, target: targets.Target, toolchain: str, image: str, libc: str) -> Key:
+    """The kept state of job for target with toolchain, in image (a build image's tag, or what the host's
+    compiler is), linking libc: a changed flag, tool, package or build image is another state."""
+    where = json.dumps([str(job.root), target.name, toolchain])
+    what = json.dumps([where, image, libc, repr(replace(job, by_target=()))])
+    place = hashlib.sha256(where.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    name = PREFIX + hashlib.sha256(what.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+    labels = (("project", str(job.root)), ("target", target.name), ("toolchain", toolchain), ("image", image),
+              ("place", place))
+    return Key(name, place, tuple((LABEL + k, v.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+                                  for k, v in labels))
+
+
+def lock_name(name: str) -> str:
+    return f"state-{name}"
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What a rebuild sends: the new manifest, the entries to send (new or changed content, mode or link), and
+    the paths to delete (the project no longer has them)."""
+
+    manifest: dict[str, list]
+    send: list[files.TreeEntry]
+    gone: list[str]
+
+    def gone_list(self) -> bytes:
+        """The paths to delete as kept.sh reads them: NUL-separated, each ./ relative (never an option)."""
+        return b"".join(b"./" + os.fsencode(rel) + b"\0" for rel in self.gone)
+
+    def manifest_bytes(self) -> bytes:
+        return json.dumps(self.manifest, sort_keys=True).encode()
+
+
+def _digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def changes(entries: Iterable[files.TreeEntry], old: dict[str, list] | None) -> Changes:
+    """Compare the project's entries with the manifest of the kept state (None: there is none; everything is
+    sent). A file whose size and modification time are unchanged is taken as unchanged; one whose times changed
+    is read, and sent only when its content did."""
+    old = old or {}
+    manifest: dict[str, list] = {}
+    send: list[files.TreeEntry] = []
+    for entry in entries:
+        before = old.get(entry.rel)
+        if entry.kind == "dir":
+            manifest[entry.rel] = ["dir", entry.mode & 0o7777, 0, 0, ""]
+            if not before or before[0] != "dir":
+                send.append(entry)
+            continue
+        if entry.kind == "link":
+            manifest[entry.rel] = ["link", 0o777, 0, 0, entry.link]
+            if manifest[entry.rel] != before:
+                send.append(entry)
+            continue
+        st = os.stat(entry.source)
+        mode = entry.mode & 0o7777
+        if before and before[:4] == ["file", mode, st.st_size, entry.mtime_ns]:
+            manifest[entry.rel] = before
+            continue
+        digest = _digest(entry.source)
+        manifest[entry.rel] = ["file", mode, st.st_size, entry.mtime_ns, digest]
+        if not before or before[0] != "file" or before[1] != mode or before[4] != digest:
+            send.append(entry)
+    gone = sorted(rel for rel in old if rel not in manifest and rel and not _under_gone(rel, old, manifest))
+    return Changes(manifest, send, gone)
+
+
+def _under_gone(rel: str, old: dict[str, list], manifest: dict[str, list]) -> bool:
+    """Whether a gone path's parent directory is gone too (deleting the parent deletes it)."""
+    parent = os.path.dirname(rel)
+    return bool(parent) and parent in old and parent not in manifest
+
+
+def read_manifest(found: dict[str, bytes] | None) -> tuple[dict[str, list] | None, bool]:
+    """The manifest of a kept state's state directory (None: none, or unreadable: everything is sent) and
+    whether the state was left mid-change (a build stopped half-way: it must be built from nothing)."""
+    if found is None:
+        return None, False
+    if DIRTY in found:
+        return None, True
+    try:
+        manifest = json.loads(found.get(MANIFEST, b"null"))
+    except ValueError:
+        return None, True
+    if not isinstance(manifest, dict) or not all(isinstance(v, list) and len(v) == 5 for v in manifest.values()):
+        return None, bool(found)
+    return manifest, False
+
+
+def used_dir() -> Path:
+    """Where the time a kept state was last used on this machine is noted (a volume says only when it was made)."""
+    return files.cache_dir() / "state" / "used"
+
+
+def used(name: str) -> None:
+    """Note that the kept state called name was used now (for `invoke clean --older-than`)."""
+    try:
+        used_dir().mkdir(parents=True, exist_ok=True)
+        (used_dir() / name).touch()
+    except OSError as exc:  # only `clean --older-than` reads it
+        log.info("could not note the use of %s: %s", name, exc)
+
+
+def last_used(name: str, created: float) -> float:
+    try:
+        return max(created, (used_dir() / name).stat().st_mtime)
+    except OSError:
+        return created
+
+
+@dataclass(frozen=True)
+class Held:
+    """Something kept between builds that `invoke clean` lists and removes: a kept state's volume on the engine
+    or directory on this machine, or (with --all) what the toolkit caches for every build."""
+
+    name: str
+    where: str  # "engine" or "host"
+    size: int | None  # bytes; None: the engine did not say
+    last: float  # when it was last used (seconds since the epoch)
+    what: str
+
+    def line(self) -> str:
+        size = "?" if self.size is None else f"{self.size / (1 << 20):.1f} MiB"
+        return f"{self.name} ({self.where}, {size}): {self.what}"
+
+
+def _describe(labels: dict[str, str]) -> str:
+    project, target = labels.get(LABEL + "project", "?"), labels.get(LABEL + "target", "?")
+    return f"{project} for {target} ({labels.get(LABEL + 'toolchain', '?')})"
+
+
+def state_root() -> Path:
+    """Where native builds keep their state: one directory per kept state (named like the volumes)."""
+    return files.cache_dir() / "state"
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for top, _dirs, names in os.walk(path):
+        for n in names:
+            try:
+                total += os.lstat(os.path.join(top, n)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def held_on_host(caches: bool) -> list[Held]:
+    """The kept states of native builds; with caches also the dpkg answers of links.sh."""
+    found = []
+    root = state_root()
+    for d in sorted(root.glob(PREFIX + "*")) if root.is_dir() else []:
+        labels: dict[str, str] = {}
+        try:
+            labels = json.loads((d / STATE_DIR / "labels.json").read_text())
+        except (OSError, ValueError):
+            pass
+        found.append(Held(d.name, "host", _tree_size(d), last_used(d.name, d.stat().st_mtime),
+                          _describe(labels if isinstance(labels, dict) else {})))
+    dpkg = files.cache_dir() / "dpkg-owners"
+    if caches and dpkg.is_dir():
+        found.append(Held(dpkg.name, "host", _tree_size(dpkg), dpkg.stat().st_mtime,
+                          "what dpkg said owns each input of a link (native builds' SBOMs)"))
+    return found
+
+
+def remove_held(held: Held, client: object | None) -> bool:
+    """Remove one thing kept; False when a build uses it now."""
+    import shutil
+
+    if held.where == "engine":
+        from ..engine import volume
+
+        assert client is not None
+        return volume.remove(client, held.name)  # type: ignore[arg-type]
+    path = files.cache_dir() / held.name if held.name == "dpkg-owners" else state_root() / held.name
+    with files.exclusive(lock_name(held.name), waiting=f"waiting for the build that uses {held.name}"):
+        shutil.rmtree(path, ignore_errors=True)
+    (used_dir() / held.name).unlink(missing_ok=True)
+    return True
+
+
+def held_on_engine(client: object, caches: bool) -> list[Held]:
+    """The kept states of container builds: volumes of ours on the engine; with caches the compiler caches too."""
+    from ..engine import volume
+
+    roles = ("state", *CACHE_ROLES) if caches else ("state",)
+    return [Held(v.name, "engine", v.size, last_used(v.name, v.created), _describe(v.labels) if role == "state"
+                 else f"compiler cache for {v.labels.get(LABEL + 'target', '?')}")
+            for role in roles for v in volume.kept(client, role=role)]  # type: ignore[arg-type]
+
+
+CACHE_ROLES: tuple[str, ...] = ()  # the roles of the volumes that hold compiler caches (ccache)
+
+
+def clean(connect: Callable[[], object], caches: bool, older_than: float | None, dry_run: bool,
+          say: Callable[[str], None]) -> int:
+    """List what is kept (with sizes) and remove it (all of it, or what was not used for older_than days);
+    returns how many were removed. An engine that cannot be reached is said in one line; this machine's are
+    still cleaned."""
+    from ..errors import EngineUnavailable
+
+    if older_than is not None and older_than < 0:
+        from ..errors import InputError
+
+        raise InputError(f"--older-than {older_than:g}: give a number of days, 0 or more")
+    client = None
+    found = held_on_host(caches)
+    try:
+        client = connect()
+        found = held_on_engine(client, caches) + found
+    except EngineUnavailable as exc:
+        say(f"not listing the engine's kept volumes: {exc}")
+    cutoff = None if older_than is None else time.time() - older_than * 86400
+    removed = 0
+    for held in found:
+        if cutoff is not None and held.last > cutoff:
+            say(f"kept    {held.line()}")
+            continue
+        if dry_run:
+            say(f"would remove {held.line()}")
+        elif remove_held(held, client):
+            removed += 1
+            say(f"removed {held.line()}")
+        else:
+            say(f"in use  {held.line()}: a build uses it now, not removed")
+    if not found:
+        say("nothing is kept")
+    return removed

@@ -1,0 +1,17 @@
+# shellcheck shell=sh
+# A build in a kept state (compile/kept.py): the files the project no longer has are deleted from the copy, then
+# the build runs. The mark that the state is changing ($W/.fromscratch/dirty, the first file sent in) goes only
+# when the build ended by itself, passed or failed: a state whose build was stopped half-way (Ctrl-C, the
+# container killed) is built from nothing the next time.
+# $1: the work directory; the rest: build.sh's arguments.
+W=$1; shift
+S=$W/.fromscratch
+if [ -s "$S/gone" ]; then
+  # NUL-separated paths, each ./ relative to src (no word of them is read as an option or as code)
+  (cd "$W/src" && xargs -0 rm -rf -- < "$S/gone") || true
+fi
+rm -f "$S/gone"
+sh "$W/tools/build.sh" "$@"
+code=$?
+rm -f "$S/dirty"
+exit "$code"
