@@ -90,6 +90,26 @@ def every_sbom_holds(tmp_path_factory):
             spdxcheck.check(path)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def kept_states_go(tmp_path_factory):
+    """The build state that project builds of the session's temporary projects kept on the engine (a volume
+    each, compile/kept.py) is removed when the session ends: a test's project is never built again."""
+    yield
+    from toolkit.compile import kept
+    from toolkit.engine import client as engine
+    from toolkit.engine import volume
+    from toolkit.errors import ToolkitError
+
+    top = str(tmp_path_factory.getbasetemp().resolve())
+    try:
+        client = engine.connect(timeout=30)
+        for v in volume.kept(client, sizes=False):
+            if v.labels.get(kept.LABEL + "project", "").startswith(top + os.sep):
+                volume.remove(client, v.name)
+    except ToolkitError:
+        pass  # no engine: nothing was kept on it
+
+
 @pytest.fixture(scope="session")
 def docker_client():
     """The real engine. Outside CI a missing engine skips; under CI=true it fails the test."""

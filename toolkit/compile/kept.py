@@ -6,6 +6,7 @@ and removes."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -273,3 +274,71 @@ def clean(connect: Callable[[], object], caches: bool, older_than: float | None,
     if not found:
         say("nothing is kept")
     return removed
+
+
+def read_here(work: Path) -> tuple[dict[str, list] | None, bool]:
+    """read_manifest() of a kept state on this machine."""
+    state = work / STATE_DIR
+    if not state.is_dir():
+        return None, False
+    found = {}
+    for name in (MANIFEST, DIRTY):
+        with contextlib.suppress(OSError):
+            found[name] = (state / name).read_bytes()
+    return read_manifest(found)
+
+
+def apply_here(change: Changes, src: Path, touched: float | None) -> None:
+    """A kept state's copy of the project on this machine brought up to date: what is gone deleted, what changed
+    written (its modification time touched, when given). Nothing is followed out of src: a path whose parent the
+    build made a symlink is replaced, not written through."""
+    import shutil
+
+    top = os.path.realpath(src)
+
+    def clear(path: Path) -> None:
+        parent = os.path.realpath(path.parent)
+        if parent != top and not parent.startswith(top + os.sep):
+            from ..errors import BuildFailed
+
+            raise BuildFailed(f"{path}: the kept build state leads outside itself", hint="build with --clean")
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            path.unlink()
+
+    for rel in change.gone:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            clear(src / rel)
+    src.mkdir(mode=0o700, exist_ok=True)
+    for entry in change.send:
+        path = src / entry.rel if entry.rel else src
+        if entry.kind == "dir":
+            if path != src and not (path.is_dir() and not path.is_symlink()):
+                clear(path)
+                path.mkdir(mode=0o700)
+            os.chmod(path, (entry.mode & 0o7777) | 0o700)
+            continue
+        clear(path)
+        if entry.kind == "link":
+            os.symlink(entry.link, path)
+            continue
+        shutil.copyfile(entry.source, path, follow_symlinks=False)
+        os.chmod(path, entry.mode & 0o7777)
+        when = int(touched * 1e9) if touched is not None else entry.mtime_ns
+        os.utime(path, ns=(when, when))
+
+
+def begin_here(work: Path, labels: tuple[tuple[str, str], ...]) -> None:
+    """Mark a kept state on this machine as changing (kept.sh takes the mark away when its build ends)."""
+    state = work / STATE_DIR
+    state.mkdir(parents=True, exist_ok=True)
+    (state / DIRTY).touch()
+    (state / "labels.json").write_text(json.dumps(dict(labels), sort_keys=True))
+
+
+def finish_here(work: Path, change: Changes) -> None:
+    """The new manifest written, whole (under a temporary name first)."""
+    state = work / STATE_DIR
+    (state / (MANIFEST + ".new")).write_bytes(change.manifest_bytes())
+    os.replace(state / (MANIFEST + ".new"), state / MANIFEST)

@@ -14,7 +14,7 @@ from typing import Any
 from .. import interrupts, targets
 from ..engine.container import DEFAULT_LIMITS, Limits
 from ..errors import BuildFailed
-from . import cross, plan
+from . import cross, kept, plan
 from .toolchain import apt_hint, refuse_musl_cxx, run_here
 
 # What each build system needs on the host, and the package that has it.
@@ -26,10 +26,12 @@ _PROGRAM_PACKAGES = {"ninja": "ninja-build"}
 class Native:
     name = "native"
 
-    def __init__(self, libc: str = "glibc", limits: Limits = DEFAULT_LIMITS, run: Any = interrupts.run_child) -> None:
+    def __init__(self, libc: str = "glibc", limits: Limits = DEFAULT_LIMITS, run: Any = interrupts.run_child,
+                 clean: bool = False) -> None:
         self.libc = libc
         self.limits = limits
         self._run = run
+        self.clean = clean  # a project's kept build state is not used: built from nothing (and kept anew)
 
     def _compiler(self, target: targets.Target, cxx: bool) -> str | None:
         own_arch = target.architecture == targets.host().architecture
@@ -91,5 +93,19 @@ class Native:
 
     @contextmanager
     def run(self, job: plan.Plan, target: targets.Target, skip: Callable[[str], bool]) -> Iterator[Path]:
-        with run_here(job, target, cross.gcc(target, targets.host(), self.libc), self.limits, skip) as work:
+        tools = cross.gcc(target, targets.host(), self.libc)
+        keep = None if job.system == plan.RULE else kept.key(job, target, self.name, self._compiler_id(tools),
+                                                              self.libc)
+        with run_here(job, target, tools, self.limits, skip, keep, self.clean) as work:
             yield work
+
+    @staticmethod
+    def _compiler_id(tools: cross.Toolset) -> str:
+        """What stands for the build image of a native build's kept state: the compiler, by path and change
+        time (an upgraded gcc is another state)."""
+        cc = tools.commands["cc"][0]
+        found = shutil.which(cc)
+        if found is None:
+            return cc
+        real = os.path.realpath(found)
+        return f"{real}@{os.stat(real).st_mtime_ns}"

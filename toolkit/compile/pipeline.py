@@ -43,7 +43,7 @@ def select(name: str, job: plan.Plan, wanted: Sequence[targets.Target], base: st
         return Zig(limits)
     from .native import Native
 
-    native = Native(libc, limits)
+    native = Native(libc, limits, clean=clean)
     if name == "native" or (name == "auto" and all(native.missing(p, ts) is None for p, ts in groups(job, wanted))):
         return native
     from .container import ContainerToolchain

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -16,7 +17,7 @@ from .. import files, interrupts, targets
 from ..engine.container import Limits
 from ..errors import BuildFailed, InputError, timed_out
 from ..sbom import links
-from . import cross, plan, provides
+from . import cross, kept, plan, provides
 
 log = logging.getLogger(__name__)
 
@@ -116,25 +117,69 @@ def entries(job: plan.Plan, skip: Callable[[str], bool]) -> Iterator[files.TreeE
 
 @contextlib.contextmanager
 def run_here(job: plan.Plan, target: targets.Target, tools: cross.Toolset, limits: Limits,
-             skip: Callable[[str], bool]) -> Iterator[Path]:
-    """The build on this machine, in a temporary copy of what job copies; yields the work directory."""
+             skip: Callable[[str], bool], keep: kept.Key | None = None, clean: bool = False) -> Iterator[Path]:
+    """The build on this machine, in a temporary copy of what job copies, or in the kept state keep (brought up
+    to date; from nothing with clean); yields the work directory."""
+    if keep is not None:
+        with _kept_here(job, target, tools, limits, skip, keep, clean) as work:
+            yield work
+        return
     with files.temp_dir("fromscratch-project-", files.scratch_dir()) as work:
         work = work.resolve()  # the script checks that --artifact paths lead into it, by their real paths
         files.copy_entries(entries(job, skip), work / "src")
-        (work / "tools").mkdir()
-        for name, text in tools_files(job, tools, str(work)).items():
-            (work / "tools" / name).write_text(text)
-            (work / "tools" / name).chmod(0o755)
-        log.info("building %s for %s in %s", job.name, target.platform, work)
-        output = work / "output.log"
-        try:
-            code = interrupts.run_logged(["sh", str(work / "tools" / "build.sh"), *argv(job)], str(output),
-                                         limits.timeout, env={**os.environ, **host_env()})
-        except interrupts.TimedOut:
-            assert limits.timeout is not None
-            raise timed_out(what(job, target), limits.timeout) from None
-        if code != 0:
-            raise failure(code, output, what(job, target))
+        _run_here(job, target, tools, limits, work, [])
+        yield work
+
+
+def _run_here(job: plan.Plan, target: targets.Target, tools: cross.Toolset, limits: Limits, work: Path,
+              runner: list[str]) -> None:
+    """The tools written into work, then the build script run (through runner, when given)."""
+    (work / "tools").mkdir(exist_ok=True)
+    scripts = tools_files(job, tools, str(work))
+    if runner:
+        scripts[kept.RUNNER.name] = kept.RUNNER.read_text()
+    for name, text in scripts.items():
+        (work / "tools" / name).write_text(text)
+        (work / "tools" / name).chmod(0o755)
+    log.info("building %s for %s in %s", job.name, target.platform, work)
+    output = work / "output.log"
+    output.unlink(missing_ok=True)
+    script = ["sh", str(work / "tools" / "build.sh")] if not runner else runner
+    try:
+        code = interrupts.run_logged([*script, *argv(job)], str(output), limits.timeout,
+                                     env={**os.environ, **host_env()})
+    except interrupts.TimedOut:
+        assert limits.timeout is not None
+        raise timed_out(what(job, target), limits.timeout) from None
+    if code != 0:
+        raise failure(code, output, what(job, target))
+
+
+@contextlib.contextmanager
+def _kept_here(job: plan.Plan, target: targets.Target, tools: cross.Toolset, limits: Limits,
+               skip: Callable[[str], bool], keep: kept.Key, clean: bool) -> Iterator[Path]:
+    """The build in a kept state under the user's cache directory, one build of it at a time."""
+    import shutil
+
+    with files.exclusive(kept.lock_name(keep.name), waiting=f"waiting for another build of {job.name} for "
+                         f"{target.platform}, which uses the same kept build state"):
+        kept.state_root().mkdir(parents=True, exist_ok=True)
+        work = (kept.state_root() / keep.name).resolve()
+        old, dirty = kept.read_here(work)
+        if dirty:
+            log.warning("the kept build state of %s for %s was left mid-build: building from nothing", job.name,
+                        target.platform)
+        if clean or dirty:
+            shutil.rmtree(work, ignore_errors=True)
+            old = None
+        elif old is None and work.exists():  # no manifest: nothing of it can be trusted
+            shutil.rmtree(work, ignore_errors=True)
+        change = kept.changes(entries(job, skip), old)
+        kept.begin_here(work, keep.labels)
+        kept.apply_here(change, work / "src", time.time() if old is not None else None)
+        kept.finish_here(work, change)
+        kept.used(keep.name)
+        _run_here(job, target, tools, limits, work, ["sh", str(work / "tools" / kept.RUNNER.name), str(work)])
         yield work
 
 
