@@ -41,6 +41,7 @@ BAD_ARGUMENTS: dict[str, list[tuple[tuple[str, ...], str]]] = {
     "sbom": [(("--binary", MISSING), MISSING), (("--tag", BAD_TAG), BAD_TAG),
              (("--binary", "{static}", "--remote"), "--remote")],
     "binfmt": [(("--arch", "sparc"), "sparc"), (("--check", "--arch", "sparc"), "sparc")],
+    "clean": [(("--older-than", "soon"), "soon"), (("--older-than", "-3"), "-3")],
     "run": [(("--tag", f"fromscratch-test-{MISSING}"), f"fromscratch-test-{MISSING}"),
             (("--tag", BAD_TAG), BAD_TAG)],
     "rootfs": [(("--suite", "bookworm", "--tag", BAD_TAG), BAD_TAG)],

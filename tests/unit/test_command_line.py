@@ -17,8 +17,8 @@ import pytest
 from tests.conftest import REPO, Result, invoke
 
 README = (REPO / "README.md").read_text()
-TASKS = ("build-hello", "build", "verify", "verify-image", "image", "inspect", "push", "sbom", "run", "rootfs",
-         "import-rootfs", "binfmt")
+TASKS = ("build-hello", "build", "clean", "verify", "verify-image", "image", "inspect", "push", "sbom", "run",
+         "rootfs", "import-rootfs", "binfmt")
 
 
 def fromscratch(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Result:
