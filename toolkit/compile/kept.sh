@@ -6,6 +6,8 @@
 # $1: the work directory; the rest: build.sh's arguments.
 W=$1; shift
 S=$W/.fromscratch
+# what dpkg said owns each input of a link, kept with the state (a state's build image, its dpkg, never changes)
+FROMSCRATCH_DPKG_CACHE=${FROMSCRATCH_DPKG_CACHE:-$S/dpkg-owners}; export FROMSCRATCH_DPKG_CACHE
 if [ -s "$S/gone" ]; then
   # NUL-separated paths, each ./ relative to src (no word of them is read as an option or as code)
   (cd "$W/src" && xargs -0 rm -rf -- < "$S/gone") || true

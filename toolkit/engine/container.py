@@ -176,7 +176,7 @@ class Container:
             with tarfile.open(fileobj=engine.ChunkReader(stream), mode="r|") as tar:
                 for member in tar:
                     src = tar.extractfile(member) if member.isfile() else None
-                    if src is None or "/" not in member.name.strip("/"):
+                    if src is None or member.name.strip("/").count("/") != 1:  # path's own files only
                         continue
                     limit -= member.size
                     if limit < 0:
