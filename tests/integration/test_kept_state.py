@@ -157,7 +157,9 @@ def test_clean_lists_and_removes_kept_state(builder_base, tmp_path, session, sta
     env = {"FROMSCRATCH_SESSION": session}
     listed = invoke("clean", "--dry-run", env=env)
     assert listed.code == 0 and f"would remove {state['Name']} (engine, " in listed.out, listed
-    assert str(proj.resolve()) in listed.out
+    assert str(proj.resolve()) in listed.out and "ccache" not in listed.out
+    caches = invoke("clean", "--all", "--dry-run", env=env)
+    assert "would remove fromscratch-ccache-amd64 (engine, " in caches.out, caches
     assert len(states()) == 1
     kept_young = invoke("clean", "--older-than", "1", env=env)
     assert kept_young.code == 0 and f"kept    {state['Name']}" in kept_young.out and len(states()) == 1
@@ -193,3 +195,34 @@ def test_a_native_rebuild_keeps_its_state_under_the_cache_directory(tmp_path):
     removed = invoke("clean", "--older-than", "0", env={**env, "DOCKER_HOST": f"unix://{tmp_path}/no.sock"})
     assert removed.code == 0 and f"removed {state.name}" in removed.out and not state.exists(), removed
     assert "not listing the engine's kept volumes" in removed.out
+
+
+def _ccache_hits(client, image: str) -> int:
+    """The compiles the container builds' compiler cache for amd64 answered so far (ccache's own count)."""
+    name, _ = kept.ccache_volume("amd64")
+    made = client.containers.run(image, ["ccache", "--print-stats"], detach=True, environment={"CCACHE_DIR": "/c"},
+                                 volumes={name: {"bind": "/c", "mode": "rw"}})
+    try:
+        assert made.wait(timeout=60)["StatusCode"] == 0
+        out = made.logs(stdout=True, stderr=False)
+    finally:
+        made.remove(force=True)
+    stats = dict(line.split("\t", 1) for line in out.decode().splitlines() if "\t" in line)
+    return int(stats.get("direct_cache_hit", 0)) + int(stats.get("preprocessed_cache_hit", 0))
+
+
+def test_a_fresh_copy_of_a_built_project_compiles_from_the_cache(builder_base, tmp_path, session, states,
+                                                                   docker_client):
+    unique = uuid.uuid4().hex  # sources no other build compiled: the first build misses, the copy's hits
+    files = {"Makefile": MAKEFILE, "main.c": MAIN + f"/* {unique} */\n", "part.c": "int part(void){return 1;}\n"}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = _project(tmp_path / "a", **files)
+    assert _build(first, tmp_path / "one", builder_base, session).returncode == 0
+    [state] = states()
+    image = state["Labels"][kept.LABEL + "image"]
+    before = _ccache_hits(docker_client, image)
+    copy = _project(tmp_path / "b", **files)
+    assert _build(copy, tmp_path / "two", builder_base, session).returncode == 0
+    assert _ccache_hits(docker_client, image) - before >= 2
+    assert (tmp_path / "one" / "app").read_bytes() == (tmp_path / "two" / "app").read_bytes()

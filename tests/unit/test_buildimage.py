@@ -21,7 +21,7 @@ def test_every_layers_tag_follows_the_base_images_id():
         return [layer.tag for layer in layers]
 
     old, new = tags(OLD), tags(NEW)
-    assert len(old) == 4 and old == tags(OLD)
+    assert len(old) == 5 and old == tags(OLD)
     assert not set(old) & set(new)
     # the Dockerfiles are the same text but for the FROM of the layers above the first
     first_old, first_new = (buildimage.chain("img", arm64, "amd64", base_id=i)[0] for i in (OLD, NEW))
@@ -56,7 +56,7 @@ def test_each_layer_has_a_name_to_say_as_it_builds():
     layers = buildimage.chain("fromscratch/debian:bookworm", arm64, "amd64", ("tcl",), ("zlib1g-dev",),
                               libc="glibc", project=True, base_id=OLD)
     assert [layer.title for layer in layers] == ["gcc and g++", "build systems", "arm64 cross gcc and QEMU",
-                                                 "tcl zlib1g-dev:arm64"]
+                                                 "tcl zlib1g-dev:arm64", "ccache"]
     musl = buildimage.chain("img", arm64, "amd64", libc="musl", base_id=OLD)
     assert [layer.title for layer in musl] == ["gcc and g++", "arm64 cross gcc", "musl-dev:arm64"]
     renamed = buildimage.BuildImage("img", ("gcc",), title="another name", base_id=OLD)

@@ -25,6 +25,8 @@ COMPILE_PACKAGES = ("gcc", "g++", "libc6-dev", "binutils")
 # What a --project build adds over it, shared too: every build system a project may use. --src builds never pay
 # for it (~200 MB).
 SYSTEM_PACKAGES = ("make", "cmake", "meson", "ninja-build", "autoconf", "automake", "libtool", "pkg-config")
+# The last layer of a --project build's image: the compiler cache (~2 MB).
+CACHE_PACKAGES = ("ccache",)
 # A foreign target's layer holds its cross gcc and g++; for projects also QEMU: CMake's try_run and Meson's
 # exe_wrapper run the target's test programs through it.
 EMULATOR_PACKAGE = "qemu-user-static"
@@ -122,6 +124,8 @@ def chain(base: str, target: targets.Target, host_arch: str, tools: Sequence[str
         wanted = tuple(dict.fromkeys([*tools, *(p if native else f"{p}:{target.debian_arch}" for p in packages)]))
         foreign = () if native or not packages else (target.debian_arch,)
         layers.append(BuildImage(layers[-1].tag, wanted, foreign, title=" ".join(wanted)))
+    if project:  # the compiler cache a project's build compiles through (its cache is a volume, compile/kept.py)
+        layers.append(BuildImage(layers[-1].tag, CACHE_PACKAGES, title="ccache"))
     return layers
 
 

@@ -52,7 +52,7 @@ def key(job: plan.Plan, target: targets.Target, toolchain: str, image: str, libc
 
 
 def lock_name(name: str) -> str:
-    return f"state-{name}"
+    return f"state-{name.replace('/', '_')}"
 
 
 @dataclass(frozen=True)
@@ -208,6 +208,10 @@ def held_on_host(caches: bool) -> list[Held]:
     if caches and dpkg.is_dir():
         found.append(Held(dpkg.name, "host", _tree_size(dpkg), dpkg.stat().st_mtime,
                           "what dpkg said owns each input of a link (native builds' SBOMs)"))
+    ccache = files.cache_dir() / "ccache"
+    for d in sorted(ccache.iterdir()) if caches and ccache.is_dir() else []:
+        found.append(Held(f"ccache/{d.name}", "host", _tree_size(d), d.stat().st_mtime,
+                          f"compiler cache for {d.name} (native builds)"))
     return found
 
 
@@ -220,7 +224,8 @@ def remove_held(held: Held, client: object | None) -> bool:
 
         assert client is not None
         return volume.remove(client, held.name)  # type: ignore[arg-type]
-    path = files.cache_dir() / held.name if held.name == "dpkg-owners" else state_root() / held.name
+    shared = held.name == "dpkg-owners" or held.name.startswith("ccache/")
+    path = files.cache_dir() / held.name if shared else state_root() / held.name
     with files.exclusive(lock_name(held.name), waiting=f"waiting for the build that uses {held.name}"):
         shutil.rmtree(path, ignore_errors=True)
     (used_dir() / held.name).unlink(missing_ok=True)
@@ -237,7 +242,18 @@ def held_on_engine(client: object, caches: bool) -> list[Held]:
             for role in roles for v in volume.kept(client, role=role)]  # type: ignore[arg-type]
 
 
-CACHE_ROLES: tuple[str, ...] = ()  # the roles of the volumes that hold compiler caches (ccache)
+CACHE_ROLES = ("ccache",)  # the roles of the volumes that hold compiler caches
+CCACHE_MOUNT = "/ccache"  # where a container build's compiler cache is
+
+
+def ccache_here(target: str) -> Path:
+    """The compiler cache of native builds for target (a target name: data, by the table's grammar)."""
+    return files.cache_dir() / "ccache" / target
+
+
+def ccache_volume(target: str) -> tuple[str, dict[str, str]]:
+    """The volume of container builds' compiler cache for target, and its labels: shared by every project."""
+    return f"fromscratch-ccache-{target}", {LABEL + "target": target}
 
 
 def clean(connect: Callable[[], object], caches: bool, older_than: float | None, dry_run: bool,

@@ -8,6 +8,12 @@ W=$1; shift
 S=$W/.fromscratch
 # what dpkg said owns each input of a link, kept with the state (a state's build image, its dpkg, never changes)
 FROMSCRATCH_DPKG_CACHE=${FROMSCRATCH_DPKG_CACHE:-$S/dpkg-owners}; export FROMSCRATCH_DPKG_CACHE
+# the compiler cache, shared by every project built for the target, when this machine has ccache and the build
+# is given a directory for it: paths under $W hashed relative to it, so that a fresh copy of a project hits
+if [ -n "${FROMSCRATCH_CCACHE_DIR-}" ] && FROMSCRATCH_CCACHE=$(command -v ccache); then
+  CCACHE_DIR=$FROMSCRATCH_CCACHE_DIR CCACHE_BASEDIR=$W CCACHE_NOHASHDIR=1
+  export CCACHE_DIR CCACHE_BASEDIR CCACHE_NOHASHDIR FROMSCRATCH_CCACHE
+fi
 if [ -s "$S/gone" ]; then
   # NUL-separated paths, each ./ relative to src (no word of them is read as an option or as code)
   (cd "$W/src" && xargs -0 rm -rf -- < "$S/gone") || true

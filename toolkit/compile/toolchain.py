@@ -132,7 +132,7 @@ def run_here(job: plan.Plan, target: targets.Target, tools: cross.Toolset, limit
 
 
 def _run_here(job: plan.Plan, target: targets.Target, tools: cross.Toolset, limits: Limits, work: Path,
-              runner: list[str]) -> None:
+              runner: list[str], env: dict[str, str] | None = None) -> None:
     """The tools written into work, then the build script run (through runner, when given)."""
     (work / "tools").mkdir(exist_ok=True)
     scripts = tools_files(job, tools, str(work))
@@ -147,7 +147,7 @@ def _run_here(job: plan.Plan, target: targets.Target, tools: cross.Toolset, limi
     script = ["sh", str(work / "tools" / "build.sh")] if not runner else runner
     try:
         code = interrupts.run_logged([*script, *argv(job)], str(output), limits.timeout,
-                                     env={**os.environ, **host_env()})
+                                     env={**os.environ, **host_env(), **(env or {})})
     except interrupts.TimedOut:
         assert limits.timeout is not None
         raise timed_out(what(job, target), limits.timeout) from None
@@ -179,7 +179,8 @@ def _kept_here(job: plan.Plan, target: targets.Target, tools: cross.Toolset, lim
         kept.apply_here(change, work / "src", time.time() if old is not None else None)
         kept.finish_here(work, change)
         kept.used(keep.name)
-        _run_here(job, target, tools, limits, work, ["sh", str(work / "tools" / kept.RUNNER.name), str(work)])
+        _run_here(job, target, tools, limits, work, ["sh", str(work / "tools" / kept.RUNNER.name), str(work)],
+                  {"FROMSCRATCH_CCACHE_DIR": str(kept.ccache_here(target.name))})
         yield work
 
 

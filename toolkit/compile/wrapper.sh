@@ -11,7 +11,7 @@
 # zig tool strips a foreign ELF file). With FROMSCRATCH_LINKS set, a link of a program goes through fs_link
 # (links.sh), which keeps what the linker used in a trace named after the program (PROGRAM.PID), for its SBOM;
 # DRIVER is the gcc an SBOM names. Modes that print to stdout (-E, -M, -print-*, -dump*) are not links and pass
-# straight through.
+# straight through. A compile that does not link runs through ccache when FROMSCRATCH_CCACHE names it.
 #
 # A link of a program is completed for a static link (fs_static_more): ARCHIVES are the target's library
 # directories (colon-separated; empty: nothing is completed), PCDIRS those of its .pc files. Each -lX the build
@@ -90,6 +90,8 @@ EOT
       exit
     fi
   fi
+  # a compile (no link) through the compiler cache, when the build has one (compile/kept.sh sets it)
+  if [ -z "$fs_linking" ] && [ -n "${FROMSCRATCH_CCACHE-}" ]; then exec "$FROMSCRATCH_CCACHE" "$@"; fi
   exec "$@"
 }
 

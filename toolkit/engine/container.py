@@ -114,13 +114,13 @@ class Container:
     @contextlib.contextmanager
     def open(cls, client: engine.Client, image: str, command: list[str], workdir: str,
              limits: Limits = DEFAULT_LIMITS, role: str = "build",
-             mounts: dict[str, str] | None = None) -> Iterator[Container]:
+             mounts: dict[str, str] | None = None, env: dict[str, str] | None = None) -> Iterator[Container]:
         """A container of image that will run command (argv, never a shell line) in workdir, networking off,
         within limits, and that ends when the client attached to it goes away; mounts: volume name -> path."""
         volumes = {name: {"bind": path, "mode": "rw"} for name, path in (mounts or {}).items()}
+        extra = {**({"volumes": volumes} if volumes else {}), **({"environment": env} if env else {})}
         with created(client, role, image, command=["sh", "-c", _WATCHED, "sh", *command], stdin_open=True,
-                     network_disabled=True, working_dir=workdir, **({"volumes": volumes} if volumes else {}),
-                     **limits.create_args()) as made:
+                     network_disabled=True, working_dir=workdir, **extra, **limits.create_args()) as made:
             yield cls(client, made, limits)
 
     def copy_in(self, dest: str, tar: IO[bytes] | bytes, what: str) -> None:
