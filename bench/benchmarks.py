@@ -27,6 +27,7 @@ from .harness import (
     faster_by,
     measure,
     ours_below,
+    over_peer_below,
     smaller,
     within,
 )
@@ -376,7 +377,13 @@ def _project_probes(b: Bench, project: _Project, tree: Path) -> tuple[Probe, Pro
 
     def ours(i: int) -> list[str]:
         copy = fresh("ours", i)
-        return b.invoke("build", "--project", str(copy), *flags, "--out", str(copy.parent / "dist"), *project.args)
+        # a full build: no compiler cache (the zstd ccache row measures that)
+        return ["env", "FROMSCRATCH_CCACHE=0", *b.invoke("build", "--project", str(copy), *flags, "--out",
+                                                         str(copy.parent / "dist"), *project.args)]
+
+    def ours_after(i: int) -> None:
+        _forget_states(b, root)
+        shutil.rmtree(root / f"ours-{i}", ignore_errors=True)
 
     def peer(i: int) -> list[str]:
         return ["sh", "-c", project.by_hand.replace("COPY", shlex.quote(str(fresh("peer", i))))]
@@ -386,7 +393,7 @@ def _project_probes(b: Bench, project: _Project, tree: Path) -> tuple[Probe, Pro
         shutil.rmtree(root / f"peer-{i}", ignore_errors=True)
 
     shown = b.shown("build", "--project", "COPY", *flags, "--out", "DIST", *project.args)
-    return (Probe(shown, ours, after=lambda i: shutil.rmtree(root / f"ours-{i}", ignore_errors=True)),
+    return (Probe(shown, ours, after=ours_after),
             Probe(project.by_hand, peer, after=peer_after), static)
 
 
@@ -399,7 +406,7 @@ def _project_row(b: Bench, project: _Project) -> Row:
     note = (f"COPY: a fresh copy of Debian's {project.package} {version} upstream tree ({tree.name}) per run, "
             f"made before the clock starts, and a clean DIST; {project.how}; the peer's {project.made} passes "
             "`invoke verify` after each run, ours verifies its programs itself; the warm-up run builds the build "
-            "image if it is missing, timed runs reuse it")
+            "image if it is missing, timed runs reuse it; ours with FROMSCRATCH_CCACHE=0 (no compiler cache)")
     return b.row(f"project build, {project.name}: warm build container vs its own build on the host", ours, o,
                  peer, p, within(1.2), note)
 
@@ -409,6 +416,109 @@ def project_build(b: Bench) -> list[Row]:
     b.full_only("a Lua build takes ~20 s a side on two cores, zstd's ~90 s")
     b.require_builder_base()
     return [_project_row(b, project) for project in PROJECTS]
+
+
+def _forget_states(b: Bench, under: Path) -> None:
+    """The kept build states (volumes) of the projects under a directory the bench made, removed: a fresh copy per
+    run is a new state each time."""
+    from toolkit.compile import kept
+    from toolkit.engine import volume
+
+    for v in volume.kept(b.client, sizes=False):
+        if v.labels.get(kept.LABEL + "project", "").startswith(f"{under}/"):
+            volume.remove(b.client, v.name)
+
+
+def _slow_project(b: Bench, package: str, why: str) -> tuple[Path, str, Path]:
+    """A full run's project row: the upstream tree of package, its version, and an empty directory for copies."""
+    b.full_only(why)
+    b.require_builder_base()
+    tree, version = _source_tree(package)
+    root = b.work / f"rebuilds-{package}"
+    shutil.rmtree(root, ignore_errors=True)
+    return tree, version, root
+
+
+LUA_TOUCHED = "src/lapi.c"  # one file of liblua: it recompiles, the archive and both programs are made again
+
+
+@benchmark("Lua rebuilt: one file changed, and nothing changed, kept state vs make's own incremental build")
+def lua_rebuilds(b: Bench) -> list[Row]:
+    tree, version, root = _slow_project(b, "lua5.4", "each side builds Lua once first, ~20 s a side on two cores")
+    ours_tree, peer_tree = root / "ours" / tree.name, root / "peer" / tree.name
+    shutil.copytree(tree, ours_tree, symlinks=True)
+    shutil.copytree(tree, peer_tree, symlinks=True)
+    flags = ("--toolchain", "container", "--builder-base", b.builder_base, "--out", str(root / "dist"))
+    ours_argv = b.invoke("build", "--project", str(ours_tree), *flags)
+    peer_argv = ["make", "-C", str(peer_tree), f"-j{os.cpu_count() or 2}", "MYLDFLAGS=-static"]
+    try:
+        b.must(ours_argv)  # the first builds: the state each side keeps (untimed)
+        b.must(peer_argv)
+
+        def touched(argv: list[str], copy: Path) -> Callable[[int], list[str]]:
+            def change(i: int) -> list[str]:  # before the clock: one file's content changes
+                with open(copy / LUA_TOUCHED, "a") as fh:
+                    fh.write(f"/* change {b.run_id} {i} */\n")
+                return argv
+            return change
+
+        shown = b.shown("build", "--project", "COPY", "--toolchain", "container", "--builder-base", "B", "--out",
+                        "DIST")
+        peer_shown = "make -C COPY -j$(nproc) MYLDFLAGS=-static"
+        o1, p1 = b.measure([Probe(shown, touched(ours_argv, ours_tree)), Probe(peer_shown, touched(peer_argv,
+                                                                                                    peer_tree))],
+                           runs=5)
+        o2, p2 = b.measure([Probe(shown, ours_argv), Probe(peer_shown, peer_argv)], runs=5)
+    finally:
+        _forget_states(b, root)
+    note = (f"Debian's lua5.4 {version} upstream tree, one copy a side, each built once before the clock; each "
+            f"timed run first appends a comment to {LUA_TOUCHED} on both sides (ours sends that one file into its "
+            "kept state, a volume, and runs the same make there)")
+    return [b.row("Lua, one file changed: kept state (container) vs make incremental", Probe(shown, ours_argv),
+                  o1, Probe(peer_shown, peer_argv), p1, within(1.5), note),
+            b.row("Lua, nothing changed: kept state (container) vs make's no-op", Probe(shown, ours_argv), o2,
+                  Probe(peer_shown, peer_argv), p2, over_peer_below(0.5),
+                  "the same copies, nothing changed between runs: the fixed cost of a build")]
+
+
+@benchmark("zstd (CMake), a fresh copy of a tree built once: ccache warm vs cold")
+def zstd_ccache(b: Bench) -> list[Row]:
+    tree, version, root = _slow_project(b, "zstd", "a cold zstd build takes ~90 s on two cores")
+    project = next(p for p in PROJECTS if p.package == "zstd")
+    flags = ("--toolchain", "container", "--builder-base", b.builder_base, *project.args)
+    from toolkit.compile import kept
+    from toolkit.engine import volume
+
+    cache, _ = kept.ccache_volume("amd64")
+
+    def fresh(side: str, cold: bool) -> Callable[[int], list[str]]:
+        def argv(i: int) -> list[str]:  # before the clock: a fresh copy; for the cold side no compiler cache
+            copy = root / f"{side}-{i}" / tree.name
+            shutil.copytree(tree, copy, symlinks=True)
+            if cold:
+                volume.remove(b.client, cache)
+            return b.invoke("build", "--project", str(copy), "--out", str(copy.parent / "dist"), *flags)
+        return argv
+
+    def after(side: str) -> Callable[[int], None]:
+        def clean(i: int) -> None:
+            _forget_states(b, root)
+            shutil.rmtree(root / f"{side}-{i}", ignore_errors=True)
+        return clean
+
+    shown = b.shown("build", "--project", "COPY", *flags, "--out", "DIST")
+    try:
+        # warm first: each warm run follows a build of the same sources (the warm-up's, or the cold run's)
+        warm, cold = b.measure([Probe(shown + "  # ccache warm", fresh("warm", False), after=after("warm")),
+                                Probe(shown + "  # ccache cold", fresh("cold", True), after=after("cold"))],
+                               slow=True)
+    finally:
+        _forget_states(b, root)
+    note = (f"Debian's zstd {version} upstream tree, a fresh copy per run (a new kept state: everything is "
+            "compiled); warm: the amd64 compiler cache holds an earlier build of the same tree; cold: its volume "
+            "removed before the run")
+    return [b.row("zstd fresh copy: ccache warm vs cold", Probe(shown + "  # ccache warm", []), warm,
+                  Probe(shown + "  # ccache cold", []), cold, Target("≤ 0.4", 0.4, inclusive=True), note)]
 
 
 # Finding alone, as the build does it before its first compile: a project's declarations read, looked up in the

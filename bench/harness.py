@@ -136,11 +136,13 @@ class Target:
 
     text: str
     limit: float
-    on: str = "ratio"  # "ratio" or "ours"
+    on: str = "ratio"  # "ratio", "ours", or "over" (ours less the peer)
     inclusive: bool = False
 
     def met(self, ours: Stat, ratio: float | None) -> bool | None:
         value = ratio if self.on == "ratio" else ours.median
+        if self.on == "over":  # ours' median less the peer's
+            value = None if not ratio else ours.median - ours.median / ratio
         if value is None:
             return None
         slack = self.limit * 1e-9  # 0.2 / 0.6 is "3x faster", floating point notwithstanding
@@ -161,6 +163,10 @@ def faster() -> Target:
 
 def smaller() -> Target:
     return Target("smaller (ratio < 1)", 1.0)
+
+
+def over_peer_below(limit: float) -> Target:
+    return Target(f"ours − peer ≤ {Stat((limit,), 's').show()}", limit, on="over", inclusive=True)
 
 
 def ours_below(limit: float, unit: str) -> Target:

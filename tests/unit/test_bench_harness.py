@@ -13,6 +13,7 @@ from bench.harness import (
     Stat,
     faster_by,
     ours_below,
+    over_peer_below,
     render,
     run_once,
     within,
@@ -47,6 +48,8 @@ def test_verdicts_follow_the_median_and_the_targets_bounds():
     assert Row("r", peer, secs, target=faster_by(3)).verdict == "no"
     assert Row("r", Stat((3.0,), "s"), Stat((1.0,), "s"), target=within(3)).verdict == "yes"
     assert Row("r", Stat((120.0,), "MiB"), None, target=ours_below(100, "MiB")).verdict == "no"
+    assert Row("r", Stat((0.52,), "s"), Stat((0.02,), "s"), target=over_peer_below(0.5)).verdict == "yes"
+    assert Row("r", Stat((0.6,), "s"), Stat((0.02,), "s"), target=over_peer_below(0.5)).verdict == "no"
     assert Row("r", secs, peer).verdict == "n/a"
     assert Row("r", skipped="not on main yet").verdict == "skipped"
 

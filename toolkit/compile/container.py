@@ -142,7 +142,9 @@ class ContainerToolchain:
                 raise BuildFailed(f"--clean: the kept build state of {job.name} for {target.platform} ({k.name}) is "
                                   "in use by another build", hint="build again once it has ended")
             cache, labels = kept.ccache_volume(target.name)
-            volume.ensure(self._client, cache, labels, role="ccache")
+            caching = kept.ccache_on()
+            if caching:
+                volume.ensure(self._client, cache, labels, role="ccache")
             for attempt in (0, 1):
                 if volume.ensure(self._client, k.name, dict(k.labels)):
                     self._replace_older(k)
@@ -150,8 +152,8 @@ class ContainerToolchain:
                     made = stack.enter_context(temp_dir("fromscratch-programs-"))
                     container = stack.enter_context(Container.open(
                         self._client, image, command, WORK, self.limits,
-                        mounts={k.name: WORK, cache: kept.CCACHE_MOUNT},
-                        env={"FROMSCRATCH_CCACHE_DIR": kept.CCACHE_MOUNT}))
+                        mounts={k.name: WORK, **({cache: kept.CCACHE_MOUNT} if caching else {})},
+                        env={"FROMSCRATCH_CCACHE_DIR": kept.CCACHE_MOUNT} if caching else None))
                     old, dirty = kept.read_manifest(container.read(f"{WORK}/{kept.STATE_DIR}"))
                     if dirty and attempt == 0:
                         log.warning("the kept build state of %s for %s was left mid-build: building from nothing",

@@ -246,6 +246,12 @@ CACHE_ROLES = ("ccache",)  # the roles of the volumes that hold compiler caches
 CCACHE_MOUNT = "/ccache"  # where a container build's compiler cache is
 
 
+def ccache_on() -> bool:
+    """Whether builds compile through the compiler cache: yes unless FROMSCRATCH_CCACHE=0 (a benchmark of a
+    build from nothing, a suspected cache)."""
+    return os.environ.get("FROMSCRATCH_CCACHE", "1") != "0"
+
+
 def ccache_here(target: str) -> Path:
     """The compiler cache of native builds for target (a target name: data, by the table's grammar)."""
     return files.cache_dir() / "ccache" / target

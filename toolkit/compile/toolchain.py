@@ -180,7 +180,7 @@ def _kept_here(job: plan.Plan, target: targets.Target, tools: cross.Toolset, lim
         kept.finish_here(work, change)
         kept.used(keep.name)
         _run_here(job, target, tools, limits, work, ["sh", str(work / "tools" / kept.RUNNER.name), str(work)],
-                  {"FROMSCRATCH_CCACHE_DIR": str(kept.ccache_here(target.name))})
+                  {"FROMSCRATCH_CCACHE_DIR": str(kept.ccache_here(target.name))} if kept.ccache_on() else {})
         yield work
 
 
