@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 import uuid
 from pathlib import Path
 
@@ -226,3 +228,28 @@ def test_a_fresh_copy_of_a_built_project_compiles_from_the_cache(builder_base, t
     assert _build(copy, tmp_path / "two", builder_base, session).returncode == 0
     assert _ccache_hits(docker_client, image) - before >= 2
     assert (tmp_path / "one" / "app").read_bytes() == (tmp_path / "two" / "app").read_bytes()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_rebuild_interrupted_mid_build_leaves_a_state_the_next_build_starts_over(signum, sandbox, builder_base):
+    # the build sleeps while a file named slow is in the project: a rebuild that is stopped in the middle
+    slow = MAKEFILE + "\t@if [ -f slow ]; then echo sleeping; sleep 60; fi\n"
+    proj = _project(sandbox.work, **{"Makefile": slow, "main.c": MAIN, "part.c": "int part(void){return 1;}\n"})
+    args = ("build", "--project", str(proj), "--toolchain", "container", "--builder-base", builder_base)
+    first = sandbox.run(*args, "--out", "one")
+    assert first.code == 0, first
+    (proj / "slow").write_text("")
+    (proj / "part.c").write_text("int part(void){return 2;}\n")
+    run = sandbox.start(*args, "--out", "two")
+    run.wait_for("the rebuild to run", lambda: [c for c in sandbox.containers() if c["State"] == "running"])
+    time.sleep(1)
+    run.interrupt(signum)
+    stopped = run.finish()
+    assert_clean_failure(stopped, 130)
+    sandbox.assert_clean()  # no container; the state's volume is the one thing kept
+    (proj / "slow").unlink()
+    again = sandbox.run(*args, "--out", "three")
+    assert again.code == 0 and "left mid-build: building from nothing" in again.err, again
+    clean = sandbox.run(*args, "--out", "four", "--clean")
+    assert clean.code == 0, clean
+    assert (sandbox.work / "three" / "app").read_bytes() == (sandbox.work / "four" / "app").read_bytes()
