@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import select
 import signal
 import subprocess
 import threading
@@ -117,31 +116,13 @@ def run_logged(cmd: Sequence[str], log_path: str, timeout: float | None = None, 
     with open(log_path, "ab") as out, \
             child(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **popen) as proc:
         try:
-            code = _wait(proc, timeout)
+            code = proc.wait(timeout)
         except subprocess.TimeoutExpired:
             _stop_group(proc)
             raise TimedOut(f"ran past {timeout:g} s") from None
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
     return code
-
-
-def _wait(proc: subprocess.Popen, timeout: float | None) -> int:
-    """proc.wait(timeout), woken the moment the child ends: Popen.wait polls with sleeps of up to 50 ms, a
-    noticeable part of a build that takes a tenth of a second. A pidfd (Linux 5.3) is readable once it has."""
-    if timeout is None or not hasattr(os, "pidfd_open"):
-        return proc.wait(timeout)
-    try:
-        fd = os.pidfd_open(proc.pid)
-    except OSError:
-        return proc.wait(timeout)
-    try:
-        ready, _, _ = select.select([fd], [], [], timeout)
-    finally:
-        os.close(fd)
-    if not ready:
-        raise subprocess.TimeoutExpired(proc.args, timeout)
-    return proc.wait()
 
 
 def _stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import select
 import shutil
 import tarfile
 import time
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .. import interrupts
-from ..errors import BuildFailed, ToolkitError, timed_out
+from ..errors import BuildFailed, EngineError, ToolkitError, timed_out
 from . import client as engine
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,35 @@ _WATCHED = ('trap "exit 143" TERM; exec 3<&0; "$@" </dev/null 3<&- & b=$!; '
             '{ cat <&3 >/dev/null; kill -TERM $$; } & wait "$b"')
 
 
+def _copy_frames(sock: Any, out: IO[bytes], deadline: float | None) -> bool:
+    """The output of an attachment (the engine's frames: an 8-byte header, its length at 4..8, then the bytes)
+    written to out until the container ends it; False when the deadline came first."""
+    raw = getattr(sock, "_sock", sock)
+    pending = b""
+    while True:
+        buffered = getattr(raw, "pending", None)  # a TLS socket may hold bytes select() does not see
+        if not (buffered and buffered()):
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            ready, _, _ = select.select([raw], [], [], left)
+            if not ready:
+                return False
+        try:
+            chunk = raw.recv(1 << 16) if hasattr(raw, "recv") else os.read(raw.fileno(), 1 << 16)
+        except OSError:  # the engine went away: wait() says so, as the engine's own error
+            return True
+        if not chunk:
+            return True
+        pending += chunk
+        while len(pending) >= 8:
+            size = int.from_bytes(pending[4:8], "big")
+            if len(pending) < 8 + size:
+                break
+            out.write(pending[8:8 + size])
+            pending = pending[8 + size:]
+
+
 class Container:
     """A build container: made by Container.open(), which removes it however the block ends."""
 
@@ -131,28 +162,39 @@ class Container:
     def run(self, what: str, output: Path) -> int:
         """Start it, attached to its stdin for as long as it runs, and wait (at most the time limit); its output
         streamed to the file output (a build printing gigabytes costs disk, not memory). Returns its exit code;
-        a run past the time limit, or one killed (docker kill, out of memory), raises."""
+        a run past the time limit, or one killed (docker kill, out of memory), raises.
+
+        The output comes through the same attachment, read to its end, which is the container's: the attachment
+        is closed then, at once. (Held open until the container's exit is reported, the engine waits two seconds
+        for it to close before it reports the exit.)"""
         timeout = self.limits.timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         with engine.step(f"{what} in the build container"):
-            sock = self._client.api.attach_socket(self._made.id, params={"stdin": 1, "stream": 1})
+            sock = self._client.api.attach_socket(self._made.id, params={"stdin": 1, "stream": 1, "stdout": 1,
+                                                                          "stderr": 1})
             try:
                 self._made.start()
-                started = time.monotonic()
-                try:
-                    status = self._made.wait(timeout=timeout)
-                except Exception:
-                    # the SDK reports a read timeout as requests' ReadTimeout or, over a unix socket,
-                    # ConnectionError; the clock tells it from an engine that went away
-                    if timeout is not None and time.monotonic() - started >= timeout - 1:
-                        raise timed_out(what, timeout) from None
-                    raise
+                with open(output, "wb") as fh:
+                    if not _copy_frames(sock, fh, deadline):
+                        raise timed_out(what, timeout or 0)
             finally:
                 with contextlib.suppress(OSError):
                     sock.close()
-            with open(output, "wb") as fh:
-                for chunk in self._made.logs(stdout=True, stderr=True, stream=True, follow=False):
-                    fh.write(chunk)
-        code = int(status.get("StatusCode", 1))
+            started = time.monotonic()
+            try:
+                status = self._made.wait(timeout=timeout)
+            except Exception:
+                # the SDK reports a read timeout as requests' ReadTimeout or, over a unix socket,
+                # ConnectionError; the clock tells it from an engine that went away
+                if timeout is not None and time.monotonic() - started >= timeout - 1:
+                    raise timed_out(what, timeout) from None
+                raise
+            code = int(status.get("StatusCode", 1))
+            if code >= 128:  # killed, or removed from outside (then it is gone, or going)
+                state = self._client.api.inspect_container(self._made.id).get("State") or {}
+                if state.get("Status") in ("removing", "dead"):
+                    raise EngineError(f"{what} in the build container failed: the container was removed while it "
+                                      "ran")
         if code >= 128:
             from ..files import excerpt
 
