@@ -126,7 +126,6 @@ class ContainerToolchain:
             self._build(container, job, target, made)
             yield made
 
-
     @contextlib.contextmanager
     def _kept_run(self, job: plan.Plan, target: targets.Target, image: str, tools: cross.Toolset,
                   skip: Callable[[str], bool]) -> Iterator[Path]:
