@@ -103,7 +103,8 @@ def build_one(package: str, arch: str, toolchain: str, builder_base: str, timeou
         seconds = time.monotonic() - started
         if proc.returncode != 0:
             return Result(package, arch, False, seconds, error=_error(proc))
-        programs = sorted(p for p in out.iterdir() if p.is_file() and not p.name.endswith(".spdx.json"))
+        programs = sorted(p for p in out.iterdir()  # a program once: not its installed names (symlinks)
+                          if p.is_file() and not p.is_symlink() and not p.name.endswith(".spdx.json"))
         result = Result(package, arch, True, seconds, [p.name for p in programs],
                         {p.name: p.stat().st_size for p in programs})
         for p in programs:
