@@ -7,16 +7,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
-from toolkit.debian.archive import Apt, extract, locked, top
+from toolkit.debian.archive import Apt, extract, locked, made_whole, top, upstream_tarball
 from toolkit.errors import ToolkitError
-
-# The upstream tarball: `*.orig.tar.*` (not `*.orig-COMPONENT.tar.*` such as sqlite3's www docs); for a native
-# package, its only `*.tar.*` besides a `*.debian.tar.*`.
-ORIG = re.compile(r"[^/]+\.orig\.tar\.(gz|bz2|xz)")
-NATIVE = re.compile(r"[^/]+(?<!\.debian)\.tar\.(gz|bz2|xz)")
 
 
 def cache_dir() -> Path:
@@ -42,12 +36,7 @@ def fetch(name: str) -> Path:
 
 
 def _fetch_into(name: str, done: Path) -> None:
-    done.parent.mkdir(parents=True, exist_ok=True)
-    for stale in done.parent.glob(f".{name}-*"):  # left by a fetch that was killed: the lock says none is running
-        shutil.rmtree(stale, ignore_errors=True)
-    # A temporary sibling renamed into place: an interrupted fetch leaves no half tree where `done` would be.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=done.parent))
-    try:
+    with made_whole(done) as tmp:
         download = tmp / "download"
         download.mkdir()
         apt = Apt(cache_dir() / "apt")
@@ -60,7 +49,7 @@ def _fetch_into(name: str, done: Path) -> None:
             # Stale lists name files that a point release has removed from the mirror (404): refresh once, retry.
             apt.run(name, "update")
             _download(apt, name, download)
-        tarball = _upstream_tarball(download)
+        tarball = upstream_tarball(download)
         if tarball is None:
             listing = ", ".join(sorted(p.name for p in download.iterdir()))
             raise RuntimeError(f"Debian source package {name!r}: no upstream tarball among {listing}")
@@ -68,11 +57,6 @@ def _fetch_into(name: str, done: Path) -> None:
         for dsc in download.glob("*.dsc"):  # kept beside the tree: it names the version that was fetched
             shutil.copy2(dsc, tmp)
         shutil.rmtree(download)
-        tmp.chmod(0o755)  # mkdtemp made it 0700
-        tmp.rename(done)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _download(apt: Apt, name: str, download: Path) -> None:
@@ -84,9 +68,3 @@ def _download(apt: Apt, name: str, download: Path) -> None:
         if "(diff)" not in str(exc):
             raise
         apt.run(name, "source", "--download-only", "--tar-only", name, cwd=download)
-
-
-def _upstream_tarball(download: Path) -> Path | None:
-    names = sorted(p.name for p in download.iterdir())
-    found = [n for n in names if ORIG.fullmatch(n)] or [n for n in names if NATIVE.fullmatch(n)]
-    return download / found[0] if found else None

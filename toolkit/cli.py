@@ -243,7 +243,12 @@ def _targets(arch: str | None) -> list[targets.Target]:
                        "(--no-find=PKG-OR-NAME,...)",
             "artifact": "with --project: a program to take, relative to the project or the install prefix "
                         "(repeat; default: what it installs in bin/ and sbin/, else the programs it made)",
-            "save": "with --project: write what a successful build used to the project's fromscratch.toml"})
+            "save": "with --project: write what a successful build used to the project's fromscratch.toml",
+            "debian": "build Debian source package NAME[=VERSION] from the host's archive, with its "
+                      "Build-Depends, delivering the programs its packages ship",
+            "program": "with --debian: deliver only this program of the package",
+            "mirror": "with --debian: fetch the source from this Debian mirror (default: the host's)",
+            "suite": "with --debian: from this suite (default: the host's)"})
 @cli
 def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: str = "", arch: str | None = None,
           toolchain: str = "auto", builder_base: str | None = None, strip: bool = False, jobs: int = 1,
@@ -251,8 +256,10 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
           configure_args: str = "", make_args: str = "", package: list[str] | None = None,
           tool: list[str] | None = None, artifact: list[str] | None = None, libc: str | None = None,
           timeout: int = DEFAULT_TIMEOUT, supplier: str | None = None, no_find: str | bool | None = None,
-          save: bool = False) -> None:
-    """Compile your own C or C++ program (--src), or build a whole project (--project DIR), into static binaries."""
+          save: bool = False, debian: str | None = None, program: str | None = None, mirror: str | None = None,
+          suite: str | None = None) -> None:
+    """Compile your own C or C++ program (--src), or build a whole project (--project DIR) or a Debian source
+    package (--debian NAME), into static binaries."""
     from .compile import pipeline, project_file, recipes
     from .errors import InputError
 
@@ -260,16 +267,37 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
 
     cf, lf = _split_flags(cflags), _split_flags(ldflags, "--ldflags")
     chain = _toolchain(toolchain, builder_base)
-    if project is not None:
-        if src:
-            raise InputError("--src and --project both say what to build", hint="give one of them")
-        # the flags given; the project's fromscratch.toml gives the rest
-        flags = project_file.Settings(
+    def settings() -> Any:  # the flags given; the project's fromscratch.toml gives the rest
+        return project_file.Settings(
             packages=tuple(package) if package else None, tools=tuple(tool) if tool else None, subdir=subdir or None,
             system=system, run=run, configure_args=_given_words(configure_args, "--configure-args"),
             make_args=_given_words(make_args, "--make-args"), cflags=_given_words(cflags, "--cflags"),
             ldflags=_given_words(ldflags, "--ldflags"), artifacts=tuple(artifact) if artifact else None,
             strip=True if strip else None)
+
+    debian_only = [f for f, given in (("--program", program), ("--mirror", mirror), ("--suite", suite)) if given]
+    if debian_only and debian is None:
+        raise InputError(f"{', '.join(debian_only)}: only a --debian build takes them", hint="give --debian NAME")
+    if sum(x is not None and x != [] for x in (src or None, project, debian)) > 1:
+        raise InputError("--src, --project and --debian each say what to build", hint="give one of them")
+    if debian is not None:
+        from .debian import build as debian_build
+
+        if save:
+            raise InputError("--save writes a project's fromscratch.toml; a --debian build has none to write")
+        flags = settings()
+        wanted, out_dir = _targets(arch), Path(out or "dist")
+        many = len(wanted) > 1
+        debian_build.build(debian, wanted, "container" if chain == "auto" else chain,
+                           lambda t, name: (out_dir / t.name if many else out_dir) / name, say, flags=flags,
+                           index=_contents_index, program=program, mirror=mirror, suite=suite,
+                           base=_builder_base(c, builder_base), jobs=jobs, libc=libc, limits=_limits(timeout),
+                           out_dir=out_dir, supplier=_supplier(c, supplier), find=find, exclude=exclude)
+        return
+    if project is not None:
+        if src:
+            raise InputError("--src and --project both say what to build", hint="give one of them")
+        flags = settings()
         job = project_file.open_project(project, flags)
         wanted, out_dir = _targets(arch), Path(out or "dist")
         per_target = len(wanted) > 1

@@ -78,7 +78,7 @@ def test_no_deb_entry() -> None:
 def test_upstream_tarball(tmp_path: Path, names: list[str], chosen: str | None) -> None:
     for name in names:
         (tmp_path / name).touch()
-    found = debsrc._upstream_tarball(tmp_path)
+    found = archive.upstream_tarball(tmp_path)
     assert (found.name if found else None) == chosen
 
 

@@ -8,14 +8,20 @@ import contextlib
 import fcntl
 import os
 import re
+import shutil
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import BuildFailed
 
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+# The upstream tarball: `*.orig.tar.*` (not `*.orig-COMPONENT.tar.*` such as sqlite3's www docs); for a native
+# package, its only `*.tar.*` besides a `*.debian.tar.*`.
+ORIG = re.compile(r"[^/]+\.orig\.tar\.(gz|bz2|xz)")
+NATIVE = re.compile(r"[^/]+(?<!\.debian)\.tar\.(gz|bz2|xz)")
 # Used when the host has no deb entry to copy (not a Debian-like host).
 FALLBACK = f"deb-src [signed-by={KEYRING}] http://deb.debian.org/debian bookworm main"
 
@@ -125,6 +131,23 @@ class Apt:
 
 
 @contextlib.contextmanager
+def made_whole(done: Path) -> Iterator[Path]:
+    """A temporary sibling of done to fill, renamed to done when the block ends well and removed when it does not:
+    an interrupted fetch leaves no half tree where done would be (nor one left by a killed fetch, once locked)."""
+    done.parent.mkdir(parents=True, exist_ok=True)
+    for stale in done.parent.glob(f".{done.name}-*"):  # left by a fetch that was killed: the lock says none runs
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{done.name}-", dir=done.parent))
+    try:
+        yield tmp
+        tmp.chmod(0o755)  # mkdtemp made it 0700
+        tmp.rename(done)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
 def locked(directory: Path) -> Iterator[None]:
     """One fetch at a time across processes: apt's private lists and the rename into place are not shared-safe."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -165,3 +188,10 @@ def top(tree: Path) -> Path:
     """The directory holding the upstream build files: a tarball's single top directory, else the tree itself."""
     entries = list(tree.iterdir())
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else tree
+
+
+def upstream_tarball(download: Path) -> Path | None:
+    """Of a source package's downloaded files, its upstream tarball."""
+    names = sorted(p.name for p in download.iterdir())
+    found = [n for n in names if ORIG.fullmatch(n)] or [n for n in names if NATIVE.fullmatch(n)]
+    return download / found[0] if found else None
