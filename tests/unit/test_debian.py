@@ -4,6 +4,7 @@ delivered (by name, from a Contents index)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,16 @@ def test_without_an_index_every_program_is_delivered(tmp_path: Path) -> None:
     pick = build.Picker(source.Source("x", "1", tmp_path, ("x",)), lambda arch: None, None, said.append)
     assert len(pick(targets.lookup("arm64"), _made(tmp_path, "a", "b"))) == 2
     assert said and "cannot be had" in said[0]
+
+
+def test_a_program_that_came_out_dynamic_does_not_fail_its_siblings(binaries, caplog) -> None:
+    from toolkit.compile import pipeline
+
+    host = targets.lookup(os.uname().machine)
+    kept, facts = pipeline._verified_alone([binaries["static"], binaries["dynamic"]], host)
+    assert kept == [binaries["static"]] and set(facts) == {"static"}
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and said[0].startswith("left out dynamic: came out dynamic (")
+    assert "\n" not in said[0]
+    with pytest.raises(BuildFailed, match="no program of the build .* is static: dynamic: came out dynamic"):
+        pipeline._verified_alone([binaries["dynamic"]], host)

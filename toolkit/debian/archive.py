@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,8 +105,12 @@ class Apt:
         if os.geteuid() == 0:  # apt would download as _apt, who cannot write into root's ~/.cache, and warn
             self.options.append("APT::Sandbox::User=root")
 
-    def update_if_missing(self, name: str) -> bool:
-        if any(self.lists.glob("*_Sources*")):
+    def update_if_missing(self, name: str, max_age: float | None = None) -> bool:
+        """apt-get update when there is no Sources index yet (or, with max_age, the last update is older than
+        max_age seconds: the suite's point releases move on); whether it ran."""
+        stamp = self.root / "updated"
+        fresh = max_age is None or (stamp.is_file() and time.time() - stamp.stat().st_mtime < max_age)
+        if fresh and any(self.lists.glob("*_Sources*")):
             return False
         self.run(name, "update")
         return True
@@ -127,6 +132,8 @@ class Apt:
             how = f"exit {proc.returncode}" if proc.returncode else "exit 0 but no Sources index came"
             raise BuildFailed(f"Debian source package {name!r}: `apt-get {' '.join(args)}` failed ({how}):\n{tail}",
                               log=said)
+        if args[0] == "update":
+            (self.root / "updated").touch()
         return proc.stdout
 
 

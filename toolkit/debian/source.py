@@ -25,6 +25,7 @@ from . import archive
 log = logging.getLogger(__name__)
 
 SUPPLIER = "Organization: Debian"
+_LISTS_MAX_AGE = 86400  # apt's lists of source packages are fetched again after a day: new versions come
 _SUITE = re.compile(r"[a-z][a-z0-9-]{0,63}")
 
 
@@ -102,7 +103,7 @@ def fetch(request: Request, *, mirror: str | None = None, suite: str | None = No
     root = cache or files.cache_dir() / "debian"
     with archive.locked(root):
         apt = archive.Apt(root / "apt" / hashlib.sha256(lines.encode()).hexdigest()[:12], lines)
-        updated = apt.update_if_missing(request.name)
+        updated = apt.update_if_missing(request.name, max_age=_LISTS_MAX_AGE)
         stem = _resolve(apt, request, said_suite)
         done = root / "src" / stem
         if not done.is_dir():
