@@ -434,7 +434,9 @@ def verify_image(c: Context, tag: str, json: bool = False, platform: str | None 
             "timeout": "with --platform: " + _TIMEOUT_HELP,
             "sbom": "the program's SPDX SBOM to attach: FILE, or none (default: <binary>.spdx.json beside the binary, "
                     "else one made from what the binary shows)",
-            "supplier": _SUPPLIER_HELP + "; names the image's and its added files' supplier too"})
+            "supplier": _SUPPLIER_HELP + "; names the image's and its added files' supplier too",
+            "debian": "build Debian source package NAME[=VERSION] (as build --debian) and make the image of its "
+                      "program, for --arch or each --platform", "program": "with --debian: the program to take"})
 @cli
 def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None = None, entrypoint: str | None = None,
           env: list[str] | None = None, workdir: str | None = None, label: list[str] | None = None,
@@ -443,7 +445,8 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
           backend: str = "python", arch: str | None = None, platform: str | None = None,
           src: list[str] | None = None,
           tiny: bool = False, cflags: str = "", toolchain: str = "auto", builder_base: str | None = None,
-          sbom: str | None = None, timeout: int = DEFAULT_TIMEOUT, supplier: str | None = None) -> None:
+          sbom: str | None = None, timeout: int = DEFAULT_TIMEOUT, supplier: str | None = None,
+          debian: str | None = None, program: str | None = None) -> None:
     """Verify a static binary and make a FROM scratch image of it: loaded into the engine, or --output files.
 
     SOURCE_DATE_EPOCH (default 0) dates the image; the same inputs give the same image ID and digest.
@@ -455,6 +458,15 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
     from .image import scratch as img
 
     ref = img.normalize_tag(tag)
+    if debian is not None or program is not None:
+        with files.temp_dir("fromscratch-debian-") as built:
+            return _debian_image(c, ref, debian, program, arch, platform, binary, src, tiny, cflags, toolchain,
+                                 builder_base, timeout, supplier, built,
+                                 lambda bins: image(c, tag, binary=[str(b) for b in bins], cmd=cmd,
+                                                    entrypoint=entrypoint, env=env, workdir=workdir, label=label,
+                                                    user=user, nonroot=nonroot, add=add, ca_certs=ca_certs,
+                                                    tzdata=tzdata, tmp=tmp, nsswitch=nsswitch, output=output,
+                                                    backend=backend, sbom=sbom, supplier=supplier))
     if platform is None:  # these shape the compile that --platform asks for: without it they would do nothing
         unused = [flag for flag, given in (("--src", src), ("--tiny", tiny), ("--cflags", cflags),
                                            ("--toolchain", toolchain != "auto"), ("--builder-base", builder_base),
@@ -476,6 +488,33 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
     make.image(ref, [Path(b) for b in binary or ["hello"]], opts, outputs, say, backend=backend, want=want,
                platforms=platforms, recipe=recipe, toolchain=toolchain, builder_base=_builder_base(c, builder_base),
                sbom=sbom, limits=_limits(timeout), index=_contents_index, supplier=_supplier(c, supplier))
+
+
+def _debian_image(c: Context, ref: str, debian: str | None, program: str | None, arch: str | None,
+                  platform: str | None, binary: list[str] | None, src: list[str] | None, tiny: bool, cflags: str,
+                  toolchain: str, builder_base: str | None, timeout: int, supplier: str | None, built: Path,
+                  make: Callable[[list[Path]], None]) -> None:
+    """image --debian: the package built (as build --debian) for --arch or each --platform into built, then the
+    image of its one program made as of --binary files (one per platform: a multi-platform image)."""
+    from .compile import project_file
+    from .debian import build as debian_build
+    from .errors import InputError
+
+    if debian is None:
+        raise InputError("--program: only with --debian", hint="give --debian NAME")
+    given = [f for f, g in (("--binary", binary), ("--src", src), ("--tiny", tiny), ("--cflags", cflags)) if g]
+    if given:
+        raise InputError(f"{', '.join(given)} and --debian each say what the image holds", hint="give one of them")
+    if arch and platform:
+        raise InputError("--arch and --platform with --debian: give one of them")
+    wanted = targets.parse_archs(platform) if platform else _targets(arch)
+    chain = _toolchain(toolchain, builder_base)
+    outcomes = debian_build.build(
+        debian, wanted, "container" if chain == "auto" else chain, lambda t, name: built / t.name / name, say,
+        flags=project_file.Settings(), index=_contents_index, program=program, base=_builder_base(c, builder_base),
+        limits=_limits(timeout), out_dir=built, supplier=_supplier(c, supplier))
+    make(debian_build.one_program(outcomes, debian.partition("=")[0], program))
+    log.debug("image %s made from --debian %s", ref, debian)
 
 
 def _given_words(text: str, flag: str) -> tuple[str, ...] | None:

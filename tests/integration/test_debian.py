@@ -95,3 +95,19 @@ def test_bad_names_fail_in_one_line_leaving_nothing(tmp_path, builder_base, dock
     label = {"label": f"{engine.SESSION}={session}"}
     assert docker_client.containers.list(all=True, filters=label) == []
     assert docker_client.images.list(filters=label) == []
+
+
+def test_image_of_a_debian_package_runs(tmp_path, builder_base, docker_client, image_tag):
+    tag = image_tag()
+    made = invoke("image", "--tag", tag, "--debian", "pv", "--arch", "amd64", "--builder-base", builder_base,
+                  cwd=tmp_path, timeout=3600, env={"XDG_CACHE_HOME": str(_cache())})
+    assert made.code == 0, made.err
+    ran = docker_client.containers.run(tag, ["/pv", "--version"], remove=True)
+    assert ran.decode().startswith("pv 1.6")
+    assert list(tmp_path.iterdir()) == []  # the program was built in a temporary directory, now gone
+
+
+def test_image_takes_one_of_debian_or_binary(tmp_path):
+    refused = invoke("image", "--tag", "x", "--debian", "pv", "--binary", "hello", cwd=tmp_path)
+    assert_clean_failure(refused, 2)
+    assert "--binary and --debian each say what the image holds" in refused.err

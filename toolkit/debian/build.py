@@ -90,3 +90,17 @@ class Picker:
                               f"packages ship ({', '.join(shipped or ()) or 'none'})",
                               hint="made: " + ", ".join(p.name for p in made))
         return chosen
+
+
+def one_program(outcomes: Sequence[pipeline.Outcome], name: str, program: str | None) -> list[Path]:
+    """For an image: the one program each target's build delivered (--program's, else the only one, else the one
+    named like the package), in target order."""
+    chosen = []
+    for outcome in outcomes:
+        made = {p.path.name: p.path for p in outcome.written}
+        pick = program if program is not None else (next(iter(made)) if len(made) == 1 else name)
+        if pick not in made:
+            raise InputError(f"{name} ships several programs ({', '.join(sorted(made))}): an image holds one",
+                             hint="pick it with --program NAME")
+        chosen.append(made[pick])
+    return chosen
