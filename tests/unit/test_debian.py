@@ -144,3 +144,24 @@ def test_a_program_that_came_out_dynamic_does_not_fail_its_siblings(binaries, ca
     assert "\n" not in said[0]
     with pytest.raises(BuildFailed, match="no program of the build .* is static: dynamic: came out dynamic"):
         pipeline._verified_alone([binaries["dynamic"]], host)
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["build", "--program", "pv"], "--program: only a --debian build takes them"),
+    (["build", "--debian", "pv", "--project", "."], "--src, --project and --debian each say what to build"),
+    (["build", "--debian", "pv", "--toolchain", "zig"], "--debian with the zig toolchain"),
+    (["build", "--debian", "pv", "--save"], "a --debian build has none to write"),
+    (["build", "--debian", "pv;id"], "is not a Debian source package name"),
+    (["build", "--debian", "pv", "--suite", "x y"], "is not a suite name"),
+    (["image", "--tag", "x", "--program", "pv"], "--program: only with --debian"),
+    (["image", "--tag", "x", "--debian", "pv", "--arch", "amd64", "--platform", "linux/arm64"],
+     "--arch and --platform with --debian"),
+])
+def test_flags_that_cannot_go_together_are_one_line(tmp_path: Path, args: list[str], said: str) -> None:
+    from tests.conftest import assert_clean_failure, invoke
+
+    done = invoke(*args, cwd=tmp_path, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert_clean_failure(done, 2)
+    errors = [line for line in done.err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and said in errors[0], done.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
