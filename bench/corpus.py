@@ -47,6 +47,7 @@ class Result:
     sizes: dict[str, int] = field(default_factory=dict)
     error: str = ""
     smoke: list[Smoke] = field(default_factory=list)
+    found: list[str] = field(default_factory=list)  # what the build found it needs: "libncurses-dev (-lcurses, ...)"
 
 
 def _invoke(*args: str, timeout: float, stdin: int | None = subprocess.DEVNULL) -> subprocess.CompletedProcess[str]:
@@ -101,12 +102,14 @@ def build_one(package: str, arch: str, toolchain: str, builder_base: str, timeou
         except subprocess.TimeoutExpired:
             return Result(package, arch, False, time.monotonic() - started, error="timed out")
         seconds = time.monotonic() - started
+        found = [line.removeprefix("found ") for line in (proc.stdout + proc.stderr).splitlines()
+                 if line.startswith("found ")]
         if proc.returncode != 0:
-            return Result(package, arch, False, seconds, error=_error(proc))
+            return Result(package, arch, False, seconds, error=_error(proc), found=found)
         programs = sorted(p for p in out.iterdir()  # a program once: not its installed names (symlinks)
                           if p.is_file() and not p.is_symlink() and not p.name.endswith(".spdx.json"))
         result = Result(package, arch, True, seconds, [p.name for p in programs],
-                        {p.name: p.stat().st_size for p in programs})
+                        {p.name: p.stat().st_size for p in programs}, found=found)
         for p in programs:
             tag = f"fromscratch-corpus/{package}-{p.name}:{arch}".lower().replace("+", "-")
             result.smoke.append(_smoke(p, arch, tag))
@@ -129,12 +132,14 @@ def run(packages: list[str], archs: list[str], toolchain: str = "container", bui
 
 def report(results: list[Result], markdown: Path, title: str) -> None:
     """A Markdown table (and the same as JSON beside it): package, target, result, programs and their smoke."""
-    rows = ["| package | target | result | programs (smoke) | seconds | error |", "|---|---|---|---|---:|---|"]
+    rows = ["| package | target | found | result | programs (smoke) | seconds | error |",
+            "|---|---|---|---|---|---:|---|"]
     for r in results:
         smoke = ", ".join(f"{s.program} ({'ok' if s.ok else 'no'}: {s.how})" for s in r.smoke) or "-"
         error = " ".join(r.error.split()).replace("|", "/")  # one table row, whatever the error held
-        rows.append(f"| {r.package} | {r.arch} | {'static' if r.built else 'failed'} | {smoke} | {r.seconds:.0f} | "
-                    f"{error} |")
+        found = "; ".join(f.split(" (", 1)[0] for f in r.found) or "-"  # the packages: the JSON has why
+        rows.append(f"| {r.package} | {r.arch} | {found} | {'static' if r.built else 'failed'} | {smoke} | "
+                    f"{r.seconds:.0f} | {error} |")
     built = [r for r in results if r.built]
     passed = [r for r in built if r.smoke and all(s.ok for s in r.smoke)]
     summary = (f"{len(built)} of {len(results)} builds made static programs; {len(passed)} of {len(results)} "
