@@ -282,12 +282,12 @@ def data_warnings(f: ElfFacts, image: frozenset[str] | None) -> list[str]:
         if kind == "locale" and f.libc != "glibc":
             continue  # musl's UTF-8 is built in: LANG=C.UTF-8 is all it needs
         where = "a scratch image" if image is None else "this image"
-        out.append(f"{_DATA_WHY[kind]}: {where} has none, so {_DATA_FAILS[kind]}; "
+        out.append(f"{DATA_WHY[kind]}: {where} has none, so {_DATA_FAILS[kind]}; "
                    f"`{command.line('image ' + _DATA_FLAG[kind])}` adds it")
     return out
 
 
-_DATA_WHY = {
+DATA_WHY = {
     "terminfo": "links ncurses, which reads terminfo at run time",
     "locale": "calls nl_langinfo, which asks the locale's character set (setlocale reads locale files)",
     "ca-certificates": "carries a TLS library that reads CA certificates (/etc/ssl/certs) to verify servers",
