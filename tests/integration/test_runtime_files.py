@@ -30,6 +30,17 @@ int main(void) {
     return 0;
 }
 """
+TLS = r"""
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+int main(void) {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx || SSL_CTX_set_default_verify_paths(ctx) != 1) { puts("no context"); return 1; }
+    printf("%d certificates\n", sk_X509_OBJECT_num(X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx))));
+    return 0;
+}
+"""
 TERMINFO_DEFAULT = "dumb, linux, screen, screen-256color, tmux, tmux-256color, vt100, xterm, xterm-256color"
 
 
@@ -50,6 +61,13 @@ def ncurses_prog(tmp_path_factory, builder_base) -> Path:
     """Linked in the build container with Debian's static ncurses (libncurses-dev, found from <curses.h>)."""
     return _build(tmp_path_factory.mktemp("ncurses"), TERMINFO, "term", "--toolchain", "container",
                   "--builder-base", builder_base, "--ldflags", "-lncurses -ltinfo")
+
+
+@pytest.fixture(scope="module")
+def tls_prog(tmp_path_factory, builder_base) -> Path:
+    """Linked in the build container with Debian's static OpenSSL (libssl-dev, found from <openssl/ssl.h>)."""
+    return _build(tmp_path_factory.mktemp("tls"), TLS, "tls", "--toolchain", "container",
+                  "--builder-base", builder_base, "--ldflags", "-lssl -lcrypto")
 
 
 def _image(tag: str, binary: Path, *options: str) -> tuple[list[str], list[str]]:
@@ -96,6 +114,34 @@ def test_the_locale_is_added_and_nl_langinfo_says_utf8(locale_prog, docker_clien
     env = docker_client.images.get(asked).attrs["Config"]["Env"]
     assert "LC_ALL=C.UTF-8" in env and not any(e.startswith("LANG=") for e in env)
     assert _run(docker_client, asked) == (0, "UTF-8")
+
+
+def test_the_locale_of_a_big_endian_target_is_its_own(tmp_path, builder_base, docker_client, image_tag):
+    """glibc's C.utf8 files are the same bytes on amd64, arm64 and i386 but not on s390x: the image gets the
+    target's libc-bin, and its setlocale takes it (a little-endian copy would leave it in the C locale)."""
+    binary = _build(tmp_path, LOCALE, "charset", "--arch", "s390x", "--toolchain", "container",
+                    "--builder-base", builder_base)
+    tag = image_tag()
+    added, _ = _image(tag, binary)
+    assert added and added[0].startswith("added locale (C.UTF-8)")
+    assert _run(docker_client, tag, platform="linux/s390x") == (0, "UTF-8")
+
+
+def test_a_tls_program_gets_the_ca_bundle_where_its_openssl_reads_it(tls_prog, docker_client, image_tag):
+    found = image_tag()
+    added, warnings = _image(found, tls_prog)
+    (line,) = [a for a in added if a.startswith("added ca-certificates (")]
+    assert line.endswith(f"to the image: {tls_prog} carries a TLS library that reads CA certificates "
+                         "(/etc/ssl/certs) to verify servers")
+    count = int(line.split("(", 1)[1].split()[0])
+    assert count > 100 and not [w for w in warnings if "CA certificates" in w]
+    assert _run(docker_client, found) == (0, f"{count} certificates")  # Debian's OpenSSL reads /usr/lib/ssl/cert.pem
+
+    bare = image_tag()
+    added, warnings = _image(bare, tls_prog, "--no-runtime-files=ca-certificates")
+    assert not [a for a in added if "ca-certificates" in a]
+    assert any("every server's certificate fails to verify" in w for w in warnings)
+    assert _run(docker_client, bare) == (0, "0 certificates")
 
 
 def test_terminfo_is_added_and_setupterm_succeeds(ncurses_prog, docker_client, image_tag, tmp_path):

@@ -69,3 +69,82 @@ def test_verify_warns_for_what_a_scratch_image_lacks_and_not_for_what_the_image_
     (tz,) = verify.verify(programs["zoneinfo"], image_files=set()).runtime
     assert "this image has none" in tz and "--tzdata" in tz
     assert verify.verify(programs["hello"]).runtime == ()
+
+
+# --- the flags, and a package's files unpacked -----------------------------------------------------------------
+
+@pytest.mark.parametrize("given", ['xterm"', "$(id)", "a\nb", "-x", "../x", "x/../y", "x/y", "", "a b", "é"])
+def test_a_terminfo_name_that_is_not_one_is_refused(given):
+    from toolkit.errors import InputError
+    from toolkit.image import runtime
+
+    with pytest.raises(InputError, match=r"^--terminfo "):
+        runtime.parse_terminfo(f"xterm,{given}")
+
+
+def test_the_flags_parse_to_what_is_added():
+    from toolkit.errors import InputError
+    from toolkit.image import runtime
+
+    assert runtime.parse_terminfo(True) == runtime.TERMINFO_DEFAULT
+    assert runtime.parse_terminfo("xterm,putty,xterm") == ("xterm", "putty")
+    assert runtime.parse_terminfo(None) == ()
+    assert runtime.parse_off(None) == runtime.AUTO and runtime.parse_off(True) == ()
+    assert runtime.parse_off("locale") == ("terminfo", "ca-certificates")
+    assert runtime.parse_locale("C.UTF-8") and not runtime.parse_locale(None)
+    for bad in (lambda: runtime.parse_off("zoneinfo"), lambda: runtime.parse_locale("de_DE.UTF-8")):
+        with pytest.raises(InputError):
+            bad()
+
+
+def _tar(tmp: Path, members: list[tuple[str, str, str]]) -> Path:
+    """A data.tar of (name, kind, content or link target)."""
+    import io
+    import tarfile
+
+    path = tmp / "data.tar"
+    with tarfile.open(path, "w") as tar:
+        for name, kind, value in members:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                info.size = len(value)
+                tar.addfile(info, io.BytesIO(value.encode()))
+            else:
+                info.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.FIFOTYPE
+                info.linkname = value
+                tar.addfile(info)
+    return path
+
+
+def test_a_package_is_unpacked_under_its_prefixes_only(tmp_path):
+    import tarfile
+
+    from toolkit.rootfs import debfiles
+
+    data = _tar(tmp_path, [("./lib/terminfo/x/xterm", "file", "entry"), ("./lib/terminfo/x/xterm-debian",
+                                                                         "symlink", "xterm"),
+                           ("./usr/bin/tic", "file", "a program")])
+    root = tmp_path / "root"
+    root.mkdir()
+    with tarfile.open(data) as tar:
+        debfiles.unpack(tar, root, ("lib/terminfo/",))
+    assert (root / "lib/terminfo/x/xterm-debian").read_text() == "entry"
+    assert not (root / "usr").exists()
+
+
+@pytest.mark.parametrize("members", [
+    [("./lib/terminfo/../../../escaped", "file", "x")],
+    [("./lib/terminfo/x", "symlink", "/etc"), ("./lib/terminfo/x/passwd", "file", "x")],
+    [("./lib/terminfo/fifo", "fifo", "")],
+])
+def test_a_package_path_that_leaves_its_root_is_refused(tmp_path, members):
+    import tarfile
+
+    from toolkit.errors import BuildFailed
+    from toolkit.rootfs import debfiles
+
+    root = tmp_path / "root"
+    root.mkdir()
+    with tarfile.open(_tar(tmp_path, members)) as tar, pytest.raises(BuildFailed):
+        debfiles.unpack(tar, root, ("lib/terminfo/",))
+    assert not (tmp_path / "escaped").exists()

@@ -62,7 +62,7 @@ _ZONEINFO_MARKERS = (b"/usr/share/zoneinfo",)
 # OpenSSL's environment variables, GnuTLS's and others' system bundle; Debian's OPENSSLDIR (its cert.pem)
 _CA_MARKERS = (b"SSL_CERT_FILE", b"/etc/ssl/certs")
 OPENSSL_DEBIAN_DIR = "/usr/lib/ssl"
-_OPENSSL_DIR_MARKER = b'OPENSSLDIR: "/usr/lib/ssl"'
+_OPENSSL_DIR_MARKER = b"/usr/lib/ssl/cert.pem"  # where Debian's OpenSSL reads its default bundle
 # A program that asks its locale's character set (tmux: nl_langinfo(CODESET) must say UTF-8). setlocale is no
 # sign: every static glibc program links it. Only a symbol table says so.
 _LOCALE_SYMBOLS = frozenset(("nl_langinfo", "nl_langinfo_l"))
