@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.image_helpers import member_tar
 from toolkit.check import elf, verify
 
 LOCALE = ('#include <langinfo.h>\n#include <locale.h>\n#include <stdio.h>\n'
@@ -97,33 +98,14 @@ def test_the_flags_parse_to_what_is_added():
             bad()
 
 
-def _tar(tmp: Path, members: list[tuple[str, str, str]]) -> Path:
-    """A data.tar of (name, kind, content or link target)."""
-    import io
-    import tarfile
-
-    path = tmp / "data.tar"
-    with tarfile.open(path, "w") as tar:
-        for name, kind, value in members:
-            info = tarfile.TarInfo(name)
-            if kind == "file":
-                info.size = len(value)
-                tar.addfile(info, io.BytesIO(value.encode()))
-            else:
-                info.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.FIFOTYPE
-                info.linkname = value
-                tar.addfile(info)
-    return path
-
-
 def test_a_package_is_unpacked_under_its_prefixes_only(tmp_path):
     import tarfile
 
     from toolkit.rootfs import debfiles
 
-    data = _tar(tmp_path, [("./lib/terminfo/x/xterm", "file", "entry"), ("./lib/terminfo/x/xterm-debian",
-                                                                         "symlink", "xterm"),
-                           ("./usr/bin/tic", "file", "a program")])
+    data = member_tar(tmp_path / "data.tar", [("./lib/terminfo/x/xterm", "file", "entry"),
+                                              ("./lib/terminfo/x/xterm-debian", "symlink", "xterm"),
+                                              ("./usr/bin/tic", "file", "a program")])
     root = tmp_path / "root"
     root.mkdir()
     with tarfile.open(data) as tar:
@@ -145,6 +127,6 @@ def test_a_package_path_that_leaves_its_root_is_refused(tmp_path, members):
 
     root = tmp_path / "root"
     root.mkdir()
-    with tarfile.open(_tar(tmp_path, members)) as tar, pytest.raises(BuildFailed):
+    with tarfile.open(member_tar(tmp_path / "data.tar", members)) as tar, pytest.raises(BuildFailed):
         debfiles.unpack(tar, root, ("lib/terminfo/",))
     assert not (tmp_path / "escaped").exists()
