@@ -5,10 +5,12 @@ shipped in scratch images with and without the files, and run there; hostile --t
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
+from tests import debsrc
 from tests.conftest import assert_clean_failure, invoke
 
 pytestmark = pytest.mark.engine
@@ -228,3 +230,27 @@ def test_hostile_terminfo_names_are_one_line_and_leave_nothing(locale_prog, name
     assert not docker_client.images.list(name=tag.split(":")[0])
     assert {c.id for c in docker_client.containers.list(all=True)} <= before
     assert not Path("/tmp/pwned").exists()
+
+
+def test_tmux_from_debian_starts_in_its_scratch_image(tmp_path, builder_base, docker_client, image_tag):
+    """Debian's tmux, built with what its configure.ac declares (libevent, ncurses...), gets terminfo and C.UTF-8
+    and starts a server and a session; without them it says what FIELD-NOTES saw."""
+    tree = tmp_path / "tmux"
+    shutil.copytree(debsrc.fetch("tmux"), tree, symlinks=True)
+    built = invoke("build", "--project", str(tree), "--out", str(tmp_path / "dist"), "--toolchain", "container",
+                   "--builder-base", builder_base, cwd=tmp_path, timeout=3600)
+    assert built.code == 0, built
+    tmux = tmp_path / "dist" / "tmux"
+    session = ["/tmux", "-S", "/tmp/s", "-f", "/dev/null", "new-session", "-d", "-s", "main", "/tmux", "-V", ";",
+               "list-sessions", "-F", "#{session_name} #{session_windows}"]
+
+    tag = image_tag()
+    added, _ = _image(tag, tmux, "--tmp")
+    assert [a.split(" (")[0] for a in added] == ["added terminfo", "added locale"]
+    assert _run(docker_client, tag, command=["/tmux", "-V"])[0] == 0
+    assert _run(docker_client, tag, command=session, environment={"TERM": "xterm"}) == (0, "main 1")
+
+    bare = image_tag()
+    _image(bare, tmux, "--tmp", "--no-runtime-files")
+    code, out = _run(docker_client, bare, command=session, environment={"TERM": "xterm"})
+    assert (code, out) == (1, "tmux: need UTF-8 locale (LC_CTYPE) but have ANSI_X3.4-1968")
