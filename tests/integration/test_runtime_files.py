@@ -118,6 +118,23 @@ def test_the_locale_is_added_and_nl_langinfo_says_utf8(locale_prog, docker_clien
     assert _run(docker_client, asked) == (0, "UTF-8")
 
 
+def test_musl_needs_no_locale_files(tmp_path, docker_client, image_tag):
+    """musl's setlocale(LC_ALL, "") is C.UTF-8 with no file and no variable: nothing is added or warned about."""
+    import importlib.util
+
+    from tests.conftest import IN_CI
+
+    if importlib.util.find_spec("ziglang") is None:
+        if IN_CI:
+            pytest.fail("the zig toolchain needs ziglang")
+        pytest.skip("the zig toolchain needs ziglang: pip install -e '.[zig]'")
+    binary = _build(tmp_path, LOCALE, "charset", "--toolchain", "zig")
+    tag = image_tag()
+    added, warnings = _image(tag, binary)
+    assert added == [] and not [w for w in warnings if "nl_langinfo" in w]
+    assert _run(docker_client, tag) == (0, "UTF-8")
+
+
 def test_the_locale_of_a_big_endian_target_is_its_own(tmp_path, builder_base, docker_client, image_tag):
     """glibc's C.utf8 files are the same bytes on amd64, arm64 and i386 but not on s390x: the image gets the
     target's libc-bin, and its setlocale takes it (a little-endian copy would leave it in the C locale)."""

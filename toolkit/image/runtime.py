@@ -119,7 +119,8 @@ def plan(binary: Path, facts: elf.ElfFacts, target: targets.Target, request: Req
     """What to add to the image of binary for target: what the flags ask, and what the program reads (facts)
     that the image (held: its paths) lacks. env: the image's environment as the user set it."""
     out = []
-    found = {kind for kind in facts.reads if kind in request.auto and not verify.has_data(kind, held, facts)}
+    found = {kind for kind in facts.reads if kind in request.auto and not verify.has_data(kind, held, facts)
+             and not (kind == "locale" and facts.libc != "glibc")}  # musl's setlocale("") is C.UTF-8 already
     why = {kind: f"{binary} {verify.DATA_WHY[kind]}" for kind in found}
     if request.terminfo or "terminfo" in found:
         out.append(_terminfo(request.terminfo or TERMINFO_DEFAULT, facts, packages,
@@ -160,10 +161,10 @@ def _locale(facts: elf.ElfFacts, target: targets.Target, packages: Packages, env
             why: str) -> Added:
     """glibc's C.utf8 (libc-bin of the target's architecture: its files are in the machine's byte order) at
     /usr/lib/locale/C.utf8, where a static glibc's setlocale looks; LANG=C.UTF-8 unless the user set the locale.
-    musl has UTF-8 built in: the variable alone."""
+    musl has UTF-8 built in (its setlocale(LC_ALL, "") gives C.UTF-8 with no variable set): the variable alone."""
     lang = () if any(e.split("=", 1)[0] in _LOCALE_ENV for e in env) else (f"LANG={LOCALE}",)
     if facts.libc == "musl":
-        return Added("locale", (LOCALE,), (), lang, (), why + " (musl: built in, LANG set)")
+        return Added("locale", (LOCALE,), (), lang, (), why + " (musl has it built in: LANG alone)")
     arch = target.debian_arch
     try:
         libc = packages(arch, "libc-bin", (_LOCALE_DIR + "/",))
