@@ -60,6 +60,8 @@ def test_ncurses_is_found_with_its_terminfo_directories(programs):
         assert "terminfo" in facts.reads
         assert set(facts.data_dirs) & set(elf.TERMINFO_DIRS)
     assert "locale" in programs["terminfo"].reads  # ncurses asks nl_langinfo whether the locale is UTF-8
+    shown = verify.verify(programs["terminfo"]).to_dict()  # verify --json
+    assert shown["reads"] == ["terminfo", "locale"] and "/usr/share/terminfo" in shown["data_dirs"]
 
 
 def test_verify_warns_for_what_a_scratch_image_lacks_and_not_for_what_the_image_holds(programs):

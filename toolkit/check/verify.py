@@ -62,6 +62,7 @@ class Verdict:
             "needed": list(f.needed), "soname": f.soname, "rpath": list(f.rpath), "runpath": list(f.runpath),
             "static_pie": f.static_pie, "stripped": f.stripped, "nss_builtin": f.nss_builtin,
             "build_id": f.build_id, "min_kernel": f.min_kernel, "libc": f.libc, "size": f.size,
+            "reads": list(f.reads), "data_dirs": list(f.data_dirs),
             "executable": f.executable, "script_interpreter": f.script_interpreter, "arm_arch": f.arm_arch,
             "arm": {"eabi": f.arm_eabi, "float_abi": f.arm_float_abi, "arch": _arm_arch_name(f.arm_arch)}
             if f.machine == "EM_ARM" else None,
