@@ -132,3 +132,25 @@ def test_a_package_path_that_leaves_its_root_is_refused(tmp_path, members):
     with tarfile.open(member_tar(tmp_path / "data.tar", members)) as tar, pytest.raises(BuildFailed):
         debfiles.unpack(tar, root, ("lib/terminfo/",))
     assert not (tmp_path / "escaped").exists()
+
+
+def test_what_was_not_asked_for_fails_softly_and_what_was_asked_for_fails_whole(programs, tmp_path):
+    """With no Debian package to be had (no mirror, nothing kept), a program found to read its locale still gets
+    its image, said in one line, and verify's warning stays; --locale asked for it, so that fails."""
+    from toolkit import targets
+    from toolkit.errors import BuildFailed
+    from toolkit.image import runtime
+
+    def unreachable(arch: str, name: str, prefixes: object) -> runtime.Unpacked:
+        raise BuildFailed(f"Debian's {name} for {arch} cannot be had from the mirror: no answer")
+
+    amd64 = targets.lookup("amd64")
+    (added,) = runtime.plan(tmp_path / "prog", programs["locale"], amd64, runtime.Request(), unreachable,
+                            frozenset(), ())
+    assert added.entries == () and added.env == ()
+    assert added.line() == (f"could not add locale (C.UTF-8) to the image (Debian's libc-bin for amd64 cannot be had "
+                            f"from the mirror: no answer): {tmp_path / 'prog'} calls nl_langinfo, which asks the "
+                            "locale's character set (setlocale reads locale files)")
+    with pytest.raises(BuildFailed):
+        runtime.plan(tmp_path / "prog", programs["locale"], amd64, runtime.Request(locale=True), unreachable,
+                     frozenset(), ())

@@ -67,9 +67,13 @@ class Added:
     env: tuple[str, ...]
     packages: tuple[Unpacked, ...]
     why: str  # "asked for", or what the program does
+    failed: str | None = None  # why it could not be added (only what was not asked for fails softly)
 
     def line(self) -> str:
-        return f"added {self.kind} ({', '.join(self.names)}) to the image: {self.why}"
+        names = f" ({', '.join(self.names)})" if self.names else ""
+        if self.failed is not None:
+            return f"could not add {self.kind}{names} to the image ({self.failed}): {self.why}"
+        return f"added {self.kind}{names} to the image: {self.why}"
 
     @property
     def size(self) -> int:
@@ -118,17 +122,27 @@ def plan(binary: Path, facts: elf.ElfFacts, target: targets.Target, request: Req
          held: frozenset[str], env: Sequence[str]) -> list[Added]:
     """What to add to the image of binary for target: what the flags ask, and what the program reads (facts)
     that the image (held: its paths) lacks. env: the image's environment as the user set it."""
-    out = []
     found = {kind for kind in facts.reads if kind in request.auto and not verify.has_data(kind, held, facts)
              and not (kind == "locale" and facts.libc != "glibc")}  # musl's setlocale("") is C.UTF-8 already
     why = {kind: f"{binary} {verify.DATA_WHY[kind]}" for kind in found}
+    steps: list[tuple[str, tuple[str, ...], Callable[[str], Added]]] = []
     if request.terminfo or "terminfo" in found:
-        out.append(_terminfo(request.terminfo or TERMINFO_DEFAULT, facts, packages,
-                             why.get("terminfo", "asked for (--terminfo)")))
+        names = request.terminfo or TERMINFO_DEFAULT
+        steps.append(("terminfo", names, lambda why: _terminfo(names, facts, packages, why)))
     if request.locale or "locale" in found:
-        out.append(_locale(facts, target, packages, env, why.get("locale", "asked for (--locale)")))
+        steps.append(("locale", (LOCALE,), lambda why: _locale(facts, target, packages, env, why)))
     if "ca-certificates" in found:
-        out.append(_ca_certificates(facts, packages, why["ca-certificates"]))
+        steps.append(("ca-certificates", (), lambda why: _ca_certificates(facts, packages, why)))
+    out = []
+    asked = {"terminfo": bool(request.terminfo), "locale": request.locale, "ca-certificates": False}
+    for kind, names, make in steps:
+        if asked[kind]:
+            out.append(make(f"asked for (--{kind})"))
+            continue
+        try:
+            out.append(make(why[kind]))
+        except ToolkitError as exc:  # unasked: the image is still made, and verify's warning stays
+            out.append(Added(kind, names, (), (), (), why[kind], failed=exc.message))
     return out
 
 
