@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import debsrc
+from tests import debsrc, spdxcheck
 from tests.conftest import assert_clean_failure, invoke
 
 pytestmark = pytest.mark.engine
@@ -191,6 +191,7 @@ def test_terminfo_is_added_and_setupterm_succeeds(ncurses_prog, docker_client, i
     assert made.code == 0, made
     assert "added terminfo (xterm, putty) to the image: asked for (--terminfo)" in made.out
     files, sbom = _archive_files_and_sbom(out)
+    spdxcheck.check(json.dumps(sbom).encode())  # valid SPDX 2.3, with NTIA's minimum elements
     assert {"usr/share/terminfo/x/xterm", "usr/share/terminfo/p/putty"} <= files
     assert not [f for f in files if f.startswith("usr/share/terminfo/s/")]
     packages = {p["name"]: p for p in sbom["packages"]}
