@@ -658,9 +658,11 @@ def _runtime_loading(symbols: set[str], markers: set[bytes]) -> tuple[str, ...]:
 
 def _reads(symbols: set[str], markers: set[bytes]) -> tuple[str, ...]:
     """The kinds of run-time data the program's libraries read, in READS order."""
+    terminfo = not _TERMINFO_SYMBOLS.isdisjoint(symbols) or any(m in markers for m in _TERMINFO_MARKERS)
     found = {
-        "terminfo": not _TERMINFO_SYMBOLS.isdisjoint(symbols) or any(m in markers for m in _TERMINFO_MARKERS),
-        "locale": not _LOCALE_SYMBOLS.isdisjoint(symbols),
+        "terminfo": terminfo,
+        # stripped, nl_langinfo leaves no string; ncurses calls it itself (is the locale UTF-8?), so its strings do
+        "locale": not _LOCALE_SYMBOLS.isdisjoint(symbols) or (not symbols and terminfo),
         "ca-certificates": any(m in markers for m in _CA_MARKERS),
         "zoneinfo": not _ZONEINFO_SYMBOLS.isdisjoint(symbols) or any(m in markers for m in _ZONEINFO_MARKERS),
     }
