@@ -155,3 +155,26 @@ def test_what_was_not_asked_for_fails_softly_and_what_was_asked_for_fails_whole(
     with pytest.raises(BuildFailed):
         runtime.plan(tmp_path / "prog", programs["locale"], amd64, runtime.Request(locale=True), unreachable,
                      frozenset(), ())
+
+
+def test_verify_image_warns_for_what_the_commands_program_reads_and_the_image_lacks(programs, tmp_path):
+    """The whole-image check knows the image's files and environment: no locale files, a warning; the files but
+    no LANG, another; both, none."""
+    from tests import elfgen
+    from toolkit.check import image as imagecheck
+
+    program = Path(programs["locale"].path).read_bytes()
+    locale = {"usr/lib/locale/C.utf8/": "", "usr/lib/locale/C.utf8/LC_CTYPE": (b"ctype", 0o644)}
+
+    def warnings(files: dict, env: list[str]) -> list[str]:
+        fs = imagecheck.ImageFS.from_tar(elfgen.image_tar({"app": program, **files}))
+        attrs = {"Architecture": "amd64", "Os": "linux", "Config": {"Cmd": ["/app"], "Env": env}}
+        verdict = imagecheck.check(fs, attrs, "test:image")
+        assert verdict.ok, verdict.render()
+        return list(verdict.warnings)
+
+    (bare,) = warnings({}, [])
+    assert bare.startswith("/app: calls nl_langinfo") and "this image has none" in bare
+    (unset,) = warnings(locale, [])
+    assert "sets none of LANG, LC_ALL, LC_CTYPE" in unset
+    assert warnings(locale, ["LANG=C.UTF-8"]) == []
