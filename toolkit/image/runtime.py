@@ -151,24 +151,28 @@ def _terminfo(names: tuple[str, ...], facts: elf.ElfFacts, packages: Packages, w
     those it names (a symlinked entry as a file of its own)."""
     dirs = [d for d in facts.data_dirs if d in elf.TERMINFO_DIRS]
     where = "/usr/share/terminfo" if not dirs or "/usr/share/terminfo" in dirs else dirs[0]
-    entries, used = [], []
-    unpacked = [packages(_ALL, name, (prefix,)) for name, prefix in _TERMINFO_PACKAGES[:1]]
+    kept: dict[str, Unpacked] = {}  # ncurses-term (2,800 entries) is fetched only for a name base lacks
+
+    def find(name: str) -> tuple[Path, Unpacked] | None:
+        for package, prefix in _TERMINFO_PACKAGES:
+            if package not in kept:
+                kept[package] = packages(_ALL, package, (prefix,))
+            root = kept[package].root.resolve()
+            candidate = root / prefix / name[0] / name
+            if candidate.is_file() and candidate.resolve().is_relative_to(root):  # a symlink stays inside
+                return candidate.resolve(), kept[package]
+        return None
+
+    entries, used = [], set()
     for name in names:
-        path = None
-        for index, (package, prefix) in enumerate(_TERMINFO_PACKAGES):
-            if index == len(unpacked):
-                unpacked.append(packages(_ALL, package, (prefix,)))
-            candidate = unpacked[index].root / prefix / name[0] / name
-            if candidate.is_file():  # follows a symlink inside the package
-                path = candidate.resolve()
-                if unpacked[index] not in used:
-                    used.append(unpacked[index])
-                break
-        if path is None or not path.is_relative_to(unpacked[index].root.resolve()):
+        found = find(name)
+        if found is None:
             raise InputError(f"--terminfo {name}: no such entry in Debian's ncurses-base or ncurses-term",
                              hint=f"e.g. {','.join(TERMINFO_DEFAULT[:4])}")
-        entries.append(oci.Entry(f"{where.strip('/')}/{name[0]}/{name}", 0o644, source=path))
-    return Added("terminfo", names, tuple(entries), (), tuple(used), why)
+        entries.append(oci.Entry(f"{where.strip('/')}/{name[0]}/{name}", 0o644, source=found[0]))
+        used.add(found[1].package)
+    packages_used = tuple(kept[p] for p, _ in _TERMINFO_PACKAGES if p in used)
+    return Added("terminfo", names, tuple(entries), (), packages_used, why)
 
 
 def _locale(facts: elf.ElfFacts, target: targets.Target, packages: Packages, env: Sequence[str],
