@@ -75,11 +75,6 @@ class Added:
             return f"could not add {self.kind}{names} to the image ({self.failed}): {self.why}"
         return f"added {self.kind}{names} to the image: {self.why}"
 
-    @property
-    def size(self) -> int:
-        return sum(len(e.data) if e.data is not None else e.source.stat().st_size if e.source else len(e.link)
-                   for e in self.entries if e.kind != "dir")
-
 
 def parse_terminfo(given: str | bool | None) -> tuple[str, ...]:
     """--terminfo (the common entries) or --terminfo NAME,...: each name checked, as it becomes a file name."""
