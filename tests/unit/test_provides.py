@@ -40,9 +40,10 @@ def index(tmp_path) -> Path:
     return kept
 
 
-def test_only_headers_archives_so_links_and_pc_files_are_kept(index):
+def test_only_headers_archives_so_links_pc_files_and_programs_are_kept(index):
     kept = index.read_text().splitlines()
-    assert "bin/true\tutils/coreutils" not in kept
+    assert "bin/true\tutils/coreutils" in kept  # a program: what build --debian delivers
+    assert not [line for line in kept if line.startswith("usr/share/doc/")]
     assert "usr/lib/aarch64-linux-gnu/libz.so\tlibdevel/zlib1g-dev" in kept  # what shows a missing libz.a
     assert "usr/include/zlib.h\tlibdevel/zlib1g-dev" in kept
     assert "usr/lib/aarch64-linux-gnu/pkgconfig/zlib.pc\tlibdevel/zlib1g-dev" in kept
@@ -96,3 +97,10 @@ def test_the_hint_by_kind_of_build(index):
     failed = [BuildFailed("the build failed", lacking=(("header", "zlib.h"),))]
     provides.explain(failed, [ARM64], provides.for_project("native"), None)  # no index: no hint
     assert failed[0].hint is None
+
+
+def test_the_programs_packages_ship(index):
+    from toolkit.rootfs.contents import PROGRAM_DIRS
+
+    assert provides.programs(index, ["coreutils"], PROGRAM_DIRS) == {"true": "coreutils"}
+    assert provides.programs(index, ["zlib1g-dev"], PROGRAM_DIRS) == {}

@@ -70,6 +70,7 @@ def declared(root: Path, subdir: str = "", system: str = "make") -> tuple[Declar
         name = path.name
         if system == "autotools" and name in ("configure.ac", "configure.in") and path.parent == top:
             found += _autoconf(path, rel)
+            found += _shell_libs(path, rel)
         elif system == "autotools" and name == "Makefile.am":
             found += _makefile(path, rel)
         elif system == "meson" and name == "meson.build":
@@ -182,6 +183,18 @@ def _autoconf(path: Path, rel: str) -> list[Declared]:
             out += [Declared("library", w, where) for w in _words(args[1])]
         elif macro.startswith("AC_CHECK_HEADER"):
             out += [Declared("header", w, where) for w in _words(args[0]) if w.endswith(".h")]
+    return out
+
+
+def _shell_libs(path: Path, rel: str) -> list[Declared]:
+    """-lX that configure.ac's own shell puts in a library variable to try a link (screen's
+    `LIBS="-lncursesw $olibs"`), outside any macro that names it."""
+    out: list[Declared] = []
+    for i, raw in enumerate(_lines(path)):
+        var = _MAKE_VAR.match(re.split(r"\bdnl\b|(?:^|\s)#", raw, maxsplit=1)[0])
+        if var:
+            text = var.group(2).replace('"', " ").replace("'", " ")
+            out += [Declared("library", n, f"{rel}:{i + 1}") for n in _LFLAG.findall(text) if "$" not in n]
     return out
 
 

@@ -126,6 +126,26 @@ def static_archives(index: Path, packages: Sequence[str]) -> dict[str, tuple[boo
     return out
 
 
+def programs(index: Path, packages: Sequence[str], dirs: Sequence[str]) -> dict[str, str]:
+    """The programs packages ship (files directly in dirs), by name, each with the first package that ships it:
+    one pass over an index."""
+    wanted = set(packages)
+    out: dict[str, str] = {}
+    with open(index, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if not line.startswith(tuple(dirs)):
+                continue
+            path, _, names = line.rstrip("\n").partition("\t")
+            name = path.rsplit("/", 1)[-1]
+            if not name or "/" in path[len(next(d for d in dirs if path.startswith(d))):]:
+                continue
+            for p in names.split(","):
+                package = p.rsplit("/", 1)[-1]
+                if package in wanted:
+                    out.setdefault(name, package)
+    return dict(sorted(out.items()))
+
+
 def _search(index: Path, wanted: dict[str, Lacked], suffixes: dict[str, Lacked]) -> dict[str, str]:
     """One pass over an index: the package of each wanted path, and of the first header path ending in one of
     suffixes (usr/include/libxml2/libxml/parser.h for libxml/parser.h), under "*/NAME"."""
