@@ -12,7 +12,7 @@ import re
 import shlex
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -410,7 +410,7 @@ def verify_image(c: Context, tag: str, json: bool = False, platform: str | None 
         raise Exit(code=1)
 
 
-@task(iterable=["env", "label", "add", "output", "src", "binary"],
+@task(iterable=["env", "label", "add", "output", "src", "binary"], optional=["terminfo", "no_runtime_files"],
       help={"tag": "image name, e.g. hello or hello:1.0",
             "binary": "the static binary (default ./hello); repeat it, one per platform, for a multi-platform image",
             "cmd": "the command, exec form, e.g. '/hello --flag' (default: /<binary name>)",
@@ -422,6 +422,11 @@ def verify_image(c: Context, tag: str, json: bool = False, platform: str | None 
             "add": "SRC:DEST, an extra host file or directory (repeat for more)",
             "ca_certs": "add a CA bundle at /etc/ssl/certs/ca-certificates.crt (the host's, or certifi's)",
             "tzdata": "add time zone data at /usr/share/zoneinfo", "tmp": "add an empty /tmp (mode 1777)",
+            "terminfo": "add terminfo entries from Debian's ncurses-base/ncurses-term: common ones (xterm, screen, "
+                        "tmux, vt100, linux, dumb...), or --terminfo=NAME,...",
+            "locale": "C.UTF-8: add glibc's C.utf8 locale (Debian's libc-bin for the target) and set LANG",
+            "no_runtime_files": "add nothing the program reads at run time unless asked (--no-runtime-files), or "
+                                "leave out these kinds: terminfo, locale, ca-certificates",
             "output": "oci:DIR, oci-archive:FILE.tar or docker-archive:FILE.tar instead of loading into the "
                       "engine (repeat for more)",
             "backend": "python (assemble the image here; default) or dockerfile (docker build FROM scratch)",
@@ -446,12 +451,15 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
           src: list[str] | None = None,
           tiny: bool = False, cflags: str = "", toolchain: str = "auto", builder_base: str | None = None,
           sbom: str | None = None, timeout: int = DEFAULT_TIMEOUT, supplier: str | None = None,
-          debian: str | None = None, program: str | None = None) -> None:
+          debian: str | None = None, program: str | None = None, terminfo: str | bool | None = None,
+          locale: str | None = None, no_runtime_files: str | bool | None = None) -> None:
     """Verify a static binary and make a FROM scratch image of it: loaded into the engine, or --output files.
 
     SOURCE_DATE_EPOCH (default 0) dates the image; the same inputs give the same image ID and digest.
     With --platform it compiles the program once per platform and makes one multi-platform image.
     Each platform's SBOM is attached to it as an OCI artifact (--sbom none leaves it out).
+    What the program reads at run time (terminfo, a UTF-8 locale, CA certificates) is added from Debian's packages
+    when verify finds it, each said in one line (--no-runtime-files turns that off).
     """
     from .compile import recipes
     from .image import make
@@ -459,6 +467,7 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
 
     ref = img.normalize_tag(tag)
     if debian is not None or program is not None:
+        img.options(terminfo=terminfo, locale=locale, no_runtime_files=no_runtime_files)  # refused before the build
         with files.temp_dir("fromscratch-debian-") as built:
             return _debian_image(c, ref, debian, program, arch, platform, binary, src, tiny, cflags, toolchain,
                                  builder_base, timeout, supplier, built,
@@ -466,7 +475,9 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
                                                     entrypoint=entrypoint, env=env, workdir=workdir, label=label,
                                                     user=user, nonroot=nonroot, add=add, ca_certs=ca_certs,
                                                     tzdata=tzdata, tmp=tmp, nsswitch=nsswitch, output=output,
-                                                    backend=backend, sbom=sbom, supplier=supplier))
+                                                    backend=backend, sbom=sbom, supplier=supplier,
+                                                    terminfo=terminfo, locale=locale,
+                                                    no_runtime_files=no_runtime_files))
     if platform is None:  # these shape the compile that --platform asks for: without it they would do nothing
         unused = [flag for flag, given in (("--src", src), ("--tiny", tiny), ("--cflags", cflags),
                                            ("--toolchain", toolchain != "auto"), ("--builder-base", builder_base),
@@ -480,14 +491,22 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
     toolchain = _toolchain(toolchain, builder_base)
     opts = img.options(cmd=cmd, entrypoint=entrypoint, env=env or [], workdir=workdir, label=label or [],
                        user=user, nonroot=nonroot, add=add or [], ca_certs=ca_certs, tzdata=tzdata, tmp=tmp,
-                       nsswitch=nsswitch)
+                       nsswitch=nsswitch, terminfo=terminfo, locale=locale, no_runtime_files=no_runtime_files)
     outputs = [img.parse_output(o) for o in output or []]
     recipe = recipes.hello(tiny, extra=_split_flags(cflags), sources=[Path(s) for s in src or []])
     want = targets.lookup(arch) if arch else None
     platforms = targets.parse_archs(platform) if platform is not None else []
     make.image(ref, [Path(b) for b in binary or ["hello"]], opts, outputs, say, backend=backend, want=want,
                platforms=platforms, recipe=recipe, toolchain=toolchain, builder_base=_builder_base(c, builder_base),
-               sbom=sbom, limits=_limits(timeout), index=_contents_index, supplier=_supplier(c, supplier))
+               sbom=sbom, limits=_limits(timeout), index=_contents_index, supplier=_supplier(c, supplier),
+               packages=_debian_packages)
+
+
+def _debian_packages(arch: str, name: str, prefixes: Sequence[str]) -> Any:
+    """A Debian package's files for an image, fetched and kept (rootfs/debfiles.py)."""
+    from .rootfs import debfiles
+
+    return debfiles.unpacked(arch, name, prefixes)
 
 
 def _debian_image(c: Context, ref: str, debian: str | None, program: str | None, arch: str | None,
