@@ -27,6 +27,8 @@ usr/lib/ncbi-igblast/lib/libz.a                         science/igblast
 usr/include/shared.h                                    libs/libshared1,libdevel/libshared-dev
 usr/include/somelib/config.h                            libdevel/somelib-dev
 usr/share/doc/a file with spaces.h                      doc/somedoc
+usr/share/tcltk/tcl8.6/init.tcl                         interpreters/tcl8.6
+usr/bin/tclsh                                           interpreters/tcl
 """
 
 
@@ -43,6 +45,7 @@ def index(tmp_path) -> Path:
 def test_only_headers_archives_so_links_pc_files_and_programs_are_kept(index):
     kept = index.read_text().splitlines()
     assert "bin/true\tutils/coreutils" in kept  # a program: what build --debian delivers
+    assert "usr/bin/tclsh\tinterpreters/tcl" in kept  # and the build tools a project runs
     assert not [line for line in kept if line.startswith("usr/share/doc/")]
     assert "usr/lib/aarch64-linux-gnu/libz.so\tlibdevel/zlib1g-dev" in kept  # what shows a missing libz.a
     assert "usr/include/zlib.h\tlibdevel/zlib1g-dev" in kept

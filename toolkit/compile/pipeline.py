@@ -22,7 +22,7 @@ from ..files import atomic_output, excerpt
 from ..sbom import links, spdx
 from ..sbom.program import program_document
 from ..sbom.sources import source_files, source_tree
-from . import deps, found, plan, provides, symlinks
+from . import deps, found, plan, programs, provides, symlinks
 from .toolchain import TOOLCHAINS, Toolchain, resolve_libc
 
 log = logging.getLogger(__name__)
@@ -139,8 +139,25 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
 
 def with_found(job: plan.Plan, wanted: Sequence[targets.Target], libc: str, index: provides.Index,
                exclude: Sequence[str], say: Callable[[str], None]) -> plan.Plan:
-    """job with the packages that provide what it declares for every wanted target (compile/found.py), each said
-    in one line with why; a musl build takes no Debian packages, which is said instead."""
+    """job with the packages that provide what it declares for every wanted target, and the build tools it runs
+    (compile/found.py), each said in one line with why; a musl build takes no Debian packages, which is said
+    instead (its tools are found all the same: they run, they are not linked)."""
+    job = _with_packages(job, wanted, libc, index, exclude, say)
+    if job.system == plan.RULE:
+        return job
+    declared = programs.declared(job.root, job.subdir, job.system)
+    machine = targets.host()  # the build machine: this host, or the engine's (the same but for remote engines)
+    if not declared or index(machine.debian_arch) is None:
+        return job
+    found_tools = found.tools(declared, machine, index, (*exclude, *job.tools))
+    for tool in found_tools:
+        say(tool.line())
+    added = tuple(t.package for t in found_tools if t.package not in job.tools)
+    return replace(job, tools=(*job.tools, *added)) if added else job
+
+
+def _with_packages(job: plan.Plan, wanted: Sequence[targets.Target], libc: str, index: provides.Index,
+                   exclude: Sequence[str], say: Callable[[str], None]) -> plan.Plan:
     declared = (deps.included(job.root, job.sources) if job.system == plan.RULE
                 else deps.declared(job.root, job.subdir, job.system))
     todo = [d for d in found.wanted(declared) if d.name not in exclude]

@@ -17,7 +17,8 @@ from ..errors import BuildFailed
 log = logging.getLogger(__name__)
 
 Lacked = tuple[str, str]  # (kind, name): ("header", "zlib.h"), ("library", "z"), ("pkg-config", "zlib"),
-# ("shared", "onig"): the shared library only, libonig.so (what a package that lacks the static archive ships)
+# ("shared", "onig"): the shared library only, libonig.so (what a package that lacks the static archive ships);
+# ("program", "tclsh"): a build tool, /usr/bin/tclsh (looked up in the build machine's architecture's index)
 
 # How gcc, clang (zig cc), GNU ld, lld, pkg-config and Meson say that a file is not there.
 _SAID = (
@@ -60,13 +61,15 @@ def paths(lacked: Lacked, target: targets.Target) -> list[str]:
         return [f"usr/lib/{multiarch}/lib{name}.a", f"usr/lib/lib{name}.a"]
     if kind == "shared":
         return [f"usr/lib/{multiarch}/lib{name}.so", f"usr/lib/lib{name}.so"]
+    if kind == "program":
+        return [f"usr/bin/{name}", f"bin/{name}", f"usr/sbin/{name}", f"sbin/{name}"]
     return [f"usr/lib/{multiarch}/pkgconfig/{name}.pc", f"usr/share/pkgconfig/{name}.pc"]
 
 
 def _describe(lacked: Lacked) -> str:
     kind, name = lacked
     return {"header": name, "library": f"-l{name} (lib{name}.a)", "pkg-config": f"{name}.pc",
-            "shared": f"lib{name}.so"}[kind]
+            "shared": f"lib{name}.so", "program": name}[kind]
 
 
 def find(lacked: Sequence[Lacked], target: targets.Target, index: Index) -> list[tuple[str, str]]:
