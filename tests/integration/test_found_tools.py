@@ -1,0 +1,37 @@
+"""Build tools found on real upstream trees, built in the build container for amd64 with no --tool or --package:
+sqlite3 (its configure looks for tclsh, its Makefile runs it to make sqlite3.c) and bc (yacc and lex from
+configure.ac, makeinfo for its manual, and `ed`, which a script its Makefile.am runs calls), each program run in
+its scratch image; bc's --save keeps the tools it found."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.test_projects import build, run_in_image, sources  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.engine
+
+
+def test_sqlite3_builds_with_no_flags_because_tcl_is_found(sources, builder_base, tmp_path,  # noqa: F811
+                                                            run_in_image):  # noqa: F811
+    out = tmp_path / "dist"
+    result = build(sources("sqlite3"), out, "--arch", "amd64", base=builder_base)
+    assert result.code == 0, result
+    assert "found tool tcl (program tclsh, configure.ac:123)" in result.out.splitlines()
+    answer = run_in_image(out / "sqlite3", "--version")
+    assert answer.returncode == 0 and answer.stdout.decode().startswith("3.40.1 "), answer
+
+
+def test_bc_builds_with_no_flags_and_saves_the_tools_it_found(sources, builder_base, tmp_path,  # noqa: F811
+                                                                run_in_image):  # noqa: F811
+    tree, out = sources("bc"), tmp_path / "dist"
+    result = build(tree, out, "--arch", "amd64", "--save", base=builder_base)
+    assert result.code == 0, result
+    lines = result.out.splitlines()
+    for said in ("found tool bison (program bison, configure.ac:42)", "found tool flex (program flex, configure.ac:40)",
+                 "found tool texinfo (program makeinfo, doc/Makefile.am:3)",
+                 "found tool ed (program ed, bc/fix-libmath_h:1)"):
+        assert said in lines
+    assert 'tools = ["flex", "bison", "texinfo", "ed"]' in (tree / "fromscratch.toml").read_text()
+    answer = run_in_image(out / "bc", "-q", stdin=b"scale=3; 22/7\n")
+    assert answer.returncode == 0 and answer.stdout == b"3.142\n", answer
