@@ -1,17 +1,19 @@
 """Build tools found on real upstream trees, built in the build container for amd64 with no --tool or --package:
 sqlite3 (its configure looks for tclsh, its Makefile runs it to make sqlite3.c) and bc (yacc and lex from
 configure.ac, makeinfo for its manual, and `ed`, which a script its Makefile.am runs calls), each program run in
-its scratch image; bc's --save keeps the tools it found."""
+its scratch image; bc's --save keeps the tools it found. A native build names the found tool this host lacks."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
+from tests.conftest import assert_clean_failure, invoke
 from tests.integration.test_projects import build, run_in_image, sources  # noqa: F401 (fixtures)
 
-pytestmark = pytest.mark.engine
 
-
+@pytest.mark.engine
 def test_sqlite3_builds_with_no_flags_because_tcl_is_found(sources, builder_base, tmp_path,  # noqa: F811
                                                             run_in_image):  # noqa: F811
     out = tmp_path / "dist"
@@ -22,6 +24,7 @@ def test_sqlite3_builds_with_no_flags_because_tcl_is_found(sources, builder_base
     assert answer.returncode == 0 and answer.stdout.decode().startswith("3.40.1 "), answer
 
 
+@pytest.mark.engine
 def test_bc_builds_with_no_flags_and_saves_the_tools_it_found(sources, builder_base, tmp_path,  # noqa: F811
                                                                 run_in_image):  # noqa: F811
     tree, out = sources("bc"), tmp_path / "dist"
@@ -35,3 +38,14 @@ def test_bc_builds_with_no_flags_and_saves_the_tools_it_found(sources, builder_b
     assert 'tools = ["flex", "bison", "texinfo", "ed"]' in (tree / "fromscratch.toml").read_text()
     answer = run_in_image(out / "bc", "-q", stdin=b"scale=3; 22/7\n")
     assert answer.returncode == 0 and answer.stdout == b"3.142\n", answer
+
+
+def test_a_native_build_names_the_found_tool_this_host_lacks(tmp_path):
+    if shutil.which("gperf"):
+        pytest.skip("this host has gperf")
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "Makefile").write_text("all:\n\tgperf keywords.gperf > keywords.c\n")
+    result = invoke("build", "--project", "proj", "--toolchain", "native", cwd=tmp_path)
+    assert_clean_failure(result, 1)
+    assert "found tool gperf (program gperf, Makefile:2)" in result.out.splitlines()
+    assert "needs: gperf (hint: install gperf; or use --toolchain container)" in result.err, result.err

@@ -121,10 +121,13 @@ AC_CHECK_PROGS([C], [-rf --help ../bin/x /usr/bin/flex `id`])
 AC_PATH_PROG([D], [bi
 son])
 AC_PATH_PROG([E], [Evil])
+AC_CHECK_PROGS([F], [-rf --help ../bin/x /usr/bin/flex])
+AC_PATH_PROG([G], [tclsh
+rm])
 """, "Makefile.am": "all:\n\t'tclsh' x\n\t$(shell tclsh)\n\t\"msgfmt\"\n"})
     # a list that holds shell names nothing; a quoted word or $(...) is no recipe's command; names are only
     # compared with the index's paths (Evil's package there, "Bad;Name", is refused: see below)
-    assert _said(root, "autotools") == ["configure.ac:4 bi|son", "configure.ac:6 Evil"]
+    assert _said(root, "autotools") == ["configure.ac:4 bi|son", "configure.ac:6 Evil", "configure.ac:8 tclsh|rm"]
 
 
 def _d(name: str, where: str = "configure.ac:1") -> Declared:
