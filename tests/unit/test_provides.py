@@ -73,6 +73,11 @@ def test_what_the_compilers_say_is_lacking(tmp_path):
                    "a.c:1:10: fatal error: zlib.h: No such file or directory\n")
     assert provides.lacking(out) == (("header", "zlib.h"), ("library", "png"), ("pkg-config", "libfoo"),
                                      ("pkg-config", "bar"), ("pkg-config", "zlib"))
+    # make's, dash's and bash's words for a command that is not there (dos2unix, sqlite3, bc before tools were found)
+    out.write_text("make: msgfmt: No such file or directory\n/bin/sh: 1: tclsh: not found\n"
+                   "./fix-libmath_h: line 1: ed: command not found\nmake[2]: *** [Makefile:632: libmath.h] Error 127\n"
+                   "sh: 1: ./configure: not found\n")
+    assert provides.lacking(out) == (("program", "msgfmt"), ("program", "tclsh"), ("program", "ed"))
 
 
 def test_packages_for_the_target(index):
@@ -97,6 +102,11 @@ def test_the_hint_by_kind_of_build(index):
     assert said["src-native"].endswith("apt-get install zlib1g-dev:arm64")
     assert said["src-container"] == said["project"]  # --src takes --package like a project
     assert "--toolchain container with --package zlib1g-dev" in said["zig"]
+    # a program it could not run: the --tool, whatever the toolchain
+    failed = [BuildFailed("the build failed", lacking=(("program", "tclsh"), ("header", "zlib.h")), hint="see log")]
+    provides.explain(failed, [ARM64], provides.for_sources("native"), lambda arch: index if arch == "arm64" else None)
+    assert failed[0].hint is not None and failed[0].hint.endswith(
+        "apt-get install zlib1g-dev:arm64; the program tclsh is in Debian's tcl: add --tool tcl; see log")
     failed = [BuildFailed("the build failed", lacking=(("header", "zlib.h"),))]
     provides.explain(failed, [ARM64], provides.for_project("native"), None)  # no index: no hint
     assert failed[0].hint is None

@@ -28,6 +28,12 @@ _SAID = (
                               r"|required by '[^']*', not found)")),
     ("pkg-config", re.compile(r'ERROR: Dependency "([\w.+-]+)" not found')),
 )
+# How make, dash and bash say that a command is not there (a build tool the project runs).
+_SAID_RUN = (
+    re.compile(r"\bmake(?:\[\d+\])?: ([\w.+-]+): (?:No such file or directory|Command not found)"),
+    re.compile(r"\bsh: (?:\d+: )?([\w.+-]+): (?:command )?not found"),
+    re.compile(r": line \d+: ([\w.+-]+): command not found"),
+)
 _SCAN_MAX = 8 << 20  # of a build's output, the last 8 MiB are read: its failing step is at the end
 Index = Callable[[str], "Path | None"]  # a Debian architecture (arm64, all) -> its kept index, None if there is none
 
@@ -46,6 +52,9 @@ def lacking(output: Path) -> tuple[Lacked, ...]:
                 for kind, said in _SAID:
                     for name in said.findall(line):
                         found[(kind, name)] = None
+                for said in _SAID_RUN:
+                    for name in said.findall(line):
+                        found[("program", name)] = None
     except OSError:
         return ()
     return tuple(found)
@@ -69,7 +78,7 @@ def paths(lacked: Lacked, target: targets.Target) -> list[str]:
 def _describe(lacked: Lacked) -> str:
     kind, name = lacked
     return {"header": name, "library": f"-l{name} (lib{name}.a)", "pkg-config": f"{name}.pc",
-            "shared": f"lib{name}.so", "program": name}[kind]
+            "shared": f"lib{name}.so", "program": f"the program {name}"}[kind]
 
 
 def find(lacked: Sequence[Lacked], target: targets.Target, index: Index) -> list[tuple[str, str]]:
@@ -176,13 +185,18 @@ def _pick(packages: str) -> str:
 def explain(errors: Sequence[BaseException | None], targets_of: Sequence[targets.Target],
             phrase: Callable[[targets.Target, list[tuple[str, str]]], str], index: Index | None) -> None:
     """Give each failed build that lacked a file Debian packages a hint naming the package, in phrase's words
-    (which differ by build: --package for a project, apt-get for a native --src build...). No index: no hints."""
+    (which differ by build: --package for a project, apt-get for a native --src build...), and the --tool for a
+    program it could not run. No index: no hints."""
     for error, target in zip(errors, targets_of, strict=True):
         if index is not None and isinstance(error, BuildFailed) and error.lacking:
-            found = find(error.lacking, target, index)
-            if found:
-                said = phrase(target, found)
-                error.hint = f"{said}; {error.hint}" if error.hint else said
+            found = find([x for x in error.lacking if x[0] != "program"], target, index)
+            tools = find([x for x in error.lacking if x[0] == "program"], target, index)
+            said = [phrase(target, found)] if found else []
+            if tools:  # a build tool: the build machine's, whichever the toolchain (natively, --tool says which)
+                text, packages = _said(tools)
+                said.append(f"{text}: add {' '.join(f'--tool {p}' for p in packages)}")
+            if said:
+                error.hint = "; ".join([*said, *([error.hint] if error.hint else [])])
 
 
 def _said(found: list[tuple[str, str]]) -> tuple[str, list[str]]:
