@@ -22,13 +22,15 @@ po4a-gettextize bison yacc byacc flex lex re2c help2man perl python3 python xxd 
 pod2text pod2html gawk groff nroff xsltproc rst2man nasm yasm txt2man gengetopt intltool-merge itstool ruby
 glib-compile-resources glib-mkenums glib-genmarshal wayland-scanner patch bc dc lzip
 """.split())
-# Docs are built by the tools documentation needs: skipped where they are costly (LaTeX, Doxygen and Sphinx pull
-# in hundreds of megabytes) or change what a build does (a VCS, a memory checker, another language's compiler).
+# Never installed, though declared: what costs hundreds of megabytes for documentation or a path a program only
+# names (LaTeX, Doxygen, Sphinx; xterm and the X libraries), or changes what a build does (a VCS, a memory checker,
+# a compiler: the build image's gcc is the one the wrappers drive).
 NOT_INSTALLED = frozenset("""
 doxygen dot sphinx-build sphinx-build-3 latex pdflatex xelatex lualatex tex dvips ps2pdf gs xmlto asciidoc a2x
 asciidoctor pandoc ronn docbook2man docbook2html db2x_docbook2man gtkdoc-scan gtkdoc-mkdb git hg svn bzr cvs
 valgrind gdb strace ccache sccache distcc clang-format clang-tidy cppcheck lcov genhtml gcovr java javac jar
 rustc cargo go node nodejs npm mono php ghc bundle gem cl clang clang++ icc tcc g++ gcc cc c++ true false none
+xterm x-terminal-emulator
 """.split())
 # CMake's find_package names for tools, as the program each finds.
 CMAKE = {"BISON": "bison", "FLEX": "flex", "Gettext": "msgfmt", "Perl": "perl", "PerlLibs": "perl",
