@@ -79,13 +79,16 @@ AC_PATH_PROG([DOXYGEN], [doxygen])
 AM_MISSING_PROG([MAKEINFO], [makeinfo])
 dnl AC_PATH_PROG([OLD], [gone])
 AM_PATH_PYTHON([3.5])
-""", "doc/Makefile.am": "info_TEXINFOS = x.texi\n", "po/de.po": "", "po/fr.po": ""})
+""", "doc/Makefile.am": "info_TEXINFOS = x.texi\n", "po/de.po": "", "po/fr.po": "",
+    "man/Makefile.am": "dist_man_MANS = x.1\nx.1: ../src/x\n\t$(HELP2MAN) --output=$@ ../src/x\n\t$(CC) x\n"})
     assert _said(root, "autotools") == [  # in the file's order; doxygen is never installed; each once
         "configure.ac:2 tclsh8.7|tclsh8.6|tclsh", "configure.ac:3 bison|byacc|yacc", "configure.ac:4 flex|lex",
         "configure.ac:5 help2man", "configure.ac:6 gperf", "configure.ac:7 perl5|perl", "configure.ac:8 msgfmt",
         "configure.ac:9 ar", "configure.ac:11 makeinfo", "configure.ac:13 python3"]
     (root / "configure.ac").write_text("AC_INIT([x], [1])\n")
-    assert _said(root, "autotools") == ["doc/Makefile.am:1 makeinfo", "po/de.po msgfmt"]  # a manual, translations
+    # a manual, a man page made by help2man (configure sets $(HELP2MAN)), translations
+    assert _said(root, "autotools") == ["doc/Makefile.am:1 makeinfo", "man/Makefile.am:3 help2man",
+                                        "po/de.po msgfmt"]
 
 
 def test_makefile_recipes_and_the_scripts_they_run(tmp_path):

@@ -144,9 +144,9 @@ def _cmake(path: Path, rel: str) -> list[Declared]:
 
 def _makefile(path: Path, rel: str, scripts: dict[Path, None]) -> list[Declared]:
     """Known tools a recipe runs: each command's first word (after VAR=value words), a $(VAR) the file sets
-    taken as its value's first known tool; Texinfo manuals (automake's info_TEXINFOS: makeinfo); and the
-    scripts of the project a recipe runs (./fix-libmath_h, $(srcdir)/mk.sh), kept in scripts to be read after
-    the walk."""
+    taken as its value's first known tool, one it does not as the tool it names ($(HELP2MAN): help2man);
+    Texinfo manuals (automake's info_TEXINFOS: makeinfo); and the scripts of the project a recipe runs
+    (./fix-libmath_h, $(srcdir)/mk.sh), kept in scripts to be read after the walk."""
     lines = _lines(path)
     values: dict[str, str] = {}
     for line in lines:
@@ -161,8 +161,10 @@ def _makefile(path: Path, rel: str, scripts: dict[Path, None]) -> list[Declared]
             continue
         for word in _commands(line.split("#", 1)[0]):
             var = _VAR.match(word)
-            if var:
-                word = next((w for w in values.get(var.group(1), "").split() if w in KNOWN), "")
+            if var and var.group(1) in values:
+                word = next((w for w in values[var.group(1)].split() if w in KNOWN), "")
+            elif var:  # set by configure (automake's $(HELP2MAN), $(MSGFMT), $(YACC)): named for its program
+                word = var.group(1).lower()
             if word in KNOWN:
                 out.append(Declared("program", word, f"{rel}:{i + 1}"))
             elif re.fullmatch(r"(?:\./|\$[({]srcdir[)}]/)[A-Za-z0-9_.-]+", word):
