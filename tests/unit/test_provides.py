@@ -74,9 +74,11 @@ def test_what_the_compilers_say_is_lacking(tmp_path):
     assert provides.lacking(out) == (("header", "zlib.h"), ("library", "png"), ("pkg-config", "libfoo"),
                                      ("pkg-config", "bar"), ("pkg-config", "zlib"))
     # make's, dash's and bash's words for a command that is not there (dos2unix, sqlite3, bc before tools were found)
-    out.write_text("make: msgfmt: No such file or directory\n/bin/sh: 1: tclsh: not found\n"
+    # ... when a step failed for it (make's Error 127): jq's version script goes on without git
+    out.write_text("./scripts/version: 1: git: not found\n" + "x\n" * 40 +
+                   "make: msgfmt: No such file or directory\n/bin/sh: 1: tclsh: not found\n"
                    "./fix-libmath_h: line 1: ed: command not found\nmake[2]: *** [Makefile:632: libmath.h] Error 127\n"
-                   "sh: 1: ./configure: not found\n")
+                   "sh: 1: ./configure: not found\nsh: 1: git: not found\nmake: *** [Makefile:779: all] Error 2\n")
     assert provides.lacking(out) == (("program", "msgfmt"), ("program", "tclsh"), ("program", "ed"))
 
 

@@ -28,7 +28,11 @@ _SAID = (
                               r"|required by '[^']*', not found)")),
     ("pkg-config", re.compile(r'ERROR: Dependency "([\w.+-]+)" not found')),
 )
-# How make, dash and bash say that a command is not there (a build tool the project runs).
+# How make, dash and bash say that a command is not there (a build tool the project runs); counted only when a
+# step failed for it soon after (make's Error 127, ninja stopping): a script that tries `git describe` and goes
+# on without it (jq's) lacks nothing.
+_FAILED_RUN = re.compile(r"\bError 127\b|^ninja: build stopped")
+_RUN_NEAR = 30  # lines
 _SAID_RUN = (
     re.compile(r"\bmake(?:\[\d+\])?: ([\w.+-]+): (?:No such file or directory|Command not found)"),
     re.compile(r"\bsh: (?:\d+: )?([\w.+-]+): (?:command )?not found"),
@@ -47,14 +51,18 @@ def lacking(output: Path) -> tuple[Lacked, ...]:
             if size > _SCAN_MAX:
                 fh.seek(size - _SCAN_MAX)
                 fh.readline()  # a line cut in two is not read
-            for raw in fh:
+            tried: list[tuple[int, str]] = []  # commands not there: (line number, name)
+            for number, raw in enumerate(fh):
                 line = raw[:4096].decode("utf-8", "replace")
                 for kind, said in _SAID:
                     for name in said.findall(line):
                         found[(kind, name)] = None
-                for said in _SAID_RUN:
-                    for name in said.findall(line):
-                        found[("program", name)] = None
+                tried += [(number, name) for said in _SAID_RUN for name in said.findall(line)]
+                if _FAILED_RUN.search(line):
+                    for at, name in tried:
+                        if number - at <= _RUN_NEAR:
+                            found[("program", name)] = None
+                    tried.clear()
     except OSError:
         return ()
     return tuple(found)
