@@ -8,6 +8,8 @@ import gzip
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from toolkit import targets
 from toolkit.compile import found, pipeline, plan, programs
@@ -131,6 +133,15 @@ rm])
     # a list that holds shell names nothing; a quoted word or $(...) is no recipe's command; names are only
     # compared with the index's paths (Evil's package there, "Bad;Name", is refused: see below)
     assert _said(root, "autotools") == ["configure.ac:4 bi|son", "configure.ac:6 Evil", "configure.ac:8 tclsh|rm"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(st.characters(blacklist_categories=("Cs",)), max_size=60))
+def test_whatever_a_list_holds_only_plain_names_come_out(tmp_path, text):
+    root = _tree(tmp_path, {"configure.ac": f"AC_CHECK_PROGS([X], [{text}])\nAC_PATH_PROG(Y, {text})\n",
+                            "Makefile.am": f"all:\n\t{text}\n"})
+    for d in programs.declared(root, "", "autotools"):
+        assert all(programs._PROGRAM.fullmatch(n) for n in d.name.split("|")), d
 
 
 def _d(name: str, where: str = "configure.ac:1") -> Declared:
