@@ -1,7 +1,7 @@
 """A corpus of real programs built as a user would: each Debian source package's upstream tree built with
-`build --project DIR --arch ...` and no other flag, then each program it made smoke-run (--version, -v, -V, --help
-or -h: the first that exits 0 saying something)
-in its own scratch image. What a change to the build path buys, measured on trees nobody here wrote; the report
+`build --project DIR --arch ...` and no other flag, then each program it made smoke-run in its own scratch image
+(_SMOKE_ARGS: the first that exits 0 saying something, else a usage text with exit 1 or 2). What a change to the
+build path buys, measured on trees nobody here wrote; the report
 goes to docs/, not to the test suite (it takes tens of minutes)."""
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ from . import DEFAULT_BUILDER_BASE, REPO
 DEFAULT = ("lua5.4", "zstd", "sqlite3", "figlet", "sl", "nano", "htop", "tmux", "less", "ncdu", "dialog", "socat",
            "jq", "pv", "tree", "dos2unix", "lz4", "bc", "bzip2", "xz-utils")
 _SMOKE_SECONDS = 60
+# What a smoke run tries, in order: the first that exits 0 saying something passes; failing that, a usage text
+# with exit 1 or 2 (the program ran in its scratch image and parsed its arguments: chkfont, bzip2recover).
+_SMOKE_ARGS = (("--version",), ("-v",), ("-V",), ("--help",), ("-h",), ())
+_SMOKE_SAID = "--version, -v, -V, --help, -h or no arguments"
 
 
 @dataclass
@@ -43,6 +47,7 @@ class Result:
     sizes: dict[str, int] = field(default_factory=dict)
     error: str = ""
     smoke: list[Smoke] = field(default_factory=list)
+    found: list[str] = field(default_factory=list)  # what the build found it needs: "libncurses-dev (-lcurses, ...)"
 
 
 def _invoke(*args: str, timeout: float, stdin: int | None = subprocess.DEVNULL) -> subprocess.CompletedProcess[str]:
@@ -61,16 +66,21 @@ def _smoke(binary: Path, arch: str, tag: str) -> Smoke:
     made = _invoke("image", "--tag", tag, "--binary", str(binary), "--sbom", "none", timeout=300)
     if made.returncode != 0:
         return Smoke(binary.name, arch, False, f"image: {_error(made)}")
+    usage = None  # the first answer that is the program's own usage text, exiting 1 or 2
     try:
-        for flag in ("--version", "-v", "-V", "--help", "-h"):
+        for args in _SMOKE_ARGS:
             try:
                 # arguments replace the image's CMD (as docker run's do): the program first
-                ran = _invoke("run", "--tag", tag, "--", f"/{binary.name}", flag, timeout=_SMOKE_SECONDS)
+                ran = _invoke("run", "--tag", tag, "--", f"/{binary.name}", *args, timeout=_SMOKE_SECONDS)
             except subprocess.TimeoutExpired:
                 continue
-            if ran.returncode == 0 and (ran.stdout.strip() or ran.stderr.strip()):
-                return Smoke(binary.name, arch, True, flag)
-        return Smoke(binary.name, arch, False, "no answer to --version, -v, -V, --help or -h")
+            said = (ran.stdout + ran.stderr).strip()
+            how = args[0] if args else "no arguments"
+            if ran.returncode == 0 and said:
+                return Smoke(binary.name, arch, True, how)
+            if usage is None and ran.returncode in (1, 2) and "usage" in said.lower():
+                usage = Smoke(binary.name, arch, True, f"{how}: usage, exit {ran.returncode}")
+        return usage or Smoke(binary.name, arch, False, f"no answer to {_SMOKE_SAID}")
     finally:
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
 
@@ -92,11 +102,14 @@ def build_one(package: str, arch: str, toolchain: str, builder_base: str, timeou
         except subprocess.TimeoutExpired:
             return Result(package, arch, False, time.monotonic() - started, error="timed out")
         seconds = time.monotonic() - started
+        found = [line.removeprefix("found ") for line in (proc.stdout + proc.stderr).splitlines()
+                 if line.startswith("found ")]
         if proc.returncode != 0:
-            return Result(package, arch, False, seconds, error=_error(proc))
-        programs = sorted(p for p in out.iterdir() if p.is_file() and not p.name.endswith(".spdx.json"))
+            return Result(package, arch, False, seconds, error=_error(proc), found=found)
+        programs = sorted(p for p in out.iterdir()  # a program once: not its installed names (symlinks)
+                          if p.is_file() and not p.is_symlink() and not p.name.endswith(".spdx.json"))
         result = Result(package, arch, True, seconds, [p.name for p in programs],
-                        {p.name: p.stat().st_size for p in programs})
+                        {p.name: p.stat().st_size for p in programs}, found=found)
         for p in programs:
             tag = f"fromscratch-corpus/{package}-{p.name}:{arch}".lower().replace("+", "-")
             result.smoke.append(_smoke(p, arch, tag))
@@ -119,16 +132,19 @@ def run(packages: list[str], archs: list[str], toolchain: str = "container", bui
 
 def report(results: list[Result], markdown: Path, title: str) -> None:
     """A Markdown table (and the same as JSON beside it): package, target, result, programs and their smoke."""
-    rows = ["| package | target | result | programs (smoke) | seconds | error |", "|---|---|---|---|---:|---|"]
+    rows = ["| package | target | found | result | programs (smoke) | seconds | error |",
+            "|---|---|---|---|---|---:|---|"]
     for r in results:
         smoke = ", ".join(f"{s.program} ({'ok' if s.ok else 'no'}: {s.how})" for s in r.smoke) or "-"
         error = " ".join(r.error.split()).replace("|", "/")  # one table row, whatever the error held
-        rows.append(f"| {r.package} | {r.arch} | {'static' if r.built else 'failed'} | {smoke} | {r.seconds:.0f} | "
-                    f"{error} |")
+        found = "; ".join(f.split(" (", 1)[0] for f in r.found) or "-"  # the packages: the JSON has why
+        rows.append(f"| {r.package} | {r.arch} | {found} | {'static' if r.built else 'failed'} | {smoke} | "
+                    f"{r.seconds:.0f} | {error} |")
     built = [r for r in results if r.built]
     passed = [r for r in built if r.smoke and all(s.ok for s in r.smoke)]
     summary = (f"{len(built)} of {len(results)} builds made static programs; {len(passed)} of {len(results)} "
-               f"also answered --version, -v, -V, --help or -h in their scratch image.")
+               f"also answered {_SMOKE_SAID} in their scratch image (an answer exits 0, or prints the "
+               "program's usage and exits 1 or 2).")
     markdown.write_text(f"# {title}\n\n{summary}\n\n" + "\n".join(rows) + "\n")
     markdown.with_suffix(".json").write_text(json.dumps([asdict(r) for r in results], indent=1, sort_keys=True)
                                              + "\n")

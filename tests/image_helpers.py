@@ -3,6 +3,7 @@ tiny hello compiled for a foreign architecture with whatever cross compiler this
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import sys
@@ -77,3 +78,20 @@ def tiny_for(arch: str, out: Path) -> Path:
 def layer_names(layer: Path) -> list[str]:
     with tarfile.open(layer) as tar:
         return [m.name + ("/" if m.isdir() else "") for m in tar]
+
+
+def member_tar(path: Path, members: list[tuple[str, str, str]]) -> Path:
+    """A tar (gzipped when path ends in .gz) of (name, kind, content or symlink target): kinds file, symlink,
+    dir, chardev, fifo."""
+    with tarfile.open(path, "w:gz" if path.suffix == ".gz" else "w") as tar:
+        for name, kind, extra in members:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                info.size = len(extra)
+                tar.addfile(info, io.BytesIO(extra.encode()))
+                continue
+            info.type = {"symlink": tarfile.SYMTYPE, "chardev": tarfile.CHRTYPE, "dir": tarfile.DIRTYPE,
+                         "fifo": tarfile.FIFOTYPE}[kind]
+            info.linkname = extra if kind == "symlink" else ""
+            tar.addfile(info)
+    return path

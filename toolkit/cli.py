@@ -12,7 +12,7 @@ import re
 import shlex
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +244,11 @@ def _targets(arch: str | None) -> list[targets.Target]:
             "artifact": "with --project: a program to take, relative to the project or the install prefix "
                         "(repeat; default: what it installs in bin/ and sbin/, else the programs it made)",
             "save": "with --project: write what a successful build used to the project's fromscratch.toml",
+            "debian": "build Debian source package NAME[=VERSION] from the host's archive, with its "
+                      "Build-Depends, delivering the programs its packages ship",
+            "program": "with --debian: deliver only this program of the package",
+            "mirror": "with --debian: fetch the source from this Debian mirror (default: the host's)",
+            "suite": "with --debian: from this suite (default: the host's)",
             "clean": "with --project: build from nothing, not from the build tree kept since its last build"})
 @cli
 def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: str = "", arch: str | None = None,
@@ -252,8 +257,10 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
           configure_args: str = "", make_args: str = "", package: list[str] | None = None,
           tool: list[str] | None = None, artifact: list[str] | None = None, libc: str | None = None,
           timeout: int = DEFAULT_TIMEOUT, supplier: str | None = None, no_find: str | bool | None = None,
-          save: bool = False, clean: bool = False) -> None:
-    """Compile your own C or C++ program (--src), or build a whole project (--project DIR), into static binaries."""
+          save: bool = False, debian: str | None = None, program: str | None = None, mirror: str | None = None,
+          suite: str | None = None, clean: bool = False) -> None:
+    """Compile your own C or C++ program (--src), or build a whole project (--project DIR) or a Debian source
+    package (--debian NAME), into static binaries."""
     from .compile import pipeline, project_file, recipes
     from .errors import InputError
 
@@ -261,16 +268,39 @@ def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: 
 
     cf, lf = _split_flags(cflags), _split_flags(ldflags, "--ldflags")
     chain = _toolchain(toolchain, builder_base)
-    if project is not None:
-        if src:
-            raise InputError("--src and --project both say what to build", hint="give one of them")
-        # the flags given; the project's fromscratch.toml gives the rest
-        flags = project_file.Settings(
+    def settings() -> Any:  # the flags given; the project's fromscratch.toml gives the rest
+        return project_file.Settings(
             packages=tuple(package) if package else None, tools=tuple(tool) if tool else None, subdir=subdir or None,
             system=system, run=run, configure_args=_given_words(configure_args, "--configure-args"),
             make_args=_given_words(make_args, "--make-args"), cflags=_given_words(cflags, "--cflags"),
             ldflags=_given_words(ldflags, "--ldflags"), artifacts=tuple(artifact) if artifact else None,
             strip=True if strip else None)
+
+    debian_only = [f for f, given in (("--program", program), ("--mirror", mirror), ("--suite", suite)) if given]
+    if debian_only and debian is None:
+        raise InputError(f"{', '.join(debian_only)}: only a --debian build takes them", hint="give --debian NAME")
+    if sum(x is not None and x != [] for x in (src or None, project, debian)) > 1:
+        raise InputError("--src, --project and --debian each say what to build", hint="give one of them")
+    if debian is not None:
+        from .debian import build as debian_build
+
+        if save:
+            raise InputError("--save writes a project's fromscratch.toml; a --debian build has none to write")
+        if clean:
+            raise InputError("--clean goes with --project", hint="`clean` removes what a --debian build kept")
+        flags = settings()
+        wanted, out_dir = _targets(arch), Path(out or "dist")
+        many = len(wanted) > 1
+        debian_build.build(debian, wanted, "container" if chain == "auto" else chain,
+                           lambda t, name: (out_dir / t.name if many else out_dir) / name, say, flags=flags,
+                           index=_contents_index, program=program, mirror=mirror, suite=suite,
+                           base=_builder_base(c, builder_base), jobs=jobs, libc=libc, limits=_limits(timeout),
+                           out_dir=out_dir, supplier=_supplier(c, supplier), find=find, exclude=exclude)
+        return
+    if project is not None:
+        if src:
+            raise InputError("--src and --project both say what to build", hint="give one of them")
+        flags = settings()
         job = project_file.open_project(project, flags)
         wanted, out_dir = _targets(arch), Path(out or "dist")
         per_target = len(wanted) > 1
@@ -384,7 +414,7 @@ def verify_image(c: Context, tag: str, json: bool = False, platform: str | None 
         raise Exit(code=1)
 
 
-@task(iterable=["env", "label", "add", "output", "src", "binary"],
+@task(iterable=["env", "label", "add", "output", "src", "binary"], optional=["terminfo", "no_runtime_files"],
       help={"tag": "image name, e.g. hello or hello:1.0",
             "binary": "the static binary (default ./hello); repeat it, one per platform, for a multi-platform image",
             "cmd": "the command, exec form, e.g. '/hello --flag' (default: /<binary name>)",
@@ -396,6 +426,11 @@ def verify_image(c: Context, tag: str, json: bool = False, platform: str | None 
             "add": "SRC:DEST, an extra host file or directory (repeat for more)",
             "ca_certs": "add a CA bundle at /etc/ssl/certs/ca-certificates.crt (the host's, or certifi's)",
             "tzdata": "add time zone data at /usr/share/zoneinfo", "tmp": "add an empty /tmp (mode 1777)",
+            "terminfo": "add terminfo entries from Debian's ncurses-base/ncurses-term: common ones (xterm, screen, "
+                        "tmux, vt100, linux, dumb...), or --terminfo=NAME,...",
+            "locale": "C.UTF-8: add glibc's C.utf8 locale (Debian's libc-bin for the target) and set LANG",
+            "no_runtime_files": "add nothing the program reads at run time unless asked (--no-runtime-files), or "
+                                "leave out these kinds: terminfo, locale, ca-certificates",
             "output": "oci:DIR, oci-archive:FILE.tar or docker-archive:FILE.tar instead of loading into the "
                       "engine (repeat for more)",
             "backend": "python (assemble the image here; default) or dockerfile (docker build FROM scratch)",
@@ -408,7 +443,9 @@ def verify_image(c: Context, tag: str, json: bool = False, platform: str | None 
             "timeout": "with --platform: " + _TIMEOUT_HELP,
             "sbom": "the program's SPDX SBOM to attach: FILE, or none (default: <binary>.spdx.json beside the binary, "
                     "else one made from what the binary shows)",
-            "supplier": _SUPPLIER_HELP + "; names the image's and its added files' supplier too"})
+            "supplier": _SUPPLIER_HELP + "; names the image's and its added files' supplier too",
+            "debian": "build Debian source package NAME[=VERSION] (as build --debian) and make the image of its "
+                      "program, for --arch or each --platform", "program": "with --debian: the program to take"})
 @cli
 def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None = None, entrypoint: str | None = None,
           env: list[str] | None = None, workdir: str | None = None, label: list[str] | None = None,
@@ -417,18 +454,34 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
           backend: str = "python", arch: str | None = None, platform: str | None = None,
           src: list[str] | None = None,
           tiny: bool = False, cflags: str = "", toolchain: str = "auto", builder_base: str | None = None,
-          sbom: str | None = None, timeout: int = DEFAULT_TIMEOUT, supplier: str | None = None) -> None:
+          sbom: str | None = None, timeout: int = DEFAULT_TIMEOUT, supplier: str | None = None,
+          debian: str | None = None, program: str | None = None, terminfo: str | bool | None = None,
+          locale: str | None = None, no_runtime_files: str | bool | None = None) -> None:
     """Verify a static binary and make a FROM scratch image of it: loaded into the engine, or --output files.
 
     SOURCE_DATE_EPOCH (default 0) dates the image; the same inputs give the same image ID and digest.
     With --platform it compiles the program once per platform and makes one multi-platform image.
     Each platform's SBOM is attached to it as an OCI artifact (--sbom none leaves it out).
+    What the program reads at run time (terminfo, a UTF-8 locale, CA certificates) is added from Debian's packages
+    when verify finds it, each said in one line (--no-runtime-files turns that off).
     """
     from .compile import recipes
     from .image import make
     from .image import scratch as img
 
     ref = img.normalize_tag(tag)
+    if debian is not None or program is not None:
+        img.options(terminfo=terminfo, locale=locale, no_runtime_files=no_runtime_files)  # refused before the build
+        with files.temp_dir("fromscratch-debian-") as built:
+            return _debian_image(c, ref, debian, program, arch, platform, binary, src, tiny, cflags, toolchain,
+                                 builder_base, timeout, supplier, built,
+                                 lambda bins: image(c, tag, binary=[str(b) for b in bins], cmd=cmd,
+                                                    entrypoint=entrypoint, env=env, workdir=workdir, label=label,
+                                                    user=user, nonroot=nonroot, add=add, ca_certs=ca_certs,
+                                                    tzdata=tzdata, tmp=tmp, nsswitch=nsswitch, output=output,
+                                                    backend=backend, sbom=sbom, supplier=supplier,
+                                                    terminfo=terminfo, locale=locale,
+                                                    no_runtime_files=no_runtime_files))
     if platform is None:  # these shape the compile that --platform asks for: without it they would do nothing
         unused = [flag for flag, given in (("--src", src), ("--tiny", tiny), ("--cflags", cflags),
                                            ("--toolchain", toolchain != "auto"), ("--builder-base", builder_base),
@@ -442,14 +495,49 @@ def image(c: Context, tag: str, binary: list[str] | None = None, cmd: str | None
     toolchain = _toolchain(toolchain, builder_base)
     opts = img.options(cmd=cmd, entrypoint=entrypoint, env=env or [], workdir=workdir, label=label or [],
                        user=user, nonroot=nonroot, add=add or [], ca_certs=ca_certs, tzdata=tzdata, tmp=tmp,
-                       nsswitch=nsswitch)
+                       nsswitch=nsswitch, terminfo=terminfo, locale=locale, no_runtime_files=no_runtime_files)
     outputs = [img.parse_output(o) for o in output or []]
     recipe = recipes.hello(tiny, extra=_split_flags(cflags), sources=[Path(s) for s in src or []])
     want = targets.lookup(arch) if arch else None
     platforms = targets.parse_archs(platform) if platform is not None else []
     make.image(ref, [Path(b) for b in binary or ["hello"]], opts, outputs, say, backend=backend, want=want,
                platforms=platforms, recipe=recipe, toolchain=toolchain, builder_base=_builder_base(c, builder_base),
-               sbom=sbom, limits=_limits(timeout), index=_contents_index, supplier=_supplier(c, supplier))
+               sbom=sbom, limits=_limits(timeout), index=_contents_index, supplier=_supplier(c, supplier),
+               packages=_debian_packages)
+
+
+def _debian_packages(arch: str, name: str, prefixes: Sequence[str]) -> Any:
+    """A Debian package's files for an image, fetched and kept (rootfs/debfiles.py)."""
+    from .rootfs import debfiles
+
+    return debfiles.unpacked(arch, name, prefixes)
+
+
+def _debian_image(c: Context, ref: str, debian: str | None, program: str | None, arch: str | None,
+                  platform: str | None, binary: list[str] | None, src: list[str] | None, tiny: bool, cflags: str,
+                  toolchain: str, builder_base: str | None, timeout: int, supplier: str | None, built: Path,
+                  make: Callable[[list[Path]], None]) -> None:
+    """image --debian: the package built (as build --debian) for --arch or each --platform into built, then the
+    image of its one program made as of --binary files (one per platform: a multi-platform image)."""
+    from .compile import project_file
+    from .debian import build as debian_build
+    from .errors import InputError
+
+    if debian is None:
+        raise InputError("--program: only with --debian", hint="give --debian NAME")
+    given = [f for f, g in (("--binary", binary), ("--src", src), ("--tiny", tiny), ("--cflags", cflags)) if g]
+    if given:
+        raise InputError(f"{', '.join(given)} and --debian each say what the image holds", hint="give one of them")
+    if arch and platform:
+        raise InputError("--arch and --platform with --debian: give one of them")
+    wanted = targets.parse_archs(platform) if platform else _targets(arch)
+    chain = _toolchain(toolchain, builder_base)
+    outcomes = debian_build.build(
+        debian, wanted, "container" if chain == "auto" else chain, lambda t, name: built / t.name / name, say,
+        flags=project_file.Settings(), index=_contents_index, program=program, base=_builder_base(c, builder_base),
+        limits=_limits(timeout), out_dir=built, supplier=_supplier(c, supplier))
+    make(debian_build.one_program(outcomes, debian.partition("=")[0], program))
+    log.debug("image %s made from --debian %s", ref, debian)
 
 
 def _given_words(text: str, flag: str) -> tuple[str, ...] | None:

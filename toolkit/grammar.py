@@ -27,6 +27,28 @@ def package(name: str, flag: str) -> str:
     return name
 
 
+# A source package's name (Policy 5.6.1, no :ARCH) and a version (Policy 5.6.12: [epoch:]upstream[-revision], the
+# upstream part starting with a digit); at most 128 characters each, as apt's own names are.
+_SOURCE = re.compile(r"[a-z0-9][a-z0-9+.-]{1,127}")
+_VERSION = re.compile(r"(?:[0-9]{1,9}:)?[0-9][A-Za-z0-9.+~-]{0,127}")
+
+
+def source_package(name: str, flag: str) -> str:
+    """A Debian source package's name, or refused: it reaches apt-get's argv and a build image's RUN line."""
+    if not _SOURCE.fullmatch(name):
+        raise InputError(f"{flag} {name!r} is not a Debian source package name",
+                         hint="lowercase letters, digits and + - . (Debian Policy 5.6.1), e.g. pv or lua5.4")
+    return name
+
+
+def version(text: str, flag: str) -> str:
+    """A Debian version ([epoch:]upstream[-revision]), or refused: it reaches apt-get's argv and a RUN line."""
+    if not _VERSION.fullmatch(text) or text.endswith("-"):
+        raise InputError(f"{flag} version {text!r} is not a Debian version",
+                         hint="[epoch:]upstream[-revision], e.g. 1.6.20-1 (Debian Policy 5.6.12)")
+    return text
+
+
 _DECLARED = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+/-]{0,127}")
 
 

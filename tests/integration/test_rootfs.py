@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import os
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, assert_clean_failure, invoke
+from tests.image_helpers import member_tar
 
 pytestmark = pytest.mark.engine
 
@@ -38,20 +38,6 @@ def _run(docker_client, tag: str, *cmd: str, platform: str | None = None) -> str
     return docker_client.containers.run(tag, list(cmd) or None, remove=True, **kwargs).decode()
 
 
-def _tar(path: Path, members: list[tuple[str, str, str]]) -> Path:
-    with tarfile.open(path, "w:gz") as tar:
-        for name, kind, extra in members:
-            info = tarfile.TarInfo(name)
-            if kind == "file":
-                info.size = len(extra)
-                tar.addfile(info, io.BytesIO(extra.encode()))
-                continue
-            info.type = {"symlink": tarfile.SYMTYPE, "chardev": tarfile.CHRTYPE, "dir": tarfile.DIRTYPE}[kind]
-            info.linkname = extra if kind == "symlink" else ""
-            tar.addfile(info)
-    return path
-
-
 def test_import_rootfs_refuses_escapes_and_names_the_entry(tmp_path, docker_client, image_tag):
     tag = image_tag()
     cases = {
@@ -61,7 +47,7 @@ def test_import_rootfs_refuses_escapes_and_names_the_entry(tmp_path, docker_clie
         "dev.tar.gz": ([("dev", "dir", ""), ("dev/kmem", "chardev", "")], "'dev/kmem'"),
     }
     for name, (members, entry) in cases.items():
-        result = invoke("import-rootfs", str(_tar(tmp_path / name, members)), "--tag", tag)
+        result = invoke("import-rootfs", str(member_tar(tmp_path / name, members)), "--tag", tag)
         assert_clean_failure(result, 2)
         assert entry in result.err and name in result.err, result.err
         assert not _exists(docker_client, tag)

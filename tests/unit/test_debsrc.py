@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests import debsrc
+from toolkit.debian import archive
+from toolkit.errors import BuildFailed
 
 KEY = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # This machine's /etc/apt/sources.list.d/debian.sources, as Debian's images ship it.
@@ -31,7 +33,7 @@ Signed-By: {KEY}
 
 
 def test_deb822_first_deb_entry_one_line_per_suite() -> None:
-    assert debsrc.deb_src_line(DEB822) == (
+    assert archive.deb_src_line(DEB822) == (
         f"deb-src [signed-by={KEY}] http://deb.debian.org/debian bookworm main\n"
         f"deb-src [signed-by={KEY}] http://deb.debian.org/debian bookworm-updates main")
 
@@ -40,13 +42,13 @@ def test_deb822_skips_disabled_and_source_only_entries() -> None:
     text = ("Types: deb-src\nURIs: http://a.example/debian\nSuites: bookworm\nComponents: main\n\n"
             "Types: deb\nEnabled: no\nURIs: http://b.example/debian\nSuites: bookworm\nComponents: main\n\n"
             "types: deb deb-src\nuris: http://c.example/debian\nsuites: bookworm\ncomponents: main contrib\n")
-    assert debsrc.deb_src_line(text) == "deb-src http://c.example/debian bookworm main contrib"
+    assert archive.deb_src_line(text) == "deb-src http://c.example/debian bookworm main contrib"
 
 
 def test_deb822_inline_key_is_dropped_not_mangled() -> None:
     text = ("Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\n"
             "Signed-By:\n -----BEGIN PGP PUBLIC KEY BLOCK-----\n .\n mQINBF...\n -----END PGP PUBLIC KEY BLOCK-----\n")
-    assert debsrc.deb_src_line(text) == "deb-src http://deb.debian.org/debian bookworm main"
+    assert archive.deb_src_line(text) == "deb-src http://deb.debian.org/debian bookworm main"
 
 
 def test_one_line_format() -> None:
@@ -54,15 +56,15 @@ def test_one_line_format() -> None:
             "deb-src http://deb.debian.org/debian bookworm main\n"
             f"deb [arch=amd64 signed-by={KEY}] http://deb.debian.org/debian bookworm main contrib  # mirror\n"
             "deb http://deb.debian.org/debian-security bookworm-security main\n")
-    assert debsrc.deb_src_line(text) == f"deb-src [signed-by={KEY}] http://deb.debian.org/debian bookworm main contrib"
-    assert debsrc.deb_src_line("deb http://deb.debian.org/debian bookworm main") == (
+    assert archive.deb_src_line(text) == f"deb-src [signed-by={KEY}] http://deb.debian.org/debian bookworm main contrib"
+    assert archive.deb_src_line("deb http://deb.debian.org/debian bookworm main") == (
         "deb-src http://deb.debian.org/debian bookworm main")
 
 
 def test_no_deb_entry() -> None:
-    assert debsrc.deb_src_line("") is None
-    assert debsrc.deb_src_line("# nothing\ndeb-src http://deb.debian.org/debian bookworm main\n") is None
-    assert debsrc.deb_src_line("Types: deb-src\nURIs: http://x/debian\nSuites: bookworm\n") is None
+    assert archive.deb_src_line("") is None
+    assert archive.deb_src_line("# nothing\ndeb-src http://deb.debian.org/debian bookworm main\n") is None
+    assert archive.deb_src_line("Types: deb-src\nURIs: http://x/debian\nSuites: bookworm\n") is None
 
 
 @pytest.mark.parametrize(("names", "chosen"), [
@@ -76,7 +78,7 @@ def test_no_deb_entry() -> None:
 def test_upstream_tarball(tmp_path: Path, names: list[str], chosen: str | None) -> None:
     for name in names:
         (tmp_path / name).touch()
-    found = debsrc._upstream_tarball(tmp_path)
+    found = archive.upstream_tarball(tmp_path)
     assert (found.name if found else None) == chosen
 
 
@@ -98,8 +100,8 @@ def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", mode: int 
 def test_extract_keeps_the_tree_and_drops_dangerous_modes(tmp_path: Path) -> None:
     tarball = _tarball(tmp_path / "x.orig.tar.gz", _member("x-1.0", tarfile.DIRTYPE, mode=0o777),
                        _member("x-1.0/configure", mode=0o4777), _member("x-1.0/link", tarfile.SYMTYPE, "configure"))
-    debsrc.extract(tarball, tmp_path / "tree")
-    top = debsrc._top(tmp_path / "tree")
+    archive.extract(tarball, tmp_path / "tree")
+    top = archive.top(tmp_path / "tree")
     assert top == tmp_path / "tree" / "x-1.0"
     assert (top / "configure").read_text() == "data\n"
     assert os.stat(top / "configure").st_mode & 0o7777 == 0o755
@@ -107,8 +109,8 @@ def test_extract_keeps_the_tree_and_drops_dangerous_modes(tmp_path: Path) -> Non
 
 
 def test_top_is_the_tree_when_the_tarball_has_no_single_directory(tmp_path: Path) -> None:
-    debsrc.extract(_tarball(tmp_path / "flat.tar.gz", _member("Makefile"), _member("main.c")), tmp_path / "tree")
-    assert debsrc._top(tmp_path / "tree") == tmp_path / "tree"
+    archive.extract(_tarball(tmp_path / "flat.tar.gz", _member("Makefile"), _member("main.c")), tmp_path / "tree")
+    assert archive.top(tmp_path / "tree") == tmp_path / "tree"
 
 
 @pytest.mark.parametrize("members", [
@@ -125,8 +127,8 @@ def test_top_is_the_tree_when_the_tarball_has_no_single_directory(tmp_path: Path
         "device", "fifo"])
 def test_extract_refuses_escapes(tmp_path: Path, members: list[tarfile.TarInfo]) -> None:
     tarball = _tarball(tmp_path / "bad.tar.gz", *members)
-    with pytest.raises(RuntimeError, match="refusing"):
-        debsrc.extract(tarball, tmp_path / "a" / "tree")
+    with pytest.raises(BuildFailed, match="refusing"):
+        archive.extract(tarball, tmp_path / "a" / "tree")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "bad.tar.gz"]
 
 

@@ -98,6 +98,24 @@ configure.ac:8 header bzlib.h
 """
 
 
+def test_configure_ac_shell_tries_libraries(tmp_path):
+    """screen's configure.ac tries its curses libraries in shell of its own, not in a macro."""
+    root = _tree(tmp_path, {"configure.ac": """\
+AC_INIT([x], [1])
+olibs="$LIBS"
+LIBS="-lncursesw $olibs"
+  LIBS='-ltinfo -lm'
+dnl LIBS="-lold"
+TERMLIBS="$LIBS -l$name -lcap"
+"""})
+    assert _names(deps.declared(root, "", "autotools")) == """\
+configure.ac:3 library ncursesw
+configure.ac:4 library tinfo
+configure.ac:4 library m
+configure.ac:6 library cap
+"""
+
+
 def test_meson_forms(tmp_path):
     root = _tree(tmp_path, {"meson.build": "project('x', 'c')\nz = dependency('zlib', required: false)\n"
                                            "t = dependency('threads')\ncc = meson.get_compiler('c')\n"

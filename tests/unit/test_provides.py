@@ -27,6 +27,8 @@ usr/lib/ncbi-igblast/lib/libz.a                         science/igblast
 usr/include/shared.h                                    libs/libshared1,libdevel/libshared-dev
 usr/include/somelib/config.h                            libdevel/somelib-dev
 usr/share/doc/a file with spaces.h                      doc/somedoc
+usr/share/tcltk/tcl8.6/init.tcl                         interpreters/tcl8.6
+usr/bin/tclsh                                           interpreters/tcl
 """
 
 
@@ -40,9 +42,11 @@ def index(tmp_path) -> Path:
     return kept
 
 
-def test_only_headers_archives_so_links_and_pc_files_are_kept(index):
+def test_only_headers_archives_so_links_pc_files_and_programs_are_kept(index):
     kept = index.read_text().splitlines()
-    assert "bin/true\tutils/coreutils" not in kept
+    assert "bin/true\tutils/coreutils" in kept  # a program: what build --debian delivers
+    assert "usr/bin/tclsh\tinterpreters/tcl" in kept  # and the build tools a project runs
+    assert not [line for line in kept if line.startswith("usr/share/doc/")]
     assert "usr/lib/aarch64-linux-gnu/libz.so\tlibdevel/zlib1g-dev" in kept  # what shows a missing libz.a
     assert "usr/include/zlib.h\tlibdevel/zlib1g-dev" in kept
     assert "usr/lib/aarch64-linux-gnu/pkgconfig/zlib.pc\tlibdevel/zlib1g-dev" in kept
@@ -69,6 +73,13 @@ def test_what_the_compilers_say_is_lacking(tmp_path):
                    "a.c:1:10: fatal error: zlib.h: No such file or directory\n")
     assert provides.lacking(out) == (("header", "zlib.h"), ("library", "png"), ("pkg-config", "libfoo"),
                                      ("pkg-config", "bar"), ("pkg-config", "zlib"))
+    # make's, dash's and bash's words for a command that is not there (dos2unix, sqlite3, bc before tools were found)
+    # ... when a step failed for it (make's Error 127): jq's version script goes on without git
+    out.write_text("./scripts/version: 1: git: not found\n" + "x\n" * 40 +
+                   "make: msgfmt: No such file or directory\n/bin/sh: 1: tclsh: not found\n"
+                   "./fix-libmath_h: line 1: ed: command not found\nmake[2]: *** [Makefile:632: libmath.h] Error 127\n"
+                   "sh: 1: ./configure: not found\nsh: 1: git: not found\nmake: *** [Makefile:779: all] Error 2\n")
+    assert provides.lacking(out) == (("program", "msgfmt"), ("program", "tclsh"), ("program", "ed"))
 
 
 def test_packages_for_the_target(index):
@@ -93,6 +104,18 @@ def test_the_hint_by_kind_of_build(index):
     assert said["src-native"].endswith("apt-get install zlib1g-dev:arm64")
     assert said["src-container"] == said["project"]  # --src takes --package like a project
     assert "--toolchain container with --package zlib1g-dev" in said["zig"]
+    # a program it could not run: the --tool, whatever the toolchain
+    failed = [BuildFailed("the build failed", lacking=(("program", "tclsh"), ("header", "zlib.h")), hint="see log")]
+    provides.explain(failed, [ARM64], provides.for_sources("native"), lambda arch: index if arch == "arm64" else None)
+    assert failed[0].hint is not None and failed[0].hint.endswith(
+        "apt-get install zlib1g-dev:arm64; the program tclsh is in Debian's tcl: add --tool tcl; see log")
     failed = [BuildFailed("the build failed", lacking=(("header", "zlib.h"),))]
     provides.explain(failed, [ARM64], provides.for_project("native"), None)  # no index: no hint
     assert failed[0].hint is None
+
+
+def test_the_programs_packages_ship(index):
+    from toolkit.rootfs.contents import PROGRAM_DIRS
+
+    assert provides.programs(index, ["coreutils"], PROGRAM_DIRS) == {"true": "coreutils"}
+    assert provides.programs(index, ["zlib1g-dev"], PROGRAM_DIRS) == {}

@@ -53,6 +53,23 @@ _RUNTIME_LOADING_SYMBOLS = frozenset((
 # /etc/hosts.equiv out). Looked for only in stripped binaries, to keep the scan of the rest as it was.
 _NSS_FILES_SYMBOLS = frozenset(("__nss_files_functions", "_nss_files_getpwnam_r", "_nss_files_gethostbyname4_r"))
 _NSS_FILES_MARKERS = (b"/etc/hosts\0", b"/etc/ethers\0")
+# What a program reads at run time besides libraries, by the strings its library compiles in (found stripped or
+# not, glibc or musl): ncurses' terminfo directories, time zone data, a TLS library's CA certificate locations.
+TERMINFO_DIRS = ("/usr/share/terminfo", "/lib/terminfo", "/usr/lib/terminfo", "/etc/terminfo")
+_TERMINFO_MARKERS = (b"TERMINFO_DIRS", *(d.encode() + b"\0" for d in TERMINFO_DIRS),
+                     *(d.encode() + b":" for d in TERMINFO_DIRS))
+_ZONEINFO_MARKERS = (b"/usr/share/zoneinfo",)
+# OpenSSL's environment variables, GnuTLS's and others' system bundle; Debian's OPENSSLDIR (its cert.pem)
+_CA_MARKERS = (b"SSL_CERT_FILE", b"/etc/ssl/certs")
+OPENSSL_DEBIAN_DIR = "/usr/lib/ssl"
+_OPENSSL_DIR_MARKER = b"/usr/lib/ssl/cert.pem"  # where Debian's OpenSSL reads its default bundle
+# A program that asks its locale's character set (tmux: nl_langinfo(CODESET) must say UTF-8). setlocale is no
+# sign: every static glibc program links it. Only a symbol table says so.
+_LOCALE_SYMBOLS = frozenset(("nl_langinfo", "nl_langinfo_l"))
+_TERMINFO_SYMBOLS = frozenset(("setupterm", "tgetent", "newterm", "initscr"))
+_ZONEINFO_SYMBOLS = frozenset(("tzset", "__tzfile_read"))
+_RUNTIME_DATA_MARKERS = (*_TERMINFO_MARKERS, *_ZONEINFO_MARKERS, *_CA_MARKERS, _OPENSSL_DIR_MARKER)
+READS = ("terminfo", "locale", "ca-certificates", "zoneinfo")  # the kinds of run-time data, in this order
 _GLIBC_MARKERS = (b"FATAL: kernel too old", b"GLIBC_PRIVATE", b"GNU C Library")
 _MUSL_MARKERS = (b"ld-musl-", b"No error information")
 # A stripped static musl program keeps almost no strings of musl's: its start-up code's "/dev/null" (it opens it
@@ -112,6 +129,8 @@ class ElfFacts:
     libc: str | None = None  # glibc, musl, none, unknown
     runtime_loading: tuple[str, ...] = ()  # NSS/iconv calls found in .symtab, or (NSS_MACHINERY,) when stripped
     nss_builtin: bool = False  # glibc's files and dns NSS services are inside the binary (glibc 2.34 and later)
+    reads: tuple[str, ...] = ()  # the kinds of run-time data (READS) its libraries read: terminfo, locale...
+    data_dirs: tuple[str, ...] = ()  # where it looks for them, as compiled in: terminfo directories, OPENSSLDIR
     arm_eabi: int | None = None
     arm_float_abi: str | None = None  # hard, soft
     arm_arch: int | None = None  # ARM architecture version the code needs (Tag_CPU_arch), e.g. 7
@@ -402,6 +421,7 @@ def _parse(src: _Source, base: _Base) -> ElfFacts:
         stripped=not has_symtab, build_id=build_id,
         libc=_libc(interpreter, dyn.needed, markers, symbols) if not f.corrupt else "unknown",
         runtime_loading=_runtime_loading(symbols, markers), nss_builtin=_nss_builtin(symbols, markers),
+        reads=_reads(symbols, markers), data_dirs=_data_dirs(markers),
         arm_eabi=arm_eabi, arm_float_abi=arm_float, arm_arch=arm_arch, corrupt=tuple(f.corrupt))
 
 
@@ -610,7 +630,8 @@ def _symbol_names(f: _Reading, sections: _Sections) -> set[str]:
 
 def _scan_markers(f: _Reading, extra: tuple[bytes, ...] = ()) -> set[bytes]:
     """Which known byte strings occur in the file, read in chunks so a huge binary stays cheap in memory."""
-    wanted = [*_RUNTIME_LOADING_MARKERS, *extra, *_GLIBC_MARKERS, *_MUSL_MARKERS, _DEV_NULL, _GO_BUILDINFO]
+    wanted = [*_RUNTIME_LOADING_MARKERS, *_RUNTIME_DATA_MARKERS, *extra, *_GLIBC_MARKERS, *_MUSL_MARKERS, _DEV_NULL,
+              _GO_BUILDINFO]
     overlap = max(len(m) for m in wanted)
     found: set[bytes] = set()
     tail = b""
@@ -633,6 +654,25 @@ def _runtime_loading(symbols: set[str], markers: set[bytes]) -> tuple[str, ...]:
         # getpwnam brings getpwnam_r along: name the call the program made
         return tuple(sorted(c for c in calls if not (c.endswith("_r") and c[:-2] in calls)))
     return (NSS_MACHINERY,) if any(m in markers for m in _RUNTIME_LOADING_MARKERS) else ()
+
+
+def _reads(symbols: set[str], markers: set[bytes]) -> tuple[str, ...]:
+    """The kinds of run-time data the program's libraries read, in READS order."""
+    terminfo = not _TERMINFO_SYMBOLS.isdisjoint(symbols) or any(m in markers for m in _TERMINFO_MARKERS)
+    found = {
+        "terminfo": terminfo,
+        # stripped, nl_langinfo leaves no string; ncurses calls it itself (is the locale UTF-8?), so its strings do
+        "locale": not _LOCALE_SYMBOLS.isdisjoint(symbols) or (not symbols and terminfo),
+        "ca-certificates": any(m in markers for m in _CA_MARKERS),
+        "zoneinfo": not _ZONEINFO_SYMBOLS.isdisjoint(symbols) or any(m in markers for m in _ZONEINFO_MARKERS),
+    }
+    return tuple(kind for kind in READS if found[kind])
+
+
+def _data_dirs(markers: set[bytes]) -> tuple[str, ...]:
+    """The terminfo directories (and Debian's OPENSSLDIR) compiled into the program, in TERMINFO_DIRS order."""
+    dirs = [d for d in TERMINFO_DIRS if d.encode() + b"\0" in markers or d.encode() + b":" in markers]
+    return (*dirs, OPENSSL_DEBIAN_DIR) if _OPENSSL_DIR_MARKER in markers else tuple(dirs)
 
 
 def _nss_builtin(symbols: set[str], markers: set[bytes]) -> bool:

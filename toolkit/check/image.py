@@ -277,7 +277,8 @@ def check(fs: ImageFS, config: dict, ref: str) -> ImageVerdict:
     platform_check, target = _platform(config)
     elves = fs.elf_files()
     problems = _loader_problems(fs, loader, elves)
-    checks = [platform_check, _command(fs, loader, cfg, env, target)]
+    command, program = _command(fs, loader, cfg, env, target)
+    checks = [platform_check, command]
     if problems:
         files = len({p.path for p in problems})
         checks.append(policy.Check("loader", False, f"{files} ELF file(s) need what the image does not have:"))
@@ -288,9 +289,26 @@ def check(fs: ImageFS, config: dict, ref: str) -> ImageVerdict:
     corrupt = [p for p, f in elves if f.corrupt]
     warnings = [f"{len(corrupt)} ELF file(s) have corrupt headers: {', '.join(corrupt[:5])}"
                 + (" ..." if len(corrupt) > 5 else "")] if corrupt else []
+    if program is not None:
+        warnings += _data_warnings(fs, program, env)
     files = sum(1 for n in fs.nodes.values() if n.kind == "file")
     platform = target.platform if target else _platform_string(config)
     return ImageVerdict(ref, platform, tuple(checks), tuple(problems), files, len(elves), tuple(warnings))
+
+
+def _data_warnings(fs: ImageFS, program: str, env: dict[str, str]) -> list[str]:
+    """What the command's program reads at run time (terminfo, its locale...) that the image lacks."""
+    facts = fs.facts(program)
+    if facts is None or not facts.is_elf or not facts.is_static:
+        return []
+    held = frozenset(fs.nodes)
+    out = [f"{program}: {w}" for w in policy.data_warnings(facts, held)]
+    if "locale" in facts.reads and facts.libc == "glibc" and policy.has_data("locale", held, facts) \
+            and not any(k in env for k in ("LANG", "LC_ALL", "LC_CTYPE")):
+        out.append(f"{program}: the image holds {policy.LOCALE_FILE.rsplit('/', 1)[0]} but sets none of LANG, "
+                   "LC_ALL, LC_CTYPE: setlocale(LC_ALL, \"\") keeps the C locale unless `docker run -e "
+                   "LANG=C.UTF-8`")
+    return out
 
 
 def _env(items: list[str]) -> dict[str, str]:
@@ -344,11 +362,12 @@ def _missing(fs: ImageFS, res: ldso.Resolution, loader: ldso.Loader) -> str:
 
 
 def _command(fs: ImageFS, loader: ldso.Loader, cfg: dict, env: dict[str, str],
-             target: targets.Target | None) -> policy.Check:
+             target: targets.Target | None) -> tuple[policy.Check, str | None]:
+    """The command's check, and the program it runs (its path in the image) when the kernel would run it."""
     argv = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
     if not argv:
         return policy.Check("command", False, "the image has no CMD or ENTRYPOINT: `docker run` would say "
-                                              "\"No command specified\"")
+                                              "\"No command specified\""), None
     program = argv[0]
     workdir = cfg.get("WorkingDir") or "/"
     if "/" not in program:
@@ -361,10 +380,10 @@ def _command(fs: ImageFS, loader: ldso.Loader, cfg: dict, env: dict[str, str],
         else:
             return policy.Check("command", False, f"{program} is not in any $PATH directory of the image: the "
                                                   f"container would fail with \"exec: \\\"{program}\\\": executable "
-                                                  "file not found in $PATH\"")
+                                                  "file not found in $PATH\""), None
     path = program if program.startswith("/") else posixpath.join(workdir, program)
     ok, chain = _runnable(fs, loader, path, target, depth=0)
-    return policy.Check("command", ok, chain)
+    return policy.Check("command", ok, chain), fs.resolve(path) if ok else None
 
 
 def _runnable(fs: ImageFS, loader: ldso.Loader, path: str, target: targets.Target | None,

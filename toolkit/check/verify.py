@@ -42,7 +42,7 @@ class Verdict:
     facts: ElfFacts
     checks: tuple[Check, ...]
     warnings: tuple[str, ...]
-    runtime: tuple[str, ...] = ()  # the warnings on what the program can do in a scratch image (NSS, iconv)
+    runtime: tuple[str, ...] = ()  # what the program can do in a scratch image (NSS, iconv, terminfo, locale...)
 
     @property
     def ok(self) -> bool:
@@ -62,6 +62,7 @@ class Verdict:
             "needed": list(f.needed), "soname": f.soname, "rpath": list(f.rpath), "runpath": list(f.runpath),
             "static_pie": f.static_pie, "stripped": f.stripped, "nss_builtin": f.nss_builtin,
             "build_id": f.build_id, "min_kernel": f.min_kernel, "libc": f.libc, "size": f.size,
+            "reads": list(f.reads), "data_dirs": list(f.data_dirs),
             "executable": f.executable, "script_interpreter": f.script_interpreter, "arm_arch": f.arm_arch,
             "arm": {"eabi": f.arm_eabi, "float_abi": f.arm_float_abi, "arch": _arm_arch_name(f.arm_arch)}
             if f.machine == "EM_ARM" else None,
@@ -92,7 +93,8 @@ def verify(facts: ElfFacts, want: targets.Target | None = None,
             checks.insert(-1, _static(facts))
     if not facts.is_elf or facts.corrupt:
         return Verdict(facts, tuple(checks), ())
-    runtime = tuple(_runtime_warnings(facts, None if image_files is None else frozenset(image_files)))
+    image = None if image_files is None else frozenset(image_files)
+    runtime = tuple(_runtime_warnings(facts, image)) + tuple(data_warnings(facts, image))
     return Verdict(facts, tuple(checks), runtime + tuple(_file_warnings(facts)), runtime)
 
 
@@ -255,6 +257,52 @@ def _runtime_warnings(f: ElfFacts, image: frozenset[str] | None) -> list[str]:
                    f"modules that a scratch image lacks, so {_ICONV_CALL} fails for them (EINVAL); {musl}, whose "
                    "iconv has them built in")
     return out
+
+
+# Where each kind of run-time data lies in an image, as the image task adds it: one path that says it is there.
+LOCALE_FILE = "/usr/lib/locale/C.utf8/LC_CTYPE"
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+ZONEINFO = "/usr/share/zoneinfo"
+
+
+def has_data(kind: str, image: frozenset[str], facts: ElfFacts) -> bool:
+    """Whether an image's files hold kind (one of elf.READS) for this program."""
+    if kind == "terminfo":
+        dirs = [d for d in facts.data_dirs if d in elf.TERMINFO_DIRS] or list(elf.TERMINFO_DIRS)
+        return any(p.startswith(d + "/") for p in image for d in dirs)
+    return {"locale": LOCALE_FILE, "ca-certificates": CA_BUNDLE, "zoneinfo": ZONEINFO}[kind] in image
+
+
+def data_warnings(f: ElfFacts, image: frozenset[str] | None) -> list[str]:
+    """What the program reads at run time (terminfo, its locale, CA certificates, time zones) that a scratch image
+    lacks, or this image lacks, each with the flag that adds it."""
+    out = []
+    for kind in f.reads:
+        if image is not None and has_data(kind, image, f):
+            continue
+        if kind == "locale" and f.libc != "glibc":
+            continue  # musl's UTF-8 is built in: LANG=C.UTF-8 is all it needs
+        where = "a scratch image" if image is None else "this image"
+        out.append(f"{DATA_WHY[kind]}: {where} has none, so {_DATA_FAILS[kind]}; "
+                   f"`{command.line('image ' + _DATA_FLAG[kind])}` adds it")
+    return out
+
+
+DATA_WHY = {
+    "terminfo": "links ncurses, which reads terminfo at run time",
+    "locale": "calls nl_langinfo, which asks the locale's character set (setlocale reads locale files)",
+    "ca-certificates": "carries a TLS library that reads CA certificates (/etc/ssl/certs) to verify servers",
+    "zoneinfo": "converts times to local time, reading time zone data (/usr/share/zoneinfo) for TZ",
+}
+_DATA_FAILS = {
+    "terminfo": "setupterm fails for TERM=xterm and the program cannot drive a terminal",
+    "locale": "setlocale(LC_ALL, \"\") keeps the C locale and nl_langinfo(CODESET) says ANSI_X3.4-1968, not "
+              "UTF-8 (tmux refuses to start)",
+    "ca-certificates": "every server's certificate fails to verify",
+    "zoneinfo": "TZ=Europe/Paris is read as UTC",
+}
+_DATA_FLAG = {"terminfo": "--terminfo", "locale": "--locale C.UTF-8", "ca-certificates": "--ca-certs",
+              "zoneinfo": "--tzdata"}
 
 
 def _nss_modules_warning(calls: tuple[str, ...], musl: str) -> str:

@@ -47,6 +47,8 @@ class BuildImage:
     check: str | None = None  # a package that may be missing from the base's archive: said in one line if so
     base_id: str = ""  # the image ID of base, for the layer over the user's base (chain() sets it)
     title: str = ""  # what the layer is for, in the user's words ("arm64 cross gcc"): said as it builds, not hashed
+    build_dep: str = ""  # NAME=VERSION: this layer installs that Debian source package's build dependencies
+    build_arch: str = ""  # ... for this dpkg architecture (apt-get build-dep -a), "" for the image's own
 
     def __post_init__(self) -> None:
         # every word below becomes Dockerfile text run by a shell with network: data only, by grammar (the CLI
@@ -54,6 +56,12 @@ class BuildImage:
         grammar.image(self.base, "the build image's base")
         for name in (*self.packages, *((self.check,) if self.check else ())):
             grammar.package(name, "--package")
+        if self.build_dep:
+            name, _, version = self.build_dep.partition("=")
+            grammar.source_package(name, "--debian")
+            grammar.version(version, "--debian")
+        if self.build_arch and not (self.build_arch.isascii() and self.build_arch.isalnum()):
+            raise ValueError(f"not a dpkg architecture: {self.build_arch!r}")
 
     @property
     def dockerfile(self) -> str:
@@ -66,8 +74,15 @@ class BuildImage:
         qemu = f"qemu-{self.emulator}-static"
         keep = (f" \\\n && mv /usr/bin/{qemu} /usr/local/bin/ && apt-get purge -y {EMULATOR_PACKAGE}"
                 f" \\\n && mv /usr/local/bin/{qemu} /usr/bin/") if self.emulator else ""
-        lines.append(f"RUN {enable}{_APT} update{check} \\\n"
-                     f" && {_APT} install -y --no-install-recommends {pkgs}{keep} \\\n && rm -rf /var/lib/apt/lists/*")
+        if self.build_dep:  # deb-src beside each deb entry of the base, then apt's own (cross) build-dep
+            cross = f" -a {self.build_arch}" if self.build_arch else ""
+            lines.append(f"RUN {enable}{_DEB_SRC} \\\n && {_APT} update \\\n"
+                         f" && {_APT} build-dep -y --no-install-recommends --arch-only{cross} {self.build_dep} \\\n"
+                         " && rm -rf /var/lib/apt/lists/*")
+        else:
+            lines.append(f"RUN {enable}{_APT} update{check} \\\n"
+                         f" && {_APT} install -y --no-install-recommends {pkgs}{keep} \\\n"
+                         " && rm -rf /var/lib/apt/lists/*")
         if not self.base.startswith(REPOSITORY + ":"):  # the first layer over the user's base
             lines += [f"RUN mkdir -p {SRC_DIR} {OUT_DIR}", f"WORKDIR {SRC_DIR}"]
         return "\n".join(lines) + "\n"
@@ -82,6 +97,13 @@ class BuildImage:
         return f"{REPOSITORY}:{digest}"
 
 
+# The base's apt sources with deb-src too (deb822 Types, or a deb-src twin of each one-line deb entry): what
+# apt-get build-dep reads a source package's Build-Depends from
+_DEB_SRC = ("for f in /etc/apt/sources.list.d/*.sources; do [ -f \"$f\" ] && "
+            "sed -i 's/^Types: *deb *$/Types: deb deb-src/' \"$f\"; done; "
+            "for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do [ -f \"$f\" ] && "
+            "sed -n 's/^deb \\(.*\\)/deb-src \\1/p' \"$f\" >> /etc/apt/sources.list.d/fromscratch-src.list; "
+            "done; true")
 MISSING_MARK = "fromscratch: not in the package archive of the base image:"
 # dpkg multiarch for one foreign architecture. Debian's mirrors carry every architecture; Ubuntu's main archive
 # only amd64 and i386, the others come from ports.ubuntu.com: each existing entry is pinned to the image's own
@@ -103,11 +125,12 @@ _ENABLE_ARCH = (
 
 def chain(base: str, target: targets.Target, host_arch: str, tools: Sequence[str] = (),
           packages: Sequence[str] = (), libc: str = "glibc", project: bool = False, *,
-          base_id: str) -> list[BuildImage]:
+          base_id: str, build_dep: str = "") -> list[BuildImage]:
     """The layers of the build image for one target, bottom first: the shared compilers, for a project the
     shared build systems, the target's cross compilers (none when the image's own gcc builds for it; with QEMU
-    for a project), musl for the target when asked, then --tool and --package, the target's build of each
-    package through multiarch. base_id is base's image ID (base_image_id()): every layer's tag follows it."""
+    for a project), musl for the target when asked, a Debian source package's build dependencies (build_dep,
+    NAME=VERSION: build --debian), then --tool and --package, the target's build of each package through
+    multiarch. base_id is base's image ID (base_image_id()): every layer's tag follows it."""
     native = target.architecture == host_arch
     layers = [BuildImage(base, COMPILE_PACKAGES, base_id=base_id, title="gcc and g++")]
     if project:
@@ -120,6 +143,10 @@ def chain(base: str, target: targets.Target, host_arch: str, tools: Sequence[str
         musl = ("musl-dev",) if native else (f"musl-dev:{target.debian_arch}",)
         layers.append(BuildImage(layers[-1].tag, musl, () if native else (target.debian_arch,), check=musl[0],
                                  title=musl[0]))
+    if build_dep:  # a source package's Build-Depends for the target (build --debian); multiarch when foreign
+        layers.append(BuildImage(layers[-1].tag, (), () if native else (target.debian_arch,), build_dep=build_dep,
+                                 build_arch="" if native else target.debian_arch,
+                                 title=f"the build dependencies of {build_dep} for {target.name}"))
     if tools or packages:
         wanted = tuple(dict.fromkeys([*tools, *(p if native else f"{p}:{target.debian_arch}" for p in packages)]))
         foreign = () if native or not packages else (target.debian_arch,)

@@ -76,13 +76,13 @@ class ContainerToolchain:
         """The build image for target (built or found): the compilers, for a project the build systems, its
         cross compilers, musl, then the plan's tools and packages."""
         project = job.system != plan.RULE  # a rule needs no build system (~200 MB less)
-        key = (target.name, job.tools, job.packages, project)
+        key = (target.name, job.tools, job.packages, project, job.build_dep)
         if key in self._failed:  # one target's failure, said once, when that target is built
             raise self._failed[key]
         if key in self._ready:  # prepare() found or built it
             return self._ready[key]
         layers = builder.chain(self.base(), target, self.image_arch(), job.tools, job.packages, self.libc, project,
-                               base_id=self.base_id())
+                               base_id=self.base_id(), build_dep=job.build_dep)
         try:
             self._ready[key] = builder.ensure_chain(self._client, layers, self._announce)
             return self._ready[key]

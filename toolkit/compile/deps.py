@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-KINDS = ("pkg-config", "library", "cmake", "header")
+KINDS = ("pkg-config", "library", "cmake", "header", "program")
 
 
 @dataclass(frozen=True, order=True)
@@ -23,9 +23,11 @@ class Declared:
     where: str
 
     def said(self) -> str:
-        """How a line names it: "pkg-config module ncursesw", "-lz", "CMake package ZLIB", "<zlib.h>"."""
+        """How a line names it: "pkg-config module ncursesw", "-lz", "CMake package ZLIB", "<zlib.h>", "program
+        tclsh" (compile/programs.py's: a|b names alternatives)."""
         return {"pkg-config": f"pkg-config module {self.name}", "library": f"-l{self.name}",
-                "cmake": f"CMake package {self.name}", "header": f"<{self.name}>"}[self.kind]
+                "cmake": f"CMake package {self.name}", "header": f"<{self.name}>",
+                "program": f"program {' or '.join(self.name.split('|'))}"}[self.kind]
 
 
 _READ_MAX = 512 << 10  # of each file, the first 512 KiB (a configure.ac or a source file is far smaller)
@@ -65,19 +67,14 @@ def declared(root: Path, subdir: str = "", system: str = "make") -> tuple[Declar
     found: list[Declared] = []
     sources: list[Path] = []
     own: set[str] = set()
+    readers = {"configure": lambda p, r: [*_autoconf(p, r), *_shell_libs(p, r)], "makefile": _makefile,
+               "meson": _meson, "cmake": _cmake}
     for path in _walk(top):
         rel = path.relative_to(root).as_posix()
         name = path.name
-        if system == "autotools" and name in ("configure.ac", "configure.in") and path.parent == top:
-            found += _autoconf(path, rel)
-        elif system == "autotools" and name == "Makefile.am":
-            found += _makefile(path, rel)
-        elif system == "meson" and name == "meson.build":
-            found += _meson(path, rel)
-        elif system == "cmake" and name == "CMakeLists.txt":
-            found += _cmake(path, rel)
-        elif system in ("make", "run") and _MAKEFILES.fullmatch(name):
-            found += _makefile(path, rel)
+        role = build_file(path, top, system)
+        if role:
+            found += readers[role](path, rel)
         if name.endswith(_SOURCES):
             own.add(name)
             own.add(path.relative_to(top).as_posix())
@@ -87,6 +84,19 @@ def declared(root: Path, subdir: str = "", system: str = "make") -> tuple[Declar
         found += (d for d in _includes(path, path.relative_to(root).as_posix())
                   if d.name not in own and d.name.rsplit("/", 1)[-1] not in own)
     return once(found)
+
+
+def build_file(path: Path, top: Path, system: str) -> str | None:
+    """What path is to a build with system whose files are in top: its "configure" script's source, a
+    "makefile" (autotools' Makefile.am; any of a plain make project's), a "meson" or "cmake" file; None if none."""
+    name = path.name
+    if system == "autotools" and name in ("configure.ac", "configure.in") and path.parent == top:
+        return "configure"
+    if (system == "autotools" and name == "Makefile.am") or (system in ("make", "run") and _MAKEFILES.fullmatch(name)):
+        return "makefile"
+    if (system, name) in (("meson", "meson.build"), ("cmake", "CMakeLists.txt")):
+        return system
+    return None
 
 
 def included(root: Path, files: Sequence[str]) -> tuple[Declared, ...]:
@@ -103,13 +113,13 @@ def once(found: Iterable[Declared]) -> tuple[Declared, ...]:
     return tuple(seen.values())
 
 
-def _walk(top: Path) -> Iterator[Path]:
-    """The regular files under top, sorted, at most _DEPTH_MAX directories down and _FILES_MAX in all; symlinks
-    are not followed (a link could lead anywhere on the machine)."""
+def _walk(top: Path, skip: frozenset[str] = _SKIP_DIRS) -> Iterator[Path]:
+    """The regular files under top, sorted, at most _DEPTH_MAX directories down and _FILES_MAX in all, none in a
+    directory named in skip; symlinks are not followed (a link could lead anywhere on the machine)."""
     count = 0
     for dirpath, dirnames, filenames in os.walk(top):
         depth = len(Path(dirpath).relative_to(top).parts)
-        dirnames[:] = sorted(d for d in dirnames if d.lower() not in _SKIP_DIRS and not d.startswith(".")
+        dirnames[:] = sorted(d for d in dirnames if d.lower() not in skip and not d.startswith(".")
                              and depth < _DEPTH_MAX)
         for name in sorted(filenames):
             path = Path(dirpath) / name
@@ -182,6 +192,18 @@ def _autoconf(path: Path, rel: str) -> list[Declared]:
             out += [Declared("library", w, where) for w in _words(args[1])]
         elif macro.startswith("AC_CHECK_HEADER"):
             out += [Declared("header", w, where) for w in _words(args[0]) if w.endswith(".h")]
+    return out
+
+
+def _shell_libs(path: Path, rel: str) -> list[Declared]:
+    """-lX that configure.ac's own shell puts in a library variable to try a link (screen's
+    `LIBS="-lncursesw $olibs"`), outside any macro that names it."""
+    out: list[Declared] = []
+    for i, raw in enumerate(_lines(path)):
+        var = _MAKE_VAR.match(re.split(r"\bdnl\b|(?:^|\s)#", raw, maxsplit=1)[0])
+        if var:
+            text = var.group(2).replace('"', " ").replace("'", " ")
+            out += [Declared("library", n, f"{rel}:{i + 1}") for n in _LFLAG.findall(text) if "$" not in n]
     return out
 
 

@@ -1,17 +1,22 @@
 """What a project declares (compile/deps.py), as the Debian -dev packages that provide it for each target: looked up
 in the archive's Contents index the way a failed build's hint is (compile/provides.py), each package checked for
-the static archive a static link needs. Analysis and policy only: the pipeline adds the packages to the plan and
-says the lines."""
+the static archive a static link needs; and the build tools it runs (compile/programs.py), as the packages that
+install them on the build machine. Analysis and policy only: the pipeline adds the packages to the plan and says
+the lines."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .. import targets
-from . import provides
+from .. import grammar, targets
+from ..errors import InputError
+from . import buildimage, provides
 from .deps import Declared
+
+log = logging.getLogger(__name__)
 
 # CMake's find_package names as what Debian ships: pkg-config modules, libraries, headers (tried in order; the
 # first one the index has names the package). An empty row: answered by CMake or the compiler, no package.
@@ -166,3 +171,68 @@ def find(declared: Sequence[Declared], wanted_targets: Sequence[targets.Target],
     found = tuple(Found(p, why[p], tuple(archs[p])) for p in archs)
     unprovided = tuple(d for d in todo if d not in provided and d.kind != "header")
     return Finding(found, tuple((p, d) for p, d in shared_only.items() if p not in archs), unprovided)
+
+
+# The package Debian installs a program with when several could (/usr/bin/yacc is an alternative bison and byacc
+# both provide; tcl's /usr/bin/tclsh follows the default Tcl): what its own Build-Depends would name.
+PREFERRED = {"tclsh": "tcl", "yacc": "bison", "bison": "bison", "lex": "flex", "flex": "flex", "python3": "python3",
+             "perl": "perl", "awk": "gawk", "pkg-config": "pkg-config", "msgfmt": "gettext", "makeinfo": "texinfo"}
+# What every project's build image has (compile/buildimage.py's layers, what they depend on, and what Debian
+# marks essential): a tool one of them provides is there already, never added or said.
+_PRESENT = frozenset((*buildimage.COMPILE_PACKAGES, *buildimage.SYSTEM_PACKAGES, *"""
+cpp gcc-12 g++-12 binutils-common pkgconf m4 perl perl-base python3 python3-minimal python3.11 python3.11-minimal
+file autotools-dev coreutils sed grep gzip tar findutils diffutils bash dash debianutils util-linux mawk hostname
+bsdutils ncurses-bin login libc-bin base-files base-passwd sysvinit-utils init-system-helpers bzip2 xz-utils
+""".split()))
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A package to install on the build machine and why: the program the project declares, where."""
+
+    package: str
+    why: Declared  # kind "program": the one program of the declaration's alternatives that it provides
+
+    def line(self) -> str:
+        return f"found tool {self.package} (program {self.why.name}, {self.why.where})"
+
+
+def tools(declared: Sequence[Declared], machine: targets.Target, index: provides.Index,
+          exclude: Sequence[str] = ()) -> tuple[Tool, ...]:
+    """The packages that install the build tools declared (kind "program", alternatives a|b|c) for the build
+    machine machine, from index: none for a declaration the build image answers already (any of its
+    alternatives), else the package Debian would pick (PREFERRED) or the index's for the first alternative it
+    has. A declaration naming an excluded program, or whose package is excluded, is left out; so is one no
+    package provides (a probe for another system's tool: said only in the log)."""
+    todo = [d for d in declared if d.kind == "program" and not set(d.name.split("|")) & set(exclude)]
+    if not todo:
+        return ()
+    names = list(dict.fromkeys(n for d in todo for n in d.name.split("|")))
+    located = provides.locate([("program", n) for n in names], machine, index)
+    out: dict[str, Tool] = {}
+    for d in todo:
+        alternatives = d.name.split("|")
+        has = {n: located[("program", n)] for n in alternatives if ("program", n) in located}
+        if set(has.values()) & _PRESENT:
+            continue
+        chosen = next(((n, PREFERRED[n]) for n in alternatives if n in PREFERRED), None) or next(iter(has.items()),
+                                                                                                 None)
+        if chosen is None:
+            log.info("no Debian package provides the program %s (%s)", " or ".join(alternatives), d.where)
+            continue
+        program, package = chosen
+        # a -dev package's program is a library's config script (ncursesw6-config): the library is found as one
+        if package in _PRESENT or package in exclude or package.endswith("-dev") or not _is_package(package):
+            continue
+        out.setdefault(package, Tool(package, Declared("program", program, d.where)))
+    return tuple(out.values())
+
+
+def _is_package(name: str) -> bool:
+    """A name an index gave that may reach apt-get as --tool's do: by Debian Policy's grammar, as theirs."""
+    try:
+        grammar.package(name, "a found tool")
+    except InputError as exc:
+        log.info("%s", exc)
+        return False
+    return ":" not in name

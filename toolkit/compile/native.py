@@ -86,7 +86,7 @@ class Native:
         missing = self.missing(job, wanted)
         if missing:
             lacking = [t.platform for t in wanted if self.missing(job, [t])]
-            zig = "" if job.packages else " or --toolchain zig"
+            zig = "" if job.packages or job.tools else " or --toolchain zig"  # zig installs neither
             raise BuildFailed(f"this host lacks what a native build of {job.name} for {', '.join(lacking)} needs: "
                               f"{missing}", hint=f"{apt_hint(missing, targets.host())}; or use --toolchain "
                                                  f"container{zig}")

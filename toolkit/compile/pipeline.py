@@ -22,13 +22,15 @@ from ..files import atomic_output, excerpt
 from ..sbom import links, spdx
 from ..sbom.program import program_document
 from ..sbom.sources import source_files, source_tree
-from . import deps, found, plan, provides, symlinks
+from . import deps, found, plan, programs, provides, symlinks
 from .toolchain import TOOLCHAINS, Toolchain, resolve_libc
 
 log = logging.getLogger(__name__)
 
 # Where a target's program goes: (target, the program's name) -> its path.
 Place = Callable[[targets.Target, str], Path]
+# Which of the programs a build made for a target are delivered (a Debian package's own, --program's).
+Pick = Callable[[targets.Target, list[Path]], list[Path]]
 
 
 def select(name: str, job: plan.Plan, wanted: Sequence[targets.Target], base: str | None = None,
@@ -86,14 +88,17 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
           limits: Limits = DEFAULT_LIMITS, index: provides.Index | None = None,
           out_dir: Path | None = None, supplier: str = spdx.NOASSERTION, find: bool = True,
           exclude: Sequence[str] = (), saved: Callable[[plan.Plan], None] | None = None,
+          described: Sequence[spdx.Package] | None = None, pick: Pick | None = None,
           clean: bool = False) -> list[Outcome]:
     """Build job for every wanted target with the toolchain called toolchain, jobs at a time; say each program
     as it is written; fail if any target did (a target that lacked a file Debian packages is told which, from
     index). A project's out_dir is left out of what its build copies; supplier is the programs' in their SBOMs.
     With find, the packages that provide what the project declares are found in index first (but those and the
     declarations exclude names) and added to job's. saved hears of the plan that built, found packages and all,
-    once every target has. A project's build tree is kept between its builds (compile/kept.py); clean builds it
-    from nothing."""
+    once every target has. described, when given, are the SBOMs' sources instead of the project's tree; pick
+    chooses, for a target, which of the programs the build made are delivered, and then each is verified alone:
+    one that fails is said in one line and left out, its siblings delivered. A project's build tree is kept
+    between its builds (compile/kept.py); clean builds it from nothing."""
     if jobs < 1:
         raise InputError(f"--jobs {jobs}: give 1 or more")
     libc = _libc(toolchain, job, libc)
@@ -105,7 +110,8 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
     for each, some in groups(job, wanted):  # once, before any thread: a build image is built by one caller only
         chain.prepare(each, some)
     skip = skip_output(out_dir) if out_dir else (lambda path: False)
-    sources = _documented_sources(job, out_dir, supplier)  # once: every program of every target is made from them
+    # once: every program of every target is made from them
+    sources = list(described) if described is not None else _documented_sources(job, out_dir, supplier)
 
     def one(target: targets.Target) -> tuple[Program, ...]:
         rule = job.system == plan.RULE
@@ -117,7 +123,8 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
             with chain.run(job.for_target(target.name), target, skip) as made:
                 if rule:
                     _compiler_said(made / "output.log")
-                written = _deliver(made / "out", target, place, sources, rule, naming, outputs, reserved, supplier)
+                written = _deliver(made / "out", target, place, sources, rule, naming, outputs, reserved, supplier,
+                                   pick)
         for program in written:
             also = f" (also {', '.join(program.also)})" if program.also else ""
             say(f"built {program.path}{also} for {target.platform} with the {chain.name} toolchain")
@@ -134,8 +141,25 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
 
 def with_found(job: plan.Plan, wanted: Sequence[targets.Target], libc: str, index: provides.Index,
                exclude: Sequence[str], say: Callable[[str], None]) -> plan.Plan:
-    """job with the packages that provide what it declares for every wanted target (compile/found.py), each said
-    in one line with why; a musl build takes no Debian packages, which is said instead."""
+    """job with the packages that provide what it declares for every wanted target, and the build tools it runs
+    (compile/found.py), each said in one line with why; a musl build takes no Debian packages, which is said
+    instead (its tools are found all the same: they run, they are not linked)."""
+    job = _with_packages(job, wanted, libc, index, exclude, say)
+    if job.system == plan.RULE:
+        return job
+    declared = programs.declared(job.root, job.subdir, job.system)
+    machine = targets.host()  # the build machine: this host, or the engine's (the same but for remote engines)
+    if not declared or index(machine.debian_arch) is None:
+        return job
+    found_tools = found.tools(declared, machine, index, (*exclude, *job.tools))
+    for tool in found_tools:
+        say(tool.line())
+    added = tuple(t.package for t in found_tools if t.package not in job.tools)
+    return replace(job, tools=(*job.tools, *added)) if added else job
+
+
+def _with_packages(job: plan.Plan, wanted: Sequence[targets.Target], libc: str, index: provides.Index,
+                   exclude: Sequence[str], say: Callable[[str], None]) -> plan.Plan:
     declared = (deps.included(job.root, job.sources) if job.system == plan.RULE
                 else deps.declared(job.root, job.subdir, job.system))
     todo = [d for d in found.wanted(declared) if d.name not in exclude]
@@ -182,7 +206,7 @@ def _compiler_said(output: Path) -> None:
 
 def _deliver(out: Path, target: targets.Target, place: Place, sources: Sequence[spdx.Package | spdx.File],
              rule: bool, naming: contextlib.ExitStack, outputs: contextlib.ExitStack,
-             reserved: dict[str, Path], supplier: str) -> tuple[Program, ...]:
+             reserved: dict[str, Path], supplier: str, pick: Pick | None = None) -> tuple[Program, ...]:
     """Every program of out, verified for target first (all or none are written), then written where place
     says (into the temporary file reserved for it, else one made now, renamed as outputs closes), each with its
     SBOM beside it (from out/.records, the record of its link) and its naming lock held in naming: a binary never
@@ -190,8 +214,11 @@ def _deliver(out: Path, target: targets.Target, place: Place, sources: Sequence[
     programs = _programs(out, target)
     hint = None if rule else ("a project that links dynamically despite the flags: see its build options "
                               "(--configure-args), or pick the programs with --artifact")
-    facts = {p.name: verify.require(p, target, subject=f"the build made {p.name}", error=BuildFailed, hint=hint)
-             for p in programs}
+    if pick is None:
+        facts = {p.name: verify.require(p, target, subject=f"the build made {p.name}", error=BuildFailed, hint=hint)
+                 for p in programs}
+    else:
+        programs, facts = _verified_alone(pick(target, programs), target)
     epoch = dates.source_date_epoch(0)
     written = []
     for p in programs:
@@ -212,6 +239,22 @@ def _deliver(out: Path, target: targets.Target, place: Place, sources: Sequence[
     also = symlinks.deliver(out / plan.RECORDS / symlinks.LIST, lambda name: place(target, name),
                             {p.name for p in programs}, outputs)
     return tuple(Program(w.path, w.facts, tuple(also.get(p.name, ()))) for w, p in zip(written, programs, strict=True))
+
+
+def _verified_alone(programs: list[Path], target: targets.Target) -> tuple[list[Path], dict[str, elf.ElfFacts]]:
+    """Each program verified on its own: one that fails is said in one line and left out; none left fails."""
+    facts: dict[str, elf.ElfFacts] = {}
+    said = []
+    for p in programs:
+        try:
+            facts[p.name] = verify.require(p, target, subject=f"{p.name} for {target.platform}", error=BuildFailed)
+        except BuildFailed as exc:
+            kind = "came out dynamic" if "dynamic" in exc.message else "fails verify"
+            said.append(f"{p.name}: {kind} ({exc.message})")
+            log.warning("left out %s", said[-1])
+    if not facts:
+        raise BuildFailed(f"no program of the build for {target.platform} is static: " + "; ".join(said))
+    return [p for p in programs if p.name in facts], facts
 
 
 def _programs(out: Path, target: targets.Target) -> list[Path]:

@@ -42,6 +42,7 @@ class Plan:
     make_args: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()  # -dev packages for the target (static archives, .pc files)
     tools: tuple[str, ...] = ()  # packages the build runs on the build machine
+    build_dep: str = ""  # NAME=VERSION: a Debian source package whose build dependencies the build image installs
     artifacts: tuple[str, ...] = ()
     cflags: tuple[str, ...] = ()
     ldflags: tuple[str, ...] = ()

@@ -17,7 +17,8 @@ from ..errors import BuildFailed
 log = logging.getLogger(__name__)
 
 Lacked = tuple[str, str]  # (kind, name): ("header", "zlib.h"), ("library", "z"), ("pkg-config", "zlib"),
-# ("shared", "onig"): the shared library only, libonig.so (what a package that lacks the static archive ships)
+# ("shared", "onig"): the shared library only, libonig.so (what a package that lacks the static archive ships);
+# ("program", "tclsh"): a build tool, /usr/bin/tclsh (looked up in the build machine's architecture's index)
 
 # How gcc, clang (zig cc), GNU ld, lld, pkg-config and Meson say that a file is not there.
 _SAID = (
@@ -26,6 +27,16 @@ _SAID = (
     ("pkg-config", re.compile(r"Package '?([\w.+-]+)'?,? (?:was not found in the pkg-config search path"
                               r"|required by '[^']*', not found)")),
     ("pkg-config", re.compile(r'ERROR: Dependency "([\w.+-]+)" not found')),
+)
+# How make, dash and bash say that a command is not there (a build tool the project runs); counted only when a
+# step failed for it soon after (make's Error 127, ninja stopping): a script that tries `git describe` and goes
+# on without it (jq's) lacks nothing.
+_FAILED_RUN = re.compile(r"\bError 127\b|^ninja: build stopped")
+_RUN_NEAR = 30  # lines
+_SAID_RUN = (
+    re.compile(r"\bmake(?:\[\d+\])?: ([\w.+-]+): (?:No such file or directory|Command not found)"),
+    re.compile(r"\bsh: (?:\d+: )?([\w.+-]+): (?:command )?not found"),
+    re.compile(r": line \d+: ([\w.+-]+): command not found"),
 )
 _SCAN_MAX = 8 << 20  # of a build's output, the last 8 MiB are read: its failing step is at the end
 Index = Callable[[str], "Path | None"]  # a Debian architecture (arm64, all) -> its kept index, None if there is none
@@ -40,11 +51,18 @@ def lacking(output: Path) -> tuple[Lacked, ...]:
             if size > _SCAN_MAX:
                 fh.seek(size - _SCAN_MAX)
                 fh.readline()  # a line cut in two is not read
-            for raw in fh:
+            tried: list[tuple[int, str]] = []  # commands not there: (line number, name)
+            for number, raw in enumerate(fh):
                 line = raw[:4096].decode("utf-8", "replace")
                 for kind, said in _SAID:
                     for name in said.findall(line):
                         found[(kind, name)] = None
+                tried += [(number, name) for said in _SAID_RUN for name in said.findall(line)]
+                if _FAILED_RUN.search(line):
+                    for at, name in tried:
+                        if number - at <= _RUN_NEAR:
+                            found[("program", name)] = None
+                    tried.clear()
     except OSError:
         return ()
     return tuple(found)
@@ -60,13 +78,15 @@ def paths(lacked: Lacked, target: targets.Target) -> list[str]:
         return [f"usr/lib/{multiarch}/lib{name}.a", f"usr/lib/lib{name}.a"]
     if kind == "shared":
         return [f"usr/lib/{multiarch}/lib{name}.so", f"usr/lib/lib{name}.so"]
+    if kind == "program":
+        return [f"usr/bin/{name}", f"bin/{name}", f"usr/sbin/{name}", f"sbin/{name}"]
     return [f"usr/lib/{multiarch}/pkgconfig/{name}.pc", f"usr/share/pkgconfig/{name}.pc"]
 
 
 def _describe(lacked: Lacked) -> str:
     kind, name = lacked
     return {"header": name, "library": f"-l{name} (lib{name}.a)", "pkg-config": f"{name}.pc",
-            "shared": f"lib{name}.so"}[kind]
+            "shared": f"lib{name}.so", "program": f"the program {name}"}[kind]
 
 
 def find(lacked: Sequence[Lacked], target: targets.Target, index: Index) -> list[tuple[str, str]]:
@@ -126,6 +146,26 @@ def static_archives(index: Path, packages: Sequence[str]) -> dict[str, tuple[boo
     return out
 
 
+def programs(index: Path, packages: Sequence[str], dirs: Sequence[str]) -> dict[str, str]:
+    """The programs packages ship (files directly in dirs), by name, each with the first package that ships it:
+    one pass over an index."""
+    wanted = set(packages)
+    out: dict[str, str] = {}
+    with open(index, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if not line.startswith(tuple(dirs)):
+                continue
+            path, _, names = line.rstrip("\n").partition("\t")
+            name = path.rsplit("/", 1)[-1]
+            if not name or "/" in path[len(next(d for d in dirs if path.startswith(d))):]:
+                continue
+            for p in names.split(","):
+                package = p.rsplit("/", 1)[-1]
+                if package in wanted:
+                    out.setdefault(name, package)
+    return dict(sorted(out.items()))
+
+
 def _search(index: Path, wanted: dict[str, Lacked], suffixes: dict[str, Lacked]) -> dict[str, str]:
     """One pass over an index: the package of each wanted path, and of the first header path ending in one of
     suffixes (usr/include/libxml2/libxml/parser.h for libxml/parser.h), under "*/NAME"."""
@@ -153,13 +193,18 @@ def _pick(packages: str) -> str:
 def explain(errors: Sequence[BaseException | None], targets_of: Sequence[targets.Target],
             phrase: Callable[[targets.Target, list[tuple[str, str]]], str], index: Index | None) -> None:
     """Give each failed build that lacked a file Debian packages a hint naming the package, in phrase's words
-    (which differ by build: --package for a project, apt-get for a native --src build...). No index: no hints."""
+    (which differ by build: --package for a project, apt-get for a native --src build...), and the --tool for a
+    program it could not run. No index: no hints."""
     for error, target in zip(errors, targets_of, strict=True):
         if index is not None and isinstance(error, BuildFailed) and error.lacking:
-            found = find(error.lacking, target, index)
-            if found:
-                said = phrase(target, found)
-                error.hint = f"{said}; {error.hint}" if error.hint else said
+            found = find([x for x in error.lacking if x[0] != "program"], target, index)
+            tools = find([x for x in error.lacking if x[0] == "program"], target, index)
+            said = [phrase(target, found)] if found else []
+            if tools:  # a build tool: the build machine's, whichever the toolchain (natively, --tool says which)
+                text, packages = _said(tools)
+                said.append(f"{text}: add {' '.join(f'--tool {p}' for p in packages)}")
+            if said:
+                error.hint = "; ".join([*said, *([error.hint] if error.hint else [])])
 
 
 def _said(found: list[tuple[str, str]]) -> tuple[str, list[str]]:

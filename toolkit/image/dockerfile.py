@@ -14,7 +14,7 @@ from ..engine import build as dockerbuild
 from ..engine import client as engine
 from ..errors import InputError
 from ..files import scratch_dir
-from . import oci
+from . import oci, runtime
 from . import scratch as img
 
 log = logging.getLogger(__name__)
@@ -50,9 +50,9 @@ def dockerfile(config: oci.ImageConfig) -> str:
 
 
 def build(client: engine.Client, binary: Path, tag: str, opts: img.Options, want: targets.Target | None = None,
-          epoch: int = 0) -> dict:
+          epoch: int = 0, packages: runtime.Packages | None = None) -> dict:
     """Verify binary, then have the engine build tag from a generated Dockerfile and the same files."""
-    made = img.prepare(binary, opts, want)
+    made = img.prepare(binary, opts, want, packages=packages)
     text = dockerfile(made.config)
     context_entries = [oci.Entry("Dockerfile", 0o644, data=text.encode()),
                        oci.Entry("rootfs", 0o755, kind="dir"),
@@ -71,4 +71,5 @@ def build(client: engine.Client, binary: Path, tag: str, opts: img.Options, want
         attrs = client.images.get(tag).attrs
     return {"tag": tag, "id": attrs["Id"], "size": attrs.get("Size", 0),
             "layers": len(attrs.get("RootFS", {}).get("Layers", [])),
-            "files": img.tally(made.entries)[0], "dockerfile": text, "warnings": made.verdict.runtime}
+            "files": img.tally(made.entries)[0], "dockerfile": text, "warnings": made.verdict.runtime,
+            "added": [a.line() for a in made.added]}

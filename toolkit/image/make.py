@@ -14,7 +14,7 @@ from ..engine import client as engine
 from ..engine.container import Limits
 from ..errors import EngineUnavailable, InputError
 from ..sbom.spdx import NOASSERTION
-from . import dockerfile, oci, store
+from . import dockerfile, oci, runtime, store
 from . import sbom as sboms
 from . import scratch as img
 
@@ -24,12 +24,13 @@ def image(ref: str, binaries: Sequence[Path], opts: img.Options, outputs: Sequen
           *, backend: str = "python", want: targets.Target | None = None, platforms: Sequence[targets.Target] = (),
           recipe: recipes.Recipe | None = None, toolchain: str = "auto", builder_base: str | None = None,
           sbom: str | None = None, limits: Limits | None = None, index: provides.Index | None = None,
-          supplier: str = NOASSERTION) -> None:
+          supplier: str = NOASSERTION, packages: runtime.Packages | None = None) -> None:
     """Make ref's image and say what was made: of one binary, of several (one per platform, each platform read
     from its ELF: one multi-platform image) or, with platforms, of recipe compiled for each of them; want: the
     one platform a binary must be for. Each platform's SBOM (sbom: FILE, none, or by default the one beside each
     binary) is attached to it; what this run makes or describes (the programs it compiles, the image, the files it
-    adds) names supplier."""
+    adds) names supplier. packages: where Debian's packages come from for the run-time files (terminfo, locale...)
+    the image gets."""
     epoch = dates.source_date_epoch(0)
     if platforms and want:
         raise InputError("--arch and --platform both choose the architecture", hint="give one of them")
@@ -50,17 +51,18 @@ def image(ref: str, binaries: Sequence[Path], opts: img.Options, outputs: Sequen
         if outputs or platforms or choice.mode == "file":
             raise InputError("--backend dockerfile builds one image in the engine; "
                              "--output, --platform and --sbom FILE need the python backend")
-        say(_render_dockerfile_build(dockerfile.build(engine.connect(), binary, ref, opts, want, epoch)))
+        say(_render_dockerfile_build(dockerfile.build(engine.connect(), binary, ref, opts, want, epoch, packages)))
         return
     indexed = bool(platforms) or len(binaries) > 1  # kept in the store for push, loaded with per-platform tags
     client = None if outputs else _engine_for(indexed)
     with contextlib.ExitStack() as stack:
         if platforms:
             paths, built = _compile_each(stack, platforms, recipe or recipes.hello(), binary.name, ref, opts, epoch,
-                                         toolchain, builder_base, say, limits, index, supplier)
+                                         toolchain, builder_base, say, limits, index, supplier, packages)
         else:
             paths = list(binaries)
-            built = [stack.enter_context(img.assemble(b, ref, want=want, epoch=epoch, opts=opts)) for b in binaries]
+            built = [stack.enter_context(img.assemble(b, ref, want=want, epoch=epoch, opts=opts, packages=packages))
+                     for b in binaries]
             _one_per_platform(binaries, built)
         # a bad SBOM stops here: nothing written
         attached = _attach_sboms(paths, built, choice, ref, opts, epoch, supplier, built_here=bool(platforms))
@@ -113,8 +115,8 @@ def _engine_for(multi: bool) -> engine.Images | None:
 def _compile_each(stack: contextlib.ExitStack, platforms: Sequence[targets.Target], recipe: recipes.Recipe,
                   name: str, ref: str, opts: img.Options, epoch: int, toolchain: str, builder_base: str | None,
                   say: Callable[[str], None], limits: Limits | None = None,
-                  index: provides.Index | None = None, supplier: str = NOASSERTION
-                  ) -> tuple[list[Path], list[img.Built]]:
+                  index: provides.Index | None = None, supplier: str = NOASSERTION,
+                  packages: runtime.Packages | None = None) -> tuple[list[Path], list[img.Built]]:
     """Compile recipe for each platform into a directory that lives as long as the stack (each binary with its
     SBOM beside it), and assemble each."""
     bins = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fromscratch-bins-")))
@@ -125,7 +127,8 @@ def _compile_each(stack: contextlib.ExitStack, platforms: Sequence[targets.Targe
                                    supplier=supplier)
         paths.append(out)
         facts = done[0].written[0].facts  # read once, by the build's verify
-        built.append(stack.enter_context(img.assemble(out, ref, want=target, epoch=epoch, opts=opts, facts=facts)))
+        built.append(stack.enter_context(img.assemble(out, ref, want=target, epoch=epoch, opts=opts, facts=facts,
+                                                      packages=packages)))
     return paths, built
 
 
@@ -142,7 +145,9 @@ def _attach_sboms(paths: Sequence[Path], built: Sequence[img.Built], choice: sbo
         program = sboms.for_program(path, choice, b.image.platform, b.verdict.facts, epoch, built_here=built_here,
                                     supplier=supplier)
         assert program is not None
-        out.append((sboms.attach(b, program, ref, contents, path.name, epoch, supplier=supplier), program.origin))
+        added = sboms.debian_contents(b.added)  # this platform's: a locale's files are its architecture's
+        out.append((sboms.attach(b, program, ref, [*contents, *added], path.name, epoch, supplier=supplier),
+                    program.origin))
     return out
 
 
@@ -186,7 +191,8 @@ def _render_built(ref: str, built: list[img.Built], attached: Sequence[tuple[oci
         if b.image.manifest_desc.digest in sboms_of:
             artifact, origin = sboms_of[b.image.manifest_desc.digest]
             lines.append(f"  sbom:   {artifact.descriptor.digest} (SPDX; the program's part {origin})")
-        lines += [f"  warning: {w}" for w in b.verdict.runtime]  # what its NSS or iconv calls will do here
+        lines += [f"  {a.line()}" for a in b.added]  # the run-time files added, each with why
+        lines += [f"  warning: {w}" for w in b.verdict.runtime]  # what its NSS, iconv... calls will do here
     return "\n".join(lines)
 
 
@@ -194,6 +200,7 @@ def _render_dockerfile_build(info: dict) -> str:
     return (f"tag:      {info['tag']}\nid:       {info['id']}\n"
             f"size:     {info['size']:,} bytes in {count(info['files'], 'file')}; "
             f"{count(info['layers'], 'layer')}\n"
+            + "".join(f"  {line}\n" for line in info.get("added", ()))
             + "".join(f"  warning: {w}\n" for w in info["warnings"])
             + "built by the engine from this Dockerfile:\n" + info["dockerfile"].rstrip())
 

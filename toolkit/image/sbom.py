@@ -22,7 +22,7 @@ from ..files import regular_input, scratch_dir, sha256
 from ..sbom import links, read, spdx, suppliers
 from ..sbom.program import minimal_document
 from ..sbom.sources import tree_digest
-from . import oci
+from . import oci, runtime
 from . import scratch as img
 
 ARTIFACT_TYPE = spdx.MEDIA_TYPE
@@ -139,6 +139,19 @@ def resolve(found: Sequence[Extra], supplier: str) -> list[Contained]:
                                               f"sha256:{version[:16]}", supplier, purpose="FILE",
                                               sha256=digest),
                                  f"{where}, added with --add"))
+    return out
+
+
+def debian_contents(added: Sequence[runtime.Added]) -> list[Contained]:
+    """The Debian packages the run-time files came from (terminfo, locale...), each with what of it the image
+    holds."""
+    out = []
+    for kind in added:
+        for pkg in kind.packages:
+            deb = links.DebPackage(pkg.package, pkg.version, pkg.arch, pkg.source, pkg.version, pkg.maintainer)
+            record = links.Record(os_id="debian", os_version=pkg.os_version)
+            out.append(Contained(suppliers.deb_package(deb, record, "FILE"),
+                                 f"{kind.kind} ({', '.join(kind.names)}) from Debian's {pkg.package}"))
     return out
 
 

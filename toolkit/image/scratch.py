@@ -21,7 +21,7 @@ from ..check import elf, verify
 from ..engine import client as engine
 from ..errors import EngineError, InputError
 from ..files import atomic_output, output_file, scratch_dir
-from . import oci
+from . import oci, runtime
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ class Options:
     ca_certs: bool = False
     tzdata: bool = False
     tmp: bool = False
+    runtime: runtime.Request = runtime.Request()  # terminfo, locale...: asked for, and added when found
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class Built:
     target: targets.Target  # the platform it is for
     files: int = 1  # regular files and symlinks in the layer
     content: int = 0  # their bytes, what `docker images` calls the size
+    added: tuple[runtime.Added, ...] = ()  # the run-time files added (terminfo, locale...), and why
 
 
 def normalize_tag(tag: str) -> str:
@@ -171,7 +173,8 @@ def parse_add(text: str) -> Add:
 def options(cmd: str | None = None, entrypoint: str | None = None, env: Sequence[str] = (),
             workdir: str | None = None, label: Sequence[str] = (), user: str | None = None,
             nonroot: bool = False, add: Sequence[str] = (), ca_certs: bool = False, tzdata: bool = False,
-            tmp: bool = False, nsswitch: bool = False) -> Options:
+            tmp: bool = False, nsswitch: bool = False, terminfo: str | bool | None = None,
+            locale: str | None = None, no_runtime_files: str | bool | None = None) -> Options:
     """Check every option as the user typed it; any problem is an InputError before anything is written."""
     if user is not None and nonroot:
         raise InputError("--user and --nonroot both set the user", hint="give one of them")
@@ -190,7 +193,9 @@ def options(cmd: str | None = None, entrypoint: str | None = None, env: Sequence
         labels=dict(parse_pairs(label, "--label")),
         user=f"{NONROOT}:{NONROOT}" if nonroot else (parse_user(user) if user is not None else None),
         nonroot=nonroot, nsswitch=nsswitch, adds=tuple(parse_add(a) for a in add), ca_certs=ca_certs,
-        tzdata=tzdata, tmp=tmp)
+        tzdata=tzdata, tmp=tmp,
+        runtime=runtime.Request(runtime.parse_terminfo(terminfo), runtime.parse_locale(locale),
+                                runtime.parse_off(no_runtime_files)))
 
 
 def parse_output(text: str) -> Output:
@@ -261,8 +266,9 @@ def tree_entries(source: Path, dest: str) -> Iterator[oci.Entry]:
                                  hint="a FIFO, socket or device cannot go into an image layer")
 
 
-def contents(binary: Path, opts: Options) -> list[oci.Entry]:
-    """The files of the image: the binary at /<name>, then what the options add. Two at one path are refused."""
+def contents(binary: Path, opts: Options, added: Sequence[runtime.Added] = ()) -> list[oci.Entry]:
+    """The files of the image: the binary at /<name>, then what the options add, then the run-time files added.
+    Two at one path are refused."""
     entries = [oci.entry_for(binary, binary.name, 0o755)]
     if opts.nonroot:
         entries += [oci.Entry("etc/passwd", 0o644, data=_PASSWD.encode()),
@@ -279,6 +285,8 @@ def contents(binary: Path, opts: Options) -> list[oci.Entry]:
         entries.append(oci.Entry(opts.workdir.strip("/"), 0o755, kind="dir"))
     for add in opts.adds:
         entries += tree_entries(add.source, add.dest)
+    for kind in added:
+        entries += kind.entries
     seen: dict[str, oci.Entry] = {}
     for entry in entries:
         other = seen.get(entry.path)
@@ -295,11 +303,13 @@ def contents(binary: Path, opts: Options) -> list[oci.Entry]:
     return list(seen.values())
 
 
-def runtime_config(binary: Path, target: targets.Target, opts: Options) -> oci.ImageConfig:
+def runtime_config(binary: Path, target: targets.Target, opts: Options,
+                   added: Sequence[runtime.Added] = ()) -> oci.ImageConfig:
     cmd = opts.cmd
     if cmd is None and opts.entrypoint is None:
         cmd = (f"/{binary.name}",)
     env = opts.env if any(e.startswith("PATH=") for e in opts.env) else (oci.DEFAULT_PATH, *opts.env)
+    env = (*env, *(e for kind in added for e in kind.env))
     return oci.ImageConfig(architecture=target.architecture, variant=target.variant, cmd=cmd,
                            entrypoint=opts.entrypoint, env=env, workdir=opts.workdir, user=opts.user,
                            labels=dict(opts.labels))
@@ -326,35 +336,45 @@ class Prepared:
     verdict: verify.Verdict  # judged knowing the image's files: its run-time warnings say what this image holds
     target: targets.Target
     config: oci.ImageConfig
+    added: tuple[runtime.Added, ...] = ()
 
 
 def prepare(binary: Path, opts: Options, want: targets.Target | None = None,
-            facts: elf.ElfFacts | None = None) -> Prepared:
+            facts: elf.ElfFacts | None = None, packages: runtime.Packages | None = None) -> Prepared:
     """The image of binary, checked: its files, and the binary verified once, for want if given, knowing those
     files (an /etc/passwd from --nonroot...). facts: what a build already read of it, so it is not read again.
-    A binary that fails verify is refused with verify's reasons."""
+    packages: where Debian's packages come from, for the run-time files (terminfo, locale...) the options ask
+    for and the program reads; None adds none. A binary that fails verify is refused with verify's reasons."""
     entries = contents(binary, opts)
-    verdict = verify.judge(facts or elf.read(str(binary)), want, {"/" + e.path for e in entries},
-                           subject=f"the image would hold {binary}",
-                           hint=f"see `{command.line(f'verify {binary}')}`")
+    subject, hint = f"the image would hold {binary}", f"see `{command.line(f'verify {binary}')}`"
+    verdict = verify.judge(facts or elf.read(str(binary)), want, {"/" + e.path for e in entries}, subject=subject,
+                           hint=hint)
     target = platform_of(verdict.facts, want)
-    return Prepared(entries, verdict, target, runtime_config(binary, target, opts))
+    added: tuple[runtime.Added, ...] = ()
+    if packages is not None:
+        added = tuple(runtime.plan(binary, verdict.facts, target, opts.runtime, packages,
+                                   frozenset("/" + e.path for e in entries), opts.env))
+    if added:  # judged again, knowing the files added: its warnings say what this image holds
+        entries = contents(binary, opts, added)
+        verdict = verify.judge(verdict.facts, want, {"/" + e.path for e in entries}, subject=subject, hint=hint)
+    return Prepared(entries, verdict, target, runtime_config(binary, target, opts, added), added)
 
 
 @contextlib.contextmanager
 def assemble(binary: Path, tag: str, cmd: str | None = None, want: targets.Target | None = None,
-             epoch: int = 0, opts: Options | None = None, facts: elf.ElfFacts | None = None) -> Iterator[Built]:
+             epoch: int = 0, opts: Options | None = None, facts: elf.ElfFacts | None = None,
+             packages: runtime.Packages | None = None) -> Iterator[Built]:
     """Verify binary and write its one-layer image into a temporary directory that lives for the block."""
     if opts is None:
         opts = Options(cmd=parse_cmd(cmd, None))
-    made = prepare(binary, opts, want, facts)
+    made = prepare(binary, opts, want, facts, packages)
     with tempfile.TemporaryDirectory(prefix="fromscratch-image-", dir=scratch_dir()) as tmp:
         layer_path = Path(tmp) / "layer.tar"
         with open(layer_path, "wb") as fh:
             desc = oci.write_layer(made.entries, fh, epoch)
         image = oci.make_image([(desc, layer_path)], made.config, epoch,
                                created_by=f"fromscratch image: COPY {binary.name} /{binary.name}")
-        yield Built(tag, image, made.verdict, made.target, *tally(made.entries))
+        yield Built(tag, image, made.verdict, made.target, *tally(made.entries), added=made.added)
 
 
 def tally(entries: list[oci.Entry]) -> tuple[int, int]:

@@ -1,7 +1,7 @@
 """Debian's Contents index of the host's mirror (which package ships which file), for one architecture: fetched
-once, checked against the signed Release, and kept in the user's cache as the lines a failed build's hint and the
-dependencies found look up (compile/provides.py, compile/found.py): headers, static archives, .so links and .pc
-files, PATH<tab>PACKAGES."""
+once, checked against the signed Release, and kept in the user's cache as the lines a failed build's hint, the
+dependencies found and a Debian package's programs look up (compile/provides.py, compile/found.py): headers,
+static archives, .so links, .pc files and programs, PATH<tab>PACKAGES."""
 
 from __future__ import annotations
 
@@ -17,12 +17,16 @@ from . import mirror
 log = logging.getLogger(__name__)
 
 _MAX_AGE = 30 * 86400  # a kept index older than this is fetched again (the suite's point releases move on)
-_KEPT_FORM = "v2"  # what a kept index holds: v2 added the .so development links (a package lacking its .a)
+# what a kept index holds: v2 added the .so development links (a package lacking its .a), v3 the programs
+_KEPT_FORM = "v3"
 _CONTENTS_MAX = 128 << 20  # Contents-all.gz is 34 MB, an architecture's 11 MB: a bigger one is not read
 
 
+PROGRAM_DIRS = ("usr/bin/", "usr/sbin/", "bin/", "sbin/", "usr/games/")  # where a binary package's programs are
+
+
 def _interesting(path: str) -> bool:
-    return path.startswith(("usr/include/", "usr/share/pkgconfig/")) or (
+    return path.startswith(("usr/include/", "usr/share/pkgconfig/", *PROGRAM_DIRS)) or (
         path.startswith("usr/lib/") and path.endswith((".a", ".pc", ".so")))
 
 

@@ -1,0 +1,168 @@
+"""build --debian without the network or an engine: what --debian accepts (Debian's grammar, hostile values
+refused), the build-dep layer's Dockerfile, the source package as an SBOM names it, and which programs are
+delivered (by name, from a Contents index)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from toolkit import targets
+from toolkit.compile import buildimage
+from toolkit.debian import build, source
+from toolkit.errors import BuildFailed, InputError
+
+HOSTILE = ["pv'", 'pv"', "pv;id", "$(id)", "`id`", "pv\nRUN id", "-o", "--help", "-pv", "PV", "p", "pv/../x",
+           "pv=$(id)", "pv=1;id", "pv=1 2", "pv=-1", "pv=1\n", "pv=", "pv=a1", "pv=1:", "pv==1", " pv", "pv\x00",
+           "pv=1.0-", "x" * 200]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_values_are_refused_in_one_line(text: str) -> None:
+    with pytest.raises(InputError) as caught:
+        source.parse(text)
+    assert "\n" not in str(caught.value).replace(repr(text), "")
+    assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize(("text", "name", "version"), [
+    ("pv", "pv", None), ("lua5.4", "lua5.4", None), ("libc++", "libc++", None), ("pv=1.6.20-1", "pv", "1.6.20-1"),
+    ("xz-utils=5.4.1-0.2", "xz-utils", "5.4.1-0.2"), ("vim=2:9.0.1378-2", "vim", "2:9.0.1378-2"),
+    ("gcc-12=12.2.0-14+deb12u1", "gcc-12", "12.2.0-14+deb12u1"), ("xx=1.0~rc1", "xx", "1.0~rc1"),
+])
+def test_names_and_versions_debian_has(text: str, name: str, version: str | None) -> None:
+    assert source.parse(text) == source.Request(name, version)
+    assert source.parse(text).spec == text
+
+
+@pytest.mark.parametrize("spec", ["pv", "pv=1;id", "pv=$(id)", "$(id)=1"])
+def test_a_build_dep_layer_takes_no_unchecked_word(spec: str) -> None:
+    with pytest.raises(InputError):
+        buildimage.BuildImage("fromscratch/builder:abc", (), build_dep=spec)
+    with pytest.raises(ValueError):
+        buildimage.BuildImage("fromscratch/builder:abc", (), build_dep="pv=1", build_arch="arm64;id")
+
+
+def test_build_dep_layers_native_and_cross() -> None:
+    amd64, arm64 = targets.lookup("amd64"), targets.lookup("arm64")
+    # the layer below the last (a project's image ends with ccache, compile/kept.py)
+    native = buildimage.chain("b:1", amd64, "amd64", project=True, base_id="x", build_dep="pv=1.6.20-1")[:-1]
+    cross = buildimage.chain("b:1", arm64, "amd64", project=True, base_id="x", build_dep="pv=1.6.20-1")[:-1]
+    assert "build-dep -y --no-install-recommends --arch-only pv=1.6.20-1" in native[-1].dockerfile
+    assert "deb-src" in native[-1].dockerfile
+    assert "dpkg --add-architecture arm64" in cross[-1].dockerfile
+    assert "--arch-only -a arm64 pv=1.6.20-1" in cross[-1].dockerfile
+    # a layer per package, version and target, over the same layers below
+    other = buildimage.chain("b:1", amd64, "amd64", project=True, base_id="x", build_dep="pv=1.6.20-2")[:-1]
+    assert native[:-1] == other[:-1] and native[-1].tag != other[-1].tag
+    plain = buildimage.chain("b:1", amd64, "amd64", project=True, base_id="x")[:-1]
+    assert plain == native[:-1]
+
+
+def test_the_sbom_names_the_source_package() -> None:
+    src = source.Source("vim", "2:9.0.1378-2", Path("/x"), ("vim",))
+    assert src.purl == "pkg:deb/debian/vim@2%3A9.0.1378-2?arch=source"
+    package = src.sbom_package().to_json()
+    assert package["name"] == "vim" and package["versionInfo"] == "2:9.0.1378-2"
+    assert package["primaryPackagePurpose"] == "SOURCE"
+    assert src.said() == ""
+    assert "without Debian's patches" in source.Source("x", "1", Path("/x"), (), unpatched="404").said()
+
+
+def test_mirror_and_suite_are_checked() -> None:
+    line, suite = source.sources_lines("http://deb.example/debian", "trixie")
+    assert line.endswith("http://deb.example/debian trixie main") and suite == "trixie"
+    with pytest.raises(InputError):
+        source.sources_lines("http://x/debian trixie main\ndeb-src http://evil/", None)
+    with pytest.raises(InputError):
+        source.sources_lines(None, "bookworm main\ndeb-src http://evil/ x")
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Path:
+    # as rootfs/contents.py keeps an index: PATH<tab>PACKAGES
+    path = tmp_path / "index.txt"
+    path.write_text("usr/bin/chkfont\tgames/figlet\nusr/bin/figlet-figlet\tgames/figlet\n"
+                    "usr/bin/figlist\tgames/figlet\nusr/games/sl\tgames/sl\nusr/bin/ls\tutils/coreutils\n"
+                    "usr/bin/sub/deeper\tgames/figlet\n")
+    return path
+
+
+def _made(tmp_path: Path, *names: str) -> list[Path]:
+    (tmp_path / "out").mkdir(exist_ok=True)
+    return [tmp_path / "out" / n for n in names]
+
+
+def test_programs_are_the_packages_own(index: Path, tmp_path: Path) -> None:
+    said: list[str] = []
+    figlet = source.Source("figlet", "2.2.5-3", tmp_path, ("figlet",))
+    pick = build.Picker(figlet, lambda arch: index, None, said.append)
+    amd64 = targets.lookup("amd64")
+    made = _made(tmp_path, "chkfont", "figlet", "helper")
+    # figlet: the binary package's own name (Debian ships it as figlet-figlet, an alternative)
+    assert [p.name for p in pick(amd64, made)] == ["chkfont", "figlet"]
+    assert said == ["left out for linux/amd64, not a program figlet's packages ship: helper"]
+    assert pick.shipped(amd64) == {"chkfont": "figlet", "figlet-figlet": "figlet", "figlist": "figlet"}
+    sl = build.Picker(source.Source("sl", "5.02-1", tmp_path, ("sl",)), lambda arch: index, None, said.append)
+    assert [p.name for p in sl(amd64, _made(tmp_path, "sl"))] == ["sl"]
+
+
+def test_program_flag(index: Path, tmp_path: Path) -> None:
+    figlet = source.Source("figlet", "2.2.5-3", tmp_path, ("figlet",))
+    amd64 = targets.lookup("amd64")
+    one = build.Picker(figlet, lambda arch: index, "chkfont", print)
+    one.check(amd64)
+    assert [p.name for p in one(amd64, _made(tmp_path, "chkfont", "figlet"))] == ["chkfont"]
+    with pytest.raises(InputError, match="ships no program ls"):
+        build.Picker(figlet, lambda arch: index, "ls", print).check(amd64)
+    with pytest.raises(BuildFailed, match="made no figlist"):
+        build.Picker(figlet, lambda arch: index, "figlist", print)(amd64, _made(tmp_path, "chkfont"))
+
+
+def test_none_of_the_packages_programs_made(index: Path, tmp_path: Path) -> None:
+    pick = build.Picker(source.Source("figlet", "1", tmp_path, ("figlet",)), lambda arch: index, None, print)
+    with pytest.raises(BuildFailed, match="made none of the programs"):
+        pick(targets.lookup("amd64"), _made(tmp_path, "other"))
+
+
+def test_without_an_index_every_program_is_delivered(tmp_path: Path) -> None:
+    said: list[str] = []
+    pick = build.Picker(source.Source("x", "1", tmp_path, ("x",)), lambda arch: None, None, said.append)
+    assert len(pick(targets.lookup("arm64"), _made(tmp_path, "a", "b"))) == 2
+    assert said and "cannot be had" in said[0]
+
+
+def test_a_program_that_came_out_dynamic_does_not_fail_its_siblings(binaries, caplog) -> None:
+    from toolkit.compile import pipeline
+
+    host = targets.lookup(os.uname().machine)
+    kept, facts = pipeline._verified_alone([binaries["static"], binaries["dynamic"]], host)
+    assert kept == [binaries["static"]] and set(facts) == {"static"}
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and said[0].startswith("left out dynamic: came out dynamic (")
+    assert "\n" not in said[0]
+    with pytest.raises(BuildFailed, match="no program of the build .* is static: dynamic: came out dynamic"):
+        pipeline._verified_alone([binaries["dynamic"]], host)
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["build", "--program", "pv"], "--program: only a --debian build takes them"),
+    (["build", "--debian", "pv", "--project", "."], "--src, --project and --debian each say what to build"),
+    (["build", "--debian", "pv", "--toolchain", "zig"], "--debian with the zig toolchain"),
+    (["build", "--debian", "pv", "--save"], "a --debian build has none to write"),
+    (["build", "--debian", "pv;id"], "is not a Debian source package name"),
+    (["build", "--debian", "pv", "--suite", "x y"], "is not a suite name"),
+    (["image", "--tag", "x", "--program", "pv"], "--program: only with --debian"),
+    (["image", "--tag", "x", "--debian", "pv", "--arch", "amd64", "--platform", "linux/arm64"],
+     "--arch and --platform with --debian"),
+])
+def test_flags_that_cannot_go_together_are_one_line(tmp_path: Path, args: list[str], said: str) -> None:
+    from tests.conftest import assert_clean_failure, invoke
+
+    done = invoke(*args, cwd=tmp_path, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert_clean_failure(done, 2)
+    errors = [line for line in done.err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and said in errors[0], done.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

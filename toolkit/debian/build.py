@@ -1,0 +1,106 @@
+"""`build --debian NAME[=VERSION]`: the source package (debian/source.py) built for each target by the one build
+path (compile/pipeline.py) in the container toolchain, over a build image layer that holds its Build-Depends for
+that target; the programs its binary packages ship (Debian's Contents index, filtered by the .dsc's Binary list)
+are matched by name to what the build made, and each is verified and delivered on its own."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from .. import targets
+from ..compile import pipeline, project_file, provides
+from ..errors import BuildFailed, InputError
+from ..rootfs.contents import PROGRAM_DIRS
+from . import source
+
+log = logging.getLogger(__name__)
+
+_PROGRAM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+
+def build(text: str, wanted: Sequence[targets.Target], toolchain: str, place: pipeline.Place,
+          say: Callable[[str], None], *, flags: project_file.Settings, index: provides.Index,
+          program: str | None = None, mirror: str | None = None, suite: str | None = None,
+          **options: Any) -> list[pipeline.Outcome]:
+    """Fetch, build and deliver the source package text names (NAME or NAME=VERSION) for every wanted target;
+    options go to pipeline.build as they are."""
+    request = source.parse(text)
+    if program is not None and not _PROGRAM.fullmatch(program):
+        raise InputError(f"--program {program!r} is not a program's name", hint="e.g. --program pv")
+    if toolchain in ("native", "zig"):
+        raise InputError(f"--debian with the {toolchain} toolchain: a source package's build dependencies are "
+                         "installed into the build container's image", hint="use --toolchain container (or auto)")
+    src = source.fetch(request, mirror=mirror, suite=suite)
+    if src.said():
+        say(src.said())
+    picker = Picker(src, index, program, say)
+    if program is not None:  # refused before anything is built
+        for target in wanted:
+            picker.check(target)
+    job = replace(project_file.open_project(str(src.tree), flags), build_dep=src.spec)
+    return pipeline.build(job, wanted, "container", place, say, index=index, described=[src.sbom_package()],
+                          pick=picker, **options)
+
+
+class Picker:
+    """Which of the programs a build made for a target are the package's: those its binary packages ship (by name,
+    from the target's Contents index), or a binary package's own name (Debian may ship that one under another,
+    through alternatives: figlet's /usr/bin/figlet-figlet); --program's one only, when given."""
+
+    def __init__(self, src: source.Source, index: provides.Index, program: str | None,
+                 say: Callable[[str], None]) -> None:
+        self.src, self.index, self.program, self.say = src, index, program, say
+
+    def shipped(self, target: targets.Target) -> dict[str, str] | None:
+        """The package's programs for target, by name; None when Debian's file index cannot be had."""
+        path = self.index(target.debian_arch)
+        return None if path is None else provides.programs(path, self.src.binaries, PROGRAM_DIRS)
+
+    def check(self, target: targets.Target) -> None:
+        shipped = self.shipped(target)
+        if shipped is not None and self.program not in shipped and self.program not in self.src.binaries:
+            raise InputError(f"{self.src.name} {self.src.version} ships no program {self.program} for "
+                             f"{target.debian_arch}", hint="it ships: " + (", ".join(shipped) or "none"))
+
+    def __call__(self, target: targets.Target, made: list[Path]) -> list[Path]:
+        shipped = self.shipped(target)
+        if shipped is None:
+            self.say(f"Debian's file index for {target.debian_arch} cannot be had: delivering every program the "
+                     f"build of {self.src.name} made")
+            chosen = made
+        else:
+            names = {*shipped, *self.src.binaries}
+            chosen = [p for p in made if p.name in names]
+            others = sorted(p.name for p in made if p.name not in names)
+            if others:
+                self.say(f"left out for {target.platform}, not a program {self.src.name}'s packages ship: "
+                         + ", ".join(others))
+        if self.program is not None:
+            chosen = [p for p in chosen if p.name == self.program]
+            if not chosen:
+                raise BuildFailed(f"the build of {self.src.name} made no {self.program} for {target.platform}",
+                                  hint="made: " + (", ".join(p.name for p in made) or "nothing"))
+        if not chosen:
+            raise BuildFailed(f"the build of {self.src.name} for {target.platform} made none of the programs its "
+                              f"packages ship ({', '.join(shipped or ()) or 'none'})",
+                              hint="made: " + ", ".join(p.name for p in made))
+        return chosen
+
+
+def one_program(outcomes: Sequence[pipeline.Outcome], name: str, program: str | None) -> list[Path]:
+    """For an image: the one program each target's build delivered (--program's, else the only one, else the one
+    named like the package), in target order."""
+    chosen = []
+    for outcome in outcomes:
+        made = {p.path.name: p.path for p in outcome.written}
+        pick = program if program is not None else (next(iter(made)) if len(made) == 1 else name)
+        if pick not in made:
+            raise InputError(f"{name} ships several programs ({', '.join(sorted(made))}): an image holds one",
+                             hint="pick it with --program NAME")
+        chosen.append(made[pick])
+    return chosen
