@@ -4,12 +4,13 @@ Debian packages a small Contents index (written as Debian writes it) gives for t
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import pytest
 
 from toolkit import targets
-from toolkit.compile import deps, found, pipeline, plan
+from toolkit.compile import deps, found, found_kept, pipeline, plan
 from toolkit.compile.deps import Declared
 from toolkit.rootfs import contents
 
@@ -267,3 +268,29 @@ def test_no_find_takes_names_or_nothing(tmp_path):
     bad = invoke("build", "--src", "a.c", "--out", "a", "--no-find=a;rm", cwd=tmp_path)
     assert_clean_failure(bad)
     assert "--no-find 'a;rm' is not a package or a declared name" in bad.err
+
+
+def test_an_answer_is_kept_until_what_it_depends_on_changes(index, tmp_path, monkeypatch):
+    """A rebuild asks the index nothing (found_kept); a refreshed index, another target, another exclusion or an
+    unreadable kept answer asks again, and the kept answer is the one found.find gives."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    declared = [_d("pkg-config", "ncursesw", "configure.ac:212"), _d("library", "onig", "Makefile:2"),
+                _d("library", "nosuch", "Makefile:9")]
+    expected = found.find(declared, [AMD64], index)
+    assert expected.found and expected.shared_only and expected.unprovided
+    asked = []
+    real = found.find
+    monkeypatch.setattr(found, "find", lambda *a, **k: asked.append(a[1]) or real(*a, **k))
+    assert found_kept.find(declared, [AMD64], index) == expected
+    assert found_kept.find(declared, [AMD64], index) == expected
+    assert len(asked) == 1
+    found_kept.find(declared, [AMD64, ARM64], index)
+    found_kept.find(declared, [AMD64], index, exclude=("onig",))
+    assert len(asked) == 3
+    os.utime(index("amd64"), ns=(1, 1))  # the index refreshed
+    assert found_kept.find(declared, [AMD64], index) == expected
+    assert len(asked) == 4
+    for kept in (tmp_path / "cache" / "fromscratch" / "found").iterdir():
+        kept.write_text("{not json")
+    assert found_kept.find(declared, [AMD64], index) == expected
+    assert len(asked) == 5

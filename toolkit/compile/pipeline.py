@@ -22,7 +22,7 @@ from ..files import atomic_output, excerpt
 from ..sbom import links, spdx
 from ..sbom.program import program_document
 from ..sbom.sources import source_files, source_tree
-from . import deps, found, plan, programs, provides, symlinks
+from . import deps, found, found_kept, plan, programs, provides, symlinks
 from .toolchain import TOOLCHAINS, Toolchain, resolve_libc
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,8 @@ def _with_packages(job: plan.Plan, wanted: Sequence[targets.Target], libc: str, 
         say(f"not finding packages for what the project declares: Debian's file index for {', '.join(lacking)} "
             "cannot be had (give them with --package)")
         return job
-    finding = found.find(todo, wanted, index, exclude, headers_alone=job.system in ("make", "run", plan.RULE))
+    finding = found_kept.find(todo, wanted, index, exclude,
+                              headers_alone=job.system in ("make", "run", plan.RULE))
     for line in finding.lines(len(wanted)):
         say(line)
     added = tuple(p for p in finding.packages if p not in job.packages)
