@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -254,12 +255,24 @@ def ccache_on() -> bool:
 
 def ccache_here(target: str) -> Path:
     """The compiler cache of native builds for target (a target name: data, by the table's grammar)."""
-    return files.cache_dir() / "ccache" / target
+    return files.cache_dir() / "ccache" / f"{_ccache_set()}{target}"
 
 
-def ccache_volume(target: str) -> tuple[str, dict[str, str]]:
-    """The volume of container builds' compiler cache for target, and its labels: shared by every project."""
-    return f"fromscratch-ccache-{target}", {LABEL + "target": target}
+def ccache_volume(target: str, cache_set: str | None = None) -> tuple[str, dict[str, str]]:
+    """The volume of container builds' compiler cache for target, and its labels: shared by every project (but
+    those of another cache_set, by default FROMSCRATCH_CCACHE_SET's)."""
+    return f"fromscratch-ccache-{_ccache_set(cache_set)}{target}", {LABEL + "target": target}
+
+
+def _ccache_set(name: str | None = None) -> str:
+    """FROMSCRATCH_CCACHE_SET=NAME: a compiler cache of its own ("NAME-" before the target), so that a benchmark's
+    cold build starts from an empty cache without removing the one every build shares."""
+    name = os.environ.get("FROMSCRATCH_CCACHE_SET", "") if name is None else name
+    if name and not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,39}", name):
+        from ..errors import InputError
+
+        raise InputError(f"FROMSCRATCH_CCACHE_SET={name!r}: give lower-case letters, digits, '_', '.' or '-'")
+    return f"{name}-" if name else ""
 
 
 def clean(connect: Callable[[], object], caches: bool, older_than: float | None, dry_run: bool,
