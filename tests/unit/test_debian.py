@@ -5,6 +5,7 @@ delivered (by name, from a Contents index)."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,57 @@ def test_flags_that_cannot_go_together_are_one_line(tmp_path: Path, args: list[s
     errors = [line for line in done.err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and said in errors[0], done.err
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def _package_tree(tmp_path: Path, control: str, files: dict[str, str] | None = None) -> Path:
+    tree = tmp_path / "src"
+    (tree / "debian" / "patches").mkdir(parents=True)
+    (tree / "debian" / "control").write_text(f"Source: x\n{control}\n\nPackage: x\nDepends: debhelper-compat (= 13)\n")
+    for name, text in (files or {}).items():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_text(text)
+    return tree
+
+
+@pytest.mark.parametrize(("control", "files", "runs"), [
+    ("Build-Depends: debhelper-compat (= 11), flex", {}, True),  # bc: dh_autoreconf runs from compat 10
+    ("Build-Depends: debhelper-compat (= 9)", {}, False),
+    ("Build-Depends: debhelper (>= 9), dh-autoreconf", {}, True),
+    ("Build-Depends: debhelper (>= 10)", {"debian/compat": "10\n"}, True),
+    ("Build-Depends: debhelper (>= 9)", {"debian/compat": "9\n"}, False),
+    ("Build-Depends: debhelper-compat (= 13)", {"debian/rules": "%:\n\tdh $@ --without autoreconf\n"}, False),
+    ("Build-Depends: debhelper-compat (= 9)",  # a patch that touches Makefile.am: autoreconf, whatever the level
+     {"debian/patches/series": "# comment\nfix.patch\n",
+      "debian/patches/fix.patch": "--- a/Makefile.am\n+++ b/Makefile.am\n@@ -1 +1 @@\n-x\n+y\n"}, True),
+    ("Build-Depends: debhelper-compat (= 9)",
+     {"debian/patches/series": "../../escape.patch\n", "escape.patch": "+++ b/configure.ac \n"}, False),
+])
+def test_autoreconf_runs_where_debian_runs_it(tmp_path: Path, control: str, files: dict[str, str],
+                                              runs: bool) -> None:
+    assert build.reconfigures(_package_tree(tmp_path, control, files)) is runs
+
+
+def test_an_upstream_tree_without_debian_is_not_reconfigured(tmp_path: Path) -> None:
+    assert build.reconfigures(tmp_path) is False
+
+
+@pytest.mark.parametrize(("present", "ran"), [
+    (["configure.ac", "configure"], "autoreconf -fi"),  # even with a configure: its Makefile.am was patched
+    (["configure"], ""),  # pv: a configure without its autoconf input is used as it is
+    (["autogen.sh"], "autogen"),
+])
+def test_the_reconf_step_regenerates_only_from_an_autoconf_input(tmp_path: Path, present: list[str],
+                                                                 ran: str) -> None:
+    from toolkit.compile import plan
+
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "autoreconf").write_text('#!/bin/sh\necho "autoreconf $*" >> ran\n')
+    (tools / "autoreconf").chmod(0o755)
+    project = tmp_path / "p"
+    project.mkdir()
+    for name in present:
+        (project / name).write_text('echo autogen >> ran\n' if name == "autogen.sh" else "")
+    first = plan.steps(plan.Plan(project, system="autotools", reconf=True), False, "x86_64-linux-gnu")[0]
+    subprocess.run(["sh", "-c", first], cwd=project, check=True, env={"PATH": f"{tools}:/usr/bin:/bin"})
+    assert ((project / "ran").read_text().strip() if (project / "ran").exists() else "") == ran

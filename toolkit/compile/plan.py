@@ -43,6 +43,7 @@ class Plan:
     packages: tuple[str, ...] = ()  # -dev packages for the target (static archives, .pc files)
     tools: tuple[str, ...] = ()  # packages the build runs on the build machine
     build_dep: str = ""  # NAME=VERSION: a Debian source package whose build dependencies the build image installs
+    reconf: bool = False  # an autotools build runs autoreconf -fi first, even with a configure (as dh_autoreconf)
     artifacts: tuple[str, ...] = ()
     cflags: tuple[str, ...] = ()
     ldflags: tuple[str, ...] = ()
@@ -160,8 +161,11 @@ def steps(project: Plan, cross: bool, triplet: str, gnu_ld: bool = True) -> list
                 f'meson compile -C "$W/build" -j "$JOBS" {make}',
                 'DESTDIR="$W/stage" meson install -C "$W/build" --no-rebuild']
     host = f" --host={triplet}" if cross else ""
-    return ['if [ ! -f ./configure ]; then if [ -f ./autogen.sh ]; then NOCONFIGURE=1 sh ./autogen.sh; '
-            'else autoreconf -fi; fi; fi',
+    first = ('if [ ! -f ./configure ]; then if [ -f ./autogen.sh ]; then NOCONFIGURE=1 sh ./autogen.sh; '
+             'else autoreconf -fi; fi; fi')
+    if project.reconf:  # as dh_autoreconf: only where there is an autoconf input to regenerate from
+        first = f'if [ -f ./configure.ac ] || [ -f ./configure.in ]; then autoreconf -fi; else {first}; fi'
+    return [first,
             # only the options this configure knows: an unknown --disable-shared stops some scripts
             'set --; for o in --disable-shared --enable-static; do '
             'if sh ./configure --help 2>/dev/null | grep -q -e "$o"; then set -- "$@" "$o"; fi; done',

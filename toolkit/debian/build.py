@@ -16,7 +16,7 @@ from .. import targets
 from ..compile import pipeline, project_file, provides
 from ..errors import BuildFailed, InputError
 from ..rootfs.contents import PROGRAM_DIRS
-from . import source
+from . import archive, source
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,43 @@ def build(text: str, wanted: Sequence[targets.Target], toolchain: str, place: pi
     if program is not None:  # refused before anything is built
         for target in wanted:
             picker.check(target)
-    job = replace(project_file.open_project(str(src.tree), flags), build_dep=src.spec)
+    job = replace(project_file.open_project(str(src.tree), flags), build_dep=src.spec, reconf=reconfigures(src.tree))
     return pipeline.build(job, wanted, "container", place, say, index=index, described=[src.sbom_package()],
                           pick=picker, **options)
+
+
+# A patch line that changes what autoreconf reads: then the generated files are older than their sources, and make
+# would run the automake version that made them (bc's automake-1.14), which the build image lacks.
+_RECONF_INPUT = re.compile(r"^\+\+\+ \S*?(?:configure\.(?:ac|in)|Makefile\.am|\.m4)\s", re.M)
+_COMPAT = re.compile(r"debhelper-compat\s*\(\s*=\s*([0-9]{1,3})\s*\)")
+
+
+def reconfigures(tree: Path) -> bool:
+    """Whether Debian's own build runs autoreconf before configure: dh_autoreconf runs in debhelper compat 10 and
+    later, or with dh-autoreconf in Build-Depends, unless debian/rules turns it off; and a Debian patch that
+    touches configure.ac, Makefile.am or an .m4 file needs it anyway."""
+    debian = tree / "debian"
+    control = _text(debian / "control").split("\n\n", 1)[0]
+    depends = " ".join(v for k, v in archive.deb822(control).items() if k.startswith("build-depends"))
+    compat = _COMPAT.search(depends)
+    old_compat = _text(debian / "compat").strip()  # before debhelper-compat: the level in debian/compat
+    level = int(compat[1]) if compat else int(old_compat) if old_compat.isdigit() and len(old_compat) < 4 else 0
+    if "without autoreconf" in _text(debian / "rules").replace("=", " ").replace("--without", "without"):
+        return False
+    if "dh-autoreconf" in depends or level >= 10:
+        return True
+    series = _text(debian / "patches" / "series").split()
+    return any(_RECONF_INPUT.search(_text(debian / "patches" / name)) for name in series  # names inside patches/
+               if not name.startswith(("#", "/")) and ".." not in name.split("/"))
+
+
+def _text(path: Path) -> str:
+    """A small file of the source package's debian/ directory, "" when it has none (or it is not a file)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(1 << 20).decode(errors="replace") if path.is_file() else ""
+    except OSError:
+        return ""
 
 
 class Picker:
