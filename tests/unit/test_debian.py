@@ -220,3 +220,24 @@ def test_the_reconf_step_regenerates_only_from_an_autoconf_input(tmp_path: Path,
     first = plan.steps(plan.Plan(project, system="autotools", reconf=True), False, "x86_64-linux-gnu")[0]
     subprocess.run(["sh", "-c", first], cwd=project, check=True, env={"PATH": f"{tools}:/usr/bin:/bin"})
     assert ((project / "ran").read_text().strip() if (project / "ran").exists() else "") == ran
+
+
+@pytest.mark.parametrize(("present", "rules", "system"), [
+    (["configure", "configure.ac", "CMakeLists.txt"], "", "autotools"),  # xz-utils: ninja's "multiple rules"
+    (["configure.ac", "meson.build"], "", "autotools"),
+    (["Makefile", "CMakeLists.txt"], "", "make"),
+    (["Makefile", "CMakeLists.txt"], "%:\n\tdh $@ --buildsystem=cmake+ninja\n", "cmake"),
+    (["configure", "meson.build"], "%:\n\tdh $@ -S meson\n", "meson"),
+    (["CMakeLists.txt"], "", "cmake"),
+    (["README"], "", None),
+])
+def test_a_debian_package_builds_with_the_system_debhelper_picks(tmp_path: Path, present: list[str], rules: str,
+                                                                 system: str | None) -> None:
+    from toolkit.compile import plan
+
+    tree = _package_tree(tmp_path, "Build-Depends: debhelper-compat (= 13)", {"debian/rules": rules})
+    for name in present:
+        (tree / name).write_text("")
+    assert build.debhelper_system(tree) == system
+    if "CMakeLists.txt" in present:  # a project of the user's keeps CMake first
+        assert plan.detect(tree) == "cmake"

@@ -22,6 +22,12 @@ SYSTEMS = ("make", "cmake", "meson", "autotools")
 _MARKERS = (("cmake", ("CMakeLists.txt",)), ("meson", ("meson.build",)),
             ("autotools", ("configure", "configure.ac", "configure.in", "autogen.sh")),
             ("make", ("GNUmakefile", "makefile", "Makefile")))
+# The order debhelper's dh_auto_configure tries them in (Debian::Debhelper::Dh_Buildsystems: autoconf, then
+# makefile, then cmake and meson), for a Debian source package: xz-utils has a configure and a CMakeLists.txt, and
+# Debian builds it with configure. configure.ac counts: dh_autoreconf makes the configure first.
+DEBHELPER_ORDER = (("autotools", ("configure", "configure.ac", "configure.in")),
+                   ("make", ("GNUmakefile", "makefile", "Makefile")), ("cmake", ("CMakeLists.txt",)),
+                   ("meson", ("meson.build",)))
 PREFIX = "/usr/local"  # the install prefix inside the staging directory (DESTDIR)
 # Exit codes of the script's own failures, told apart from a build step's (collect.sh's FS_NO_ARTIFACT, FS_NO_PROGRAM).
 NO_ARTIFACT, NO_PROGRAM = 91, 92
@@ -70,8 +76,9 @@ class Plan:
         return Sources(self.root, self.sources).cxx
 
 
-def detect(directory: Path) -> str | None:
-    for system, markers in _MARKERS:
+def detect(directory: Path, order: Sequence[tuple[str, Sequence[str]]] = _MARKERS) -> str | None:
+    """The build system of the project in directory: the first in order whose marker file it has."""
+    for system, markers in order:
         if any((directory / m).is_file() for m in markers):
             return system
     return None

@@ -12,8 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .. import targets
-from ..compile import pipeline, project_file, provides
+from .. import grammar, targets
+from ..compile import pipeline, plan, project_file, provides
 from ..errors import BuildFailed, InputError
 from ..rootfs.contents import PROGRAM_DIRS
 from . import archive, source
@@ -42,6 +42,9 @@ def build(text: str, wanted: Sequence[targets.Target], toolchain: str, place: pi
     if program is not None:  # refused before anything is built
         for target in wanted:
             picker.check(target)
+    if flags.system is None and flags.run is None:  # the build system debhelper would pick, not ours
+        flags = replace(flags, system=debhelper_system(src.tree, grammar.inside(flags.subdir, "--subdir")
+                                                       if flags.subdir else ""))
     job = replace(project_file.open_project(str(src.tree), flags), build_dep=src.spec, reconf=reconfigures(src.tree))
     return pipeline.build(job, wanted, "container", place, say, index=index, described=[src.sbom_package()],
                           pick=picker, **options)
@@ -51,6 +54,18 @@ def build(text: str, wanted: Sequence[targets.Target], toolchain: str, place: pi
 # would run the automake version that made them (bc's automake-1.14), which the build image lacks.
 _RECONF_INPUT = re.compile(r"^\+\+\+ \S*?(?:configure\.(?:ac|in)|Makefile\.am|\.m4)\s", re.M)
 _COMPAT = re.compile(r"debhelper-compat\s*\(\s*=\s*([0-9]{1,3})\s*\)")
+
+
+# debian/rules' dh --buildsystem=NAME (or -S NAME), in our names
+_BUILDSYSTEM = re.compile(r"(?:--buildsystem[= ]|\s-S\s*)(autoconf|makefile|cmake|meson)\b")
+_OURS = {"autoconf": "autotools", "makefile": "make", "cmake": "cmake", "meson": "meson"}
+
+
+def debhelper_system(tree: Path, subdir: str = "") -> str | None:
+    """The build system debhelper would use for the package: the one debian/rules names, else the first of
+    debhelper's order the tree has (configure before CMake and Meson); None: none of them."""
+    named = _BUILDSYSTEM.search(_text(tree / "debian" / "rules"))
+    return _OURS[named[1]] if named else plan.detect(tree / subdir, plan.DEBHELPER_ORDER)
 
 
 def reconfigures(tree: Path) -> bool:
