@@ -213,24 +213,26 @@ def cache_key(package: str, version: str, arch: str, build_image: str) -> str:
 
 
 class Cache:
-    """Finished results under the user's cache dir, one JSON file per key; what cannot be read is rebuilt."""
+    """Finished results under the user's cache dir, one JSON file per key in a directory per package (remove it to
+    build that package again); what cannot be read is built again."""
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or files.cache_dir() / "census"
 
-    def get(self, key: str) -> TargetResult | None:
+    def get(self, package: str, key: str) -> TargetResult | None:
         try:
-            doc = json.loads((self.root / f"{key}.json").read_text())
+            doc = json.loads((self.root / package / f"{key}.json").read_text())
             doc["smoke"] = [Smoke(**s) for s in doc.get("smoke", [])]
             return TargetResult(**{**doc, "cached": True})
         except (OSError, ValueError, TypeError):
             return None
 
-    def put(self, key: str, result: TargetResult) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".{key}.{os.getpid()}.tmp"
+    def put(self, package: str, key: str, result: TargetResult) -> None:
+        where = self.root / package
+        where.mkdir(parents=True, exist_ok=True)
+        tmp = where / f".{key}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps({**asdict(result), "cached": False}, sort_keys=True))
-        tmp.replace(self.root / f"{key}.json")
+        tmp.replace(where / f"{key}.json")
 
 
 @dataclass
@@ -260,11 +262,11 @@ class Census:
         result = PackageResult(src.name, src.version)
         for target in self.wanted:
             key = cache_key(src.name, src.version, target.name, self.build_image)
-            done = self.cache.get(key)
+            done = self.cache.get(src.name, key)
             if done is None:
                 done = self.target(src.spec, target)
                 if done.failure != "timeout":  # a timeout may be the machine's load, not the package
-                    self.cache.put(key, done)
+                    self.cache.put(src.name, key, done)
             result.targets.append(done)
         return result
 

@@ -75,13 +75,13 @@ def test_cached_results_come_back_marked_and_a_new_build_image_misses(tmp_path: 
     done = census.TargetResult("amd64", True, 3.5, programs={"pv": 1000},
                                smoke=[census.Smoke("pv", "amd64", True, "--version")])
     key = census.cache_key("pv", "1.6.20-1", "amd64", "base@sha256:1")
-    cache.put(key, done)
-    again = cache.get(key)
+    cache.put("pv", key, done)
+    again = cache.get("pv", key)
     assert again is not None and again.cached and again.smoke == done.smoke and again.programs == done.programs
-    assert cache.get(census.cache_key("pv", "1.6.20-1", "amd64", "base@sha256:2")) is None
-    assert cache.get(census.cache_key("pv", "1.6.20-2", "amd64", "base@sha256:1")) is None
-    (tmp_path / f"{key}.json").write_text("{not json")
-    assert cache.get(key) is None
+    assert cache.get("pv", census.cache_key("pv", "1.6.20-1", "amd64", "base@sha256:2")) is None
+    assert cache.get("pv", census.cache_key("pv", "1.6.20-2", "amd64", "base@sha256:1")) is None
+    (tmp_path / "pv" / f"{key}.json").write_text("{not json")
+    assert cache.get("pv", key) is None
 
 
 def test_report_has_a_row_per_package_and_a_summary_by_class(tmp_path: Path) -> None:
