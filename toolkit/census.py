@@ -333,6 +333,14 @@ def run(names: Sequence[str], census: Census, jobs: int = 1,
         return list(pool.map(one, names))
 
 
+def load(path: Path) -> list[PackageResult]:
+    """A report's JSON, read back (to write its Markdown again, or join two runs)."""
+    doc = json.loads(path.read_text())
+    return [PackageResult(p["package"], p["version"], [
+        TargetResult(**{**t, "smoke": [Smoke(**s) for s in t.get("smoke", [])]}) for t in p["targets"]])
+        for p in doc]
+
+
 def progress(p: PackageResult) -> str:
     parts = []
     for t in p.targets:
@@ -340,6 +348,15 @@ def progress(p: PackageResult) -> str:
         smoked = f", smoke {sum(s.ok for s in t.smoke)}/{len(t.smoke)}" if t.built else ""
         parts.append(f"{t.arch} {state}{smoked}, {t.seconds:.0f} s{' (cached)' if t.cached else ''}")
     return f"{p.package} {p.version}: " + "; ".join(parts)
+
+
+def _by_arch(said: dict[str, list[str]], arch_first: bool = True) -> str:
+    """What each target said, once for the targets that said the same: "amd64, arm64: text"."""
+    if not said:
+        return "-"
+    if arch_first:
+        return "; ".join(f"{', '.join(archs)}: {text}" for text, archs in said.items())
+    return "; ".join(f"{text} ({', '.join(archs)})" for text, archs in said.items())
 
 
 def _cell(text: str) -> str:
@@ -351,7 +368,7 @@ def report(results: Sequence[PackageResult], archs: Iterable[str], markdown: Pat
     archs = list(archs)
     head = ["package", "version", "programs", *archs, "smoke", "seconds", "bytes", "failure", "detail"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    classes: dict[str, list[str]] = {}
+    classes: dict[str, dict[str, list[str]]] = {}  # class: package: targets
     built = total = answered = 0
     for p in results:
         by_arch = {t.arch: t for t in p.targets}
@@ -360,29 +377,32 @@ def report(results: Sequence[PackageResult], archs: Iterable[str], markdown: Pat
         for a in archs:
             t = by_arch.get(a)
             cells.append("-" if t is None else "static" if t.built else f"failed: {t.failure}")
-        smoke_cells, seconds, sizes, failures, details = [], [], [], [], []
+        smoke_cells: dict[str, list[str]] = {}
+        seconds, sizes = [], []
+        failures: dict[str, list[str]] = {}
+        details: dict[str, list[str]] = {}
         for t in p.targets:
             total += 1
             built += t.built
             answered += bool(t.built and t.smoke and all(s.ok for s in t.smoke))
             if t.smoke:
-                smoke_cells.append(f"{t.arch}: " + ", ".join(f"{s.program} {'ok' if s.ok else 'no'} ({s.how})"
-                                                              for s in t.smoke))
+                text = ", ".join(f"{s.program} {'ok' if s.ok else 'no'} ({s.how})" for s in t.smoke)
+                smoke_cells.setdefault(text, []).append(t.arch)
             seconds.append(f"{t.seconds:.0f}")
             if t.programs:
                 sizes.append(f"{t.arch}: " + ", ".join(f"{n} {s:,}" for n, s in sorted(t.programs.items())))
             if t.failure:
-                classes.setdefault(t.failure, []).append(f"{p.package} ({t.arch})")
-                failures.append(f"{t.arch}: {t.failure}")
-                details.append(f"{t.arch}: {t.detail}")
+                classes.setdefault(t.failure, {}).setdefault(p.package, []).append(t.arch)
+                failures.setdefault(t.failure, []).append(t.arch)
+                details.setdefault(t.detail, []).append(t.arch)
             if t.notes:
-                classes.setdefault(NOTE_NSS if any("NSS" in n or "iconv" in n for n in t.notes) else "dlopen",
-                                   []).append(f"{p.package} ({t.arch}, built)")
-                details.append(f"{t.arch} note: {t.notes[0]}")
+                note = NOTE_NSS if any("NSS" in n or "iconv" in n for n in t.notes) else "dlopen"
+                classes.setdefault(note, {}).setdefault(p.package, []).append(t.arch)
+                details.setdefault(f"note: {t.notes[0]}", []).append(t.arch)
         rows.append("| " + " | ".join(_cell(x) for x in (
-            p.package, p.version, ", ".join(programs) or "-", *cells, "; ".join(smoke_cells) or "-",
-            "/".join(seconds), "; ".join(sizes) or "-", "; ".join(failures) or "-",
-            "; ".join(details)[:700] or "-")) + " |")
+            p.package, p.version, ", ".join(programs) or "-", *cells, _by_arch(smoke_cells),
+            "/".join(seconds), "; ".join(sizes) or "-", _by_arch(failures, arch_first=False),
+            _by_arch(details)[:700])) + " |")
     summary = [f"{built} of {total} builds (package × target) made static programs; {answered} of {total} also "
                f"answered {SMOKE_SAID} in their scratch image (exit 0 with output, or the program's usage with "
                "exit 1 or 2).", "", "| class | count | what to do | packages |", "|---|---:|---|---|"]
@@ -390,8 +410,10 @@ def report(results: Sequence[PackageResult], archs: Iterable[str], markdown: Pat
                        "build with --libc musl"}
     for name in [*CLASSES, NOTE_NSS]:
         if name in classes:
-            summary.append(f"| {name} | {len(classes[name])} | {_cell(CLASSES.get(name) or notes[name])} | "
-                           f"{_cell(', '.join(classes[name]))} |")
+            packages = classes[name]
+            listed = ", ".join(f"{n} ({'/'.join(archs)})" for n, archs in packages.items())
+            summary.append(f"| {name} | {sum(map(len, packages.values()))} | "
+                           f"{_cell(CLASSES.get(name) or notes[name])} | {_cell(listed)} |")
     text = f"# {title}\n\n" + "\n".join(summary) + "\n\n" + "\n".join(rows) + "\n"
     doc = json.dumps([asdict(p) for p in results], indent=1, sort_keys=True) + "\n"
     for path, body in ((markdown, text), (markdown.with_suffix(".json"), doc)):

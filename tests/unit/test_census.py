@@ -91,15 +91,16 @@ def test_report_has_a_row_per_package_and_a_summary_by_class(tmp_path: Path) -> 
                                 smoke=[census.Smoke("pv", "amd64", True, "--version")]),
             census.TargetResult("arm64", False, 30.0, "no-static-archive", "libfoo-dev ships no static archive")]),
         census.PackageResult("nosuch", "?", [census.TargetResult("amd64", False, 0.0, "fetch", "404 | Not Found"),
-                                             census.TargetResult("arm64", False, 0.0, "fetch", "404")]),
+                                             census.TargetResult("arm64", False, 0.0, "fetch", "404 | Not Found")]),
     ]
     md = tmp_path / "census.md"
     census.report(results, ["amd64", "arm64"], md, "Census")
     text = md.read_text()
     assert "1 of 4 builds (package × target) made static programs; 1 of 4 also answered" in text
-    assert "| fetch | 2 |" in text and "| no-static-archive | 1 |" in text
+    assert "| fetch | 2 |" in text and "| nosuch (amd64/arm64) |" in text and "| no-static-archive | 1 |" in text
     assert "| pv | 1.6.20-1 | pv | static | failed: no-static-archive | amd64: pv ok (--version) | 12/30 |" in text
-    assert "404 / Not Found" in text  # a | in a detail does not break the table
+    assert "| amd64, arm64: 404 / Not Found |" in text  # said once for both; a | does not break the table
     doc = json.loads(md.with_suffix(".json").read_text())
     assert [p["package"] for p in doc] == ["pv", "nosuch"] and doc[0]["targets"][0]["programs"] == {"pv": 1042320}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["census.json", "census.md"]
+    assert census.load(md.with_suffix(".json")) == results
