@@ -49,6 +49,17 @@ CLASSES = {
 }
 # Notes on a build that worked: verify's libc warnings (NSS or iconv calls that need files a scratch image lacks).
 NOTE_NSS = "nss-iconv"
+NOTES = {NOTE_NSS: "built, but calls NSS or iconv (verify's libc note): the image needs /etc files, or build with "
+                   "--libc musl",
+         "partly-dynamic": "built, but some programs came out dynamic and were left out (see the project's build "
+                           "options for them)",
+         "dlopen-warning": "built, but the link warned that dlopen needs shared libraries at run time"}
+
+
+def _note_class(note: str) -> str:
+    if "came out dynamic" in note:
+        return "partly-dynamic"
+    return "dlopen-warning" if note.startswith("dlopen:") else NOTE_NSS
 
 
 @dataclass
@@ -298,6 +309,8 @@ class Census:
             result.notes += [f"{p.name}: {w}" for w in verdict.runtime]
             tag = f"fromscratch-census/{spec.split('=')[0]}-{p.name}:{target.name}".lower()
             result.smoke.append(smoke(p, target.name, re.sub(r"[^a-z0-9/:._-]", "-", tag), self.remove))
+        for name in re.findall(r"^left out (\S+): came out dynamic", proc.stderr, re.M):  # its siblings delivered
+            result.notes.append(f"{name}: came out dynamic, left out")
         if "Using 'dlopen' in statically linked" in said:
             result.notes.append("dlopen: " + classify(said)[1])
         if not all(s.ok for s in result.smoke):
@@ -395,10 +408,9 @@ def report(results: Sequence[PackageResult], archs: Iterable[str], markdown: Pat
                 classes.setdefault(t.failure, {}).setdefault(p.package, []).append(t.arch)
                 failures.setdefault(t.failure, []).append(t.arch)
                 details.setdefault(t.detail, []).append(t.arch)
-            if t.notes:
-                note = NOTE_NSS if any("NSS" in n or "iconv" in n for n in t.notes) else "dlopen"
-                classes.setdefault(note, {}).setdefault(p.package, []).append(t.arch)
-                details.setdefault(f"note: {t.notes[0]}", []).append(t.arch)
+            for note in {_note_class(n): n for n in t.notes}.items():
+                classes.setdefault(note[0], {}).setdefault(p.package, []).append(t.arch)
+                details.setdefault(f"note: {note[1]}", []).append(t.arch)
         rows.append("| " + " | ".join(_cell(x) for x in (
             p.package, p.version, ", ".join(programs) or "-", *cells, _by_arch(smoke_cells),
             "/".join(seconds), "; ".join(sizes) or "-", _by_arch(failures, arch_first=False),
@@ -406,14 +418,12 @@ def report(results: Sequence[PackageResult], archs: Iterable[str], markdown: Pat
     summary = [f"{built} of {total} builds (package × target) made static programs; {answered} of {total} also "
                f"answered {SMOKE_SAID} in their scratch image (exit 0 with output, or the program's usage with "
                "exit 1 or 2).", "", "| class | count | what to do | packages |", "|---|---:|---|---|"]
-    notes = {NOTE_NSS: "built, but calls NSS or iconv (verify's libc note): the image needs /etc files, or "
-                       "build with --libc musl"}
-    for name in [*CLASSES, NOTE_NSS]:
+    for name in [*CLASSES, *NOTES]:
         if name in classes:
             packages = classes[name]
             listed = ", ".join(f"{n} ({'/'.join(archs)})" for n, archs in packages.items())
             summary.append(f"| {name} | {sum(map(len, packages.values()))} | "
-                           f"{_cell(CLASSES.get(name) or notes[name])} | {_cell(listed)} |")
+                           f"{_cell(CLASSES.get(name) or NOTES[name])} | {_cell(listed)} |")
     text = f"# {title}\n\n" + "\n".join(summary) + "\n\n" + "\n".join(rows) + "\n"
     doc = json.dumps([asdict(p) for p in results], indent=1, sort_keys=True) + "\n"
     for path, body in ((markdown, text), (markdown.with_suffix(".json"), doc)):

@@ -104,3 +104,17 @@ def test_report_has_a_row_per_package_and_a_summary_by_class(tmp_path: Path) -> 
     assert [p["package"] for p in doc] == ["pv", "nosuch"] and doc[0]["targets"][0]["programs"] == {"pv": 1042320}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["census.json", "census.md"]
     assert census.load(md.with_suffix(".json")) == results
+
+
+def test_notes_on_builds_that_worked_are_summed_by_class(tmp_path: Path) -> None:
+    notes = ["magic: came out dynamic, left out", "file: glibc static binary calls getpwuid: user lookups read "
+             "/etc/passwd", "dlopen: warning: Using 'dlopen' in statically linked applications"]
+    results = [census.PackageResult("file", "1:5.44-3", [census.TargetResult(
+        "amd64", True, 9.0, programs={"file": 2_000_000}, smoke=[census.Smoke("file", "amd64", True, "--version")],
+        notes=notes)])]
+    md = tmp_path / "r.md"
+    census.report(results, ["amd64"], md)
+    text = md.read_text()
+    for name in ("partly-dynamic", "nss-iconv", "dlopen-warning"):
+        assert f"| {name} | 1 |" in text and name in census.NOTES
+    assert "1 of 1 builds (package × target) made static programs; 1 of 1 also answered" in text
