@@ -238,6 +238,22 @@ def test_a_debian_package_builds_with_the_system_debhelper_picks(tmp_path: Path,
     tree = _package_tree(tmp_path, "Build-Depends: debhelper-compat (= 13)", {"debian/rules": rules})
     for name in present:
         (tree / name).write_text("")
-    assert build.debhelper_system(tree) == system
+    assert build.debhelper_system(tree) == (system, "")
     if "CMakeLists.txt" in present:  # a project of the user's keeps CMake first
         assert plan.detect(tree) == "cmake"
+
+
+@pytest.mark.parametrize(("rules", "found"), [
+    ("override_dh_auto_configure:\n\tdh_auto_configure --buildsystem=cmake \\\n\t\t--sourcedir=$(CURDIR)/build/cmake\n",
+     ("cmake", "build/cmake")),  # zstd
+    ("%:\n\tdh $@ -D build/cmake\n", ("cmake", "build/cmake")),
+    ("%:\n\tdh $@ --sourcedirectory=../../etc\n", ("make", "")),
+    ("%:\n\tdh $@ --sourcedirectory=nosuchdir\n", ("make", "")),
+])
+def test_the_directory_debian_rules_builds_in(tmp_path: Path, rules: str, found: tuple[str, str]) -> None:
+    tree = _package_tree(tmp_path, "Build-Depends: debhelper-compat (= 13)", {"debian/rules": rules})
+    (tree / "Makefile").write_text("")
+    (tree / "build" / "cmake").mkdir(parents=True)
+    (tree / "build" / "cmake" / "CMakeLists.txt").write_text("")
+    assert build.debhelper_system(tree) == found
+    assert build.debhelper_system(tree, "lib")[1] == "lib"  # the user's --subdir stands

@@ -43,8 +43,8 @@ def build(text: str, wanted: Sequence[targets.Target], toolchain: str, place: pi
         for target in wanted:
             picker.check(target)
     if flags.system is None and flags.run is None:  # the build system debhelper would pick, not ours
-        flags = replace(flags, system=debhelper_system(src.tree, grammar.inside(flags.subdir, "--subdir")
-                                                       if flags.subdir else ""))
+        system, subdir = debhelper_system(src.tree, grammar.inside(flags.subdir, "--subdir") if flags.subdir else "")
+        flags = replace(flags, system=system, subdir=subdir or None)
     job = replace(project_file.open_project(str(src.tree), flags), build_dep=src.spec, reconf=reconfigures(src.tree))
     return pipeline.build(job, wanted, "container", place, say, index=index, described=[src.sbom_package()],
                           pick=picker, **options)
@@ -56,16 +56,23 @@ _RECONF_INPUT = re.compile(r"^\+\+\+ \S*?(?:configure\.(?:ac|in)|Makefile\.am|\.
 _COMPAT = re.compile(r"debhelper-compat\s*\(\s*=\s*([0-9]{1,3})\s*\)")
 
 
-# debian/rules' dh --buildsystem=NAME (or -S NAME), in our names
+# debian/rules' dh --buildsystem=NAME (or -S NAME), in our names, and its --sourcedirectory=DIR (or -D DIR)
 _BUILDSYSTEM = re.compile(r"(?:--buildsystem[= ]|\s-S\s*)(autoconf|makefile|cmake|meson)\b")
 _OURS = {"autoconf": "autotools", "makefile": "make", "cmake": "cmake", "meson": "meson"}
+_SOURCEDIR = re.compile(r"(?:--sourcedir(?:ectory)?[= ]|\s-D\s*)(?:\$\(CURDIR\)/)?([A-Za-z0-9_.+/-]{1,200})")
 
 
-def debhelper_system(tree: Path, subdir: str = "") -> str | None:
-    """The build system debhelper would use for the package: the one debian/rules names, else the first of
-    debhelper's order the tree has (configure before CMake and Meson); None: none of them."""
-    named = _BUILDSYSTEM.search(_text(tree / "debian" / "rules"))
-    return _OURS[named[1]] if named else plan.detect(tree / subdir, plan.DEBHELPER_ORDER)
+def debhelper_system(tree: Path, subdir: str = "") -> tuple[str | None, str]:
+    """The build system debhelper would use for the package and the directory it builds in: what debian/rules
+    names (zstd: cmake in build/cmake), else the first of debhelper's order the tree has (configure before CMake
+    and Meson); None: none of them. A subdir given by the user stands."""
+    rules = _text(tree / "debian" / "rules")
+    if not subdir and (named_dir := _SOURCEDIR.search(rules)):
+        candidate = named_dir[1].strip("/")
+        if ".." not in candidate.split("/") and (tree / candidate).is_dir():
+            subdir = candidate
+    named = _BUILDSYSTEM.search(rules)
+    return (_OURS[named[1]] if named else plan.detect(tree / subdir, plan.DEBHELPER_ORDER)), subdir
 
 
 def reconfigures(tree: Path) -> bool:
