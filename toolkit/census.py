@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -132,18 +133,22 @@ def _toolkit(*args: str, timeout: float | None) -> subprocess.CompletedProcess[s
            "PYTHONPATH": os.pathsep.join(filter(None, (str(Path(__file__).parent.parent),
                                                        os.environ.get("PYTHONPATH"))))}
     # errors="replace": a program's --help may print bytes that are not UTF-8 (bzip2 does)
-    proc = subprocess.Popen([sys.executable, "-m", "toolkit", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True, errors="replace", env=env)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGTERM)
+    # run in an empty directory of its own: `-m toolkit` imports from the current directory first, which must not
+    # be a toolkit/ that the directory the census was started in happens to hold (paths given are absolute)
+    with tempfile.TemporaryDirectory(prefix="fromscratch-census-run-") as here:
+        proc = subprocess.Popen([sys.executable, "-m", "toolkit", *args], stdout=subprocess.PIPE, cwd=here,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, errors="replace",
+                                env=env)
         try:
-            proc.communicate(timeout=60)
+            out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-        raise
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+            raise
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
@@ -156,7 +161,7 @@ def error_line(said: str) -> str:
 def smoke(binary: Path, arch: str, tag: str, remove: Callable[[str], None]) -> Smoke:
     """Run binary in its own scratch image (tag) with SMOKE_ARGS until it answers; the image removed after."""
     try:
-        made = _toolkit("image", "--tag", tag, "--binary", str(binary), "--sbom", "none", "--arch", arch,
+        made = _toolkit("image", "--tag", tag, "--binary", str(binary.resolve()), "--sbom", "none", "--arch", arch,
                         timeout=300)
         if made.returncode != 0:
             return Smoke(binary.name, arch, False, f"image: {error_line(made.stderr)}")
@@ -284,7 +289,7 @@ class Census:
     def target(self, spec: str, target: targets.Target) -> TargetResult:
         from .check import elf, verify
 
-        out = self.workdir / f"{spec.replace(':', '_')}-{target.name}"
+        out = self.workdir.resolve() / f"{spec.replace(':', '_')}-{target.name}"
         args = ["build", "--debian", spec, "--arch", target.name, "--out", str(out), "--timeout", str(self.timeout)]
         if self.builder_base:
             args += ["--builder-base", self.builder_base]

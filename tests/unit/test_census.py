@@ -118,3 +118,14 @@ def test_notes_on_builds_that_worked_are_summed_by_class(tmp_path: Path) -> None
     for name in ("partly-dynamic", "nss-iconv", "dlopen-warning"):
         assert f"| {name} | 1 |" in text and name in census.NOTES
     assert "1 of 1 builds (package × target) made static programs; 1 of 1 also answered" in text
+
+
+def test_the_subprocesses_run_this_toolkit_not_one_in_the_current_directory(tmp_path: Path, monkeypatch) -> None:
+    planted = tmp_path / "toolkit"
+    planted.mkdir()
+    (planted / "__init__.py").write_text("")
+    (planted / "__main__.py").write_text(f"open({str(tmp_path / 'pwned')!r}, 'w').close()\n")
+    monkeypatch.chdir(tmp_path)
+    ran = census._toolkit("--version", timeout=120)
+    assert ran.returncode == 0 and "fromscratch" in ran.stdout.lower(), ran
+    assert not (tmp_path / "pwned").exists()
