@@ -249,11 +249,13 @@ def test_a_debian_package_builds_with_the_system_debhelper_picks(tmp_path: Path,
     ("%:\n\tdh $@ -D build/cmake\n", ("cmake", "build/cmake")),
     ("%:\n\tdh $@ --sourcedirectory=../../etc\n", ("make", "")),
     ("%:\n\tdh $@ --sourcedirectory=nosuchdir\n", ("make", "")),
+    ("override_dh_auto_configure:\n\tdh_auto_configure --sourcedirectory=debian/libtool\n", ("make", "")),  # lua
 ])
 def test_the_directory_debian_rules_builds_in(tmp_path: Path, rules: str, found: tuple[str, str]) -> None:
     tree = _package_tree(tmp_path, "Build-Depends: debhelper-compat (= 13)", {"debian/rules": rules})
     (tree / "Makefile").write_text("")
     (tree / "build" / "cmake").mkdir(parents=True)
+    (tree / "debian" / "libtool").mkdir()
     (tree / "build" / "cmake" / "CMakeLists.txt").write_text("")
     assert build.debhelper_system(tree) == found
     assert build.debhelper_system(tree, "lib")[1] == "lib"  # the user's --subdir stands

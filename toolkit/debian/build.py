@@ -69,7 +69,8 @@ def debhelper_system(tree: Path, subdir: str = "") -> tuple[str | None, str]:
     rules = _text(tree / "debian" / "rules")
     if not subdir and (named_dir := _SOURCEDIR.search(rules)):
         candidate = named_dir[1].strip("/")
-        if ".." not in candidate.split("/") and (tree / candidate).is_dir():
+        # not one under debian/: Debian's own helper build (lua5.4's debian/libtool makes the shared library)
+        if ".." not in candidate.split("/") and candidate.split("/")[0] != "debian" and (tree / candidate).is_dir():
             subdir = candidate
     named = _BUILDSYSTEM.search(rules)
     return (_OURS[named[1]] if named else plan.detect(tree / subdir, plan.DEBHELPER_ORDER)), subdir
