@@ -259,3 +259,23 @@ def test_the_directory_debian_rules_builds_in(tmp_path: Path, rules: str, found:
     (tree / "build" / "cmake" / "CMakeLists.txt").write_text("")
     assert build.debhelper_system(tree) == found
     assert build.debhelper_system(tree, "lib")[1] == "lib"  # the user's --subdir stands
+
+
+@pytest.mark.parametrize(("rules", "keeps"), [
+    ("# upstream maintains config.h.in manually\nexport AUTOHEADER = true\n%:\n\tdh $@ --with=autoreconf\n", True),
+    ("export AUTOHEADER := true\n", True), ("export AUTOHEADER = /usr/bin/autoheader\n", False), ("", False),
+])
+def test_autoheader_stays_off_where_debian_rules_turns_it_off(tmp_path: Path, rules: str, keeps: bool) -> None:
+    from toolkit.compile import plan
+
+    tree = _package_tree(tmp_path, "Build-Depends: debhelper-compat (= 12)", {"debian/rules": rules})
+    assert build.keeps_header(tree) is keeps
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "autoreconf").write_text('#!/bin/sh\necho "AUTOHEADER=${AUTOHEADER:-} autoreconf $*" > ran\n')
+    (tools / "autoreconf").chmod(0o755)
+    (tree / "configure.ac").write_text("")
+    first = plan.steps(plan.Plan(tree, system="autotools", reconf=True, keep_header=build.keeps_header(tree)), False,
+                       "x86_64-linux-gnu")[0]
+    subprocess.run(["sh", "-c", first], cwd=tree, check=True, env={"PATH": f"{tools}:/usr/bin:/bin"})
+    assert (tree / "ran").read_text().strip() == f"AUTOHEADER={'true' if keeps else ''} autoreconf -fi"

@@ -50,6 +50,7 @@ class Plan:
     tools: tuple[str, ...] = ()  # packages the build runs on the build machine
     build_dep: str = ""  # NAME=VERSION: a Debian source package whose build dependencies the build image installs
     reconf: bool = False  # an autotools build runs autoreconf -fi first, even with a configure (as dh_autoreconf)
+    keep_header: bool = False  # ... without autoheader: the project keeps its config.h.in by hand (socat)
     artifacts: tuple[str, ...] = ()
     cflags: tuple[str, ...] = ()
     ldflags: tuple[str, ...] = ()
@@ -171,7 +172,8 @@ def steps(project: Plan, cross: bool, triplet: str, gnu_ld: bool = True) -> list
     first = ('if [ ! -f ./configure ]; then if [ -f ./autogen.sh ]; then NOCONFIGURE=1 sh ./autogen.sh; '
              'else autoreconf -fi; fi; fi')
     if project.reconf:  # as dh_autoreconf: only where there is an autoconf input to regenerate from
-        first = f'if [ -f ./configure.ac ] || [ -f ./configure.in ]; then autoreconf -fi; else {first}; fi'
+        reconf = "AUTOHEADER=true autoreconf -fi" if project.keep_header else "autoreconf -fi"
+        first = f'if [ -f ./configure.ac ] || [ -f ./configure.in ]; then {reconf}; else {first}; fi'
     return [first,
             # only the options this configure knows: an unknown --disable-shared stops some scripts
             'set --; for o in --disable-shared --enable-static; do '

@@ -45,7 +45,8 @@ def build(text: str, wanted: Sequence[targets.Target], toolchain: str, place: pi
     if flags.system is None and flags.run is None:  # the build system debhelper would pick, not ours
         system, subdir = debhelper_system(src.tree, grammar.inside(flags.subdir, "--subdir") if flags.subdir else "")
         flags = replace(flags, system=system, subdir=subdir or None)
-    job = replace(project_file.open_project(str(src.tree), flags), build_dep=src.spec, reconf=reconfigures(src.tree))
+    job = replace(project_file.open_project(str(src.tree), flags), build_dep=src.spec, reconf=reconfigures(src.tree),
+                  keep_header=keeps_header(src.tree))
     return pipeline.build(job, wanted, "container", place, say, index=index, described=[src.sbom_package()],
                           pick=picker, **options)
 
@@ -93,6 +94,11 @@ def reconfigures(tree: Path) -> bool:
     series = _text(debian / "patches" / "series").split()
     return any(_RECONF_INPUT.search(_text(debian / "patches" / name)) for name in series  # names inside patches/
                if not name.startswith(("#", "/")) and ".." not in name.split("/"))
+
+
+def keeps_header(tree: Path) -> bool:
+    """Whether debian/rules turns autoheader off (`export AUTOHEADER = true`: socat keeps config.h.in by hand)."""
+    return re.search(r"^\s*export\s+AUTOHEADER\s*:?=\s*true\s*$", _text(tree / "debian" / "rules"), re.M) is not None
 
 
 def _text(path: Path) -> str:
