@@ -250,6 +250,8 @@ def test_a_debian_package_builds_with_the_system_debhelper_picks(tmp_path: Path,
     ("%:\n\tdh $@ --sourcedirectory=../../etc\n", ("make", "")),
     ("%:\n\tdh $@ --sourcedirectory=nosuchdir\n", ("make", "")),
     ("override_dh_auto_configure:\n\tdh_auto_configure --sourcedirectory=debian/libtool\n", ("make", "")),  # lua
+    ("%:\n\tdh $@\nexecute_after_dh_auto_configure:\n\tdh_auto_configure \\\n\t\t--buildsystem=cmake \\\n"
+     "\t\t--sourcedir=$(CURDIR)/build/cmake\n", ("make", "")),  # zstd: an extra build beside the Makefile's
 ])
 def test_the_directory_debian_rules_builds_in(tmp_path: Path, rules: str, found: tuple[str, str]) -> None:
     tree = _package_tree(tmp_path, "Build-Depends: debhelper-compat (= 13)", {"debian/rules": rules})

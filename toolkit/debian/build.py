@@ -67,7 +67,7 @@ def debhelper_system(tree: Path, subdir: str = "") -> tuple[str | None, str]:
     """The build system debhelper would use for the package and the directory it builds in: what debian/rules
     names (zstd: cmake in build/cmake), else the first of debhelper's order the tree has (configure before CMake
     and Meson); None: none of them. A subdir given by the user stands."""
-    rules = _text(tree / "debian" / "rules")
+    rules = _main_build(_text(tree / "debian" / "rules"))
     if not subdir and (named_dir := _SOURCEDIR.search(rules)):
         candidate = named_dir[1].strip("/")
         # not one under debian/: Debian's own helper build (lua5.4's debian/libtool makes the shared library)
@@ -75,6 +75,20 @@ def debhelper_system(tree: Path, subdir: str = "") -> tuple[str | None, str]:
             subdir = candidate
     named = _BUILDSYSTEM.search(rules)
     return (_OURS[named[1]] if named else plan.detect(tree / subdir, plan.DEBHELPER_ORDER)), subdir
+
+
+def _main_build(rules: str) -> str:
+    """The lines of debian/rules that choose the package's main build: dh's own line and the recipe that replaces
+    dh_auto_configure; not the extra runs before or after it (zstd's execute_after_dh_auto_configure configures
+    build/cmake besides the top Makefile's build)."""
+    lines = rules.replace("\\\n", " ").splitlines()
+    kept, inside = [], False
+    for line in lines:
+        if line and not line[0].isspace():
+            inside = line.startswith("override_dh_auto_configure:")
+        elif inside or re.match(r"\s+dh\s+\$@", line):
+            kept.append(line)
+    return "\n".join(kept)
 
 
 def reconfigures(tree: Path) -> bool:
