@@ -219,8 +219,8 @@ def classify(said: str) -> tuple[str, str]:
         found = rule.findall(said)
         if found:
             return name, " ".join(dict.fromkeys(line.strip() for line in found[-3:]))[:400]
-    tail = [line.strip() for line in said.splitlines() if line.strip()][-5:]
-    return "build", " / ".join(tail)[:600]
+    tail = [line.strip()[:240] for line in said.splitlines() if line.strip()][-5:]
+    return "build", " / ".join(tail)[-600:]  # the end: where the error is
 
 
 def cache_key(package: str, version: str, arch: str, build_image: str) -> str:

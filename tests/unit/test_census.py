@@ -70,6 +70,12 @@ def test_failures_are_classed_by_what_a_user_can_do(said: str, failure: str, nam
     assert got in census.CLASSES
 
 
+def test_a_build_failure_keeps_the_end_of_its_output() -> None:
+    said = "\n".join(["building the build image's layer: " + "x" * 500] * 4 + ["error: the build of screen failed"])
+    failure, detail = census.classify(said)
+    assert failure == "build" and detail.endswith("error: the build of screen failed") and len(detail) <= 600
+
+
 def test_cached_results_come_back_marked_and_a_new_build_image_misses(tmp_path: Path) -> None:
     cache = census.Cache(tmp_path)
     done = census.TargetResult("amd64", True, 3.5, programs={"pv": 1000},
