@@ -107,6 +107,11 @@ def test_programs_are_the_packages_own(index: Path, tmp_path: Path) -> None:
     assert pick.shipped(amd64) == {"chkfont": "figlet", "figlet-figlet": "figlet", "figlist": "figlet"}
     sl = build.Picker(source.Source("sl", "5.02-1", tmp_path, ("sl",)), lambda arch: index, None, said.append)
     assert [p.name for p in sl(amd64, _made(tmp_path, "sl"))] == ["sl"]
+    # screen installs screen-4.9.0 (and the link screen): the program under its versioned name is the package's
+    screen = build.Picker(source.Source("screen", "4.9.0-4", tmp_path, ("screen",)), lambda arch: None, None,
+                          said.append)
+    screen.shipped = lambda target: {"screen": "screen"}  # type: ignore[method-assign]
+    assert [p.name for p in screen(amd64, _made(tmp_path, "screen-4.9.0", "screenrc-1"))] == ["screen-4.9.0"]
 
 
 def test_program_flag(index: Path, tmp_path: Path) -> None:

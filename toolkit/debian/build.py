@@ -152,8 +152,8 @@ class Picker:
             chosen = made
         else:
             names = {*shipped, *self.src.binaries}
-            chosen = [p for p in made if p.name in names]
-            others = sorted(p.name for p in made if p.name not in names)
+            chosen = [p for p in made if _shipped_as(p.name, names)]
+            others = sorted(p.name for p in made if p not in chosen)
             if others:
                 self.say(f"left out for {target.platform}, not a program {self.src.name}'s packages ship: "
                          + ", ".join(others))
@@ -167,6 +167,13 @@ class Picker:
                               f"packages ship ({', '.join(shipped or ()) or 'none'})",
                               hint="made: " + ", ".join(p.name for p in made))
         return chosen
+
+
+def _shipped_as(made: str, names: set[str]) -> bool:
+    """A program the build made is one the packages ship: by its name, or a versioned name a shipped one links to
+    when installed (screen installs screen-4.9.0 and the link screen)."""
+    versioned = re.fullmatch(r"(.+)-[0-9][0-9.]*", made)
+    return made in names or (versioned is not None and versioned[1] in names)
 
 
 def one_program(outcomes: Sequence[pipeline.Outcome], name: str, program: str | None) -> list[Path]:
