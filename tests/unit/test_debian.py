@@ -279,10 +279,13 @@ def test_autoheader_stays_off_where_debian_rules_turns_it_off(tmp_path: Path, ru
     assert build.keeps_header(tree) is keeps
     tools = tmp_path / "bin"
     tools.mkdir()
-    (tools / "autoreconf").write_text('#!/bin/sh\necho "AUTOHEADER=${AUTOHEADER:-} autoreconf $*" > ran\n')
+    (tools / "autoreconf").write_text('#!/bin/sh\necho "AUTOHEADER=${AUTOHEADER:-} autoreconf $*" > ran\n'
+                                      'echo "AUTOPOINT=${AUTOPOINT:-}" > autopoint\n')
     (tools / "autoreconf").chmod(0o755)
     (tree / "configure.ac").write_text("")
     first = plan.steps(plan.Plan(tree, system="autotools", reconf=True, keep_header=build.keeps_header(tree)), False,
                        "x86_64-linux-gnu")[0]
-    subprocess.run(["sh", "-c", first], cwd=tree, check=True, env={"PATH": f"{tools}:/usr/bin:/bin"})
+    subprocess.run(["/bin/sh", "-c", first], cwd=tree, check=True, env={"PATH": str(tools)})  # no autopoint
     assert (tree / "ran").read_text().strip() == f"AUTOHEADER={'true' if keeps else ''} autoreconf -fi"
+    # cpio: no autopoint on PATH here, so autoreconf keeps the tarball's gettext files
+    assert (tree / "autopoint").read_text().strip() == "AUTOPOINT=true"

@@ -173,6 +173,8 @@ def steps(project: Plan, cross: bool, triplet: str, gnu_ld: bool = True) -> list
              'else autoreconf -fi; fi; fi')
     if project.reconf:  # as dh_autoreconf: only where there is an autoconf input to regenerate from
         reconf = "AUTOHEADER=true autoreconf -fi" if project.keep_header else "autoreconf -fi"
+        # without gettext's autopoint (not in every build image) the release tarball's own po/ and m4/ stay
+        reconf = f"if ! command -v autopoint >/dev/null; then export AUTOPOINT=true; fi; {reconf}"
         first = f'if [ -f ./configure.ac ] || [ -f ./configure.in ]; then {reconf}; else {first}; fi'
     return [first,
             # only the options this configure knows: an unknown --disable-shared stops some scripts
