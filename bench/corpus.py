@@ -1,8 +1,8 @@
 """A corpus of real programs built as a user would: each Debian source package's upstream tree built with
 `build --project DIR --arch ...` and no other flag, then each program it made smoke-run in its own scratch image
-(_SMOKE_ARGS: the first that exits 0 saying something, else a usage text with exit 1 or 2). What a change to the
-build path buys, measured on trees nobody here wrote; the report
-goes to docs/, not to the test suite (it takes tens of minutes)."""
+(toolkit/census.py's smoke(): the first of its arguments that exits 0 saying something, else a usage text with
+exit 1 or 2). What a change to the build path buys, measured on trees nobody here wrote; the report goes to docs/,
+not to the test suite (it takes tens of minutes)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from toolkit.census import SMOKE_SAID, Smoke, engine_remover, error_line, smoke
+
 from . import DEFAULT_BUILDER_BASE, REPO
 
 # Command-line programs with and without libraries, over make, CMake, Meson and autotools. (Left out: packages
@@ -22,19 +24,6 @@ from . import DEFAULT_BUILDER_BASE, REPO
 # cmatrix; issue 25 builds those from the .dsc and .orig.)
 DEFAULT = ("lua5.4", "zstd", "sqlite3", "figlet", "sl", "nano", "htop", "tmux", "less", "ncdu", "dialog", "socat",
            "jq", "pv", "tree", "dos2unix", "lz4", "bc", "bzip2", "xz-utils")
-_SMOKE_SECONDS = 60
-# What a smoke run tries, in order: the first that exits 0 saying something passes; failing that, a usage text
-# with exit 1 or 2 (the program ran in its scratch image and parsed its arguments: chkfont, bzip2recover).
-_SMOKE_ARGS = (("--version",), ("-v",), ("-V",), ("--help",), ("-h",), ())
-_SMOKE_SAID = "--version, -v, -V, --help, -h or no arguments"
-
-
-@dataclass
-class Smoke:
-    program: str
-    arch: str
-    ok: bool
-    how: str  # "--version", "--help", or what failed
 
 
 @dataclass
@@ -57,34 +46,6 @@ def _invoke(*args: str, timeout: float, stdin: int | None = subprocess.DEVNULL) 
                           env={**os.environ, "FROMSCRATCH_LOG": "WARNING"})
 
 
-def _error(proc: subprocess.CompletedProcess[str]) -> str:
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    return (lines[-1] if lines else (proc.stderr.strip().splitlines() or ["(no output)"])[-1])[:300]
-
-
-def _smoke(binary: Path, arch: str, tag: str) -> Smoke:
-    made = _invoke("image", "--tag", tag, "--binary", str(binary), "--sbom", "none", timeout=300)
-    if made.returncode != 0:
-        return Smoke(binary.name, arch, False, f"image: {_error(made)}")
-    usage = None  # the first answer that is the program's own usage text, exiting 1 or 2
-    try:
-        for args in _SMOKE_ARGS:
-            try:
-                # arguments replace the image's CMD (as docker run's do): the program first
-                ran = _invoke("run", "--tag", tag, "--", f"/{binary.name}", *args, timeout=_SMOKE_SECONDS)
-            except subprocess.TimeoutExpired:
-                continue
-            said = (ran.stdout + ran.stderr).strip()
-            how = args[0] if args else "no arguments"
-            if ran.returncode == 0 and said:
-                return Smoke(binary.name, arch, True, how)
-            if usage is None and ran.returncode in (1, 2) and "usage" in said.lower():
-                usage = Smoke(binary.name, arch, True, f"{how}: usage, exit {ran.returncode}")
-        return usage or Smoke(binary.name, arch, False, f"no answer to {_SMOKE_SAID}")
-    finally:
-        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
-
-
 def build_one(package: str, arch: str, toolchain: str, builder_base: str, timeout: float) -> Result:
     from tests import debsrc
 
@@ -105,14 +66,15 @@ def build_one(package: str, arch: str, toolchain: str, builder_base: str, timeou
         found = [line.removeprefix("found ") for line in (proc.stdout + proc.stderr).splitlines()
                  if line.startswith("found ")]
         if proc.returncode != 0:
-            return Result(package, arch, False, seconds, error=_error(proc), found=found)
+            return Result(package, arch, False, seconds, error=error_line(proc.stderr), found=found)
         programs = sorted(p for p in out.iterdir()  # a program once: not its installed names (symlinks)
                           if p.is_file() and not p.is_symlink() and not p.name.endswith(".spdx.json"))
         result = Result(package, arch, True, seconds, [p.name for p in programs],
                         {p.name: p.stat().st_size for p in programs}, found=found)
+        remove = engine_remover()
         for p in programs:
             tag = f"fromscratch-corpus/{package}-{p.name}:{arch}".lower().replace("+", "-")
-            result.smoke.append(_smoke(p, arch, tag))
+            result.smoke.append(smoke(p, arch, tag, remove))
         return result
 
 
@@ -143,7 +105,7 @@ def report(results: list[Result], markdown: Path, title: str) -> None:
     built = [r for r in results if r.built]
     passed = [r for r in built if r.smoke and all(s.ok for s in r.smoke)]
     summary = (f"{len(built)} of {len(results)} builds made static programs; {len(passed)} of {len(results)} "
-               f"also answered {_SMOKE_SAID} in their scratch image (an answer exits 0, or prints the "
+               f"also answered {SMOKE_SAID} in their scratch image (an answer exits 0, or prints the "
                "program's usage and exits 1 or 2).")
     markdown.write_text(f"# {title}\n\n{summary}\n\n" + "\n".join(rows) + "\n")
     markdown.with_suffix(".json").write_text(json.dumps([asdict(r) for r in results], indent=1, sort_keys=True)

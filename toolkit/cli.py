@@ -770,6 +770,44 @@ def binfmt(c: Context, arch: str = "all", check: bool = False) -> None:
                            + ", ".join(s.target.name for s in bad))
 
 
+@task(help={"debian": "Debian source packages NAME[=VERSION], comma-separated, or a FILE with one a line",
+            "arch": _ARCH_HELP + " (default: this host's)", "jobs": "build this many packages at once (default 1)",
+            "out": "the Markdown report (default census.md; the JSON goes beside it)",
+            "timeout": f"stop a package's build for a target after this many seconds (default {DEFAULT_TIMEOUT})",
+            "builder_base": _BUILDER_BASE_HELP, "title": "the report's title"})
+@cli
+def census(c: Context, debian: str, arch: str | None = None, jobs: int = 1, out: str = "census.md",
+           timeout: int = DEFAULT_TIMEOUT, builder_base: str | None = None, title: str = "Census") -> None:
+    """Build many Debian source packages (as build --debian), smoke-run each program in its scratch image, and
+    report each result and what failed, by class; a rerun reuses what was built for the same version and image."""
+    from . import census as counting
+    from .compile import buildimage
+    from .engine import client as engine
+    from .errors import InputError
+
+    names = counting.parse_names(debian)
+    wanted = _targets(arch)
+    if jobs < 1:
+        raise InputError(f"--jobs {jobs}: give 1 or more")
+    if timeout < 0:
+        raise InputError(f"--timeout {timeout}: give seconds, or 0 for no limit")
+    report = Path(out)
+    if report.suffix != ".md" or not report.parent.is_dir():
+        raise InputError(f"--out {out}: give a .md file in an existing directory", hint="e.g. --out census.md")
+    base = _builder_base(c, builder_base)
+    client = engine.connect()
+    if base is None:
+        base = buildimage.default_base(client)[0]
+    image = f"{base}@{buildimage.base_image_id(client, base)}"
+    say(f"census of {len(names)} source packages for {', '.join(t.name for t in wanted)} over {base}")
+    with files.temp_dir("fromscratch-census-", _scratch_dir()) as work:
+        run = counting.Census(wanted, image, base, timeout, counting.Cache(), counting.engine_remover(), say, work)
+        archs = [t.name for t in wanted]
+        results = counting.run(names, run, jobs, lambda done: counting.report(done, archs, report, title))
+    counting.report(results, archs, report, title)
+    say(f"wrote {report} and {report.with_suffix('.json')}")
+
+
 def _scratch_dir() -> str | None:
     from .files import scratch_dir
 
@@ -777,7 +815,7 @@ def _scratch_dir() -> str | None:
 
 
 ns = Collection(build_hello, build, clean, verify, verify_image, image, inspect_image, push, sbom, run, rootfs,
-                import_rootfs, binfmt)
+                import_rootfs, binfmt, census)
 # builder.base: the build image's base. None: the set-up's when the engine has it, else buildimage.FALLBACK_BASE.
 # The key must exist for Invoke to read it from the environment (FROMSCRATCH_BUILDER_BASE, INVOKE_BUILDER_BASE).
 ns.configure({"builder": {"base": None}})

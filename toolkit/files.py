@@ -59,6 +59,21 @@ def regular_input(path: Path, what: str = "input", allow_dir: bool = False) -> P
     return path
 
 
+def small_text(path: Path, limit: int, what: str) -> str:
+    """A regular file's UTF-8 text, refused in one line when it is larger than limit bytes or not UTF-8."""
+    regular_input(path, what)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+        if len(data) > limit:
+            raise InputError(f"{path}: more than a {what} holds ({limit} bytes)")
+        return data.decode()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: the {what} is not UTF-8 text") from None
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

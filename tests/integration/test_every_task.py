@@ -45,6 +45,8 @@ BAD_ARGUMENTS: dict[str, list[tuple[tuple[str, ...], str]]] = {
     "run": [(("--tag", f"fromscratch-test-{MISSING}"), f"fromscratch-test-{MISSING}"),
             (("--tag", BAD_TAG), BAD_TAG)],
     "rootfs": [(("--suite", "bookworm", "--tag", BAD_TAG), BAD_TAG)],
+    "census": [(("--debian", "pv,$(id)"), "$(id)"), (("--debian", f"./{MISSING}"), MISSING),
+               (("--debian", "pv", "--arch", "sparc"), "sparc")],
     "import-rootfs": [((MISSING, "--tag", "fromscratch-test-never"), MISSING),
                       (("{dir}", "--tag", BAD_TAG), BAD_TAG)],
 }

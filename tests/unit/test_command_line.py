@@ -18,7 +18,7 @@ from tests.conftest import REPO, Result, invoke
 
 README = (REPO / "README.md").read_text()
 TASKS = ("build-hello", "build", "clean", "verify", "verify-image", "image", "inspect", "push", "sbom", "run",
-         "rootfs", "import-rootfs", "binfmt")
+         "rootfs", "import-rootfs", "binfmt", "census")
 
 
 def fromscratch(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Result:

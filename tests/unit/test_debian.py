@@ -5,6 +5,7 @@ delivered (by name, from a Contents index)."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,11 @@ def test_programs_are_the_packages_own(index: Path, tmp_path: Path) -> None:
     assert pick.shipped(amd64) == {"chkfont": "figlet", "figlet-figlet": "figlet", "figlist": "figlet"}
     sl = build.Picker(source.Source("sl", "5.02-1", tmp_path, ("sl",)), lambda arch: index, None, said.append)
     assert [p.name for p in sl(amd64, _made(tmp_path, "sl"))] == ["sl"]
+    # screen installs screen-4.9.0 (and the link screen): the program under its versioned name is the package's
+    screen = build.Picker(source.Source("screen", "4.9.0-4", tmp_path, ("screen",)), lambda arch: None, None,
+                          said.append)
+    screen.shipped = lambda target: {"screen": "screen"}  # type: ignore[method-assign]
+    assert [p.name for p in screen(amd64, _made(tmp_path, "screen-4.9.0", "screenrc-1"))] == ["screen-4.9.0"]
 
 
 def test_program_flag(index: Path, tmp_path: Path) -> None:
@@ -166,3 +172,121 @@ def test_flags_that_cannot_go_together_are_one_line(tmp_path: Path, args: list[s
     errors = [line for line in done.err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and said in errors[0], done.err
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def _package_tree(tmp_path: Path, control: str, files: dict[str, str] | None = None) -> Path:
+    tree = tmp_path / "src"
+    (tree / "debian" / "patches").mkdir(parents=True)
+    (tree / "debian" / "control").write_text(f"Source: x\n{control}\n\nPackage: x\nDepends: debhelper-compat (= 13)\n")
+    for name, text in (files or {}).items():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_text(text)
+    return tree
+
+
+@pytest.mark.parametrize(("control", "files", "runs"), [
+    ("Build-Depends: debhelper-compat (= 11), flex", {}, True),  # bc: dh_autoreconf runs from compat 10
+    ("Build-Depends: debhelper-compat (= 9)", {}, False),
+    ("Build-Depends: debhelper (>= 9), dh-autoreconf", {}, True),
+    ("Build-Depends: debhelper (>= 10)", {"debian/compat": "10\n"}, True),
+    ("Build-Depends: debhelper (>= 9)", {"debian/compat": "9\n"}, False),
+    ("Build-Depends: debhelper-compat (= 13)", {"debian/rules": "%:\n\tdh $@ --without autoreconf\n"}, False),
+    ("Build-Depends: debhelper-compat (= 9)",  # a patch that touches Makefile.am: autoreconf, whatever the level
+     {"debian/patches/series": "# comment\nfix.patch\n",
+      "debian/patches/fix.patch": "--- a/Makefile.am\n+++ b/Makefile.am\n@@ -1 +1 @@\n-x\n+y\n"}, True),
+    ("Build-Depends: debhelper-compat (= 9)",
+     {"debian/patches/series": "../../escape.patch\n", "escape.patch": "+++ b/configure.ac \n"}, False),
+])
+def test_autoreconf_runs_where_debian_runs_it(tmp_path: Path, control: str, files: dict[str, str],
+                                              runs: bool) -> None:
+    assert build.reconfigures(_package_tree(tmp_path, control, files)) is runs
+
+
+def test_an_upstream_tree_without_debian_is_not_reconfigured(tmp_path: Path) -> None:
+    assert build.reconfigures(tmp_path) is False
+
+
+@pytest.mark.parametrize(("present", "ran"), [
+    (["configure.ac", "configure"], "autoreconf -fi"),  # even with a configure: its Makefile.am was patched
+    (["configure"], ""),  # pv: a configure without its autoconf input is used as it is
+    (["autogen.sh"], "autogen"),
+])
+def test_the_reconf_step_regenerates_only_from_an_autoconf_input(tmp_path: Path, present: list[str],
+                                                                 ran: str) -> None:
+    from toolkit.compile import plan
+
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "autoreconf").write_text('#!/bin/sh\necho "autoreconf $*" >> ran\n')
+    (tools / "autoreconf").chmod(0o755)
+    project = tmp_path / "p"
+    project.mkdir()
+    for name in present:
+        (project / name).write_text('echo autogen >> ran\n' if name == "autogen.sh" else "")
+    first = plan.steps(plan.Plan(project, system="autotools", reconf=True), False, "x86_64-linux-gnu")[0]
+    subprocess.run(["sh", "-c", first], cwd=project, check=True, env={"PATH": f"{tools}:/usr/bin:/bin"})
+    assert ((project / "ran").read_text().strip() if (project / "ran").exists() else "") == ran
+
+
+@pytest.mark.parametrize(("present", "rules", "system"), [
+    (["configure", "configure.ac", "CMakeLists.txt"], "", "autotools"),  # xz-utils: ninja's "multiple rules"
+    (["configure.ac", "meson.build"], "", "autotools"),
+    (["Makefile", "CMakeLists.txt"], "", "make"),
+    (["Makefile", "CMakeLists.txt"], "%:\n\tdh $@ --buildsystem=cmake+ninja\n", "cmake"),
+    (["configure", "meson.build"], "%:\n\tdh $@ -S meson\n", "meson"),
+    (["CMakeLists.txt"], "", "cmake"),
+    (["README"], "", None),
+])
+def test_a_debian_package_builds_with_the_system_debhelper_picks(tmp_path: Path, present: list[str], rules: str,
+                                                                 system: str | None) -> None:
+    from toolkit.compile import plan
+
+    tree = _package_tree(tmp_path, "Build-Depends: debhelper-compat (= 13)", {"debian/rules": rules})
+    for name in present:
+        (tree / name).write_text("")
+    assert build.debhelper_system(tree) == (system, "")
+    if "CMakeLists.txt" in present:  # a project of the user's keeps CMake first
+        assert plan.detect(tree) == "cmake"
+
+
+@pytest.mark.parametrize(("rules", "found"), [
+    ("override_dh_auto_configure:\n\tdh_auto_configure --buildsystem=cmake \\\n\t\t--sourcedir=$(CURDIR)/build/cmake\n",
+     ("cmake", "build/cmake")),  # zstd
+    ("%:\n\tdh $@ -D build/cmake\n", ("cmake", "build/cmake")),
+    ("%:\n\tdh $@ --sourcedirectory=../../etc\n", ("make", "")),
+    ("%:\n\tdh $@ --sourcedirectory=nosuchdir\n", ("make", "")),
+    ("override_dh_auto_configure:\n\tdh_auto_configure --sourcedirectory=debian/libtool\n", ("make", "")),  # lua
+    ("%:\n\tdh $@\nexecute_after_dh_auto_configure:\n\tdh_auto_configure \\\n\t\t--buildsystem=cmake \\\n"
+     "\t\t--sourcedir=$(CURDIR)/build/cmake\n", ("make", "")),  # zstd: an extra build beside the Makefile's
+])
+def test_the_directory_debian_rules_builds_in(tmp_path: Path, rules: str, found: tuple[str, str]) -> None:
+    tree = _package_tree(tmp_path, "Build-Depends: debhelper-compat (= 13)", {"debian/rules": rules})
+    (tree / "Makefile").write_text("")
+    (tree / "build" / "cmake").mkdir(parents=True)
+    (tree / "debian" / "libtool").mkdir()
+    (tree / "build" / "cmake" / "CMakeLists.txt").write_text("")
+    assert build.debhelper_system(tree) == found
+    assert build.debhelper_system(tree, "lib")[1] == "lib"  # the user's --subdir stands
+
+
+@pytest.mark.parametrize(("rules", "keeps"), [
+    ("# upstream maintains config.h.in manually\nexport AUTOHEADER = true\n%:\n\tdh $@ --with=autoreconf\n", True),
+    ("export AUTOHEADER := true\n", True), ("export AUTOHEADER = /usr/bin/autoheader\n", False), ("", False),
+])
+def test_autoheader_stays_off_where_debian_rules_turns_it_off(tmp_path: Path, rules: str, keeps: bool) -> None:
+    from toolkit.compile import plan
+
+    tree = _package_tree(tmp_path, "Build-Depends: debhelper-compat (= 12)", {"debian/rules": rules})
+    assert build.keeps_header(tree) is keeps
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "autoreconf").write_text('#!/bin/sh\necho "AUTOHEADER=${AUTOHEADER:-} autoreconf $*" > ran\n'
+                                      'echo "AUTOPOINT=${AUTOPOINT:-}" > autopoint\n')
+    (tools / "autoreconf").chmod(0o755)
+    (tree / "configure.ac").write_text("")
+    first = plan.steps(plan.Plan(tree, system="autotools", reconf=True, keep_header=build.keeps_header(tree)), False,
+                       "x86_64-linux-gnu")[0]
+    subprocess.run(["/bin/sh", "-c", first], cwd=tree, check=True, env={"PATH": str(tools)})  # no autopoint
+    assert (tree / "ran").read_text().strip() == f"AUTOHEADER={'true' if keeps else ''} autoreconf -fi"
+    # cpio: no autopoint on PATH here, so autoreconf keeps the tarball's gettext files
+    assert (tree / "autopoint").read_text().strip() == "AUTOPOINT=true"

@@ -22,6 +22,12 @@ SYSTEMS = ("make", "cmake", "meson", "autotools")
 _MARKERS = (("cmake", ("CMakeLists.txt",)), ("meson", ("meson.build",)),
             ("autotools", ("configure", "configure.ac", "configure.in", "autogen.sh")),
             ("make", ("GNUmakefile", "makefile", "Makefile")))
+# The order debhelper's dh_auto_configure tries them in (Debian::Debhelper::Dh_Buildsystems: autoconf, then
+# makefile, then cmake and meson), for a Debian source package: xz-utils has a configure and a CMakeLists.txt, and
+# Debian builds it with configure. configure.ac counts: dh_autoreconf makes the configure first.
+DEBHELPER_ORDER = (("autotools", ("configure", "configure.ac", "configure.in")),
+                   ("make", ("GNUmakefile", "makefile", "Makefile")), ("cmake", ("CMakeLists.txt",)),
+                   ("meson", ("meson.build",)))
 PREFIX = "/usr/local"  # the install prefix inside the staging directory (DESTDIR)
 # Exit codes of the script's own failures, told apart from a build step's (collect.sh's FS_NO_ARTIFACT, FS_NO_PROGRAM).
 NO_ARTIFACT, NO_PROGRAM = 91, 92
@@ -43,6 +49,8 @@ class Plan:
     packages: tuple[str, ...] = ()  # -dev packages for the target (static archives, .pc files)
     tools: tuple[str, ...] = ()  # packages the build runs on the build machine
     build_dep: str = ""  # NAME=VERSION: a Debian source package whose build dependencies the build image installs
+    reconf: bool = False  # an autotools build runs autoreconf -fi first, even with a configure (as dh_autoreconf)
+    keep_header: bool = False  # ... without autoheader: the project keeps its config.h.in by hand (socat)
     artifacts: tuple[str, ...] = ()
     cflags: tuple[str, ...] = ()
     ldflags: tuple[str, ...] = ()
@@ -69,8 +77,9 @@ class Plan:
         return Sources(self.root, self.sources).cxx
 
 
-def detect(directory: Path) -> str | None:
-    for system, markers in _MARKERS:
+def detect(directory: Path, order: Sequence[tuple[str, Sequence[str]]] = _MARKERS) -> str | None:
+    """The build system of the project in directory: the first in order whose marker file it has."""
+    for system, markers in order:
         if any((directory / m).is_file() for m in markers):
             return system
     return None
@@ -160,8 +169,14 @@ def steps(project: Plan, cross: bool, triplet: str, gnu_ld: bool = True) -> list
                 f'meson compile -C "$W/build" -j "$JOBS" {make}',
                 'DESTDIR="$W/stage" meson install -C "$W/build" --no-rebuild']
     host = f" --host={triplet}" if cross else ""
-    return ['if [ ! -f ./configure ]; then if [ -f ./autogen.sh ]; then NOCONFIGURE=1 sh ./autogen.sh; '
-            'else autoreconf -fi; fi; fi',
+    first = ('if [ ! -f ./configure ]; then if [ -f ./autogen.sh ]; then NOCONFIGURE=1 sh ./autogen.sh; '
+             'else autoreconf -fi; fi; fi')
+    if project.reconf:  # as dh_autoreconf: only where there is an autoconf input to regenerate from
+        reconf = "AUTOHEADER=true autoreconf -fi" if project.keep_header else "autoreconf -fi"
+        # without gettext's autopoint (not in every build image) the release tarball's own po/ and m4/ stay
+        reconf = f"if ! command -v autopoint >/dev/null; then export AUTOPOINT=true; fi; {reconf}"
+        first = f'if [ -f ./configure.ac ] || [ -f ./configure.in ]; then {reconf}; else {first}; fi'
+    return [first,
             # only the options this configure knows: an unknown --disable-shared stops some scripts
             'set --; for o in --disable-shared --enable-static; do '
             'if sh ./configure --help 2>/dev/null | grep -q -e "$o"; then set -- "$@" "$o"; fi; done',

@@ -12,11 +12,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .. import targets
-from ..compile import pipeline, project_file, provides
+from .. import grammar, targets
+from ..compile import pipeline, plan, project_file, provides
 from ..errors import BuildFailed, InputError
 from ..rootfs.contents import PROGRAM_DIRS
-from . import source
+from . import archive, source
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,86 @@ def build(text: str, wanted: Sequence[targets.Target], toolchain: str, place: pi
     if program is not None:  # refused before anything is built
         for target in wanted:
             picker.check(target)
-    job = replace(project_file.open_project(str(src.tree), flags), build_dep=src.spec)
+    if flags.system is None and flags.run is None:  # the build system debhelper would pick, not ours
+        system, subdir = debhelper_system(src.tree, grammar.inside(flags.subdir, "--subdir") if flags.subdir else "")
+        flags = replace(flags, system=system, subdir=subdir or None)
+    job = replace(project_file.open_project(str(src.tree), flags), build_dep=src.spec, reconf=reconfigures(src.tree),
+                  keep_header=keeps_header(src.tree))
     return pipeline.build(job, wanted, "container", place, say, index=index, described=[src.sbom_package()],
                           pick=picker, **options)
+
+
+# A patch line that changes what autoreconf reads: then the generated files are older than their sources, and make
+# would run the automake version that made them (bc's automake-1.14), which the build image lacks.
+_RECONF_INPUT = re.compile(r"^\+\+\+ \S*?(?:configure\.(?:ac|in)|Makefile\.am|\.m4)\s", re.M)
+_COMPAT = re.compile(r"debhelper-compat\s*\(\s*=\s*([0-9]{1,3})\s*\)")
+
+
+# debian/rules' dh --buildsystem=NAME (or -S NAME), in our names, and its --sourcedirectory=DIR (or -D DIR)
+_BUILDSYSTEM = re.compile(r"(?:--buildsystem[= ]|\s-S\s*)(autoconf|makefile|cmake|meson)\b")
+_OURS = {"autoconf": "autotools", "makefile": "make", "cmake": "cmake", "meson": "meson"}
+_SOURCEDIR = re.compile(r"(?:--sourcedir(?:ectory)?[= ]|\s-D\s*)(?:\$\(CURDIR\)/)?([A-Za-z0-9_.+/-]{1,200})")
+
+
+def debhelper_system(tree: Path, subdir: str = "") -> tuple[str | None, str]:
+    """The build system debhelper would use for the package and the directory it builds in: what debian/rules
+    names (zstd: cmake in build/cmake), else the first of debhelper's order the tree has (configure before CMake
+    and Meson); None: none of them. A subdir given by the user stands."""
+    rules = _main_build(_text(tree / "debian" / "rules"))
+    if not subdir and (named_dir := _SOURCEDIR.search(rules)):
+        candidate = named_dir[1].strip("/")
+        # not one under debian/: Debian's own helper build (lua5.4's debian/libtool makes the shared library)
+        if ".." not in candidate.split("/") and candidate.split("/")[0] != "debian" and (tree / candidate).is_dir():
+            subdir = candidate
+    named = _BUILDSYSTEM.search(rules)
+    return (_OURS[named[1]] if named else plan.detect(tree / subdir, plan.DEBHELPER_ORDER)), subdir
+
+
+def _main_build(rules: str) -> str:
+    """The lines of debian/rules that choose the package's main build: dh's own line and the recipe that replaces
+    dh_auto_configure; not the extra runs before or after it (zstd's execute_after_dh_auto_configure configures
+    build/cmake besides the top Makefile's build)."""
+    lines = rules.replace("\\\n", " ").splitlines()
+    kept, inside = [], False
+    for line in lines:
+        if line and not line[0].isspace():
+            inside = line.startswith("override_dh_auto_configure:")
+        elif inside or re.match(r"\s+dh\s+\$@", line):
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def reconfigures(tree: Path) -> bool:
+    """Whether Debian's own build runs autoreconf before configure: dh_autoreconf runs in debhelper compat 10 and
+    later, or with dh-autoreconf in Build-Depends, unless debian/rules turns it off; and a Debian patch that
+    touches configure.ac, Makefile.am or an .m4 file needs it anyway."""
+    debian = tree / "debian"
+    control = _text(debian / "control").split("\n\n", 1)[0]
+    depends = " ".join(v for k, v in archive.deb822(control).items() if k.startswith("build-depends"))
+    compat = _COMPAT.search(depends)
+    old_compat = _text(debian / "compat").strip()  # before debhelper-compat: the level in debian/compat
+    level = int(compat[1]) if compat else int(old_compat) if old_compat.isdigit() and len(old_compat) < 4 else 0
+    if "without autoreconf" in _text(debian / "rules").replace("=", " ").replace("--without", "without"):
+        return False
+    if "dh-autoreconf" in depends or level >= 10:
+        return True
+    series = _text(debian / "patches" / "series").split()
+    return any(_RECONF_INPUT.search(_text(debian / "patches" / name)) for name in series  # names inside patches/
+               if not name.startswith(("#", "/")) and ".." not in name.split("/"))
+
+
+def keeps_header(tree: Path) -> bool:
+    """Whether debian/rules turns autoheader off (`export AUTOHEADER = true`: socat keeps config.h.in by hand)."""
+    return re.search(r"^\s*export\s+AUTOHEADER\s*:?=\s*true\s*$", _text(tree / "debian" / "rules"), re.M) is not None
+
+
+def _text(path: Path) -> str:
+    """A small file of the source package's debian/ directory, "" when it has none (or it is not a file)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(1 << 20).decode(errors="replace") if path.is_file() else ""
+    except OSError:
+        return ""
 
 
 class Picker:
@@ -75,8 +152,8 @@ class Picker:
             chosen = made
         else:
             names = {*shipped, *self.src.binaries}
-            chosen = [p for p in made if p.name in names]
-            others = sorted(p.name for p in made if p.name not in names)
+            chosen = [p for p in made if _shipped_as(p.name, names)]
+            others = sorted(p.name for p in made if p not in chosen)
             if others:
                 self.say(f"left out for {target.platform}, not a program {self.src.name}'s packages ship: "
                          + ", ".join(others))
@@ -90,6 +167,13 @@ class Picker:
                               f"packages ship ({', '.join(shipped or ()) or 'none'})",
                               hint="made: " + ", ".join(p.name for p in made))
         return chosen
+
+
+def _shipped_as(made: str, names: set[str]) -> bool:
+    """A program the build made is one the packages ship: by its name, or a versioned name a shipped one links to
+    when installed (screen installs screen-4.9.0 and the link screen)."""
+    versioned = re.fullmatch(r"(.+)-[0-9][0-9.]*", made)
+    return made in names or (versioned is not None and versioned[1] in names)
 
 
 def one_program(outcomes: Sequence[pipeline.Outcome], name: str, program: str | None) -> list[Path]:
