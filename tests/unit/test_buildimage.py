@@ -61,3 +61,20 @@ def test_each_layer_has_a_name_to_say_as_it_builds():
     assert [layer.title for layer in musl] == ["gcc and g++", "arm64 cross gcc", "musl-dev:arm64"]
     renamed = buildimage.BuildImage("img", ("gcc",), title="another name", base_id=OLD)
     assert renamed.tag == buildimage.BuildImage("img", ("gcc",), base_id=OLD).tag
+
+
+def test_a_failed_layer_is_one_line_with_what_apt_said():
+    """The engine names a failed RUN step by its whole script; the error keeps its exit code and apt's reason."""
+    from toolkit.engine.build import said
+
+    script = "/bin/sh -c dpkg --add-architecture s390x && apt-get update && apt-get build-dep -y -a s390x x=1"
+    lines = ["Step 3/6 : RUN " + script, "Reading package lists...",
+             "The following packages have unmet dependencies:",
+             " builddeps:hexedit:s390x : Depends: libncurses5-dev:s390x",
+             "\x1b[91mE: \x1b[0m", "\x1b[91mUnable to correct problems, you have held broken packages.\x1b[0m"]
+    error = f"The command '{script}' returned a non-zero code: 100"
+    assert said(error, lines) == ("a RUN step exited with 100 (builddeps:hexedit:s390x : Depends: "
+                                  "libncurses5-dev:s390x)")
+    assert said("no space left\non device", []) == "no space left on device"
+    assert said(error, ["\x1b[91mE: Unable to locate package nosuch\x1b[0m"]) == (
+        "a RUN step exited with 100 (E: Unable to locate package nosuch)")

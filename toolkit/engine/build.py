@@ -47,7 +47,7 @@ class _Progress:
 
     def feed(self, message: dict) -> None:
         if "error" in message:
-            raise BuildFailed(f"{self.what} failed: {' '.join(str(message['error']).split())}", hint=self.hint,
+            raise BuildFailed(f"{self.what} failed: {said(str(message['error']), self.lines)}", hint=self.hint,
                               log="\n".join(self.lines[-40:]))
         if isinstance(message.get("aux"), dict) and "ID" in message["aux"]:
             self.built = message["aux"]["ID"]
@@ -102,6 +102,21 @@ class _Messages:
         if isinstance(item, BaseException):
             raise item
         return item
+
+
+# The engine names a failed RUN step by its whole script (a screenful, already in the log); apt says why in its
+# own lines, the ones worth the error's one line.
+_FAILED_STEP = re.compile(r"The command '.*' returned a non-zero code: (\d+)", re.S)
+_APT_SAID = re.compile(r"^\s*(E: .+|\S+ : Depends: .+|Package .+ has no installation candidate.*)$")
+_ESCAPES = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def said(error: str, lines: list[str]) -> str:
+    """The engine's error in one line: a failed RUN step by its exit code, with what apt said of it."""
+    error = _FAILED_STEP.sub(r"a RUN step exited with \1", " ".join(error.split()))
+    told = [m.group(1).strip() for text in lines[-40:] for line in _ESCAPES.sub("", text).splitlines()
+            if (m := _APT_SAID.match(line)) and m.group(1).strip() != "E:"]
+    return f"{error} ({'; '.join(dict.fromkeys(told))})" if told else error
 
 
 @contextlib.contextmanager
