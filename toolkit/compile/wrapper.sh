@@ -59,6 +59,7 @@ fs_cc() {
       fs_i=$((fs_i + 1))
       if [ "$fs_i" -gt "$fs_n" ] && [ "$fs_prev" != -o ]; then
         case $fs_a in */lib?*.so|*/lib?*.so.[0-9]*|lib?*.so|lib?*.so.[0-9]*)
+          case $fs_a in /usr/*|/lib*) ;; *) fs_await "${fs_a%.so*}.a" ;; esac
           if [ -f "${fs_a%.so*}.a" ]; then
             fs_a=${fs_a%.so*}.a fs_l=${fs_a##*/lib}
             case ${fs_l%.a} in [!A-Za-z0-9_]*|*[!A-Za-z0-9_.+-]*) ;; *) fs_libs="$fs_libs ${fs_l%.a}" ;; esac
@@ -102,6 +103,18 @@ FS_TOOLCHAIN_LIBS=' c c_nonshared g m mvec pthread dl rt util resolv anl BrokenL
 # fs_static_more TOOLS ARCHIVES PCDIRS LIBS: LIBS (space-separated names, as the build gave them after -l) and what
 # they need, one -l<name> or -pthread a line, when they need anything the build did not name; else nothing. A
 # name outside [A-Za-z0-9_][A-Za-z0-9_.+-]* is not looked at (it names a cache file).
+# fs_await ARCHIVE: a library the project builds both shared and static (cmark's libcmark.so and libcmark.a,
+# separate targets) is linked from its archive; when the program's link comes first (make and ninja run them
+# side by side, and a compiler cache makes the order vary), wait for the archive, at most two minutes. ar writes
+# an archive under another name and renames it, so one that is there is whole.
+fs_await() {
+  fs_w=0
+  while [ ! -f "$1" ] && [ "$fs_w" -lt 600 ]; do
+    sleep 0.2
+    fs_w=$((fs_w + 1))
+  done
+}
+
 fs_static_more() (
   fs_s_tools=$1 fs_s_archives=$2 fs_s_pcdirs=$3
   fs_s_cache=$fs_s_tools/.static
