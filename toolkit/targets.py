@@ -30,6 +30,7 @@ class Target:
     cpu: str = ""  # CMAKE_SYSTEM_PROCESSOR and Meson's cpu: what `uname -m` says on such a machine
     cpu_family: str = ""  # Meson's cpu_family, one of the names in its reference table
     musl: str = ""  # Debian's musl multiarch name: musl-dev:<debian_arch> ships /usr/lib/<musl> and <musl>-gcc
+    debian_since: str = ""  # the first Debian release whose archive carries this architecture, when newer than bookworm
 
     os: str = "linux"
 
@@ -111,7 +112,7 @@ TARGETS: tuple[Target, ...] = (
            musl="powerpc64le-linux-musl"),
     Target("riscv64", "riscv64", None, "riscv64-linux-gnu", "riscv64", 64, "little", "EM_RISCV",
            qemu="riscv64", zig="riscv64-linux-musl", cpu="riscv64", cpu_family="riscv64",
-           musl="riscv64-linux-musl"),
+           musl="riscv64-linux-musl", debian_since="trixie"),
     Target("s390x", "s390x", None, "s390x-linux-gnu", "s390x", 64, "big", "EM_S390",
            qemu="s390x", zig="s390x-linux-musl", cpu="s390x", cpu_family="s390x",
            musl="s390x-linux-musl"),

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import command, files, grammar, targets
+from ..errors import BuildFailed
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ class BuildImage:
     title: str = ""  # what the layer is for, in the user's words ("arm64 cross gcc"): said as it builds, not hashed
     build_dep: str = ""  # NAME=VERSION: this layer installs that Debian source package's build dependencies
     build_arch: str = ""  # ... for this dpkg architecture (apt-get build-dep -a), "" for the image's own
+    # labels the layer's image carries besides ours (not hashed: what the layer holds is its Dockerfile)
+    labels: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         # every word below becomes Dockerfile text run by a shell with network: data only, by grammar (the CLI
@@ -174,15 +177,29 @@ def default_base(client: Any) -> tuple[str, str]:
     return FALLBACK_BASE, f"the default: {SETUP_BASE}, which the set-up makes, is not in the engine"
 
 
+class LayerFailed(BuildFailed):
+    """A layer of a build image that could not be built, and which one (a cross build-dep falls back on it)."""
+
+    def __init__(self, layer: BuildImage, failed: BuildFailed) -> None:
+        super().__init__(failed.message, failed.hint, failed.log, failed.lacking)
+        self.layer = layer
+
+
 def ensure_chain(client: Any, layers: Sequence[BuildImage], building: Callable[[], None] = lambda: None) -> str:
     """Each layer of a chain, bottom first; returns the top layer's tag. A warm call looks up the top layer only:
-    its tag names its base's, so it was built on every layer below. building is called before any is built."""
+    its tag names its base's, so it was built on every layer below. building is called before any is built; a
+    layer that fails is a LayerFailed naming it."""
     from ..engine import client as engine
 
     if not engine.image_exists(client, layers[-1].tag):
         building()
         for layer in layers:
-            ensure(client, layer)
+            try:
+                ensure(client, layer)
+            except LayerFailed:
+                raise
+            except BuildFailed as exc:
+                raise LayerFailed(layer, exc) from None
     return layers[-1].tag
 
 
@@ -234,7 +251,7 @@ def _build(client: Any, image: BuildImage) -> None:
     log.warning("building the build image's layer of %s: %s from %s (first use; later builds reuse it)", title,
                 image.tag, image.base)
     dockerbuild.build(client, _context(image), image.tag,
-                      {**engine.labels("builder"), "org.fromscratch.base": image.base},
+                      {**engine.labels("builder"), "org.fromscratch.base": image.base, **dict(image.labels)},
                       what=f"building the build image {image.tag} ({title})",
                       hint="the build image installs gcc with apt-get: is the package archive reachable from "
                            "containers?", on_line=_Heard(title))

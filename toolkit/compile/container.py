@@ -13,6 +13,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
@@ -23,7 +24,7 @@ from ..engine.container import DEFAULT_LIMITS, Container, Limits
 from ..errors import BuildFailed
 from ..files import scratch_dir, temp_dir
 from . import buildimage as builder
-from . import cross, kept, plan
+from . import cross, emulated, kept, plan
 from .toolchain import argv, entries, failure, refuse_musl_cxx, tools_files, what
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,9 @@ class ContainerToolchain:
         self._base_id: str | None = None
         self._failed: dict[tuple, BuildFailed] = {}  # images that could not be built, by what they were for
         self._ready: dict[tuple, str] = {}  # and those that are there
+        # the targets built inside an emulated container of their own architecture (their cross build-dep failed)
+        self._emulated: set[str] = set()
+        self.timings = emulated.Timings()
 
     def image_arch(self) -> str:
         if self._host_arch is None:
@@ -63,8 +67,18 @@ class ContainerToolchain:
 
     def base_id(self) -> str:
         if self._base_id is None:
-            self._base_id = builder.base_image_id(self._client, self.base())
+            self._base_id = self._base_image_id(self.base())
         return self._base_id
+
+    def _base_image_id(self, base: str) -> str:
+        """base's image ID; one of the Debian bases fromscratch names (fromscratch/debian:trixie) is made first
+        when the engine lacks it."""
+        from ..rootfs import bases
+
+        found = builder.base_image_id(self._client, base)
+        if not found and bases.ensure(self._client, base):
+            found = builder.base_image_id(self._client, base)
+        return found
 
     def _announce(self) -> None:
         """Say which base a build image is built on, and what chose it, once: before the first one is built."""
@@ -84,11 +98,68 @@ class ContainerToolchain:
         layers = builder.chain(self.base(), target, self.image_arch(), job.tools, job.packages, self.libc, project,
                                base_id=self.base_id(), build_dep=job.build_dep)
         try:
-            self._ready[key] = builder.ensure_chain(self._client, layers, self._announce)
+            stands_in = self._emulated_before(job, target, project, layers[-1].tag)
+            self._ready[key] = stands_in or builder.ensure_chain(self._client, layers, self._announce)
             return self._ready[key]
+        except builder.LayerFailed as exc:
+            reason = emulated.falls_back(exc.layer, exc)
+            if reason is None:
+                self._failed[key] = self._explained(exc, target)
+                raise self._failed[key] from None
+            try:
+                self._ready[key] = self._emulated_image(job, target, project, reason)
+                return self._ready[key]
+            except BuildFailed as fallback:
+                self._failed[key] = fallback
+                raise fallback from None
         except BuildFailed as exc:
             self._failed[key] = self._explained(exc, target)
             raise self._failed[key] from None
+
+    def _emulated_chain(self, job: plan.Plan, target: targets.Target, project: bool,
+                        base_id: str) -> list[builder.BuildImage]:
+        """The layers of the build image of target's own architecture, over its Debian base: the native
+        compilers, build systems, the package's Build-Depends (apt-get build-dep without -a) and the rest."""
+        from ..rootfs import bases
+
+        return builder.chain(bases.tag(job.suite, target), target, target.architecture, job.tools, job.packages,
+                             self.libc, project, base_id=base_id, build_dep=job.build_dep)
+
+    def _emulated_before(self, job: plan.Plan, target: targets.Target, project: bool, cross_top: str) -> str | None:
+        """An emulated build image made by an earlier build, when the cross one is not there (its build-dep
+        failed then): used again, and why said again, instead of trying the cross build-dep once more."""
+        from ..rootfs import bases
+
+        if not job.build_dep or not job.suite or target.runs_natively_on(targets.lookup(self.image_arch())):
+            return None
+        base_id = builder.base_image_id(self._client, bases.tag(job.suite, target))
+        if not base_id or engine.image_exists(self._client, cross_top):
+            return None
+        top = self._emulated_chain(job, target, project, base_id)[-1].tag
+        labels = engine.image_labels(self._client, top)
+        if labels is None:
+            return None
+        log.warning("%s", emulated.falling_back(target, labels.get(emulated.REASON_LABEL, "earlier")))
+        self._emulated.add(target.name)
+        return top
+
+    def _emulated_image(self, job: plan.Plan, target: targets.Target, project: bool, reason: str) -> str:
+        """Fall back: say so, check that the suite has the target's architecture, make its base and build image."""
+        from ..rootfs import bases
+        from ..rootfs import mirror as mirrors
+
+        suite = job.suite or mirrors.host_suite()
+        lacking = emulated.arch_lacking(suite, mirrors.release(mirrors.host_mirror(), suite).architectures, target)
+        if lacking is not None:
+            raise lacking
+        log.warning("%s", emulated.falling_back(target, reason))
+        base = bases.tag(suite, target)
+        base_id = self._base_image_id(base)
+        layers = [replace(layer, labels=((emulated.REASON_LABEL, reason),)) if layer.build_dep else layer
+                  for layer in self._emulated_chain(replace(job, suite=suite), target, project, base_id)]
+        top = builder.ensure_chain(self._client, layers, self._announce)
+        self._emulated.add(target.name)
+        return top
 
     def _explained(self, exc: BuildFailed, target: targets.Target) -> BuildFailed:
         if builder.MISSING_MARK in exc.log:
@@ -112,7 +183,8 @@ class ContainerToolchain:
     @contextlib.contextmanager
     def run(self, job: plan.Plan, target: targets.Target, skip: Callable[[str], bool]) -> Iterator[Path]:
         image = self.image_for(job, target)
-        tools = cross.gcc(target, targets.lookup(self.image_arch()), self.libc)
+        inside = target.name in self._emulated  # the image is the target's own: its gcc is native there
+        tools = cross.gcc(target, target if inside else targets.lookup(self.image_arch()), self.libc)
         if job.system != plan.RULE:  # a project's build tree is kept between its builds
             with self._kept_run(job, target, image, tools, skip) as made:
                 yield made
@@ -175,11 +247,24 @@ class ContainerToolchain:
     def _build(self, container: Container, job: plan.Plan, target: targets.Target, made: Path) -> None:
         doing = (f"compiling for {target.platform}" if job.system == plan.RULE
                  else f"building {job.name} for {target.platform}")
-        code = container.run(doing, made / "output.log")
+        inside = target.name in self._emulated
+        started = time.monotonic()
+        code = container.run(doing + (" (emulated)" if inside else ""), made / "output.log")
         if code != 0:
             raise failure(code, made / "output.log", what(job, target))
+        self._timed(job, target, inside, time.monotonic() - started)
         (made / "out" / plan.RECORDS).mkdir(parents=True)
         container.copy_out(f"{WORK}/out", lambda name: _inside(made / "out", name), "the programs")
+
+    def _timed(self, job: plan.Plan, target: targets.Target, inside: bool, seconds: float) -> None:
+        """A --debian build's time kept; an emulated one's said beside the package's cross builds'."""
+        if not job.build_dep:
+            return
+        native = target.runs_natively_on(targets.lookup(self.image_arch()))
+        if inside:
+            compared = emulated.Compared(target, seconds, self.timings.cross(job.build_dep))
+            log.warning("%s", compared.line(job.build_dep.replace("=", " ")))
+        self.timings.record(job.build_dep, target, "emulated" if inside else "native" if native else "cross", seconds)
 
     def _replace_older(self, k: kept.Key) -> None:
         """A new state of a place replaces its older ones (other flags or build image): never reused again. One

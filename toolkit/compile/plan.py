@@ -49,6 +49,7 @@ class Plan:
     packages: tuple[str, ...] = ()  # -dev packages for the target (static archives, .pc files)
     tools: tuple[str, ...] = ()  # packages the build runs on the build machine
     build_dep: str = ""  # NAME=VERSION: a Debian source package whose build dependencies the build image installs
+    suite: str = ""  # ... from this Debian suite's archive (an emulated build's base is debootstrapped from it)
     reconf: bool = False  # an autotools build runs autoreconf -fi first, even with a configure (as dh_autoreconf)
     keep_header: bool = False  # ... without autoheader: the project keeps its config.h.in by hand (socat)
     artifacts: tuple[str, ...] = ()

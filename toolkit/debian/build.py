@@ -15,6 +15,8 @@ from typing import Any
 from .. import grammar, targets
 from ..compile import pipeline, plan, project_file, provides
 from ..errors import BuildFailed, InputError
+from ..rootfs import bases
+from ..rootfs import mirror as mirrors
 from ..rootfs.contents import PROGRAM_DIRS
 from . import archive, source
 
@@ -46,7 +48,9 @@ def build(text: str, wanted: Sequence[targets.Target], toolchain: str, place: pi
         system, subdir = debhelper_system(src.tree, grammar.inside(flags.subdir, "--subdir") if flags.subdir else "")
         flags = replace(flags, system=system, subdir=subdir or None)
     job = replace(project_file.open_project(str(src.tree), flags), build_dep=src.spec, reconf=reconfigures(src.tree),
-                  keep_header=keeps_header(src.tree))
+                  keep_header=keeps_header(src.tree), suite=suite or mirrors.host_suite())
+    if suite is not None and options.get("base") is None:  # the Build-Depends come from the suite's own base
+        options["base"] = bases.tag(suite)
     return pipeline.build(job, wanted, "container", place, say, index=index, described=[src.sbom_package()],
                           pick=picker, **options)
 

@@ -146,6 +146,14 @@ def image_id(client: Client, ref: str) -> str | None:
     return None if image is None else str(image.id)
 
 
+def image_labels(client: Client, ref: str) -> dict[str, str] | None:
+    """The labels of the image ref names ({} for none); None when the engine has no such image."""
+    attrs = _attrs(client, ref)
+    if attrs is None:
+        return None
+    return {str(k): str(v) for k, v in ((attrs.get("Config") or {}).get("Labels") or {}).items()}
+
+
 def get_image(client: Client, ref: str) -> Any:
     """The SDK's Image that ref names (its attrs, save()); None when the engine has none."""
     from docker.errors import ImageNotFound
