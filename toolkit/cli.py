@@ -248,7 +248,8 @@ def _targets(arch: str | None) -> list[targets.Target]:
                       "Build-Depends, delivering the programs its packages ship",
             "program": "with --debian: deliver only this program of the package",
             "mirror": "with --debian: fetch the source from this Debian mirror (default: the host's)",
-            "suite": "with --debian: from this suite (default: the host's)",
+            "suite": "with --debian: from this suite (default: the host's), built over its base image "
+                     "fromscratch/debian:SUITE (made on first use), e.g. --suite trixie for riscv64",
             "clean": "with --project: build from nothing, not from the build tree kept since its last build"})
 @cli
 def build(c: Context, src: list[str], out: str = "", cflags: str = "", ldflags: str = "", arch: str | None = None,

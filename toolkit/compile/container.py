@@ -36,8 +36,10 @@ class ContainerToolchain:
     name = "container"
 
     def __init__(self, client: engine.Client, base: str | None = None, libc: str = "glibc",
-                 limits: Limits = DEFAULT_LIMITS, clean: bool = False) -> None:
+                 limits: Limits = DEFAULT_LIMITS, clean: bool = False,
+                 bases: emulated.BaseImages | None = None) -> None:
         self._client = client
+        self._bases = bases  # Debian's base images: made when missing; without them no emulated fallback
         self.clean = clean  # a project's kept build state is not used: built from nothing (and kept anew)
         self._base = base  # None: builder.default_base(), looked up when first needed
         self._chosen_by = "--builder-base or the config key builder.base"
@@ -71,12 +73,10 @@ class ContainerToolchain:
         return self._base_id
 
     def _base_image_id(self, base: str) -> str:
-        """base's image ID; one of the Debian bases fromscratch names (fromscratch/debian:trixie) is made first
-        when the engine lacks it."""
-        from ..rootfs import bases
-
+        """base's image ID; one of the Debian bases (fromscratch/debian:trixie) is made first when the engine
+        lacks it."""
         found = builder.base_image_id(self._client, base)
-        if not found and bases.ensure(self._client, base):
+        if not found and self._bases is not None and self._bases.ensure(self._client, base):
             found = builder.base_image_id(self._client, base)
         return found
 
@@ -102,7 +102,7 @@ class ContainerToolchain:
             self._ready[key] = stands_in or builder.ensure_chain(self._client, layers, self._announce)
             return self._ready[key]
         except builder.LayerFailed as exc:
-            reason = emulated.falls_back(exc.layer, exc)
+            reason = emulated.falls_back(exc.layer, exc) if self._bases is not None and job.suite else None
             if reason is None:
                 self._failed[key] = self._explained(exc, target)
                 raise self._failed[key] from None
@@ -120,19 +120,17 @@ class ContainerToolchain:
                         base_id: str) -> list[builder.BuildImage]:
         """The layers of the build image of target's own architecture, over its Debian base: the native
         compilers, build systems, the package's Build-Depends (apt-get build-dep without -a) and the rest."""
-        from ..rootfs import bases
-
-        return builder.chain(bases.tag(job.suite, target), target, target.architecture, job.tools, job.packages,
-                             self.libc, project, base_id=base_id, build_dep=job.build_dep)
+        assert self._bases is not None
+        return builder.chain(self._bases.tag(job.suite, target), target, target.architecture, job.tools,
+                             job.packages, self.libc, project, base_id=base_id, build_dep=job.build_dep)
 
     def _emulated_before(self, job: plan.Plan, target: targets.Target, project: bool, cross_top: str) -> str | None:
         """An emulated build image made by an earlier build, when the cross one is not there (its build-dep
         failed then): used again, and why said again, instead of trying the cross build-dep once more."""
-        from ..rootfs import bases
-
-        if not job.build_dep or not job.suite or target.runs_natively_on(targets.lookup(self.image_arch())):
+        if (self._bases is None or not job.build_dep or not job.suite
+                or target.runs_natively_on(targets.lookup(self.image_arch()))):
             return None
-        base_id = builder.base_image_id(self._client, bases.tag(job.suite, target))
+        base_id = builder.base_image_id(self._client, self._bases.tag(job.suite, target))
         if not base_id or engine.image_exists(self._client, cross_top):
             return None
         top = self._emulated_chain(job, target, project, base_id)[-1].tag
@@ -144,19 +142,15 @@ class ContainerToolchain:
         return top
 
     def _emulated_image(self, job: plan.Plan, target: targets.Target, project: bool, reason: str) -> str:
-        """Fall back: say so, check that the suite has the target's architecture, make its base and build image."""
-        from ..rootfs import bases
-        from ..rootfs import mirror as mirrors
-
-        suite = job.suite or mirrors.host_suite()
-        lacking = emulated.arch_lacking(suite, mirrors.release(mirrors.host_mirror(), suite).architectures, target)
+        """Fall back: check that the suite has the target's architecture, say so, make its base and build image."""
+        assert self._bases is not None
+        lacking = emulated.arch_lacking(job.suite, self._bases.architectures(job.suite), target)
         if lacking is not None:
             raise lacking
         log.warning("%s", emulated.falling_back(target, reason))
-        base = bases.tag(suite, target)
-        base_id = self._base_image_id(base)
+        base_id = self._base_image_id(self._bases.tag(job.suite, target))
         layers = [replace(layer, labels=((emulated.REASON_LABEL, reason),)) if layer.build_dep else layer
-                  for layer in self._emulated_chain(replace(job, suite=suite), target, project, base_id)]
+                  for layer in self._emulated_chain(job, target, project, base_id)]
         top = builder.ensure_chain(self._client, layers, self._announce)
         self._emulated.add(target.name)
         return top

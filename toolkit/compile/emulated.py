@@ -13,12 +13,27 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from .. import files, targets
 from ..errors import BuildFailed
 from .buildimage import BuildImage
 
 log = logging.getLogger(__name__)
+
+
+class BaseImages(Protocol):
+    """The Debian base images builds stand on, by suite and architecture: what the wing that knows Debian
+    (debian/build.py, with rootfs/bases.py) gives the container toolchain, which then can fall back."""
+
+    def tag(self, suite: str, target: targets.Target | None = None) -> str:
+        """The base image of suite for target (None: the build machine's own)."""
+
+    def ensure(self, client: Any, name: str) -> bool:
+        """Make name (one tag() gives) unless the engine has it; False: name is not one of these."""
+
+    def architectures(self, suite: str) -> tuple[str, ...]:
+        """The dpkg architectures suite's archive carries (its signed Release says)."""
 
 # The label an emulated build image's build-dep layer carries: why the cross build-dep failed, said again when the
 # image is reused (the cross layer is not tried again while an emulated image stands in for it)

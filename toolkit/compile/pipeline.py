@@ -23,6 +23,7 @@ from ..sbom import links, spdx
 from ..sbom.program import program_document
 from ..sbom.sources import source_files, source_tree
 from . import deps, found, found_kept, plan, programs, provides, symlinks
+from .emulated import BaseImages
 from .toolchain import TOOLCHAINS, Toolchain, resolve_libc
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,8 @@ Pick = Callable[[targets.Target, list[Path]], list[Path]]
 
 def select(name: str, job: plan.Plan, wanted: Sequence[targets.Target], base: str | None = None,
            libc: str | None = None, limits: Limits = DEFAULT_LIMITS,
-           connect: Callable[[], engine.Client] = engine.connect, clean: bool = False) -> Toolchain:
+           connect: Callable[[], engine.Client] = engine.connect, clean: bool = False,
+           bases: BaseImages | None = None) -> Toolchain:
     """The toolchain called name; auto: native on a Linux host that has all job needs for every wanted target,
     else the build container. Combinations that cannot work are refused here, before anything runs."""
     libc = _libc(name, job, libc)
@@ -50,7 +52,7 @@ def select(name: str, job: plan.Plan, wanted: Sequence[targets.Target], base: st
         return native
     from .container import ContainerToolchain
 
-    return ContainerToolchain(connect(), base, libc, limits, clean)
+    return ContainerToolchain(connect(), base, libc, limits, clean, bases)
 
 
 def _libc(toolchain: str, job: plan.Plan, libc: str | None) -> str:
@@ -89,7 +91,7 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
           out_dir: Path | None = None, supplier: str = spdx.NOASSERTION, find: bool = True,
           exclude: Sequence[str] = (), saved: Callable[[plan.Plan], None] | None = None,
           described: Sequence[spdx.Package] | None = None, pick: Pick | None = None,
-          clean: bool = False) -> list[Outcome]:
+          clean: bool = False, bases: BaseImages | None = None) -> list[Outcome]:
     """Build job for every wanted target with the toolchain called toolchain, jobs at a time; say each program
     as it is written; fail if any target did (a target that lacked a file Debian packages is told which, from
     index). A project's out_dir is left out of what its build copies; supplier is the programs' in their SBOMs.
@@ -98,7 +100,9 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
     once every target has. described, when given, are the SBOMs' sources instead of the project's tree; pick
     chooses, for a target, which of the programs the build made are delivered, and then each is verified alone:
     one that fails is said in one line and left out, its siblings delivered. A project's build tree is kept
-    between its builds (compile/kept.py); clean builds it from nothing."""
+    between its builds (compile/kept.py); clean builds it from nothing. bases, Debian's base images, let a build
+    image stand on another suite's and a target whose cross build-dep fails build inside an emulated container
+    (compile/emulated.py)."""
     if jobs < 1:
         raise InputError(f"--jobs {jobs}: give 1 or more")
     libc = _libc(toolchain, job, libc)
@@ -106,7 +110,7 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
         job = with_found(job, wanted, libc, index, exclude, say)
     if out_dir is not None:
         check_out_dir(out_dir, job.root)
-    chain = select(toolchain, job, wanted, base, libc, limits, clean=clean)
+    chain = select(toolchain, job, wanted, base, libc, limits, clean=clean, bases=bases)
     for each, some in groups(job, wanted):  # once, before any thread: a build image is built by one caller only
         chain.prepare(each, some)
     skip = skip_output(out_dir) if out_dir else (lambda path: False)

@@ -5,6 +5,7 @@ are matched by name to what the build made, and each is verified and delivered o
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -15,7 +16,7 @@ from typing import Any
 from .. import grammar, targets
 from ..compile import pipeline, plan, project_file, provides
 from ..errors import BuildFailed, InputError
-from ..rootfs import bases
+from ..rootfs import bases, contents
 from ..rootfs import mirror as mirrors
 from ..rootfs.contents import PROGRAM_DIRS
 from . import archive, source
@@ -32,6 +33,8 @@ def build(text: str, wanted: Sequence[targets.Target], toolchain: str, place: pi
     """Fetch, build and deliver the source package text names (NAME or NAME=VERSION) for every wanted target;
     options go to pipeline.build as they are."""
     request = source.parse(text)
+    if suite is not None:  # which package ships which file, in that suite: its programs, its Build-Depends' files
+        index = functools.partial(contents.cached_index, suite=suite)
     if program is not None and not _PROGRAM.fullmatch(program):
         raise InputError(f"--program {program!r} is not a program's name", hint="e.g. --program pv")
     if toolchain in ("native", "zig"):
@@ -52,7 +55,7 @@ def build(text: str, wanted: Sequence[targets.Target], toolchain: str, place: pi
     if suite is not None and options.get("base") is None:  # the Build-Depends come from the suite's own base
         options["base"] = bases.tag(suite)
     return pipeline.build(job, wanted, "container", place, say, index=index, described=[src.sbom_package()],
-                          pick=picker, **options)
+                          pick=picker, bases=bases.DebianBases(), **options)
 
 
 # A patch line that changes what autoreconf reads: then the generated files are older than their sources, and make

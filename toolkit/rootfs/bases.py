@@ -84,3 +84,18 @@ def _make(client: Client, name: str, suite: str, target: targets.Target) -> None
         raise BuildFailed(f"making the base image {name} failed: {exc.message}",
                           hint=exc.hint or f"make it with `{by_hand}`", log=exc.log) from None
     log.warning("made the base image %s in %.0f s", name, time.monotonic() - started)
+
+
+class DebianBases:
+    """compile/emulated.BaseImages over this module and the host's mirror."""
+
+    def tag(self, suite: str, target: targets.Target | None = None) -> str:
+        return tag(suite, target)
+
+    def ensure(self, client: Client, name: str) -> bool:
+        return ensure(client, name)
+
+    def architectures(self, suite: str) -> tuple[str, ...]:
+        from . import mirror
+
+        return mirror.release(mirror.host_mirror(), suite).architectures

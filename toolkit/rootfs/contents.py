@@ -30,11 +30,11 @@ def _interesting(path: str) -> bool:
         path.startswith("usr/lib/") and path.endswith((".a", ".pc", ".so")))
 
 
-def cached_index(arch: str) -> Path | None:
-    """The kept index of the host suite's Contents-<arch>.gz (arch "all": the architecture-independent
+def cached_index(arch: str, suite: str | None = None) -> Path | None:
+    """The kept index of the host suite's (or suite's) Contents-<arch>.gz (arch "all": the architecture-independent
     packages), fetched when there is none or it is old; None when it cannot be had (no mirror answers, no
     gpgv to check it with): the build's error then has no hint, and the reason is logged."""
-    suite = mirror.host_suite()
+    suite = suite or mirror.host_suite()
     where = files.cache_dir() / "contents"
     kept = where / f"{suite}-{arch}.{_KEPT_FORM}.txt"
     if kept.is_file() and time.time() - kept.stat().st_mtime < _MAX_AGE:
