@@ -62,3 +62,19 @@ def test_riscv64_on_bookworm_is_one_line_naming_trixie(tmp_path, builder_base, d
     assert not (tmp_path / "dist").exists()
     label = {"label": f"{engine.SESSION}={session}"}
     assert docker_client.containers.list(all=True, filters=label) == []
+
+
+def test_riscv64_cross_builds_from_trixie_over_its_own_base(tmp_path, builder_base, docker_client):
+    """--suite trixie: the source, the base (fromscratch/debian:trixie, debootstrapped on first use) and the
+    Build-Depends (ncurses for riscv64, which trixie carries) all from trixie."""
+    done = _build(tmp_path, "fromscratch/debian:trixie", "--debian", "less", "--arch", "riscv64", "--suite", "trixie",
+                  "--program", "less")
+    assert done.code == 0, done.err
+    assert "emulated" not in done.out + done.err  # a cross build: trixie has what bookworm lacks
+    program = tmp_path / "dist" / "less"
+    assert verify.require(program, targets.lookup("riscv64")).interpreter is None
+    ran = subprocess.run([str(program), "--version"], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0 and ran.stdout.startswith("less "), ran.stdout + ran.stderr
+    doc = json.loads((tmp_path / "dist" / "less.spdx.json").read_text())
+    [source] = [p for p in doc["packages"] if p.get("primaryPackagePurpose") == "SOURCE"]
+    assert source["name"] == "less" and "ncurses" in json.dumps(doc)
