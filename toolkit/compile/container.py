@@ -11,7 +11,6 @@ import os
 import stat
 import tarfile
 import tempfile
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
@@ -164,7 +163,7 @@ class ContainerToolchain:
                     change = kept.changes(entries(job, skip), old)
                     log.info("kept state %s: %d entries sent, %d deleted", k.name, len(change.send), len(change.gone))
                     with tempfile.TemporaryFile(dir=scratch_dir()) as tar_file:
-                        _write_kept_tar(tar_file, change, scripts, time.time() if old is not None else None)
+                        _write_kept_tar(tar_file, change, scripts, rebuild=old is not None)
                         tar_file.seek(0)
                         container.copy_in("/", tar_file, job.name)
                     kept.used(k.name)
@@ -205,9 +204,8 @@ def _write_tar(fh: IO[bytes], job: plan.Plan, tools: dict[str, str], skip: Calla
         _add_tools(tar, tools)
 
 
-def _add_entries(tar: tarfile.TarFile, tree: Iterable[files.TreeEntry], touched: float | None = None) -> None:
-    """Entries of a tree under work/src; touched: the modification time of every file sent (a rebuild's changed
-    files are newer than what was built from them, whatever time the host's copy says), else each one's own."""
+def _add_entries(tar: tarfile.TarFile, tree: Iterable[files.TreeEntry]) -> None:
+    """Entries of a tree under work/src, each with its own modification time."""
     work = WORK.strip("/")
     kinds = {"dir": tarfile.DIRTYPE, "file": tarfile.REGTYPE, "link": tarfile.SYMTYPE}
     for entry in tree:
@@ -215,8 +213,6 @@ def _add_entries(tar: tarfile.TarFile, tree: Iterable[files.TreeEntry], touched:
                      stat.S_IMODE(entry.mode))
         info.mtime = entry.mtime_ns // 1_000_000_000
         if entry.kind == "file":
-            if touched is not None:
-                info.mtime = int(touched)
             with open(entry.source, "rb") as src:
                 info.size = os.fstat(src.fileno()).st_size
                 tar.addfile(info, src)
@@ -236,15 +232,21 @@ def _add_bytes(tar: tarfile.TarFile, rel: str, data: bytes, mode: int = 0o644) -
     tar.addfile(info, io.BytesIO(data))
 
 
-def _write_kept_tar(fh: IO[bytes], changes: kept.Changes, tools: dict[str, str], touched: float | None) -> None:
+def _write_kept_tar(fh: IO[bytes], changes: kept.Changes, tools: dict[str, str], rebuild: bool) -> None:
     """A kept state's update: the mark that it is changing first, then what changed, the tools, the paths to
-    delete and the new manifest (a copy cut short leaves the mark, and the next build starts from nothing)."""
+    delete and the new manifest (a copy cut short leaves the mark, and the next build starts from nothing).
+
+    rebuild: the files sent are listed for kept.sh to touch by the container's own clock, so that each is newer
+    than what was built from it, whatever time the host's copy says (a file checked out older) and whatever the
+    tar header can hold (whole seconds: a file edited in the second of the last build looked older than its .o,
+    and make kept the stale object)."""
     with tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
         tar.addfile(_info(f"{WORK.strip('/')}/{kept.STATE_DIR}", tarfile.DIRTYPE, 0o755))
         _add_bytes(tar, f"{kept.STATE_DIR}/{kept.DIRTY}", b"")
-        _add_entries(tar, changes.send, touched)
+        _add_entries(tar, changes.send)
         _add_tools(tar, tools)
         _add_bytes(tar, f"{kept.STATE_DIR}/{kept.GONE}", changes.gone_list())
+        _add_bytes(tar, f"{kept.STATE_DIR}/{kept.SENT}", changes.sent_list() if rebuild else b"")
         _add_bytes(tar, f"{kept.STATE_DIR}/{kept.MANIFEST}", changes.manifest_bytes())
 
 
