@@ -46,9 +46,13 @@ class BuildFailed(ToolkitError):
         self.lacking = lacking
 
 
+class TimedOut(BuildFailed):
+    """A build that ran past its time limit (not worth running again another way)."""
+
+
 def timed_out(what: str, seconds: float) -> BuildFailed:
     """A build (natively or in its container) that ran past --timeout, in the one wording every path uses."""
-    return BuildFailed(f"{what} stopped: it ran past its time limit of {seconds:g} s",
+    return TimedOut(f"{what} stopped: it ran past its time limit of {seconds:g} s",
                        hint="give it longer with --timeout SECONDS (0: no limit)")
 
 

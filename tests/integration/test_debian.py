@@ -71,6 +71,21 @@ def test_pv_cross_builds_for_arm64_with_build_dep_a(tmp_path, builder_base):
     assert _source_of(tmp_path / "dist" / "pv.spdx.json")["name"] == "pv"
 
 
+def test_lua_whose_own_rules_name_its_build_is_built_by_them(tmp_path, builder_base):
+    """lua5.4's debian/rules builds with `make linux-readline` and a libtool of its own: the Makefile's default
+    target makes no program, so the build is done again with the package's debian/rules, said in one line."""
+    done = _build(tmp_path, builder_base, "--debian", "lua5.4", "--arch", "amd64")
+    assert done.code == 0, done.err
+    said = [line for line in done.out.splitlines() if "with its own debian/rules" in line]
+    assert len(said) == 1 and "made no program" in said[0], done.out
+    lua = tmp_path / "dist" / "lua5.4"
+    assert verify.require(lua, targets.lookup("amd64")).interpreter is None
+    ran = subprocess.run([str(lua), "-e", "print(6 * 7)"], capture_output=True, text=True, timeout=30)
+    assert ran.returncode == 0 and ran.stdout == "42\n", ran
+    names = {p["name"] for p in json.loads((tmp_path / "dist" / "lua5.4.spdx.json").read_text())["packages"]}
+    assert "libreadline-dev" in names  # linux-readline's link, recorded by the wrappers under debian/rules too
+
+
 @pytest.mark.parametrize(("given", "said"), [
     ("pv'", "is not a Debian source package name"), ("$(touch pwned)", "is not a Debian source package name"),
     ("pv\nRUN touch pwned", "is not a Debian source package name"), ("-o", "is not a Debian source package name"),

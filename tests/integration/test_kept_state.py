@@ -81,6 +81,9 @@ def test_a_rebuild_sends_the_change_and_matches_a_clean_build(builder_base, tmp_
     [state] = states()
     assert state["Labels"][kept.LABEL + "project"] == str(proj.resolve())
     (proj / "part.c").write_text("int part(void){return 2;}\n")
+    # changed at once, and with a time older than the build of it (a checkout of an older revision): still newer
+    # than the part.o it replaces, inside the state
+    os.utime(proj / "part.c", (1_000_000_000, 1_000_000_000))
     (proj / "extra.c").unlink()
     again = _build(proj, tmp_path / "two", builder_base, session)
     assert again.returncode == 0, again.stderr
@@ -106,6 +109,8 @@ def test_hostile_names_are_sent_and_deleted_as_data(builder_base, tmp_path, sess
     for name in hostile:
         (proj / name).unlink()
     (proj / "-d" / hostile[0]).unlink()
+    for name in hostile[1:]:  # sent again, and touched by name inside the state
+        (proj / "-d" / name).write_text("changed\n")
     again = _build(proj, tmp_path / "two", builder_base, session)
     assert again.returncode == 0, again.stderr
     left = _listing(docker_client, state["Name"])

@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import assert_clean_failure, gcc, serve_registry
 from tests.faults import SLOW_CFLAGS, Sandbox, descendants, new_base
-from toolkit.engine.client import ROLE
+from toolkit.engine.client import ROLE, SESSION
 from toolkit.rootfs import debootstrap as rootfs
 from toolkit.rootfs.load import planned_image
 
@@ -229,3 +229,36 @@ def test_an_interrupted_build_image_leaves_no_image_in_podman(podman, podman_bui
         box.assert_clean()
     finally:
         client.api.remove_image(fresh, force=True)
+
+
+KEPT_MAKEFILE = "app: main.o part.o\n\t$(CC) -o app main.o part.o\n"
+KEPT_MAIN = '#include <stdio.h>\nint part(void);\nint main(void){ printf("%d\\n", part()); return 0; }\n'
+
+
+def test_a_kept_state_rebuilds_what_changed_on_each_engine(engine, base):
+    """The kept build state is a volume of that engine (Podman's own, over its socket and over TCP): a rebuild
+    sends the change and matches a clean build; `invoke clean` lists it and removes it."""
+    proj = engine.box.work / "proj"
+    proj.mkdir()
+    for name, text in (("Makefile", KEPT_MAKEFILE), ("main.c", KEPT_MAIN), ("part.c", "int part(void){return 1;}\n")):
+        (proj / name).write_text(text)
+    args = ("build", "--project", str(proj), "--toolchain", "container", "--builder-base", base)
+    first = engine.run(*args, "--out", "one", timeout=900)
+    assert first.code == 0, first
+    states = engine.client.api.volumes(filters={"label": f"{SESSION}={engine.box.session}"}).get("Volumes") or []
+    [state] = [v["Name"] for v in states if (v.get("Labels") or {}).get(ROLE) == "state"]
+    try:
+        (proj / "part.c").write_text("int part(void){return 2;}\n")
+        again = engine.run(*args, "--out", "two")
+        assert again.code == 0, again
+        clean = engine.run(*args, "--out", "three", "--clean")
+        assert clean.code == 0, clean
+        work = engine.box.work
+        assert (work / "two" / "app").read_bytes() == (work / "three" / "app").read_bytes()
+        assert (work / "one" / "app").read_bytes() != (work / "two" / "app").read_bytes()
+        listed = engine.run("clean", "--dry-run")
+        assert listed.code == 0 and state in listed.out + listed.err, listed
+    finally:
+        for v in engine.client.api.volumes(filters={"label": f"{SESSION}={engine.box.session}"}).get("Volumes") or []:
+            engine.client.api.remove_volume(v["Name"], force=True)
+    engine.assert_clean()

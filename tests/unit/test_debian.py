@@ -290,3 +290,21 @@ def test_autoheader_stays_off_where_debian_rules_turns_it_off(tmp_path: Path, ru
     assert (tree / "ran").read_text().strip() == f"AUTOHEADER={'true' if keeps else ''} autoreconf -fi"
     # cpio: no autopoint on PATH here, so autoreconf keeps the tarball's gettext files
     assert (tree / "autopoint").read_text().strip() == "AUTOPOINT=true"
+
+
+def test_only_a_builds_own_failure_is_tried_again_with_debian_rules() -> None:
+    from toolkit.errors import timed_out
+
+    assert build._rules_may_build(BuildFailed("the build made no program"))
+    assert not build._rules_may_build(None)
+    assert not build._rules_may_build(timed_out("building lua5.4", 60))  # twice the time for the same end
+    assert not build._rules_may_build(BuildFailed("link failed", lacking=(("library", "onig"),)))
+    assert not build._rules_may_build(InputError("--subdir x: no such directory"))
+
+
+def test_debian_rules_command_is_the_script_s_own_text() -> None:
+    """No word of the package's or the user's reaches it: the target comes from the environment the build script
+    sets, the rules file is the tree's (run by make, as dpkg-buildpackage does)."""
+    sh = subprocess.run(["sh", "-n", "-c", build.DEBIAN_RULES], capture_output=True, text=True)
+    assert sh.returncode == 0, sh.stderr
+    assert '"$CROSS_TRIPLE"' in build.DEBIAN_RULES and "nocheck" in build.DEBIAN_RULES

@@ -177,7 +177,11 @@ def default_base(client: Any) -> tuple[str, str]:
     return FALLBACK_BASE, f"the default: {SETUP_BASE}, which the set-up makes, is not in the engine"
 
 
-class LayerFailed(BuildFailed):
+class ImageFailed(BuildFailed):
+    """A target's build image that cannot be made: no build of it, whichever way, can run."""
+
+
+class LayerFailed(ImageFailed):
     """A layer of a build image that could not be built, and which one (a cross build-dep falls back on it)."""
 
     def __init__(self, layer: BuildImage, failed: BuildFailed) -> None:

@@ -109,9 +109,10 @@ class ContainerToolchain:
             try:
                 self._ready[key] = self._emulated_image(job, target, project, reason)
                 return self._ready[key]
-            except BuildFailed as fallback:
-                self._failed[key] = fallback
-                raise fallback from None
+            except BuildFailed as fallback:  # its base or image: no build of the target can run
+                self._failed[key] = (fallback if isinstance(fallback, builder.ImageFailed) else
+                                     builder.ImageFailed(fallback.message, fallback.hint, fallback.log))
+                raise self._failed[key] from None
         except BuildFailed as exc:
             self._failed[key] = self._explained(exc, target)
             raise self._failed[key] from None
@@ -230,9 +231,9 @@ class ContainerToolchain:
                     change = kept.changes(entries(job, skip), old)
                     log.info("kept state %s: %d entries sent, %d deleted", k.name, len(change.send), len(change.gone))
                     with tempfile.TemporaryFile(dir=scratch_dir()) as tar_file:
-                        _write_kept_tar(tar_file, change, scripts, time.time() if old is not None else None)
+                        _write_kept_tar(tar_file, change, scripts, rebuild=old is not None)
                         tar_file.seek(0)
-                        container.copy_in("/", tar_file, job.name)
+                        container.copy_in(WORK, tar_file, job.name)
                     kept.used(k.name)
                     self._build(container, job, target, made)
                     yield made
@@ -274,28 +275,27 @@ def _inside(out: Path, name: str) -> Path:
     return (out / plan.RECORDS if os.path.basename(parent) == plan.RECORDS else out) / base
 
 
+_TOP = f"{WORK.strip('/')}/"  # a fresh build's archive is unpacked at /
+
+
 def _write_tar(fh: IO[bytes], job: plan.Plan, tools: dict[str, str], skip: Callable[[str], bool]) -> None:
     """What the plan copies, under work/src (files.tree's rules: no special files, symlinks kept inside), and the
     tools under work/tools, owned by root, modes and modification times kept."""
     with tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
         if job.files is not None:  # a rule's entries name no top directory
-            tar.addfile(_info(f"{WORK.strip('/')}/src", tarfile.DIRTYPE, 0o755))
-        _add_entries(tar, entries(job, skip))
-        _add_tools(tar, tools)
+            tar.addfile(_info(f"{_TOP}src", tarfile.DIRTYPE, 0o755))
+        _add_entries(tar, entries(job, skip), _TOP)
+        _add_tools(tar, tools, _TOP)
 
 
-def _add_entries(tar: tarfile.TarFile, tree: Iterable[files.TreeEntry], touched: float | None = None) -> None:
-    """Entries of a tree under work/src; touched: the modification time of every file sent (a rebuild's changed
-    files are newer than what was built from them, whatever time the host's copy says), else each one's own."""
-    work = WORK.strip("/")
+def _add_entries(tar: tarfile.TarFile, tree: Iterable[files.TreeEntry], top: str) -> None:
+    """Entries of a tree under {top}src, each with its own modification time."""
     kinds = {"dir": tarfile.DIRTYPE, "file": tarfile.REGTYPE, "link": tarfile.SYMTYPE}
     for entry in tree:
-        info = _info(f"{work}/src/{entry.rel}" if entry.rel else f"{work}/src", kinds[entry.kind],
+        info = _info(f"{top}src/{entry.rel}" if entry.rel else f"{top}src", kinds[entry.kind],
                      stat.S_IMODE(entry.mode))
         info.mtime = entry.mtime_ns // 1_000_000_000
         if entry.kind == "file":
-            if touched is not None:
-                info.mtime = int(touched)
             with open(entry.source, "rb") as src:
                 info.size = os.fstat(src.fileno()).st_size
                 tar.addfile(info, src)
@@ -304,26 +304,37 @@ def _add_entries(tar: tarfile.TarFile, tree: Iterable[files.TreeEntry], touched:
             tar.addfile(info)
 
 
-def _add_tools(tar: tarfile.TarFile, tools: dict[str, str]) -> None:
+def _add_tools(tar: tarfile.TarFile, tools: dict[str, str], top: str) -> None:
     for name, text in sorted(tools.items()):
-        _add_bytes(tar, f"tools/{name}", text.encode(), 0o755)
+        _add_bytes(tar, f"{top}tools/{name}", text.encode(), 0o755)
 
 
-def _add_bytes(tar: tarfile.TarFile, rel: str, data: bytes, mode: int = 0o644) -> None:
-    info = _info(f"{WORK.strip('/')}/{rel}", tarfile.REGTYPE, mode)
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
+    info = _info(name, tarfile.REGTYPE, mode)
     info.size = len(data)
     tar.addfile(info, io.BytesIO(data))
 
 
-def _write_kept_tar(fh: IO[bytes], changes: kept.Changes, tools: dict[str, str], touched: float | None) -> None:
+def _write_kept_tar(fh: IO[bytes], changes: kept.Changes, tools: dict[str, str], rebuild: bool) -> None:
     """A kept state's update: the mark that it is changing first, then what changed, the tools, the paths to
-    delete and the new manifest (a copy cut short leaves the mark, and the next build starts from nothing)."""
+    delete and the new manifest (a copy cut short leaves the mark, and the next build starts from nothing).
+
+    rebuild: the files sent are listed for kept.sh to touch by the container's own clock, so that each is newer
+    than what was built from it, whatever time the host's copy says (a file checked out older) and whatever the
+    tar header can hold (whole seconds: a file edited in the second of the last build looked older than its .o,
+    and make kept the stale object).
+
+    Its names are relative to the work directory, the volume's mount point, where it is unpacked: Podman resolves
+    only the destination of a copy into a volume, and unpacked at / the members went under the mount point,
+    in the container's own layer, hidden by the volume once it ran (the first build of a state saw them only
+    because Podman copies what an empty volume's mount point holds into it)."""
     with tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        tar.addfile(_info(f"{WORK.strip('/')}/{kept.STATE_DIR}", tarfile.DIRTYPE, 0o755))
+        tar.addfile(_info(kept.STATE_DIR, tarfile.DIRTYPE, 0o755))
         _add_bytes(tar, f"{kept.STATE_DIR}/{kept.DIRTY}", b"")
-        _add_entries(tar, changes.send, touched)
-        _add_tools(tar, tools)
+        _add_entries(tar, changes.send, "")
+        _add_tools(tar, tools, "")
         _add_bytes(tar, f"{kept.STATE_DIR}/{kept.GONE}", changes.gone_list())
+        _add_bytes(tar, f"{kept.STATE_DIR}/{kept.SENT}", changes.sent_list() if rebuild else b"")
         _add_bytes(tar, f"{kept.STATE_DIR}/{kept.MANIFEST}", changes.manifest_bytes())
 
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from .. import files, targets
 from ..errors import BuildFailed
-from .buildimage import BuildImage
+from .buildimage import BuildImage, ImageFailed
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def falling_back(target: targets.Target, reason: str) -> str:
             "container")
 
 
-def arch_lacking(suite: str, architectures: tuple[str, ...], target: targets.Target) -> BuildFailed | None:
+def arch_lacking(suite: str, architectures: tuple[str, ...], target: targets.Target) -> ImageFailed | None:
     """The one-line failure of a target whose architecture suite does not carry (Debian bookworm has no riscv64);
     None when it does (or the suite's Release names none)."""
     if not architectures or target.debian_arch in architectures:
@@ -81,7 +81,7 @@ def arch_lacking(suite: str, architectures: tuple[str, ...], target: targets.Tar
     since = f" ({target.debian_arch} is an official Debian architecture from {target.debian_since} on)" \
         if target.debian_since else ""
     hint = f"--suite {target.debian_since}" if target.debian_since else "a suite that has it (--suite SUITE)"
-    return BuildFailed(f"Debian {suite} has no {target.debian_arch} packages, so the Build-Depends cannot be "
+    return ImageFailed(f"Debian {suite} has no {target.debian_arch} packages, so the Build-Depends cannot be "
                        f"installed for {target.name}, cross or emulated{since}",
                        hint=f"build it from {hint}; {suite} has {', '.join(architectures)}")
 

@@ -23,7 +23,7 @@ from . import plan
 log = logging.getLogger(__name__)
 
 STATE_DIR = ".fromscratch"  # in the work directory, beside src/, build/ and the tools
-MANIFEST, DIRTY, GONE = "manifest.json", "dirty", "gone"
+MANIFEST, DIRTY, GONE, SENT = "manifest.json", "dirty", "gone", "sent"
 RUNNER = Path(__file__).with_name("kept.sh")
 PREFIX = "fromscratch-state-"  # a kept state's volume, or directory under cache_dir()/state
 LABEL = "org.fromscratch.state."  # its labels: project, target, toolchain, image, place
@@ -67,10 +67,18 @@ class Changes:
 
     def gone_list(self) -> bytes:
         """The paths to delete as kept.sh reads them: NUL-separated, each ./ relative (never an option)."""
-        return b"".join(b"./" + os.fsencode(rel) + b"\0" for rel in self.gone)
+        return _paths(self.gone)
+
+    def sent_list(self) -> bytes:
+        """The files sent, for kept.sh to touch, in the same form."""
+        return _paths(e.rel for e in self.send if e.kind == "file")
 
     def manifest_bytes(self) -> bytes:
         return json.dumps(self.manifest, sort_keys=True).encode()
+
+
+def _paths(rels: Iterable[str]) -> bytes:
+    return b"".join(b"./" + os.fsencode(rel) + b"\0" for rel in rels)
 
 
 def _digest(path: str) -> str:

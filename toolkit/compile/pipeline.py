@@ -91,7 +91,7 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
           out_dir: Path | None = None, supplier: str = spdx.NOASSERTION, find: bool = True,
           exclude: Sequence[str] = (), saved: Callable[[plan.Plan], None] | None = None,
           described: Sequence[spdx.Package] | None = None, pick: Pick | None = None,
-          clean: bool = False, bases: BaseImages | None = None) -> list[Outcome]:
+          clean: bool = False, raise_failed: bool = True, bases: BaseImages | None = None) -> list[Outcome]:
     """Build job for every wanted target with the toolchain called toolchain, jobs at a time; say each program
     as it is written; fail if any target did (a target that lacked a file Debian packages is told which, from
     index). A project's out_dir is left out of what its build copies; supplier is the programs' in their SBOMs.
@@ -100,9 +100,10 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
     once every target has. described, when given, are the SBOMs' sources instead of the project's tree; pick
     chooses, for a target, which of the programs the build made are delivered, and then each is verified alone:
     one that fails is said in one line and left out, its siblings delivered. A project's build tree is kept
-    between its builds (compile/kept.py); clean builds it from nothing. bases, Debian's base images, let a build
-    image stand on another suite's and a target whose cross build-dep fails build inside an emulated container
-    (compile/emulated.py)."""
+    between its builds (compile/kept.py); clean builds it from nothing. raise_failed=False: the targets that
+    failed are returned with their errors, for the caller to try again another way (and saved hears nothing).
+    bases, Debian's base images, let a build image stand on another suite's and a target whose cross build-dep
+    fails build inside an emulated container (compile/emulated.py)."""
     if jobs < 1:
         raise InputError(f"--jobs {jobs}: give 1 or more")
     libc = _libc(toolchain, job, libc)
@@ -137,6 +138,8 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
     outcomes = for_each_target(wanted, jobs, one)
     phrase = provides.for_sources(chain.name) if job.system == plan.RULE else provides.for_project(chain.name)
     provides.explain([o.error for o in outcomes], wanted, phrase, index)
+    if not raise_failed:
+        return outcomes
     raise_failures(outcomes, wanted)
     if saved is not None:
         saved(job)

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import grammar, targets
-from ..compile import pipeline, plan, project_file, provides
-from ..errors import BuildFailed, InputError
+from ..compile import buildimage, pipeline, plan, project_file, provides
+from ..errors import BuildFailed, InputError, TimedOut
 from ..rootfs import bases, contents
 from ..rootfs import mirror as mirrors
 from ..rootfs.contents import PROGRAM_DIRS
@@ -47,15 +47,60 @@ def build(text: str, wanted: Sequence[targets.Target], toolchain: str, place: pi
     if program is not None:  # refused before anything is built
         for target in wanted:
             picker.check(target)
-    if flags.system is None and flags.run is None:  # the build system debhelper would pick, not ours
+    ours = flags.system is None and flags.run is None  # the build system debhelper would pick, not ours
+    if ours:
         system, subdir = debhelper_system(src.tree, grammar.inside(flags.subdir, "--subdir") if flags.subdir else "")
-        flags = replace(flags, system=system, subdir=subdir or None)
+        if system is None and (src.tree / "debian" / "rules").is_file():
+            say(f"{src.name}: no build system of ours in its tree: building it with its own debian/rules")
+            flags, ours = replace(flags, run=DEBIAN_RULES, subdir=None), False
+        else:
+            flags = replace(flags, system=system, subdir=subdir or None)
     job = replace(project_file.open_project(str(src.tree), flags), build_dep=src.spec, reconf=reconfigures(src.tree),
                   keep_header=keeps_header(src.tree), suite=suite or mirrors.host_suite())
     if suite is not None and options.get("base") is None:  # the Build-Depends come from the suite's own base
         options["base"] = bases.tag(suite)
-    return pipeline.build(job, wanted, "container", place, say, index=index, described=[src.sbom_package()],
-                          pick=picker, bases=bases.DebianBases(), **options)
+    common = {"index": index, "described": [src.sbom_package()], "pick": picker, "bases": bases.DebianBases(),
+              **options}
+    if not ours or not (src.tree / "debian" / "rules").is_file():
+        return pipeline.build(job, wanted, "container", place, say, **common)
+    outcomes = pipeline.build(job, wanted, "container", place, say, raise_failed=False, **common)
+    again = [o for o in outcomes if _rules_may_build(o.error)]
+    if again:
+        for o in again:
+            say(f"{src.name} for {o.target.platform}: {_first_line(o.error)}; building it again with its own "
+                "debian/rules, as Debian does")
+        rules = replace(job, system="run", run=DEBIAN_RULES, subdir="", reconf=False, keep_header=False)
+        redone = {o.target.name: o for o in pipeline.build(rules, [o.target for o in again], "container", place,
+                                                            say, raise_failed=False, **common)}
+        outcomes = [redone.get(o.target.name, o) for o in outcomes]
+    pipeline.raise_failures(outcomes, wanted)
+    return outcomes
+
+
+# Debian's own build, for a package our choice of build system cannot build (lua5.4's debian/rules names its make
+# target and libtool; unzip's a Makefile under unix/): its debian/rules, as dpkg-buildpackage runs it, for the
+# target (dpkg-architecture's host from the triplet the build's environment exports), without tests and without
+# stripping (the link records are matched to the programs by content): dh's install-arch where the rules are dh's
+# (the programs installed under debian/<package>/, the packaging after it left out), else binary-arch. Its
+# dpkg-shlibdeps answers nothing: it asks for the target's shared libraries, which static programs do not use
+# and a cross build lacks (lua5.4's shared library needs libstdc++.so.6:arm64). The compilers it runs are the
+# wrappers all the same; the programs are found under debian/ by their names.
+DEBIAN_RULES = ('mkdir -p "$W/debian-shims" && printf "#!/bin/sh\\nexit 0\\n" > "$W/debian-shims/dpkg-shlibdeps" && '
+                'chmod 755 "$W/debian-shims/dpkg-shlibdeps" && PATH="$W/debian-shims:$PATH" && '
+                't=binary-arch && if make -s -n -f debian/rules install-arch >/dev/null 2>&1; then t=install-arch; '
+                'fi && DEB_BUILD_OPTIONS="nocheck nostrip parallel=$JOBS" DEB_BUILD_PROFILES=nocheck '
+                'dpkg-architecture -t "$CROSS_TRIPLE" -c make -f debian/rules "$t"')
+
+
+def _rules_may_build(error: Exception | None) -> bool:
+    """Whether a target's failure was the build's own (not a missing static archive, not its time limit, not its
+    build image, which the rules would need as much), which Debian's own rules may get past."""
+    return (isinstance(error, BuildFailed) and not isinstance(error, (TimedOut, buildimage.ImageFailed))
+            and not error.lacking)
+
+
+def _first_line(error: Exception | None) -> str:
+    return str(getattr(error, "message", error)).splitlines()[0][:200]
 
 
 # A patch line that changes what autoreconf reads: then the generated files are older than their sources, and make
