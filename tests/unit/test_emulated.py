@@ -154,3 +154,15 @@ def test_a_layer_that_fails_in_a_chain_is_named(monkeypatch):
     with pytest.raises(buildimage.LayerFailed) as failed:
         buildimage.ensure_chain(object(), layers)
     assert failed.value.layer is dep and failed.value.log == UNMET
+
+
+def test_a_target_without_a_build_image_is_not_tried_again_with_debian_rules():
+    """Debian's own rules run in the same build image: a target whose image cannot be made (the suite lacks its
+    architecture, a layer failed) would fail the same way again, after saying it tries."""
+    from toolkit.debian import build as debian_build
+
+    lacking = emulated.arch_lacking("bookworm", ("amd64", "s390x"), RISCV64)
+    assert lacking is not None and not debian_build._rules_may_build(lacking)
+    layer = buildimage.LayerFailed(_build_dep(_layers(S390X)), BuildFailed("a RUN step exited with 100", log=UNMET))
+    assert not debian_build._rules_may_build(layer)
+    assert debian_build._rules_may_build(BuildFailed("make: *** [all] Error 2"))
