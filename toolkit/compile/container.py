@@ -255,7 +255,7 @@ class ContainerToolchain:
         """A --debian build's time kept; an emulated one's said beside the package's cross builds'."""
         if not job.build_dep:
             return
-        native = target.runs_natively_on(targets.lookup(self.image_arch()))
+        native = target.architecture == self.image_arch()  # the image's own gcc, as chain() decides (386: cross)
         if inside:
             compared = emulated.Compared(target, seconds, self.timings.cross(job.build_dep))
             log.warning("%s", compared.line(job.build_dep.replace("=", " ")))
