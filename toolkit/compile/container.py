@@ -42,7 +42,7 @@ class ContainerToolchain:
         self._bases = bases  # Debian's base images: made when missing; without them no emulated fallback
         self.clean = clean  # a project's kept build state is not used: built from nothing (and kept anew)
         self._base = base  # None: builder.default_base(), looked up when first needed
-        self._chosen_by = "--builder-base or the config key builder.base"
+        self._chosen_by = "--builder-base or the config key builder.base" + (", or --suite" if bases else "")
         self._announced = False
         self.libc = libc
         self.limits = limits
