@@ -136,6 +136,15 @@ class ContainerToolchain:
         scripts = {**tools_files(job, tools, WORK), kept.RUNNER.name: kept.RUNNER.read_text()}
         with files.exclusive(kept.lock_name(k.name), waiting=f"waiting for another build of {job.name} for "
                              f"{target.platform}, which uses the same kept build state"):
+            image_id = engine.image_id(self._client, image) or ""
+            done = None if self.clean else kept.unchanged(k, image_id, entries(job, skip))
+            if done is not None:  # what the last build delivered, again: no container
+                log.warning("%s: nothing changed since its last build for %s (--clean builds it anew)", job.root,
+                            target.platform)
+                kept.used(k.name)
+                yield done
+                return
+            kept.forget_done(k)  # a build that fails, or is stopped, leaves no record to deliver from
             if self.clean and not volume.remove(self._client, k.name):
                 raise BuildFailed(f"--clean: the kept build state of {job.name} for {target.platform} ({k.name}) is "
                                   "in use by another build", hint="build again once it has ended")
@@ -169,6 +178,7 @@ class ContainerToolchain:
                     kept.used(k.name)
                     self._build(container, job, target, made)
                     yield made
+                    kept.keep_done(k, image_id, change, made)  # delivered: a rebuild of the same tree need not run
                     return
 
     def _build(self, container: Container, job: plan.Plan, target: targets.Target, made: Path) -> None:

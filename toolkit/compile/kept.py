@@ -143,6 +143,76 @@ def read_manifest(found: dict[str, bytes] | None) -> tuple[dict[str, list] | Non
     return manifest, False
 
 
+DONE = "done"  # under state_root(): per place, what its last build delivered and the tree it was built from
+
+
+def done_dir(k: Key) -> Path:
+    """Where the outputs of the last build of k's place are kept on this machine, with the manifest of the tree
+    it was built from and the key and build image it was built under (done.json)."""
+    return state_root() / DONE / k.place
+
+
+def unchanged(k: Key, image_id: str, tree: Iterable[files.TreeEntry]) -> Path | None:
+    """The work directory of the last build of k's place (its out/ holds the programs and the records of their
+    links) when that build was of k (the same flags, toolchain, target, libc and build image tag), in the build
+    image whose ID is image_id, from a tree the same as tree by changes()' rule: nothing needs building again.
+    None otherwise. A file whose times changed but not its content is noted in the kept manifest (not read
+    again next time)."""
+    d = done_dir(k)
+    try:
+        said = json.loads((d / "done.json").read_text())
+        old, _dirty = read_manifest({MANIFEST: (d / MANIFEST).read_bytes()})
+    except (OSError, ValueError):
+        return None
+    if not image_id or said != {"name": k.name, "image": image_id} or old is None or not (d / "out").is_dir():
+        return None
+    change = changes(tree, old)
+    if change.send or change.gone:
+        return None
+    if change.manifest != old:  # times only: noted, so that the next check reads no file
+        with contextlib.suppress(OSError), files.atomic_output(d / MANIFEST) as tmp:
+            tmp.write_bytes(change.manifest_bytes())
+    return d
+
+
+def keep_done(k: Key, image_id: str, change: Changes, made: Path) -> None:
+    """Keep what a build of k in image image_id delivered (made/out) from the tree change describes, for
+    unchanged(): written whole under a temporary name, then renamed (the caller holds the state's lock). A
+    record that cannot be written is only not kept."""
+    import shutil
+
+    d = done_dir(k)
+    tmp = d.with_name(f".{d.name}.{os.getpid()}")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        shutil.copytree(made / "out", tmp / "out", symlinks=True)
+        (tmp / MANIFEST).write_bytes(change.manifest_bytes())
+        (tmp / "done.json").write_text(json.dumps({"name": k.name, "image": image_id}, sort_keys=True))
+        forget_done(k)
+        os.rename(tmp, d)
+    except OSError as exc:
+        log.info("not keeping what the build of %s delivered: %s", k.name, exc)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def forget_done(k: Key | None, name: str | None = None) -> None:
+    """No build takes the shortcut of unchanged() from the record of k's place (or, with name, from any record
+    of the kept state called name: `invoke clean` removed it)."""
+    import shutil
+
+    places = [done_dir(k)] if k is not None else sorted((state_root() / DONE).glob("[!.]*"))
+    for d in places:
+        if name is not None:
+            try:
+                if json.loads((d / "done.json").read_text()).get("name") != name:
+                    continue
+            except (OSError, ValueError, AttributeError):
+                pass
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def used_dir() -> Path:
     """Where the time a kept state was last used on this machine is noted (a volume says only when it was made)."""
     return files.cache_dir() / "state" / "used"
@@ -232,7 +302,10 @@ def remove_held(held: Held, client: object | None) -> bool:
         from ..engine import volume
 
         assert client is not None
-        return volume.remove(client, held.name)  # type: ignore[arg-type]
+        if not volume.remove(client, held.name):  # type: ignore[arg-type]
+            return False
+        forget_done(None, held.name)  # no build delivers what it made again without building it
+        return True
     shared = held.name == "dpkg-owners" or held.name.startswith("ccache/")
     path = files.cache_dir() / held.name if shared else state_root() / held.name
     with files.exclusive(lock_name(held.name), waiting=f"waiting for the build that uses {held.name}"):
