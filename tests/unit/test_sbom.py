@@ -149,6 +149,32 @@ def test_what_dpkg_answered_is_kept_while_its_status_file_is_the_same(tmp_path):
     assert sorted(p.name for p in cache.iterdir()) == [Path(other).name]
 
 
+def test_the_sums_of_a_links_inputs_are_kept_while_no_input_changed(tmp_path):
+    cache = tmp_path / "owners"
+    inputs = []
+    for name in ["libc.a", "-n", "a b", "$(touch pwned)", "x'y"]:
+        inputs.append(_write(tmp_path, name, f"{name}\n"))
+    listed = _write(tmp_path, "listed", "".join(f"{p}\n" for p in inputs))
+    env = {**os.environ, "FROMSCRATCH_DPKG_CACHE": str(cache)}
+
+    def sums() -> str:
+        return subprocess.run(links.argv("fs_sums", str(listed)), capture_output=True, text=True, check=True,
+                              env=env, cwd=tmp_path).stdout
+
+    first = sums()
+    assert first == subprocess.run(["sha256sum", "--", *map(str, inputs)], capture_output=True, text=True,
+                                   check=True).stdout
+    [kept] = (cache / "sums").iterdir()
+    kept.write_text("kept\n")  # answered from the file: nothing read again
+    assert sums() == "kept\n"
+    inputs[0].write_text("libc.a, changed\n")  # another size and time: read again
+    assert sums() != "kept\n" and len(list((cache / "sums").iterdir())) == 2
+    assert not (tmp_path / "pwned").exists()
+    assert subprocess.run(links.argv("fs_sums", str(listed)), capture_output=True, text=True, check=True,
+                          env={k: v for k, v in env.items() if k != "FROMSCRATCH_DPKG_CACHE"}).stdout == \
+        subprocess.run(["sha256sum", "--", *map(str, inputs)], capture_output=True, text=True, check=True).stdout
+
+
 def test_a_cpp_program_lists_libstdcxx(tmp_path):
     _write(tmp_path, "hi.cc", '#include <iostream>\nint main(){ std::cout << "hi" << std::endl; }\n')
     built = invoke("build", "--src", "hi.cc", "--out", "hi", "--toolchain", "native", cwd=tmp_path)
