@@ -181,6 +181,26 @@ def test_an_unchanged_tree_is_delivered_again_without_a_container(builder_base, 
     assert (out / "app").read_bytes() == program and not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.parametrize("behind", ["echo other > /work/.fromscratch/generation",
+                                    "touch /work/.fromscratch/changing.0123456789abcdef"])
+def test_a_state_changed_behind_this_machines_back_is_built_from_nothing(builder_base, tmp_path, session, states,
+                                                                         docker_client, behind):
+    proj = _project(tmp_path, **{"Makefile": MAKEFILE, "main.c": MAIN, "part.c": "int part(void){return 1;}\n"})
+    assert _build(proj, tmp_path / "one", builder_base, session).returncode == 0
+    [state] = states()
+    # another machine's build of the same state (its change made, or cut short while it was sent), and a stray
+    # object that only a build from nothing does not link
+    docker_client.containers.run("fromscratch/debian:bookworm", ["sh", "-c", f"{behind} && "
+                                 "printf 'garbage' > /work/src/part.o"],
+                                 volumes={state["Name"]: {"bind": "/work", "mode": "rw"}}, remove=True)
+    (proj / "part.c").write_text("int part(void){return 2;}\n")
+    again = _build(proj, tmp_path / "two", builder_base, session)
+    assert again.returncode == 0, again.stderr
+    assert "was changed by another build, or left mid-build: building from nothing" in again.stderr
+    assert _build(proj, tmp_path / "clean", builder_base, session, "--clean").returncode == 0
+    assert (tmp_path / "two" / "app").read_bytes() == (tmp_path / "clean" / "app").read_bytes()
+
+
 def test_two_builds_of_one_state_at_once_both_succeed(builder_base, tmp_path, session, states):
     proj = _project(tmp_path, **{"Makefile": MAKEFILE + "\t@sleep 2\n", "main.c": MAIN,
                                  "part.c": "int part(void){return 1;}\n"})

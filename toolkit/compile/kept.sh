@@ -14,6 +14,23 @@ if [ -n "${FROMSCRATCH_CCACHE_DIR-}" ] && FROMSCRATCH_CCACHE=$(command -v ccache
   CCACHE_DIR=$FROMSCRATCH_CCACHE_DIR CCACHE_BASEDIR=$W CCACHE_NOHASHDIR=1
   export CCACHE_DIR CCACHE_BASEDIR CCACHE_NOHASHDIR FROMSCRATCH_CCACHE
 fi
+# A rebuild whose changes were made against the host's record of the state's last build ($S/expect, not empty):
+# they apply only to the generation that build left, with no other change begun since (one cut short, here or
+# from another machine, left its changing.* mark; a build stopped half-way left the dirty mark). Otherwise nothing
+# is built: exit 75, the dirty mark left, and the host builds from nothing.
+fs_new=$(cat "$S/generation.new" 2>/dev/null) || fs_new=''
+fs_stale=''
+if [ -s "$S/expect" ]; then
+  [ "$(cat "$S/generation" 2>/dev/null)" = "$(cat "$S/expect")" ] && [ ! -e "$S/dirty" ] || fs_stale=1
+  for fs_m in "$S"/changing.*; do
+    if [ -e "$fs_m" ] && [ "$fs_m" != "$S/changing.$fs_new" ]; then fs_stale=1; fi
+  done
+  : > "$S/dirty"  # (the host sent no mark: it would have hidden one a stopped build left)
+fi
+rm -f "$S/expect" "$S/generation.new"
+if [ -n "$fs_stale" ]; then exit 75; fi
+if [ -n "$fs_new" ]; then printf '%s\n' "$fs_new" > "$S/generation"; fi
+rm -f "$S"/changing.*
 if [ -s "$S/gone" ]; then
   # NUL-separated paths, each ./ relative to src (no word of them is read as an option or as code)
   (cd "$W/src" && xargs -0 rm -rf -- < "$S/gone") || true
