@@ -18,9 +18,9 @@ from typing import IO
 from .. import files, targets
 from ..engine import client as engine
 from ..engine import volume
-from ..engine.container import DEFAULT_LIMITS, Container, Limits
+from ..engine.container import DEFAULT_LIMITS, Container, Limits, unpack
 from ..errors import BuildFailed
-from ..files import scratch_dir, temp_dir
+from ..files import excerpt, scratch_dir, temp_dir
 from . import buildimage as builder
 from . import cross, kept, plan
 from .toolchain import argv, entries, failure, refuse_musl_cxx, tools_files, what
@@ -167,7 +167,9 @@ class ContainerToolchain:
                     container = stack.enter_context(Container.open(
                         self._client, image, command, WORK, self.limits,
                         mounts={k.name: WORK, **({cache: kept.CCACHE_MOUNT} if caching else {})},
-                        env={"FROMSCRATCH_CCACHE_DIR": kept.CCACHE_MOUNT} if caching else None))
+                        env={"FROMSCRATCH_OUT_TAR": "1",
+                             **({"FROMSCRATCH_CCACHE_DIR": kept.CCACHE_MOUNT} if caching else {})}))
+                    programs = stack.enter_context(tempfile.TemporaryFile(dir=scratch_dir()))
                     if expect and change is not None:
                         old: dict[str, list] | None = last.manifest if last is not None else None
                     else:
@@ -187,7 +189,7 @@ class ContainerToolchain:
                         tar_file.seek(0)
                         container.copy_in(WORK, tar_file, job.name)
                     kept.used(k.name)
-                    code = self._run(container, job, target, made)
+                    code = self._run(container, job, target, made, programs)
                     if code == kept.STALE and expect:  # another build changed the state: from nothing
                         log.warning("the kept build state of %s for %s was changed by another build, or left "
                                     "mid-build: building from nothing", job.name, target.platform)
@@ -196,7 +198,8 @@ class ContainerToolchain:
                             raise BuildFailed(f"the kept build state {k.name} is in use by another build")
                         last = change = None
                         continue
-                    self._finish(code, container, job, target, made)
+                    programs.seek(0)
+                    self._finish(code, container, job, target, made, programs)
                     yield made
                     kept.keep_done(k, image_id, change, made, generation)  # a rebuild of the same tree need not run
                     return
@@ -205,18 +208,28 @@ class ContainerToolchain:
         self._finish(self._run(container, job, target, made), container, job, target, made)
 
     @staticmethod
-    def _run(container: Container, job: plan.Plan, target: targets.Target, made: Path) -> int:
+    def _run(container: Container, job: plan.Plan, target: targets.Target, made: Path,
+             programs: IO[bytes] | None = None) -> int:
         doing = (f"compiling for {target.platform}" if job.system == plan.RULE
                  else f"building {job.name} for {target.platform}")
-        return container.run(doing, made / "output.log")
+        return container.run(doing, made / "output.log", programs)
 
     @staticmethod
-    def _finish(code: int, container: Container, job: plan.Plan, target: targets.Target, made: Path) -> None:
-        """The programs copied out of a build that passed; a failure raised with its log."""
+    def _finish(code: int, container: Container, job: plan.Plan, target: targets.Target, made: Path,
+                programs: IO[bytes] | None = None) -> None:
+        """The programs of a build that passed: from the archive it wrote to its standard output (programs), or
+        copied out of the container; a failure raised with its log."""
         if code != 0:
             raise failure(code, made / "output.log", what(job, target))
         (made / "out" / plan.RECORDS).mkdir(parents=True)
-        container.copy_out(f"{WORK}/out", lambda name: _inside(made / "out", name), "the programs")
+        if programs is None:
+            container.copy_out(f"{WORK}/out", lambda name: _inside(made / "out", name), "the programs")
+            return
+        try:
+            unpack(programs, lambda name: _inside(made / "out", name))
+        except tarfile.TarError as exc:
+            raise BuildFailed(f"the programs of {what(job, target)} came out unreadable ({exc})",
+                              log=excerpt(made / "output.log")) from None
 
     def _replace_older(self, k: kept.Key) -> None:
         """A new state of a place replaces its older ones (other flags or build image): never reused again. One

@@ -6,6 +6,9 @@
 # $1: the work directory; the rest: build.sh's arguments.
 W=$1; shift
 S=$W/.fromscratch
+# the build's output goes to standard error; standard output carries, when asked (FROMSCRATCH_OUT_TAR=1), the
+# programs (out/) as a tar archive once the build passed: the host takes them from the same attachment
+exec 4>&1 1>&2
 # what dpkg said owns each input of a link, kept with the state (a state's build image, its dpkg, never changes)
 FROMSCRATCH_DPKG_CACHE=${FROMSCRATCH_DPKG_CACHE:-$S/dpkg-owners}; export FROMSCRATCH_DPKG_CACHE
 # the compiler cache, shared by every project built for the target, when this machine has ccache and the build
@@ -41,7 +44,10 @@ if [ -s "$S/sent" ]; then
   (cd "$W/src" && xargs -0 touch -c -- < "$S/sent") || true
 fi
 rm -f "$S/sent"
-sh "$W/tools/build.sh" "$@"
+sh "$W/tools/build.sh" "$@" 4>&-
 code=$?
+if [ "$code" -eq 0 ] && [ "${FROMSCRATCH_OUT_TAR-}" = 1 ]; then
+  tar -c -f - -C "$W/out" . >&4 || code=$?
+fi
 rm -f "$S/dirty"
 exit "$code"
