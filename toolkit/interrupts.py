@@ -135,9 +135,24 @@ def run_logged(cmd: Sequence[str], log_path: str, timeout: float | None = None, 
         if timer is not None and expired.is_set():
             timer.join()  # the group is stopped
             raise TimedOut(f"ran past {timeout:g} s")
+        if _unwinding:  # an interrupt sent the group SIGTERM: its processes finish their cleanup (gcc removes
+            _await_group(proc.pid)  # its temporary files) before the rest is killed
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
     return code
+
+
+def _await_group(pgid: int, grace: float = 5.0) -> None:
+    """Wait (at most grace seconds) until no process of the group is left."""
+    import time
+
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.01)
 
 
 def _stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
