@@ -33,7 +33,7 @@ _SMOKE_SECONDS = 60
 # What a smoke run tries, in order: the first that exits 0 saying something passes; failing that, the program's
 # own usage text with exit 1 or 2 (it ran in its scratch image and parsed its arguments: chkfont, bzip2recover).
 SMOKE_ARGS: tuple[tuple[str, ...], ...] = (("--version",), ("-v",), ("-V",), ("--help",), ("-h",), ())
-SMOKE_SAID = "--version, -v, -V, --help, -h or no arguments"
+SMOKE_SAID = "--version, -v, -V, --help, -h or no arguments (also on a terminal)"
 CACHE_SCHEMA = 1
 
 # Failure classes, in the order a report lists them, with what a user can do about each.
@@ -178,6 +178,13 @@ def smoke(binary: Path, arch: str, tag: str, remove: Callable[[str], None]) -> S
                 return Smoke(binary.name, arch, True, how)
             if usage is None and ran.returncode in (1, 2) and "usage" in said.lower():
                 usage = Smoke(binary.name, arch, True, f"{how}: usage, exit {ran.returncode}")
+        if usage is None:  # a program that draws (sl's train) answers nothing until it has a terminal
+            try:
+                ran = _toolkit("run", "--tty", "--tag", tag, "--", f"/{binary.name}", timeout=_SMOKE_SECONDS)
+                if ran.returncode == 0 and ran.stdout.strip():
+                    return Smoke(binary.name, arch, True, "no arguments, on a terminal")
+            except subprocess.TimeoutExpired:
+                pass
         return usage or Smoke(binary.name, arch, False, f"no answer to {SMOKE_SAID}")
     except subprocess.TimeoutExpired:
         return Smoke(binary.name, arch, False, "image: timed out")

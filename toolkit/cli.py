@@ -625,9 +625,10 @@ def inspect_image(c: Context, tag: str, json: bool = False) -> None:
 
 
 @task(help={"tag": "the image to run",
-            "platform": "the platform to run (linux/arm64, arm64): of a multi-platform image, its NAME:TAG-<arch>"})
+            "platform": "the platform to run (linux/arm64, arm64): of a multi-platform image, its NAME:TAG-<arch>",
+            "tty": "run the program on a terminal of its own (docker run -t; TERM=xterm), for programs that draw"})
 @cli
-def run(c: Context, tag: str, platform: str | None = None) -> None:
+def run(c: Context, tag: str, platform: str | None = None, tty: bool = False) -> None:
     """Run an image, stream its output, and exit with the container's exit code.
 
     Arguments after -- replace the image's CMD (its ENTRYPOINT stays), as `docker run IMAGE ARGS` does; stdin
@@ -638,7 +639,8 @@ def run(c: Context, tag: str, platform: str | None = None) -> None:
 
     target = _one_platform(platform) if platform else None
     client = engine.connect()
-    code = runner.run(client, tag, sys.stdout.buffer, sys.stderr.buffer, target, _arguments(c), _piped_stdin())
+    code = runner.run(client, tag, sys.stdout.buffer, sys.stderr.buffer, target, _arguments(c),
+                      None if tty else _piped_stdin(), tty=tty)
     if code:
         raise Exit(code=code)
 

@@ -115,14 +115,44 @@ def run_logged(cmd: Sequence[str], log_path: str, timeout: float | None = None, 
     stopped when it ends."""
     with open(log_path, "ab") as out, \
             child(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **popen) as proc:
-        try:
-            code = proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        # a blocking wait, the time limit kept by a timer: Popen.wait(timeout) polls, and its naps (up to 50 ms)
+        # were a sixth of a native hello's build
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
             _stop_group(proc)
-            raise TimedOut(f"ran past {timeout:g} s") from None
+
+        timer = threading.Timer(timeout, expire) if timeout is not None else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        try:
+            code = proc.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if timer is not None and expired.is_set():
+            timer.join()  # the group is stopped
+            raise TimedOut(f"ran past {timeout:g} s")
+        if _unwinding:  # an interrupt sent the group SIGTERM: its processes finish their cleanup (gcc removes
+            _await_group(proc.pid)  # its temporary files) before the rest is killed
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
     return code
+
+
+def _await_group(pgid: int, grace: float = 5.0) -> None:
+    """Wait (at most grace seconds) until no process of the group is left."""
+    import time
+
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.01)
 
 
 def _stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:

@@ -56,3 +56,18 @@ def test_hostile_names_fail_in_one_line_leaving_nothing(tmp_path, builder_base, 
     assert list(tmp_path.iterdir()) == []
     label = {"label": f"{engine.SESSION}={session}"}
     assert docker_client.containers.list(all=True, filters=label) == []
+
+
+def test_a_program_that_answers_only_on_a_terminal_passes_its_smoke_run_there(tmp_path, docker_client):
+    """sl draws its train and takes no option: with no terminal it answers nothing, on one it runs and exits 0."""
+    from tests.conftest import gcc
+    from tests.integration.test_run_io import TTY
+    from toolkit import census
+
+    prog = gcc(tmp_path, TTY, "-static", "-O2", name="drawer")
+    tag = f"fromscratch-test-smoke-{uuid.uuid4().hex[:10]}:latest"
+    removed: list[str] = []
+    said = census.smoke(prog, "amd64", tag, removed.append)
+    assert said.ok and said.how == "no arguments, on a terminal", said
+    assert removed == [tag]
+    docker_client.api.remove_image(tag, force=True)

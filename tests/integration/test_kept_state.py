@@ -136,10 +136,69 @@ def test_a_state_left_mid_build_is_built_from_nothing(builder_base, tmp_path, se
     docker_client.containers.run("fromscratch/debian:bookworm", ["sh", "-c", "touch /work/.fromscratch/dirty && "
                                  "printf 'garbage' > /work/src/part.o"],
                                  volumes={state["Name"]: {"bind": "/work", "mode": "rw"}}, remove=True)
+    with open(proj / "main.c", "a") as fh:  # a change: an unchanged tree delivers the last build's program
+        fh.write("/* changed */\n")
     again = _build(proj, tmp_path / "two", builder_base, session)
     assert again.returncode == 0, again.stderr
     assert "left mid-build: building from nothing" in again.stderr
     assert (tmp_path / "one" / "app").read_bytes() == (tmp_path / "two" / "app").read_bytes()
+
+
+NOTHING = "nothing changed since its last build"
+
+
+def test_an_unchanged_tree_is_delivered_again_without_a_container(builder_base, tmp_path, session, states,
+                                                                   docker_client):
+    hostile = ["-rf", "$(touch pwned)", "a'b\"c", "new\nline", "--help"]
+    proj = _project(tmp_path, **{"Makefile": MAKEFILE, "main.c": MAIN, "part.c": "int part(void){return 1;}\n"})
+    for name in hostile:
+        (proj / name).write_text("data\n")
+    out = tmp_path / "out"
+    first = _build(proj, out, builder_base, session)
+    assert first.returncode == 0 and NOTHING not in first.stderr, first.stderr
+    program, sbom = (out / "app").read_bytes(), (out / "app.spdx.json").read_bytes()
+    (out / "app").unlink()
+    (out / "app.spdx.json").unlink()
+    since = time.time()
+    again = _build(proj, out, builder_base, session)
+    assert again.returncode == 0 and NOTHING in again.stderr, again.stderr
+    assert (out / "app").read_bytes() == program and (out / "app.spdx.json").read_bytes() == sbom
+    made = docker_client.api.events(since=int(since), until=int(time.time()) + 1, decode=True, filters={
+        "type": "container", "event": "create", "label": f"{engine.SESSION}={session}"})
+    assert list(made) == []
+    os.utime(proj / "part.c")  # a new time, the same content: still nothing to build
+    assert NOTHING in _build(proj, out, builder_base, session).stderr
+    for name in hostile[:2]:
+        (proj / name).write_text("changed\n")
+    changed = _build(proj, out, builder_base, session)
+    assert changed.returncode == 0 and NOTHING not in changed.stderr, changed.stderr
+    assert NOTHING in _build(proj, out, builder_base, session).stderr
+    flags = _build(proj, out, builder_base, session, "--make-args", "V=1")
+    assert flags.returncode == 0 and NOTHING not in flags.stderr, flags.stderr
+    assert NOTHING in _build(proj, out, builder_base, session, "--make-args", "V=1").stderr
+    clean = _build(proj, out, builder_base, session, "--make-args", "V=1", "--clean")
+    assert clean.returncode == 0 and NOTHING not in clean.stderr, clean.stderr
+    assert (out / "app").read_bytes() == program and not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("behind", ["echo other > /work/.fromscratch/generation",
+                                    "touch /work/.fromscratch/changing.0123456789abcdef"])
+def test_a_state_changed_behind_this_machines_back_is_built_from_nothing(builder_base, tmp_path, session, states,
+                                                                         docker_client, behind):
+    proj = _project(tmp_path, **{"Makefile": MAKEFILE, "main.c": MAIN, "part.c": "int part(void){return 1;}\n"})
+    assert _build(proj, tmp_path / "one", builder_base, session).returncode == 0
+    [state] = states()
+    # another machine's build of the same state (its change made, or cut short while it was sent), and a stray
+    # object that only a build from nothing does not link
+    docker_client.containers.run("fromscratch/debian:bookworm", ["sh", "-c", f"{behind} && "
+                                 "printf 'garbage' > /work/src/part.o"],
+                                 volumes={state["Name"]: {"bind": "/work", "mode": "rw"}}, remove=True)
+    (proj / "part.c").write_text("int part(void){return 2;}\n")
+    again = _build(proj, tmp_path / "two", builder_base, session)
+    assert again.returncode == 0, again.stderr
+    assert "was changed by another build, or left mid-build: building from nothing" in again.stderr
+    assert _build(proj, tmp_path / "clean", builder_base, session, "--clean").returncode == 0
+    assert (tmp_path / "two" / "app").read_bytes() == (tmp_path / "clean" / "app").read_bytes()
 
 
 def test_two_builds_of_one_state_at_once_both_succeed(builder_base, tmp_path, session, states):

@@ -82,3 +82,28 @@ def test_a_multi_platform_tag_is_found_by_platform_and_named_without(image_tag, 
     finally:
         for image in (f"{tag}-arm64", f"{tag}-s390x"):
             subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
+
+
+# Says whether its output and error are a terminal, and the TERM it was given; exit 3 when not on one.
+TTY = r"""#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(void) {
+    const char *term = getenv("TERM");
+    printf("out tty %d, TERM=%s\n", isatty(1), term ? term : "(none)");
+    fprintf(stderr, "err tty %d\n", isatty(2));
+    return isatty(1) ? 0 : 3;
+}
+"""
+
+
+def test_tty_gives_the_program_a_terminal(image_tag, tmp_path):
+    prog = gcc(tmp_path, TTY, "-static", "-O2", name="ttyer")
+    tag = image_tag()
+    assert invoke("image", "--tag", tag, "--binary", str(prog), cwd=tmp_path).code == 0
+    plain = run_piped("--tag", tag, stdin=b"")
+    assert plain.returncode == 3 and b"out tty 0, TERM=(none)" in plain.stdout, plain
+    on_tty = run_piped("--tty", "--tag", tag, stdin=b"")
+    # one stream, as a terminal shows it: the error's line comes on stdout, with the terminal's line endings
+    assert on_tty.returncode == 0, on_tty
+    assert b"out tty 1, TERM=xterm\r\n" in on_tty.stdout and b"err tty 1\r\n" in on_tty.stdout, on_tty

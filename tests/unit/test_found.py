@@ -159,6 +159,16 @@ def test_makefile_and_includes(tmp_path):
     assert _names(deps.declared(root, "", "cmake")) == ""
 
 
+def test_another_systems_port_is_not_read(tmp_path):
+    """unzip's tree: a directory per system; only the Unix one's and the top's declarations are this build's."""
+    root = _tree(tmp_path, {
+        "unix/Makefile": "LIBS = -lbz2\n", "unzip.c": "#include <zlib.h>\n",
+        "beos/beosmain.cpp": "#include <app/Application.h>\n", "theos/_isatty.c": "#include <sc.h>\n",
+        "human68k/Makefile": "LIBS = -lhmem -lttyi\n", "msdos/msdos.c": "#include <dos.h>\n",
+        "vms/vms.c": "#include <descrip.h>\n", "amiga/amiga.c": "#include <exec/types.h>\n"})
+    assert _names(deps.declared(root, "", "make")) == "unix/Makefile:1 library bz2\nunzip.c:1 header zlib.h\n"
+
+
 def test_src_includes_and_include_guards(tmp_path):
     root = _tree(tmp_path, {"a.c": '#include "a.h"\n#include <zlib.h>\n#if HAVE_PNG\n#include <png.h>\n#endif\n',
                             "a.h": "#ifndef A_H\n#define A_H\n#include <bzlib.h>\n#endif\n"})

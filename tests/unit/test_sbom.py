@@ -4,6 +4,7 @@ same inputs; the image's SBOM as an OCI artifact in the layouts; bad input refus
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -129,10 +130,11 @@ def test_what_dpkg_answered_is_kept_while_its_status_file_is_the_same(tmp_path):
 
     first = resolve()
     assert f"owner\t{owner('gcc')}\t" in first
-    [kept] = cache.iterdir()
+    [kept] = [p for p in cache.iterdir() if p.is_file()]
     assert [line for line in first.splitlines() if line.startswith(("owner", "package"))] == \
         kept.read_text().splitlines()
     kept.write_text("owner\tkept-answer\t/x\n")  # answered from the file, dpkg not asked again
+    shutil.rmtree(cache / "records")  # (not from the whole record fs_resolve kept)
     assert "owner\tkept-answer\t/x" in resolve()
     # another status file (dpkg installed or removed something): another name, the old answers go
     admin = tmp_path / "admin"
@@ -146,7 +148,60 @@ def test_what_dpkg_answered_is_kept_while_its_status_file_is_the_same(tmp_path):
                            env={**env, "DPKG_ADMINDIR": str(admin)}).stdout.strip()
     assert path.startswith(f"{cache}/") and other.startswith(f"{cache}/") and path != other
     subprocess.run(links.argv("fs_keep_owners", str(asked), other), check=True, env=env)
-    assert sorted(p.name for p in cache.iterdir()) == [Path(other).name]
+    assert sorted(p.name for p in cache.iterdir() if p.is_file()) == [Path(other).name]
+
+
+def test_a_record_is_kept_while_nothing_it_read_changed(tmp_path):
+    cache, own = tmp_path / "owners", tmp_path / "own"
+    own.mkdir()
+    archive = _write(tmp_path, "libx.a", "!<arch>\n")
+    mine = _write(own, "libown.a", "!<arch>\n")
+    env = {**os.environ, "FROMSCRATCH_DPKG_CACHE": str(cache)}
+
+    def resolve(output: str) -> str:
+        trace = _write(tmp_path, "trace", f"output {output}\nlinker gnu\ndriver gcc\narchive {archive}\n"
+                                          f"archive {mine}\nobject /tmp/gone-{output[-1]}.o\n")
+        return subprocess.run(links.argv("fs_resolve", str(trace), str(own)), capture_output=True, text=True,
+                              check=True, env=env).stdout
+
+    first = resolve("/out/a")
+    [kept] = (cache / "records").iterdir()
+    assert "output\t/out/a" in first and "output" not in kept.read_text()
+    second = resolve("/out/b")  # another program, a temporary object that is gone: the same record
+    assert sorted(second.replace("/out/b", "/out/a").splitlines()) == sorted(first.splitlines())
+    assert links.parse(second).output == "/out/b" and len(list((cache / "records").iterdir())) == 1
+    mine.write_text("!<arch>\nchanged, and left out of the record\n")
+    assert len(resolve("/out/a")) and len(list((cache / "records").iterdir())) == 1
+    archive.write_text("!<arch>\nchanged\n")
+    changed = resolve("/out/a")
+    assert len(list((cache / "records").iterdir())) == 2 and changed != first
+    assert hashlib.sha256(archive.read_bytes()).hexdigest() in changed
+
+
+def test_the_sums_of_a_links_inputs_are_kept_while_no_input_changed(tmp_path):
+    cache = tmp_path / "owners"
+    inputs = []
+    for name in ["libc.a", "-n", "a b", "$(touch pwned)", "x'y"]:
+        inputs.append(_write(tmp_path, name, f"{name}\n"))
+    listed = _write(tmp_path, "listed", "".join(f"{p}\n" for p in inputs))
+    env = {**os.environ, "FROMSCRATCH_DPKG_CACHE": str(cache)}
+
+    def sums() -> str:
+        return subprocess.run(links.argv("fs_sums", str(listed)), capture_output=True, text=True, check=True,
+                              env=env, cwd=tmp_path).stdout
+
+    first = sums()
+    assert first == subprocess.run(["sha256sum", "--", *map(str, inputs)], capture_output=True, text=True,
+                                   check=True).stdout
+    [kept] = (cache / "sums").iterdir()
+    kept.write_text("kept\n")  # answered from the file: nothing read again
+    assert sums() == "kept\n"
+    inputs[0].write_text("libc.a, changed\n")  # another size and time: read again
+    assert sums() != "kept\n" and len(list((cache / "sums").iterdir())) == 2
+    assert not (tmp_path / "pwned").exists()
+    assert subprocess.run(links.argv("fs_sums", str(listed)), capture_output=True, text=True, check=True,
+                          env={k: v for k, v in env.items() if k != "FROMSCRATCH_DPKG_CACHE"}).stdout == \
+        subprocess.run(["sha256sum", "--", *map(str, inputs)], capture_output=True, text=True, check=True).stdout
 
 
 def test_a_cpp_program_lists_libstdcxx(tmp_path):

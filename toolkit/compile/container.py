@@ -20,9 +20,9 @@ from typing import IO
 from .. import files, targets
 from ..engine import client as engine
 from ..engine import volume
-from ..engine.container import DEFAULT_LIMITS, Container, Limits
+from ..engine.container import DEFAULT_LIMITS, Container, Limits, unpack
 from ..errors import BuildFailed
-from ..files import scratch_dir, temp_dir
+from ..files import excerpt, scratch_dir, temp_dir
 from . import buildimage as builder
 from . import cross, emulated, kept, plan
 from .toolchain import argv, entries, failure, refuse_musl_cxx, tools_files, what
@@ -204,6 +204,17 @@ class ContainerToolchain:
         scripts = {**tools_files(job, tools, WORK), kept.RUNNER.name: kept.RUNNER.read_text()}
         with files.exclusive(kept.lock_name(k.name), waiting=f"waiting for another build of {job.name} for "
                              f"{target.platform}, which uses the same kept build state"):
+            image_id = engine.image_id(self._client, image) or ""
+            last = None if self.clean else kept.last_done(k, image_id)
+            change = kept.changes(entries(job, skip), last.manifest) if last is not None else None
+            done = kept.unchanged(last, change) if last is not None and change is not None else None
+            if done is not None:  # what the last build delivered, again: no container
+                log.warning("%s: nothing changed since its last build for %s (--clean builds it anew)", job.root,
+                            target.platform)
+                kept.used(k.name)
+                yield done
+                return
+            kept.forget_done(k)  # a build that fails, or is stopped, leaves no record to deliver from
             if self.clean and not volume.remove(self._client, k.name):
                 raise BuildFailed(f"--clean: the kept build state of {job.name} for {target.platform} ({k.name}) is "
                                   "in use by another build", hint="build again once it has ended")
@@ -211,45 +222,86 @@ class ContainerToolchain:
             caching = kept.ccache_on()
             if caching:
                 volume.ensure(self._client, cache, labels, role="ccache")
+            generation = kept.new_generation()
             for attempt in (0, 1):
                 if volume.ensure(self._client, k.name, dict(k.labels)):
                     self._replace_older(k)
+                    last = change = None  # a new volume: whatever the record says, the state is empty
+                # the manifest of the state's last build is known here (its generation checked inside by
+                # kept.sh), or read from the state
+                expect = last.generation if last is not None and last.generation and attempt == 0 else ""
                 with contextlib.ExitStack() as stack:
                     made = stack.enter_context(temp_dir("fromscratch-programs-"))
                     container = stack.enter_context(Container.open(
                         self._client, image, command, WORK, self.limits,
                         mounts={k.name: WORK, **({cache: kept.CCACHE_MOUNT} if caching else {})},
-                        env={"FROMSCRATCH_CCACHE_DIR": kept.CCACHE_MOUNT} if caching else None))
-                    old, dirty = kept.read_manifest(container.read(f"{WORK}/{kept.STATE_DIR}"))
-                    if dirty and attempt == 0:
-                        log.warning("the kept build state of %s for %s was left mid-build: building from nothing",
-                                    job.name, target.platform)
-                        stack.close()
-                        if not volume.remove(self._client, k.name):
-                            raise BuildFailed(f"the kept build state {k.name} is in use by another build")
-                        continue
-                    change = kept.changes(entries(job, skip), old)
+                        env={"FROMSCRATCH_OUT_TAR": "1",
+                             **({"FROMSCRATCH_CCACHE_DIR": kept.CCACHE_MOUNT} if caching else {})}))
+                    programs = stack.enter_context(tempfile.TemporaryFile(dir=scratch_dir()))
+                    if expect and change is not None:
+                        old: dict[str, list] | None = last.manifest if last is not None else None
+                    else:
+                        old, dirty = kept.read_manifest(container.read(f"{WORK}/{kept.STATE_DIR}"))
+                        if dirty and attempt == 0:
+                            log.warning("the kept build state of %s for %s was left mid-build: building from "
+                                        "nothing", job.name, target.platform)
+                            stack.close()
+                            if not volume.remove(self._client, k.name):
+                                raise BuildFailed(f"the kept build state {k.name} is in use by another build")
+                            continue
+                        change = kept.changes(entries(job, skip), old)
                     log.info("kept state %s: %d entries sent, %d deleted", k.name, len(change.send), len(change.gone))
                     with tempfile.TemporaryFile(dir=scratch_dir()) as tar_file:
-                        _write_kept_tar(tar_file, change, scripts, rebuild=old is not None)
+                        _write_kept_tar(tar_file, change, scripts, rebuild=old is not None, generation=generation,
+                                        expect=expect if old is not None else "")
                         tar_file.seek(0)
                         container.copy_in(WORK, tar_file, job.name)
                     kept.used(k.name)
-                    self._build(container, job, target, made)
+                    code = self._run(container, job, target, made, programs)
+                    if code == kept.STALE and expect:  # another build changed the state: from nothing
+                        log.warning("the kept build state of %s for %s was changed by another build, or left "
+                                    "mid-build: building from nothing", job.name, target.platform)
+                        stack.close()
+                        if not volume.remove(self._client, k.name):
+                            raise BuildFailed(f"the kept build state {k.name} is in use by another build")
+                        last = change = None
+                        continue
+                    programs.seek(0)
+                    self._finish(code, container, job, target, made, programs)
                     yield made
+                    kept.keep_done(k, image_id, change, made, generation)  # a rebuild of the same tree need not run
                     return
 
     def _build(self, container: Container, job: plan.Plan, target: targets.Target, made: Path) -> None:
+        self._finish(self._run(container, job, target, made), container, job, target, made)
+
+    def _run(self, container: Container, job: plan.Plan, target: targets.Target, made: Path,
+             programs: IO[bytes] | None = None) -> int:
         doing = (f"compiling for {target.platform}" if job.system == plan.RULE
                  else f"building {job.name} for {target.platform}")
         inside = target.name in self._emulated
         started = time.monotonic()
-        code = container.run(doing + (" (emulated)" if inside else ""), made / "output.log")
+        code = container.run(doing + (" (emulated)" if inside else ""), made / "output.log", programs)
+        if code == 0:
+            self._timed(job, target, inside, time.monotonic() - started)
+        return code
+
+    @staticmethod
+    def _finish(code: int, container: Container, job: plan.Plan, target: targets.Target, made: Path,
+                programs: IO[bytes] | None = None) -> None:
+        """The programs of a build that passed: from the archive it wrote to its standard output (programs), or
+        copied out of the container; a failure raised with its log."""
         if code != 0:
             raise failure(code, made / "output.log", what(job, target))
-        self._timed(job, target, inside, time.monotonic() - started)
         (made / "out" / plan.RECORDS).mkdir(parents=True)
-        container.copy_out(f"{WORK}/out", lambda name: _inside(made / "out", name), "the programs")
+        if programs is None:
+            container.copy_out(f"{WORK}/out", lambda name: _inside(made / "out", name), "the programs")
+            return
+        try:
+            unpack(programs, lambda name: _inside(made / "out", name))
+        except tarfile.TarError as exc:
+            raise BuildFailed(f"the programs of {what(job, target)} came out unreadable ({exc})",
+                              log=excerpt(made / "output.log")) from None
 
     def _timed(self, job: plan.Plan, target: targets.Target, inside: bool, seconds: float) -> None:
         """A --debian build's time kept; an emulated one's said beside the package's cross builds'."""
@@ -315,8 +367,9 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) 
     tar.addfile(info, io.BytesIO(data))
 
 
-def _write_kept_tar(fh: IO[bytes], changes: kept.Changes, tools: dict[str, str], rebuild: bool) -> None:
-    """A kept state's update: the mark that it is changing first, then what changed, the tools, the paths to
+def _write_kept_tar(fh: IO[bytes], changes: kept.Changes, tools: dict[str, str], rebuild: bool,
+                    generation: str = "", expect: str = "") -> None:
+    """A kept state's update: the marks that it is changing first, then what changed, the tools, the paths to
     delete and the new manifest (a copy cut short leaves the mark, and the next build starts from nothing).
 
     rebuild: the files sent are listed for kept.sh to touch by the container's own clock, so that each is newer
@@ -327,10 +380,19 @@ def _write_kept_tar(fh: IO[bytes], changes: kept.Changes, tools: dict[str, str],
     Its names are relative to the work directory, the volume's mount point, where it is unpacked: Podman resolves
     only the destination of a copy into a volume, and unpacked at / the members went under the mount point,
     in the container's own layer, hidden by the volume once it ran (the first build of a state saw them only
-    because Podman copies what an empty volume's mount point holds into it)."""
+    because Podman copies what an empty volume's mount point holds into it).
+
+    generation: the state's new generation, which kept.sh takes once the state is checked; expect: the one the
+    state must hold for changes (made against the host's record of the last build) to apply, with no other
+    change begun since (its mark left), else kept.sh builds nothing and exits kept.STALE, the dirty mark left."""
     with tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
         tar.addfile(_info(kept.STATE_DIR, tarfile.DIRTYPE, 0o755))
-        _add_bytes(tar, f"{kept.STATE_DIR}/{kept.DIRTY}", b"")
+        if generation:  # this change's own mark: one cut short (here or on another machine) stays for kept.sh
+            _add_bytes(tar, f"{kept.STATE_DIR}/{kept.CHANGING}{generation}", b"")
+        if not expect:  # (when expected, kept.sh checks that no build left the mark, then sets it)
+            _add_bytes(tar, f"{kept.STATE_DIR}/{kept.DIRTY}", b"")
+        _add_bytes(tar, f"{kept.STATE_DIR}/{kept.EXPECT}", expect.encode())
+        _add_bytes(tar, f"{kept.STATE_DIR}/{kept.GENERATION}.new", generation.encode())
         _add_entries(tar, changes.send, "")
         _add_tools(tar, tools, "")
         _add_bytes(tar, f"{kept.STATE_DIR}/{kept.GONE}", changes.gone_list())

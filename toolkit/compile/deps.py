@@ -33,10 +33,15 @@ class Declared:
 _READ_MAX = 512 << 10  # of each file, the first 512 KiB (a configure.ac or a source file is far smaller)
 _FILES_MAX = 4000  # files looked at in one walk
 _DEPTH_MAX = 4  # directories below the build directory
-# Trees that hold other projects' code, tests or examples: what they include is not what the build needs.
+# Trees that hold other projects' code, tests or examples, or another system's port (Info-ZIP's unzip keeps one
+# directory per system: what beos/ and theos/ include found libtse3-dev and libp4est-dev, and their MPI, for a
+# Linux build): what they include is not what the build needs.
 _SKIP_DIRS = frozenset({".git", ".hg", ".svn", "contrib", "third_party", "third-party", "thirdparty", "vendor",
                         "vendored", "external", "deps", "examples", "example", "test", "tests", "testsuite", "doc",
-                        "docs", "win32", "windows", "msvc", "vs", "android", "ios", "macos", "osx", "node_modules"})
+                        "docs", "win32", "win64", "windows", "wince", "msvc", "vs", "mingw", "android", "ios",
+                        "macos", "osx", "node_modules", "msdos", "dos", "os2", "amiga", "atari", "beos", "haiku",
+                        "vms", "openvms", "human68k", "theos", "qdos", "tandem", "acorn", "riscos", "cmsmvs",
+                        "aosvs", "flexos", "netware", "novell"})
 _SOURCES = (".c", ".h", ".cc", ".cpp", ".cxx", ".hh", ".hpp", ".hxx", ".C")
 _HEADERS = (".h", ".hh", ".hpp", ".hxx")  # read only as they are included: their own includes may be a platform's
 _MAKEFILES = re.compile(r"(GNUmakefile|[Mm]akefile(\.am|\.in)?|.*\.mk)")

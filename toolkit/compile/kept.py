@@ -132,7 +132,7 @@ def read_manifest(found: dict[str, bytes] | None) -> tuple[dict[str, list] | Non
     whether the state was left mid-change (a build stopped half-way: it must be built from nothing)."""
     if found is None:
         return None, False
-    if DIRTY in found:
+    if DIRTY in found or any(name.startswith(CHANGING) for name in found):  # a change cut short
         return None, True
     try:
         manifest = json.loads(found.get(MANIFEST, b"null"))
@@ -141,6 +141,116 @@ def read_manifest(found: dict[str, bytes] | None) -> tuple[dict[str, list] | Non
     if not isinstance(manifest, dict) or not all(isinstance(v, list) and len(v) == 5 for v in manifest.values()):
         return None, bool(found)
     return manifest, False
+
+
+DONE = "done"  # under state_root(): per place, what its last build delivered and the tree it was built from
+
+
+def done_dir(k: Key) -> Path:
+    """Where the outputs of the last build of k's place are kept on this machine, with the manifest of the tree
+    it was built from and the key and build image it was built under (done.json)."""
+    return state_root() / DONE / k.place
+
+
+@dataclass(frozen=True)
+class Done:
+    """The record of the last build of a state (done_dir): its work directory (out/ holds the programs and the
+    records of their links), the manifest of the tree it was built from, and the generation it wrote into the
+    state (kept.sh checks it before trusting that manifest as the state's)."""
+
+    path: Path
+    manifest: dict[str, list]
+    generation: str
+
+
+# in the state directory: its generation, the one a rebuild expects, and the mark of a change being sent
+GENERATION, EXPECT, CHANGING = "generation", "expect", "changing."
+STALE = 75  # kept.sh's exit code when the state is not the generation the host expected (nothing was built)
+
+
+def last_done(k: Key, image_id: str) -> Done | None:
+    """The record of the last build of k's place when that build was of k (the same flags, toolchain, target,
+    libc and build image tag) in the build image whose ID is image_id; None otherwise."""
+    d = done_dir(k)
+    try:
+        said = json.loads((d / "done.json").read_text())
+        old, _dirty = read_manifest({MANIFEST: (d / MANIFEST).read_bytes()})
+    except (OSError, ValueError):
+        return None
+    if (not image_id or not isinstance(said, dict) or said.get("name") != k.name or said.get("image") != image_id
+            or old is None or not (d / "out").is_dir()):
+        return None
+    generation = said.get("generation")
+    return Done(d, old, generation if isinstance(generation, str) and re.fullmatch(r"[0-9a-f]{32}", generation)
+                else "")
+
+
+def unchanged(done: Done, change: Changes) -> Path | None:
+    """done's work directory when change (the tree against done's manifest) sends nothing and deletes nothing:
+    nothing needs building again. A file whose times changed but not its content is noted in the kept manifest
+    (not read again next time)."""
+    if change.send or change.gone:
+        return None
+    if change.manifest != done.manifest:  # times only: noted, so that the next check reads no file
+        with contextlib.suppress(OSError), files.atomic_output(done.path / MANIFEST) as tmp:
+            tmp.write_bytes(change.manifest_bytes())
+    return done.path
+
+
+def new_generation() -> str:
+    return os.urandom(16).hex()
+
+
+def keep_done(k: Key, image_id: str, change: Changes, made: Path, generation: str = "") -> None:
+    """Keep what a build of k in image image_id delivered (made/out) from the tree change describes, and the
+    generation it wrote into the state, for last_done(): written whole under a temporary name, then renamed (the
+    caller holds the state's lock). A record that cannot be written is only not kept."""
+    import shutil
+
+    d = done_dir(k)
+    tmp = d.with_name(f".{d.name}.{os.getpid()}")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        shutil.copytree(made / "out", tmp / "out", symlinks=True)
+        (tmp / MANIFEST).write_bytes(change.manifest_bytes())
+        (tmp / "done.json").write_text(json.dumps({"name": k.name, "image": image_id, "generation": generation},
+                                                  sort_keys=True))
+        forget_done(k)
+        os.rename(tmp, d)
+    except OSError as exc:
+        log.info("not keeping what the build of %s delivered: %s", k.name, exc)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def forget_done(k: Key | None, name: str | None = None) -> None:
+    """No build takes the shortcut of unchanged() from the record of k's place (or, with name, from any record
+    of the kept state called name: `invoke clean` removed it)."""
+    import shutil
+
+    places = [done_dir(k)] if k is not None else sorted((state_root() / DONE).glob("[!.]*"))
+    for d in places:
+        if name is not None:
+            try:
+                if json.loads((d / "done.json").read_text()).get("name") != name:
+                    continue
+            except (OSError, ValueError, AttributeError):
+                pass
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def forget_done_except(names: set[str]) -> None:
+    """Forget every record of a state whose name is not in names (the states that exist)."""
+    import shutil
+
+    for d in sorted((state_root() / DONE).glob("[!.]*")):
+        try:
+            name = json.loads((d / "done.json").read_text()).get("name")
+        except (OSError, ValueError, AttributeError):
+            name = None
+        if name not in names:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def used_dir() -> Path:
@@ -232,7 +342,10 @@ def remove_held(held: Held, client: object | None) -> bool:
         from ..engine import volume
 
         assert client is not None
-        return volume.remove(client, held.name)  # type: ignore[arg-type]
+        if not volume.remove(client, held.name):  # type: ignore[arg-type]
+            return False
+        forget_done(None, held.name)  # no build delivers what it made again without building it
+        return True
     shared = held.name == "dpkg-owners" or held.name.startswith("ccache/")
     path = files.cache_dir() / held.name if shared else state_root() / held.name
     with files.exclusive(lock_name(held.name), waiting=f"waiting for the build that uses {held.name}"):
@@ -301,6 +414,8 @@ def clean(connect: Callable[[], object], caches: bool, older_than: float | None,
         found = held_on_engine(client, caches) + found
     except EngineUnavailable as exc:
         say(f"not listing the engine's kept volumes: {exc}")
+    if client is not None and not dry_run:  # records of states that are no more (removed behind our back)
+        forget_done_except({held.name for held in found})
     cutoff = None if older_than is None else time.time() - older_than * 86400
     removed = 0
     for held in found:

@@ -36,7 +36,7 @@ Pick = Callable[[targets.Target, list[Path]], list[Path]]
 
 def select(name: str, job: plan.Plan, wanted: Sequence[targets.Target], base: str | None = None,
            libc: str | None = None, limits: Limits = DEFAULT_LIMITS,
-           connect: Callable[[], engine.Client] = engine.connect, clean: bool = False,
+           connect: Callable[[], engine.Client] = engine.connect_lazy, clean: bool = False,
            bases: BaseImages | None = None) -> Toolchain:
     """The toolchain called name; auto: native on a Linux host that has all job needs for every wanted target,
     else the build container. Combinations that cannot work are refused here, before anything runs."""

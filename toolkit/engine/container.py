@@ -5,6 +5,7 @@ container goes through it; nothing else calls the archive API."""
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import select
@@ -104,9 +105,10 @@ _WATCHED = ('trap "exit 143" TERM; exec 3<&0; "$@" </dev/null 3<&- & b=$!; '
             '{ cat <&3 >/dev/null; kill -TERM $$; } & wait "$b"')
 
 
-def _copy_frames(sock: Any, out: IO[bytes], deadline: float | None) -> bool:
-    """The output of an attachment (the engine's frames: an 8-byte header, its length at 4..8, then the bytes)
-    written to out until the container ends it; False when the deadline came first."""
+def _copy_frames(sock: Any, out: IO[bytes], deadline: float | None, stdout: IO[bytes] | None = None) -> bool:
+    """The output of an attachment (the engine's frames: an 8-byte header, its stream at 0 (1 stdout, 2 stderr),
+    its length at 4..8, then the bytes) written to out (stdout's frames to stdout, when given) until the container
+    ends it; False when the deadline came first."""
     raw = getattr(sock, "_sock", sock)
     pending = b""
     while True:
@@ -129,7 +131,7 @@ def _copy_frames(sock: Any, out: IO[bytes], deadline: float | None) -> bool:
             size = int.from_bytes(pending[4:8], "big")
             if len(pending) < 8 + size:
                 break
-            out.write(pending[8:8 + size])
+            (stdout if stdout is not None and pending[0] == 1 else out).write(pending[8:8 + size])
             pending = pending[8 + size:]
 
 
@@ -159,10 +161,11 @@ class Container:
         with engine.step(f"copying {what} into the build container"):
             self._made.put_archive(dest, tar)
 
-    def run(self, what: str, output: Path) -> int:
+    def run(self, what: str, output: Path, stdout: IO[bytes] | None = None) -> int:
         """Start it, attached to its stdin for as long as it runs, and wait (at most the time limit); its output
-        streamed to the file output (a build printing gigabytes costs disk, not memory). Returns its exit code;
-        a run past the time limit, or one killed (docker kill, out of memory), raises.
+        streamed to the file output (a build printing gigabytes costs disk, not memory), or, given stdout, its
+        standard output to that file and its standard error to output. Returns its exit code; a run past the
+        time limit, or one killed (docker kill, out of memory), raises.
 
         The output comes through the same attachment, read to its end, which is the container's: the attachment
         is closed then, at once. (Held open until the container's exit is reported, the engine waits two seconds
@@ -175,7 +178,7 @@ class Container:
             try:
                 self._made.start()
                 with open(output, "wb") as fh:
-                    if not _copy_frames(sock, fh, deadline):
+                    if not _copy_frames(sock, fh, deadline, stdout):
                         raise timed_out(what, timeout or 0)
             finally:
                 with contextlib.suppress(OSError):
@@ -229,18 +232,25 @@ class Container:
     def copy_out(self, path: str, place: Callable[[str], Path | None], what: str) -> list[str]:
         """The regular files under path written where place(member name) says (None: not wanted), streaming;
         returns the names of the members written."""
-        written = []
         with engine.step(f"copying {what} out"):
             stream, _ = self._made.get_archive(path)
-            with tarfile.open(fileobj=engine.ChunkReader(stream), mode="r|") as tar:
-                for member in tar:
-                    dest = place(member.name) if member.isfile() else None
-                    if dest is None:
-                        continue
-                    src = tar.extractfile(member)
-                    assert src is not None
-                    with open(dest, "wb") as fh:
-                        shutil.copyfileobj(src, fh, 1 << 20)
-                    written.append(member.name)
-        return written
+            return unpack(engine.ChunkReader(stream), place)
+
+
+def unpack(archive: IO[bytes] | io.RawIOBase, place: Callable[[str], Path | None]) -> list[str]:
+    """The regular files of a tar stream (copy_out's, or one a build wrote to its standard output) written where
+    place(member name) says (None: not wanted); returns the names of the members written. A stream that is not
+    a tar archive is a tarfile.TarError."""
+    written = []
+    with tarfile.open(fileobj=archive, mode="r|") as tar:
+        for member in tar:
+            dest = place(member.name) if member.isfile() else None
+            if dest is None:
+                continue
+            src = tar.extractfile(member)
+            assert src is not None
+            with open(dest, "wb") as fh:
+                shutil.copyfileobj(src, fh, 1 << 20)
+            written.append(member.name)
+    return written
 

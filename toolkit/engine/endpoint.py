@@ -50,8 +50,8 @@ class Endpoint:
         return ("is dockerd or Docker Desktop running? DOCKER_HOST, DOCKER_CONTEXT or `docker context use` "
                 "picks another engine")
 
-    def sdk_client(self, timeout: int) -> Any:
-        """A docker.DockerClient for this endpoint (not yet asked anything)."""
+    def sdk_client(self, timeout: int, version: str | None = None) -> Any:
+        """A docker.DockerClient for this endpoint (not yet asked anything but, without version, its version)."""
         import docker  # imported here: verify and native builds never pay for the SDK
         from docker.utils import kwargs_from_env
 
@@ -61,7 +61,8 @@ class Endpoint:
         elif self.tls is not None:
             params["tls"] = self.tls
         # ssh:// through the ssh program, as the docker CLI does (and paramiko is not a dependency)
-        return docker.DockerClient(timeout=timeout, use_ssh_client=self.host.startswith("ssh://"), **params)
+        return docker.DockerClient(timeout=timeout, use_ssh_client=self.host.startswith("ssh://"), version=version,
+                                   **params)
 
 
 def local_socket(host: str) -> str | None:

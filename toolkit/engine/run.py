@@ -16,14 +16,18 @@ from . import container as containers
 
 
 def run(client: engine.Client, tag: str, stdout: BinaryIO, stderr: BinaryIO, platform: targets.Target | None = None,
-        args: Sequence[str] = (), stdin: int | None = None) -> int:
+        args: Sequence[str] = (), stdin: int | None = None, tty: bool = False) -> int:
     """Run tag (its image for platform, when given) to completion; returns the container's exit code. args
     replace the image's CMD, after its ENTRYPOINT, as `docker run IMAGE ARGS` does; stdin, a file descriptor,
-    is copied to the container's stdin until it ends, as `docker run -i` does."""
+    is copied to the container's stdin until it ends, as `docker run -i` does. tty: the program runs on a
+    terminal of its own (`docker run -t`, TERM=xterm), its output and errors both on stdout, as a terminal
+    shows them."""
     ref = engine.find_image(client, tag, platform, hint=f"build it first: {command.line('image --tag ' + tag)}")
     kwargs: dict[str, Any] = {"platform": platform.platform} if platform else {}
     if args:
         kwargs["command"] = list(args)
+    if tty:
+        kwargs["tty"] = True
     if stdin is not None:  # not detached, which makes it StdinOnce: the container's stdin ends when ours does
         kwargs.update(stdin_open=True, detach=False)
     else:
@@ -37,7 +41,7 @@ def run(client: engine.Client, tag: str, stdout: BinaryIO, stderr: BinaryIO, pla
             container.start()
         if stdin is not None:
             _feed(stdin, sock)
-        stream = _frames(sock)
+        stream = _raw(sock) if tty else _frames(sock)
         with engine.step(f"reading the output of {ref}"):
             for out, err in stream:
                 if out:
@@ -57,6 +61,19 @@ def _frames(sock: Any) -> Any:
     try:
         for kind, data in frames_iter(sock, tty=False):
             yield (data, None) if kind == STDOUT else (None, data)
+    finally:
+        with contextlib.suppress(OSError):
+            sock.close()
+
+
+def _raw(sock: Any) -> Any:
+    """A terminal's stream, which the engine sends as it is (no frames), as (stdout, None) pairs."""
+    raw = getattr(sock, "_sock", sock)
+    try:
+        while data := (raw.recv(1 << 16) if hasattr(raw, "recv") else os.read(raw.fileno(), 1 << 16)):
+            yield data, None
+    except OSError:
+        return
     finally:
         with contextlib.suppress(OSError):
             sock.close()

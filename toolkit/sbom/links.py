@@ -15,8 +15,11 @@ SCRIPT_NAME = "links.sh"
 @functools.cache
 def script() -> str:
     """links.sh, the functions the compiler wrappers and the project build source (read once, from beside this
-    module: the wheel ships it there)."""
-    return (Path(__file__).parent / SCRIPT_NAME).read_text()
+    module: the wheel ships it there), its own sum first: the records it keeps are another script's no more."""
+    import hashlib
+
+    text = (Path(__file__).parent / SCRIPT_NAME).read_text()
+    return f"FS_LINKS_SUM={hashlib.sha256(text.encode()).hexdigest()[:16]}\n{text}"
 
 
 def argv(function: str, *args: str) -> list[str]:
