@@ -33,3 +33,20 @@ def test_no_engine_on_the_socket_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
     with pytest.raises(EngineUnavailable, match="no Docker engine answered"):
         engine.connect_lazy()
+
+
+def test_lookups_from_many_threads_share_the_socket(docker_client, builder_base):
+    """The builds for several targets (--jobs) look their images up at once: each lookup answers (one connection
+    asked while it answers another would refuse with CannotSendRequest)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    lazy = engine.connect_lazy()
+    want = engine.image_id(docker_client, builder_base)
+
+    def look(i: int) -> tuple[str | None, object]:
+        return engine.image_id(lazy, builder_base if i % 2 else "fromscratch-test/none:missing"), lazy.api
+
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(look, range(200)))
+    assert [g[0] for g in got] == [want if i % 2 else None for i in range(200)]
+    assert len({id(g[1]) for g in got}) == 1  # one SDK client, made once

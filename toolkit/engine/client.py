@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
@@ -82,6 +83,7 @@ class LazyClient:
         self._endpoint = endpoint
         self._timeout = timeout
         self._sdk: Any = None
+        self._making = threading.Lock()  # the builds of several targets, each in its thread, share one SDK client
 
     def version(self) -> dict:
         return dict(self.socket.version)
@@ -90,12 +92,13 @@ class LazyClient:
         return True  # SocketImages.connect asked the engine its version: it answered
 
     def sdk(self) -> Any:
-        if self._sdk is None:
-            try:
-                self._sdk = self._endpoint.sdk_client(self._timeout, self.socket.version.get("ApiVersion"))
-            except Exception as exc:  # the engine went away since it answered
-                raise unavailable(self._endpoint, exc) from exc
-        return self._sdk
+        with self._making:
+            if self._sdk is None:
+                try:
+                    self._sdk = self._endpoint.sdk_client(self._timeout, self.socket.version.get("ApiVersion"))
+                except Exception as exc:  # the engine went away since it answered
+                    raise unavailable(self._endpoint, exc) from exc
+            return self._sdk
 
     def __getattr__(self, name: str) -> Any:  # api, images, containers, volumes, info(), ...: the SDK's
         if name.startswith("__"):
@@ -343,10 +346,13 @@ def _unix_connection(path: str, timeout: float) -> http.client.HTTPConnection:
 
 class SocketImages:
     """The Engine API over a unix socket with http.client: one kept-alive connection, the API version the
-    engine reports (as the SDK's "auto" does), and errors raised as Refused or the socket's own."""
+    engine reports (as the SDK's "auto" does), and errors raised as Refused or the socket's own. One request at a
+    time: the builds for several targets look images up from threads of their own, and an HTTPConnection asked
+    while it answers another refuses (CannotSendRequest)."""
 
     def __init__(self, conn: http.client.HTTPConnection, version: dict) -> None:
         self._conn = conn
+        self._lock = threading.Lock()
         self.version = version  # the engine's answer to GET /version
         self._prefix = f"/v{version.get('ApiVersion', '1.24')}"
 
@@ -368,7 +374,8 @@ class SocketImages:
         return str(self.version.get("Arch", "amd64"))
 
     def inspect(self, ref: str) -> dict | None:
-        status, body = _request(self._conn, "GET", f"{self._prefix}/images/{quote(ref, safe='/:')}/json")
+        with self._lock:
+            status, body = _request(self._conn, "GET", f"{self._prefix}/images/{quote(ref, safe='/:')}/json")
         if status == 404:
             return None
         if status != 200:
@@ -378,23 +385,27 @@ class SocketImages:
     def load(self, chunks: Iterable[bytes]) -> None:
         """POST the archive as it is produced (chunked), then read the engine's JSON messages to the end."""
         conn = self._conn
-        conn.request("POST", f"{self._prefix}/images/load?quiet=1", body=chunks,
-                     headers={"Content-Type": "application/x-tar"}, encode_chunked=True)
-        with conn.getresponse() as resp:
-            if resp.status != 200:
-                raise Refused(_explanation(resp.read()), resp.status)
-            for line in resp:  # one JSON object a line: progress, "Loaded image: ...", or an error
-                if line.strip():
-                    _check(json.loads(line))
+        with self._lock:
+            conn.request("POST", f"{self._prefix}/images/load?quiet=1", body=chunks,
+                         headers={"Content-Type": "application/x-tar"}, encode_chunked=True)
+            with conn.getresponse() as resp:
+                if resp.status != 200:
+                    raise Refused(_explanation(resp.read()), resp.status)
+                for line in resp:  # one JSON object a line: progress, "Loaded image: ...", or an error
+                    if line.strip():
+                        _check(json.loads(line))
 
     def tag(self, image: str, repository: str, tag: str) -> None:
         query = urlencode({"repo": repository, "tag": tag})
-        status, body = _request(self._conn, "POST", f"{self._prefix}/images/{quote(image, safe='/:')}/tag?{query}")
+        with self._lock:
+            status, body = _request(self._conn, "POST",
+                                    f"{self._prefix}/images/{quote(image, safe='/:')}/tag?{query}")
         if status >= 300:
             raise Refused(_explanation(body), status)
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._conn.close()
 
 
 def _request(conn: http.client.HTTPConnection, method: str, url: str) -> tuple[int, bytes]:
