@@ -105,11 +105,17 @@ FS_TOOLCHAIN_LIBS=' c c_nonshared g m mvec pthread dl rt util resolv anl BrokenL
 # name outside [A-Za-z0-9_][A-Za-z0-9_.+-]* is not looked at (it names a cache file).
 # fs_await ARCHIVE: a library the project builds both shared and static (cmark's libcmark.so and libcmark.a,
 # separate targets) is linked from its archive; when the program's link comes first (make and ninja run them
-# side by side, and a compiler cache makes the order vary), wait for the archive, at most two minutes. ar writes
-# an archive under another name and renames it, so one that is there is whole.
+# side by side, and a compiler cache makes the order vary), wait for the archive, at most two minutes. Not only
+# for it to be there: CMake's `ar qc` writes it in place, and a link that read it half-written failed with "file
+# truncated" (cmark's api_test): it is taken once ar lists it whole and its size held for a moment.
 fs_await() {
-  fs_w=0
-  while [ ! -f "$1" ] && [ "$fs_w" -lt 600 ]; do
+  fs_w=0 fs_size=''
+  while [ "$fs_w" -lt 600 ]; do
+    if [ -f "$1" ]; then
+      fs_now=$(wc -c < "$1" 2>/dev/null) || fs_now=''
+      if [ -n "$fs_now" ] && [ "$fs_now" = "$fs_size" ] && "${AR:-ar}" t "$1" >/dev/null 2>&1; then return 0; fi
+      fs_size=$fs_now
+    fi
     sleep 0.2
     fs_w=$((fs_w + 1))
   done
