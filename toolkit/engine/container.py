@@ -105,6 +105,12 @@ _WATCHED = ('trap "exit 143" TERM; exec 3<&0; "$@" </dev/null 3<&- & b=$!; '
             '{ cat <&3 >/dev/null; kill -TERM $$; } & wait "$b"')
 
 
+def receive(raw: Any) -> bytes:
+    """The next bytes an attachment's socket holds (b"": it ended): a socket's recv, or a read of what has no
+    recv (an ssh:// engine's channel, a named pipe)."""
+    return bytes(raw.recv(1 << 16) if hasattr(raw, "recv") else os.read(raw.fileno(), 1 << 16))
+
+
 def _copy_frames(sock: Any, out: IO[bytes], deadline: float | None, stdout: IO[bytes] | None = None) -> bool:
     """The output of an attachment (the engine's frames: an 8-byte header, its stream at 0 (1 stdout, 2 stderr),
     its length at 4..8, then the bytes) written to out (stdout's frames to stdout, when given) until the container
@@ -121,7 +127,7 @@ def _copy_frames(sock: Any, out: IO[bytes], deadline: float | None, stdout: IO[b
             if not ready:
                 return False
         try:
-            chunk = raw.recv(1 << 16) if hasattr(raw, "recv") else os.read(raw.fileno(), 1 << 16)
+            chunk = receive(raw)
         except OSError:  # the engine went away: wait() says so, as the engine's own error
             return True
         if not chunk:

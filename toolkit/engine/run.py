@@ -70,7 +70,7 @@ def _raw(sock: Any) -> Any:
     """A terminal's stream, which the engine sends as it is (no frames), as (stdout, None) pairs."""
     raw = getattr(sock, "_sock", sock)
     try:
-        while data := (raw.recv(1 << 16) if hasattr(raw, "recv") else os.read(raw.fileno(), 1 << 16)):
+        while data := containers.receive(raw):
             yield data, None
     except OSError:
         return
