@@ -48,9 +48,10 @@ def build(text: str, wanted: Sequence[targets.Target], toolchain: str, place: pi
         for target in wanted:
             picker.check(target)
     ours = flags.system is None and flags.run is None  # the build system debhelper would pick, not ours
+    has_rules = (src.tree / "debian" / "rules").is_file()  # not when the tree is upstream's alone
     if ours:
         system, subdir = debhelper_system(src.tree, grammar.inside(flags.subdir, "--subdir") if flags.subdir else "")
-        if system is None and (src.tree / "debian" / "rules").is_file():
+        if system is None and has_rules:
             say(f"{src.name}: no build system of ours in its tree: building it with its own debian/rules")
             flags, ours = replace(flags, run=DEBIAN_RULES, subdir=None), False
         else:
@@ -61,7 +62,7 @@ def build(text: str, wanted: Sequence[targets.Target], toolchain: str, place: pi
         options["base"] = bases.tag(suite)
     common = {"index": index, "described": [src.sbom_package()], "pick": picker, "bases": bases.DebianBases(),
               **options}
-    if not ours or not (src.tree / "debian" / "rules").is_file():
+    if not ours or not has_rules:
         return pipeline.build(job, wanted, "container", place, say, **common)
     outcomes = pipeline.build(job, wanted, "container", place, say, raise_failed=False, **common)
     again = [o for o in outcomes if _rules_may_build(o.error)]
