@@ -186,11 +186,9 @@ class ContainerToolchain:
             return
         with tempfile.TemporaryFile(dir=scratch_dir()) as tar_file, temp_dir("fromscratch-programs-") as made, \
                 Container.open(self._client, image, ["sh", f"{WORK}/tools/build.sh", *argv(job)], WORK,
-                               self.limits) as container:
+                               self.limits, receive="/") as container:
             _write_tar(tar_file, job, tools_files(job, tools, WORK), skip)
-            tar_file.seek(0)
-            container.copy_in("/", tar_file, job.name)
-            self._build(container, job, target, made)
+            self._finish(self._run(container, job, target, made, send=tar_file), container, job, target, made)
             yield made
 
     @contextlib.contextmanager
@@ -236,7 +234,8 @@ class ContainerToolchain:
                         self._client, image, command, WORK, self.limits,
                         mounts={k.name: WORK, **({cache: kept.CCACHE_MOUNT} if caching else {})},
                         env={"FROMSCRATCH_OUT_TAR": "1",
-                             **({"FROMSCRATCH_CCACHE_DIR": kept.CCACHE_MOUNT} if caching else {})}))
+                             **({"FROMSCRATCH_CCACHE_DIR": kept.CCACHE_MOUNT} if caching else {})},
+                        receive=WORK))
                     programs = stack.enter_context(tempfile.TemporaryFile(dir=scratch_dir()))
                     if expect and change is not None:
                         old: dict[str, list] | None = last.manifest if last is not None else None
@@ -251,13 +250,11 @@ class ContainerToolchain:
                             continue
                         change = kept.changes(entries(job, skip), old)
                     log.info("kept state %s: %d entries sent, %d deleted", k.name, len(change.send), len(change.gone))
-                    with tempfile.TemporaryFile(dir=scratch_dir()) as tar_file:
-                        _write_kept_tar(tar_file, change, scripts, rebuild=old is not None, generation=generation,
-                                        expect=expect if old is not None else "")
-                        tar_file.seek(0)
-                        container.copy_in(WORK, tar_file, job.name)
+                    tar_file = stack.enter_context(tempfile.TemporaryFile(dir=scratch_dir()))
+                    _write_kept_tar(tar_file, change, scripts, rebuild=old is not None, generation=generation,
+                                    expect=expect if old is not None else "")
                     kept.used(k.name)
-                    code = self._run(container, job, target, made, programs)
+                    code = self._run(container, job, target, made, programs, send=tar_file)
                     if code == kept.STALE and expect:  # another build changed the state: from nothing
                         log.warning("the kept build state of %s for %s was changed by another build, or left "
                                     "mid-build: building from nothing", job.name, target.platform)
@@ -272,16 +269,13 @@ class ContainerToolchain:
                     kept.keep_done(k, image_id, change, made, generation)  # a rebuild of the same tree need not run
                     return
 
-    def _build(self, container: Container, job: plan.Plan, target: targets.Target, made: Path) -> None:
-        self._finish(self._run(container, job, target, made), container, job, target, made)
-
     def _run(self, container: Container, job: plan.Plan, target: targets.Target, made: Path,
-             programs: IO[bytes] | None = None) -> int:
+             programs: IO[bytes] | None = None, send: IO[bytes] | None = None) -> int:
         doing = (f"compiling for {target.platform}" if job.system == plan.RULE
                  else f"building {job.name} for {target.platform}")
         inside = target.name in self._emulated
         started = time.monotonic()
-        code = container.run(doing + (" (emulated)" if inside else ""), made / "output.log", programs)
+        code = container.run(doing + (" (emulated)" if inside else ""), made / "output.log", programs, send)
         if code == 0:
             self._timed(job, target, inside, time.monotonic() - started)
         return code

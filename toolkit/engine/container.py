@@ -1,6 +1,6 @@
-"""The one container class: a container named and labelled as ours, within limits, that takes files in, runs to
-its end with its output streamed to a file, gives files out, and is removed however the block ends. Every build
-container goes through it; nothing else calls the archive API."""
+"""The one container class: a container named and labelled as ours, within limits, that takes files in (an archive
+on its stdin), runs to its end with its output streamed to a file, gives files out, and is removed however the
+block ends. Every build container goes through it; nothing else calls the archive API."""
 
 from __future__ import annotations
 
@@ -103,6 +103,13 @@ def wait_gone(client: engine.Client, container_id: str, seconds: float = 20.0) -
 # (sh gives a background job /dev/null for stdin: the watcher reads the container's stdin through fd 3)
 _WATCHED = ('trap "exit 143" TERM; exec 3<&0; "$@" </dev/null 3<&- & b=$!; '
             '{ cat <&3 >/dev/null; kill -TERM $$; } & wait "$b"')
+# Before it, when the build's files come on its stdin (Container.open's receive): a line with the archive's size
+# in bytes, then the archive, unpacked at the directory in $1 (an argument, never part of the script). read takes
+# the line byte by byte and head -c no more than the size, so what follows stays for the watcher; an archive cut
+# short (the client gone mid-way) fails tar, and nothing runs: exit RECEIVE_FAILED.
+RECEIVE_FAILED = 74
+_RECEIVE = (f'IFS= read -r n || exit {RECEIVE_FAILED}; case $n in ""|*[!0-9]*) exit {RECEIVE_FAILED};; esac; '
+            f'head -c "$n" | tar -x -f - -C "$1" || exit {RECEIVE_FAILED}; shift; ')
 
 
 def receive(raw: Any) -> bytes:
@@ -141,37 +148,65 @@ def _copy_frames(sock: Any, out: IO[bytes], deadline: float | None, stdout: IO[b
             pending = pending[8 + size:]
 
 
+def _send(sock: Any, archive: IO[bytes]) -> None:
+    """The size line and the archive written to an attachment's stdin. A container that ended already (tar
+    refused the archive) closed it: what it said and its exit code tell the rest."""
+    raw = getattr(sock, "_sock", sock)
+
+    def write(data: bytes) -> None:
+        if hasattr(raw, "sendall"):
+            raw.sendall(data)
+            return
+        view = memoryview(data)
+        while view:  # what has no sendall (a pipe): os.write may take part of it
+            view = view[os.write(raw.fileno(), view):]
+
+    size = archive.seek(0, os.SEEK_END)
+    archive.seek(0)
+    try:
+        write(b"%d\n" % size)
+        for chunk in iter(lambda: archive.read(1 << 20), b""):
+            write(chunk)
+    except OSError as exc:
+        log.info("the build container stopped reading its archive: %s", exc)
+
+
 class Container:
     """A build container: made by Container.open(), which removes it however the block ends."""
 
-    def __init__(self, client: engine.Client, made: Any, limits: Limits) -> None:
+    def __init__(self, client: engine.Client, made: Any, limits: Limits, receives: bool = False) -> None:
         self._client = client
         self._made = made
         self.limits = limits
+        self._receives = receives  # its command first unpacks the archive run() sends on its stdin
 
     @classmethod
     @contextlib.contextmanager
     def open(cls, client: engine.Client, image: str, command: list[str], workdir: str,
              limits: Limits = DEFAULT_LIMITS, role: str = "build",
-             mounts: dict[str, str] | None = None, env: dict[str, str] | None = None) -> Iterator[Container]:
+             mounts: dict[str, str] | None = None, env: dict[str, str] | None = None,
+             receive: str | None = None) -> Iterator[Container]:
         """A container of image that will run command (argv, never a shell line) in workdir, networking off,
-        within limits, and that ends when the client attached to it goes away; mounts: volume name -> path."""
+        within limits, and that ends when the client attached to it goes away; mounts: volume name -> path.
+        receive: the directory at which the archive run() sends on its stdin is unpacked before command runs
+        (the engine's archive API costs 60-90 ms a copy here: it mounts the container and runs a helper)."""
         volumes = {name: {"bind": path, "mode": "rw"} for name, path in (mounts or {}).items()}
         extra = {**({"volumes": volumes} if volumes else {}), **({"environment": env} if env else {})}
-        with created(client, role, image, command=["sh", "-c", _WATCHED, "sh", *command], stdin_open=True,
+        script = _WATCHED if receive is None else _RECEIVE + _WATCHED
+        first = [] if receive is None else [receive]
+        with created(client, role, image, command=["sh", "-c", script, "sh", *first, *command], stdin_open=True,
                      network_disabled=True, working_dir=workdir, **extra, **limits.create_args()) as made:
-            yield cls(client, made, limits)
+            yield cls(client, made, limits, receive is not None)
 
-    def copy_in(self, dest: str, tar: IO[bytes] | bytes, what: str) -> None:
-        """A tar archive (a file or its bytes) unpacked at dest."""
-        with engine.step(f"copying {what} into the build container"):
-            self._made.put_archive(dest, tar)
-
-    def run(self, what: str, output: Path, stdout: IO[bytes] | None = None) -> int:
+    def run(self, what: str, output: Path, stdout: IO[bytes] | None = None, send: IO[bytes] | None = None) -> int:
         """Start it, attached to its stdin for as long as it runs, and wait (at most the time limit); its output
         streamed to the file output (a build printing gigabytes costs disk, not memory), or, given stdout, its
         standard output to that file and its standard error to output. Returns its exit code; a run past the
         time limit, or one killed (docker kill, out of memory), raises.
+
+        send: the archive (a file, read from its start) a container opened with receive unpacks before its
+        command runs; it goes first on the attachment (nothing but tar's complaints comes out until it is in),
+        and the attachment stays open after it, the build's lifeline.
 
         The output comes through the same attachment, read to its end, which is the container's: the attachment
         is closed then, at once. (Held open until the container's exit is reported, the engine waits two seconds
@@ -183,6 +218,9 @@ class Container:
                                                                           "stderr": 1})
             try:
                 self._made.start()
+                if self._receives:
+                    assert send is not None, "a container opened with receive is sent its archive"
+                    _send(sock, send)
                 with open(output, "wb") as fh:
                     if not _copy_frames(sock, fh, deadline, stdout):
                         raise timed_out(what, timeout or 0)
