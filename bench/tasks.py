@@ -12,7 +12,8 @@ from . import DEFAULT_BUILDER_BASE, REPO
 
 
 @task(help={"quick": "a short run (under two minutes): fewer runs, nothing slow to set up",
-            "out": "where to write the table (default: BENCHMARKS.md in the checkout)",
+            "out": "where to write the table (default: BENCHMARKS.md in the checkout; with --only, "
+                   "BENCHMARKS-only.md beside it, so a partial run never replaces the whole table)",
             "builder_base": f"base image of the build container (default {DEFAULT_BUILDER_BASE})",
             "tree": "a Debian root tree to verify and import (default: one cached under ~/.cache/fromscratch)",
             "only": "run only the benchmarks whose title contains this text"})
@@ -22,7 +23,7 @@ def bench(c: Context, quick: bool = False, out: str | None = None, builder_base:
     """Measure fromscratch against the tools a user would otherwise run; write BENCHMARKS.md."""
     from .run import main
 
-    path = Path(out) if out else REPO / "BENCHMARKS.md"
+    path = Path(out) if out else REPO / ("BENCHMARKS-only.md" if only else "BENCHMARKS.md")
     rows = main(path, quick=quick, builder_base=builder_base, tree=Path(tree) if tree else None, only=only)
     failed = [r for r in rows if r.failed]
     counts = {v: sum(r.verdict == v for r in rows) for v in ("yes", "no", "n/a", "skipped", "failed")}
