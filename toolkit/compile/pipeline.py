@@ -14,17 +14,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import dates, targets
-from ..check import elf, verify
 from ..engine.limits import DEFAULT_LIMITS, Limits
 from ..errors import BuildFailed, InputError, ToolkitError
 from ..files import atomic_output, excerpt
 from ..sbom import links, spdx
-from ..sbom.program import program_document
 from ..sbom.sources import source_files, source_tree
 from . import deps, found, plan, provides, symlinks
 from .toolchain import TOOLCHAINS, Toolchain, resolve_libc
 
-if TYPE_CHECKING:  # what only a project's or a container's build loads
+if TYPE_CHECKING:  # loaded where they are used: by a project's or a container's build, or to deliver a program
+    from ..check import elf
     from ..engine import client as engine
     from .emulated import BaseImages
 
@@ -227,6 +226,9 @@ def _deliver(out: Path, target: targets.Target, place: Place, sources: Sequence[
     says (into the temporary file reserved for it, else one made now, renamed as outputs closes), each with its
     SBOM beside it (from out/.records, the record of its link) and its naming lock held in naming: a binary never
     takes its name without the document that describes it."""
+    from ..check import verify  # (a build on this machine imported them while it ran: toolchain.py)
+    from ..sbom.program import program_document
+
     programs = _programs(out, target)
     hint = None if rule else ("a project that links dynamically despite the flags: see its build options "
                               "(--configure-args), or pick the programs with --artifact")
@@ -259,6 +261,8 @@ def _deliver(out: Path, target: targets.Target, place: Place, sources: Sequence[
 
 def _verified_alone(programs: list[Path], target: targets.Target) -> tuple[list[Path], dict[str, elf.ElfFacts]]:
     """Each program verified on its own: one that fails is said in one line and left out; none left fails."""
+    from ..check import verify
+
     facts: dict[str, elf.ElfFacts] = {}
     said = []
     for p in programs:
