@@ -126,11 +126,11 @@ fs_trace_of() {
 # this script. A link whose inputs did not change starts no realpath, sha256sum or dpkg-query (each program's
 # record took ~0.2 s of small processes on a loaded machine). The output line is the trace's own, each time.
 fs_resolve() {
-  fs_rk=$(fs_record_key "$1" "${2-}") || fs_rk=''
+  fs_record_key "$1" "${2-}" || fs_rk=''
   if [ -n "$fs_rk" ] && [ -f "$fs_rk" ]; then
-    while IFS=' ' read -r fs_kind fs_path; do
-      case $fs_kind in output|linker) printf '%s\t%s\n' "$fs_kind" "$fs_path" ;; esac
-    done < "$1"
+    fs_ifs=$IFS; IFS=$fs_nl; set -f
+    for fs_l in $fs_head; do printf '%s\t%s\n' "${fs_l%% *}" "${fs_l#* }"; done
+    IFS=$fs_ifs; set +f
     cat "$fs_rk"
     return 0
   fi
@@ -145,9 +145,12 @@ fs_resolve() {
   rm -f "$fs_rt" "$fs_rt.rest"
 }
 
-# The file fs_resolve keeps the record of trace $1 (OWN $2) in; fails when there is nowhere to keep it. The key
-# is made by one stat and one sha256sum: what it reads is listed in variables, not in files to remove again.
+# fs_record_key TRACE [OWN]: the file fs_resolve keeps the record of TRACE in, as fs_rk, and the trace's output and
+# linker lines, as fs_head (variables, not output: no subshell, the trace read once); fails when there is nowhere
+# to keep it. The key is made by one stat and one sha256sum: what it reads is listed in variables, not in files to
+# remove again.
 fs_record_key() {
+  fs_rk='' fs_head=''
   [ -n "${FROMSCRATCH_DPKG_CACHE-}" ] || return 1
   [ -d "$FROMSCRATCH_DPKG_CACHE/records" ] || mkdir -p "$FROMSCRATCH_DPKG_CACHE/records" 2>/dev/null || return 1
   fs_nl='
@@ -155,7 +158,9 @@ fs_record_key() {
   fs_meta='' fs_list=''
   while IFS=' ' read -r fs_kind fs_path; do
     case $fs_kind in
+      output) fs_head="$fs_head$fs_kind $fs_path$fs_nl" ;;
       linker|driver) fs_meta="$fs_meta$fs_kind $fs_path$fs_nl"
+        if [ "$fs_kind" = linker ]; then fs_head="$fs_head$fs_kind $fs_path$fs_nl"; fi
         if [ "$fs_kind" = driver ] && fs_c=$(command -v "$fs_path"); then fs_list="$fs_list$fs_c$fs_nl"; fi ;;
       archive|object|file)
         case $fs_path in "${2:-/nonexistent}"/*) [ -L "$fs_path" ] || continue ;; esac
@@ -169,11 +174,15 @@ fs_record_key() {
   # a file that is gone is said in the key; stat that could not run at all (too many paths) keeps nothing
   fs_st=$(stat -L -c '%n %s %.9Y %.9Z %i' -- "$@" 2>&1)
   [ $? -lt 126 ] || return 1
-  fs_key=$(printf 'links.sh %s\n%s%s\n' "${FS_LINKS_SUM-}" "$fs_meta" "$fs_st" | sha256sum) || return 1
+  fs_key=$(sha256sum <<EOF
+links.sh ${FS_LINKS_SUM-}
+$fs_meta$fs_st
+EOF
+) || return 1
   fs_key=${fs_key%% *}
   fs_key=${fs_key%"${fs_key#????????????????????????????????}"}  # its first 32 characters
   [ -n "$fs_key" ] || return 1
-  printf '%s/records/%s\n' "$FROMSCRATCH_DPKG_CACHE" "$fs_key"
+  fs_rk=$FROMSCRATCH_DPKG_CACHE/records/$fs_key
 }
 
 fs_resolve_now() {
