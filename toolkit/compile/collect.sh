@@ -95,16 +95,17 @@ fs_from_tree() {
 }
 
 # None taken is a failure; else each program's record, made here: the machine that linked it knows which package
-# shipped each input. $JOBS at a time (a rule's build, one program, sets none): each hashes and looks up the same
-# archives, a few hundred ms of processes.
+# shipped each input. $JOBS at a time (one at a time, in this shell, when a rule's build sets none): each hashes
+# and looks up the same archives, a few hundred ms of processes.
 fs_collect_end() {
   if fs_none_taken; then echo "fromscratch: the build made no program" >&2; exit "$FS_NO_PROGRAM"; fi
   if [ -f "$W/taken/.symlinks" ]; then cp "$W/taken/.symlinks" "$W/out/.records/.symlinks"; fi
   i=0
   for f in "$W/out/"*; do
     n=${f##*/}
+    if [ "${JOBS:-1}" -le 1 ]; then fs_resolve "$W/taken/$n" "$W" > "$W/out/.records/$n"; continue; fi
     fs_resolve "$W/taken/$n" "$W" > "$W/out/.records/$n" &
-    i=$((i + 1)); [ $((i % ${JOBS:-1})) -ne 0 ] || wait
+    i=$((i + 1)); [ $((i % JOBS)) -ne 0 ] || wait
   done
   wait
 }

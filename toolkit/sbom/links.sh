@@ -71,14 +71,14 @@ fs_link() {
 }
 
 # fs_real PATH: PATH with every symbolic link resolved, as realpath prints it; for a regular file that is no link
-# itself, by the shell's own cd and pwd (no process).
-fs_real() {
+# itself, by the shell's own cd -P (no process). A subshell: the cd is its own.
+fs_real() (
   if [ -f "$1" ] && [ ! -L "$1" ]; then
     case $1 in /*/*) fs_rd=${1%/*} ;; /*) fs_rd=/ ;; */*) fs_rd=./${1%/*} ;; *) fs_rd=. ;; esac
-    if fs_rd=$(CDPATH='' cd -P "$fs_rd" && pwd -P); then printf '%s/%s\n' "${fs_rd%/}" "${1##*/}"; return 0; fi
+    if CDPATH='' cd -P "$fs_rd" 2>/dev/null; then printf '%s/%s\n' "${PWD%/}" "${1##*/}"; exit 0; fi
   fi
   realpath "$1"
-}
+)
 
 fs_trace_of() {
   fs_p=${2:-$(fs_real "$1")}; fs_n=${1##*/}
