@@ -79,9 +79,9 @@ class Native:
         return target.packages[1]
 
     def _finds_libc(self, cc: str) -> bool:
-        """Whether cc finds a static C library (libc.a). What it found is kept under the cache directory, named
-        by the compiler (its real path and modification time) and the variables that move its search, and taken while
-        that file is still there: asking the compiler costs ~10 ms of every build."""
+        """Whether cc finds a static C library (libc.a). What it found is kept under the cache directory, named by
+        the compiler (its real path and modification time) and the variables that move its search, and taken
+        while that file is still there: asking the compiler costs ~10 ms of every build."""
         note = _libc_note(cc)
         if note is not None:
             with contextlib.suppress(OSError):
@@ -105,7 +105,7 @@ class Native:
         return proc.returncode == 0 and proc.stdout.strip().endswith(" installed")
 
     def missing(self, job: plan.Plan, wanted: Sequence[targets.Target]) -> str | None:
-        if sys.platform != "linux":  # platform.system() is "Linux" (the platform module is imported only to say so)
+        if sys.platform != "linux":  # platform.system() == "Linux", without importing platform (~2 ms)
             return "a Linux host"
         cxx = job.system == plan.RULE and job.cxx
         needs = [m for t in wanted if (m := self._compiler_missing(t, cxx))]
