@@ -6,9 +6,15 @@ import sys
 
 from invoke import Collection
 
-from bench.tasks import bench, corpus
-from toolkit import command
-from toolkit.cli import ns as toolkit_ns
+# Invoke writes no bytecode unless given --write-pyc: the toolkit's modules would be compiled anew on every run
+# (~70 ms of a build-hello) until some other program wrote their __pycache__. Python's own -B or
+# PYTHONDONTWRITEBYTECODE still keeps them unwritten.
+if not sys.flags.dont_write_bytecode:
+    sys.dont_write_bytecode = False
+
+from bench.tasks import bench, corpus  # noqa: E402 (imported once bytecode may be written)
+from toolkit import command  # noqa: E402
+from toolkit.cli import ns as toolkit_ns  # noqa: E402
 
 # hints name the command the user typed: `invoke` (or `inv`) here, `fromscratch` everywhere else
 command.use("inv" if os.path.basename(sys.argv[0]) == "inv" else "invoke")

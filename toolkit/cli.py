@@ -155,7 +155,7 @@ def _limits(timeout: int) -> Any:
     a build container."""
     import re
 
-    from .engine.container import Limits
+    from .engine.limits import Limits
     from .errors import InputError
 
     if timeout < 0:

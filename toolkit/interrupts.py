@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import Any
 
@@ -108,11 +108,13 @@ class TimedOut(Exception):
     """A child ran past its time limit; its process group was stopped."""
 
 
-def run_logged(cmd: Sequence[str], log_path: str, timeout: float | None = None, **popen: Any) -> int:
+def run_logged(cmd: Sequence[str], log_path: str, timeout: float | None = None,
+               meanwhile: Callable[[], object] | None = None, **popen: Any) -> int:
     """Run a long child with its output (stdout and stderr) appended to log_path, not kept in memory: a build
     that prints gigabytes costs disk, not RAM. Returns its exit code; past timeout seconds its whole group is
     stopped and TimedOut raised. Whatever it left running in its group (a daemon a Makefile started) is
-    stopped when it ends."""
+    stopped when it ends. meanwhile, when given, is called once the child has started, before it is waited for:
+    work of this process that need not wait for the child."""
     with open(log_path, "ab") as out, \
             child(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **popen) as proc:
         # a blocking wait, the time limit kept by a timer: Popen.wait(timeout) polls, and its naps (up to 50 ms)
@@ -128,6 +130,8 @@ def run_logged(cmd: Sequence[str], log_path: str, timeout: float | None = None, 
             timer.daemon = True
             timer.start()
         try:
+            if meanwhile is not None:
+                meanwhile()
             code = proc.wait()
         finally:
             if timer is not None:

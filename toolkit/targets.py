@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from .errors import InputError
@@ -171,7 +172,10 @@ def parse_archs(text: str) -> list[Target]:
 
 
 def host() -> Target:
-    """The target this machine runs natively."""
+    """The target this machine runs natively: its machine name as platform.machine() gives it, read from os.uname()
+    where there is one (importing platform costs ~2 ms of every command)."""
+    if hasattr(os, "uname"):
+        return lookup(os.uname().machine or "amd64")
     import platform
 
     return lookup(platform.machine() or "amd64")

@@ -58,6 +58,7 @@ _NSS_FILES_MARKERS = (b"/etc/hosts\0", b"/etc/ethers\0")
 TERMINFO_DIRS = ("/usr/share/terminfo", "/lib/terminfo", "/usr/lib/terminfo", "/etc/terminfo")
 _TERMINFO_MARKERS = (b"TERMINFO_DIRS", *(d.encode() + b"\0" for d in TERMINFO_DIRS),
                      *(d.encode() + b":" for d in TERMINFO_DIRS))
+_TERMINFO_WORD = b"terminfo"  # in every directory marker
 _ZONEINFO_MARKERS = (b"/usr/share/zoneinfo",)
 # OpenSSL's environment variables, GnuTLS's and others' system bundle; Debian's OPENSSLDIR (its cert.pem)
 _CA_MARKERS = (b"SSL_CERT_FILE", b"/etc/ssl/certs")
@@ -642,7 +643,10 @@ def _scan_markers(f: _Reading, extra: tuple[bytes, ...] = ()) -> set[bytes]:
             break
         offset += len(chunk)
         window = tail + chunk
-        found.update(m for m in wanted if m not in found and m in window)
+        # the eight terminfo directory markers are looked for only where the word is: one pass, not eight, over
+        # the many programs that have none
+        terminfo = _TERMINFO_WORD in window
+        found.update(m for m in wanted if m not in found and (terminfo or _TERMINFO_WORD not in m) and m in window)
         tail = window[-overlap:]
     return found
 

@@ -18,23 +18,31 @@ fs_static_hint() {
   done
 }
 
-# out/ and taken/ are made after the build, never found: a build that made out/ a symlink cannot send the programs
-# elsewhere.
+# out/ (with its .records/) and taken/ are made after the build, never found: a build that made out/ a symlink
+# cannot send the programs elsewhere. (In a fresh work directory there is nothing to remove.)
 fs_collect_start() {
-  rm -rf "$W/out" "$W/taken"
-  mkdir "$W/out" "$W/taken" || exit 1
+  if [ -e "$W/out" ] || [ -L "$W/out" ] || [ -e "$W/taken" ] || [ -L "$W/taken" ]; then rm -rf "$W/out" "$W/taken"; fi
+  mkdir "$W/out" "$W/out/.records" "$W/taken" || exit 1
+}
+
+# Whether out/ has no program yet (fs_take never takes a hidden name: a glob sees every program).
+fs_none_taken() {
+  for fs_f in "$W/out/"*; do
+    if [ -e "$fs_f" ] || [ -L "$fs_f" ]; then return 1; fi
+  done
 }
 
 fs_is_elf() { [ "$(od -An -N4 -c "$1" 2>/dev/null | tr -d ' \n')" = '177ELF' ]; }
 
 # A program's name starting with a dot is refused: out/.records (and its .symlinks) are the collector's own.
 fs_take() {
-  n=$(basename "$1")
+  n=${1##*/}
   case $n in .*) echo "fromscratch: skipped $1: a hidden file is not taken as a program" >&2; return ;; esac
   if [ -e "$W/out/$n" ]; then echo "fromscratch: skipped $1: a program named $n was taken already" >&2; return; fi
   cp "$1" "$W/out/$n" && echo "fromscratch: took $1" >&2
-  fs_trace_of "$1" > "$W/taken/$n"
-  printf '%s\n' "$(realpath "$1")" > "$W/taken/.from.$n"
+  fs_took=$(fs_real "$1")
+  fs_trace_of "$1" "$fs_took" > "$W/taken/$n"
+  printf '%s\n' "$fs_took" > "$W/taken/.from.$n"
 }
 
 # The --artifact paths (the script's arguments: checked by grammar.inside, and here again once the build has made
@@ -68,7 +76,8 @@ fs_from_install() {
     [ -L "$f" ] || continue
     real=$(realpath "$f" 2>/dev/null) || continue
     for from in "$W/taken/".from.*; do
-      [ -f "$from" ] && [ "$(cat "$from")" = "$real" ] || continue
+      fs_was=''
+      [ -f "$from" ] && read -r fs_was < "$from" && [ "$fs_was" = "$real" ] || continue
       printf '%s/%s\n' "${f##*/}" "${from##*/.from.}" >> "$W/taken/.symlinks"
       break
     done
@@ -78,7 +87,7 @@ fs_from_install() {
 # Executables the build made, where the project installs nothing: configure's, CMake's and Meson's own test
 # programs are not the project's.
 fs_from_tree() {
-  if [ -z "$(ls -A "$W/out")" ]; then
+  if fs_none_taken; then
     find "$W/src" "$W/build" -type f -newer "$W/.started" -perm -u+x ! -name '*.so' ! -name '*.so.*' \
       ! -name '*.o' ! -name '*.a' ! -name 'conftest*' ! -path '*/CMakeFiles/*' ! -path '*/meson-private/*' \
       2>/dev/null | sort | while read -r f; do if fs_is_elf "$f"; then fs_take "$f"; fi; done
@@ -86,14 +95,15 @@ fs_from_tree() {
 }
 
 # None taken is a failure; else each program's record, made here: the machine that linked it knows which package
-# shipped each input. $JOBS at a time: each hashes and looks up the same archives, a few hundred ms of processes.
+# shipped each input. $JOBS at a time (one at a time, in this shell, when a rule's build sets none): each hashes
+# and looks up the same archives, a few hundred ms of processes.
 fs_collect_end() {
-  if [ -z "$(ls -A "$W/out")" ]; then echo "fromscratch: the build made no program" >&2; exit "$FS_NO_PROGRAM"; fi
-  mkdir "$W/out/.records"
+  if fs_none_taken; then echo "fromscratch: the build made no program" >&2; exit "$FS_NO_PROGRAM"; fi
   if [ -f "$W/taken/.symlinks" ]; then cp "$W/taken/.symlinks" "$W/out/.records/.symlinks"; fi
   i=0
   for f in "$W/out/"*; do
-    n=$(basename "$f")
+    n=${f##*/}
+    if [ "${JOBS:-1}" -le 1 ]; then fs_resolve "$W/taken/$n" "$W" > "$W/out/.records/$n"; continue; fi
     fs_resolve "$W/taken/$n" "$W" > "$W/out/.records/$n" &
     i=$((i + 1)); [ $((i % JOBS)) -ne 0 ] || wait
   done

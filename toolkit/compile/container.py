@@ -20,7 +20,8 @@ from typing import IO
 from .. import files, targets
 from ..engine import client as engine
 from ..engine import volume
-from ..engine.container import DEFAULT_LIMITS, Container, Limits, unpack
+from ..engine.container import Container, unpack
+from ..engine.limits import DEFAULT_LIMITS, Limits
 from ..errors import BuildFailed
 from ..files import excerpt, scratch_dir, temp_dir
 from . import buildimage as builder

@@ -44,20 +44,22 @@ _SKIP_DIRS = frozenset({".git", ".hg", ".svn", "contrib", "third_party", "third-
                         "aosvs", "flexos", "netware", "novell"})
 _SOURCES = (".c", ".h", ".cc", ".cpp", ".cxx", ".hh", ".hpp", ".hxx", ".C")
 _HEADERS = (".h", ".hh", ".hpp", ".hxx")  # read only as they are included: their own includes may be a platform's
-_MAKEFILES = re.compile(r"(GNUmakefile|[Mm]akefile(\.am|\.in)?|.*\.mk)")
+_MAKEFILES = r"(GNUmakefile|[Mm]akefile(\.am|\.in)?|.*\.mk)"
 _NAME = r"[A-Za-z0-9_][A-Za-z0-9_.+-]*"
 
+# The patterns of a project's build files are kept as text, compiled (and kept) by re when a project is read:
+# a --src build reads only #include lines.
 # configure.ac: the first argument of each macro, brackets and quotes stripped; PKG_CHECK_MODULES' second is a
 # list of modules with optional version constraints.
-_AC = re.compile(r"\b(PKG_CHECK_MODULES(?:_STATIC)?|PKG_CHECK_EXISTS|AC_CHECK_LIB|AC_SEARCH_LIBS|"
-                 r"AC_CHECK_HEADERS?(?:_ONCE)?)\s*\(")
-_MESON_DEP = re.compile(r"\bdependency\s*\(\s*'([^']+)'")
-_MESON_LIB = re.compile(r"\bfind_library\s*\(\s*'([^']+)'")
-_CMAKE = re.compile(r"\b(find_package|pkg_check_modules|pkg_search_module|find_library|"
-                    r"check_include_files?|check_library_exists)\s*\(", re.IGNORECASE)
-_MAKE_VAR = re.compile(r"^\s*(?:override\s+)?([A-Za-z0-9_]*(?:LIBS|LDADD|LDFLAGS|LIBADD|LIB))\s*[+:?]?=(.*)")
-_LINK_LINE = re.compile(r"\$[({](?:CC|CXX|LD|LINK|CCLD|CXXLD)[)}]")
-_LFLAG = re.compile(rf"(?:^|\s)-l({_NAME})")
+_AC = (r"\b(PKG_CHECK_MODULES(?:_STATIC)?|PKG_CHECK_EXISTS|AC_CHECK_LIB|AC_SEARCH_LIBS|"
+       r"AC_CHECK_HEADERS?(?:_ONCE)?)\s*\(")
+_MESON_DEP = r"\bdependency\s*\(\s*'([^']+)'"
+_MESON_LIB = r"\bfind_library\s*\(\s*'([^']+)'"
+_CMAKE = (r"(?i)\b(find_package|pkg_check_modules|pkg_search_module|find_library|"
+          r"check_include_files?|check_library_exists)\s*\(")
+_MAKE_VAR = r"^\s*(?:override\s+)?([A-Za-z0-9_]*(?:LIBS|LDADD|LDFLAGS|LIBADD|LIB))\s*[+:?]?=(.*)"
+_LINK_LINE = r"\$[({](?:CC|CXX|LD|LINK|CCLD|CXXLD)[)}]"
+_LFLAG = rf"(?:^|\s)-l({_NAME})"
 _INCLUDE = re.compile(r"^\s*#\s*include\s*<([A-Za-z0-9_./+-]+)>")
 _COND = re.compile(r"^\s*#\s*(if|ifdef|ifndef|elif|else|endif)\b\s*(\w*)")
 
@@ -97,7 +99,8 @@ def build_file(path: Path, top: Path, system: str) -> str | None:
     name = path.name
     if system == "autotools" and name in ("configure.ac", "configure.in") and path.parent == top:
         return "configure"
-    if (system == "autotools" and name == "Makefile.am") or (system in ("make", "run") and _MAKEFILES.fullmatch(name)):
+    plain_make = system in ("make", "run") and re.fullmatch(_MAKEFILES, name) is not None
+    if (system == "autotools" and name == "Makefile.am") or plain_make:
         return "makefile"
     if (system, name) in (("meson", "meson.build"), ("cmake", "CMakeLists.txt")):
         return system
@@ -185,7 +188,7 @@ def _calls(lines: list[str], comment: str, names: re.Pattern[str]) -> Iterator[t
 
 def _autoconf(path: Path, rel: str) -> list[Declared]:
     out: list[Declared] = []
-    for number, macro, body in _calls(_lines(path), r"\bdnl\b|(?:^|\s)#", _AC):
+    for number, macro, body in _calls(_lines(path), r"\bdnl\b|(?:^|\s)#", re.compile(_AC)):
         args = _args(body)
         where = f"{rel}:{number}"
         if macro.startswith("PKG_CHECK"):
@@ -205,10 +208,10 @@ def _shell_libs(path: Path, rel: str) -> list[Declared]:
     `LIBS="-lncursesw $olibs"`), outside any macro that names it."""
     out: list[Declared] = []
     for i, raw in enumerate(_lines(path)):
-        var = _MAKE_VAR.match(re.split(r"\bdnl\b|(?:^|\s)#", raw, maxsplit=1)[0])
+        var = re.match(_MAKE_VAR, re.split(r"\bdnl\b|(?:^|\s)#", raw, maxsplit=1)[0])
         if var:
             text = var.group(2).replace('"', " ").replace("'", " ")
-            out += [Declared("library", n, f"{rel}:{i + 1}") for n in _LFLAG.findall(text) if "$" not in n]
+            out += [Declared("library", n, f"{rel}:{i + 1}") for n in re.findall(_LFLAG, text) if "$" not in n]
     return out
 
 
@@ -230,9 +233,10 @@ def _meson(path: Path, rel: str) -> list[Declared]:
     out: list[Declared] = []
     for i, raw in enumerate(_lines(path)):
         line = raw.split("#", 1)[0]
-        out += [Declared("pkg-config", m, f"{rel}:{i + 1}") for m in _MESON_DEP.findall(line)
+        out += [Declared("pkg-config", m, f"{rel}:{i + 1}") for m in re.findall(_MESON_DEP, line)
                 if re.fullmatch(_NAME, m) and m not in _MESON_SPECIAL]
-        out += [Declared("library", m, f"{rel}:{i + 1}") for m in _MESON_LIB.findall(line) if re.fullmatch(_NAME, m)]
+        out += [Declared("library", m, f"{rel}:{i + 1}") for m in re.findall(_MESON_LIB, line)
+                if re.fullmatch(_NAME, m)]
     return out
 
 
@@ -243,7 +247,7 @@ _MESON_SPECIAL = frozenset({"threads", "openmp", "dl", "iconv", "intl", "libc", 
 
 def _cmake(path: Path, rel: str) -> list[Declared]:
     out: list[Declared] = []
-    for number, name, body in _calls(_lines(path), r"#", _CMAKE):
+    for number, name, body in _calls(_lines(path), r"#", re.compile(_CMAKE)):
         command, args = name.lower(), [a.strip('"') for a in body.split()]
         where = f"{rel}:{number}"
         if command == "find_package" and args and re.fullmatch(_NAME, args[0]):
@@ -272,9 +276,9 @@ def _makefile(path: Path, rel: str) -> list[Declared]:
     out: list[Declared] = []
     for i, raw in enumerate(_lines(path)):
         line = raw.split("#", 1)[0]
-        var = _MAKE_VAR.match(line)
-        text = var.group(2) if var else (line if _LINK_LINE.search(line) else "")
-        out += [Declared("library", n, f"{rel}:{i + 1}") for n in _LFLAG.findall(text) if "$" not in n]
+        var = re.match(_MAKE_VAR, line)
+        text = var.group(2) if var else (line if re.search(_LINK_LINE, line) else "")
+        out += [Declared("library", n, f"{rel}:{i + 1}") for n in re.findall(_LFLAG, text) if "$" not in n]
     return out
 
 

@@ -9,22 +9,23 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import dates, targets
-from ..check import elf, verify
-from ..engine import client as engine
-from ..engine.container import DEFAULT_LIMITS, Limits
+from ..engine.limits import DEFAULT_LIMITS, Limits
 from ..errors import BuildFailed, InputError, ToolkitError
 from ..files import atomic_output, excerpt
 from ..sbom import links, spdx
-from ..sbom.program import program_document
 from ..sbom.sources import source_files, source_tree
-from . import deps, found, found_kept, plan, programs, provides, symlinks
-from .emulated import BaseImages
+from . import deps, found, plan, provides, symlinks
 from .toolchain import TOOLCHAINS, Toolchain, resolve_libc
+
+if TYPE_CHECKING:  # loaded where they are used: by a project's or a container's build, or to deliver a program
+    from ..check import elf
+    from ..engine import client as engine
+    from .emulated import BaseImages
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,11 @@ Pick = Callable[[targets.Target, list[Path]], list[Path]]
 
 def select(name: str, job: plan.Plan, wanted: Sequence[targets.Target], base: str | None = None,
            libc: str | None = None, limits: Limits = DEFAULT_LIMITS,
-           connect: Callable[[], engine.Client] = engine.connect_lazy, clean: bool = False,
+           connect: Callable[[], engine.Client] | None = None, clean: bool = False,
            bases: BaseImages | None = None) -> Toolchain:
     """The toolchain called name; auto: native on a Linux host that has all job needs for every wanted target,
-    else the build container. Combinations that cannot work are refused here, before anything runs."""
+    else the build container (its engine from connect, by default engine/client.py's connect_lazy). Combinations
+    that cannot work are refused here, before anything runs."""
     libc = _libc(name, job, libc)
     if name == "zig":
         from .zig import Zig
@@ -50,9 +52,10 @@ def select(name: str, job: plan.Plan, wanted: Sequence[targets.Target], base: st
     native = Native(libc, limits, clean=clean)
     if name == "native" or (name == "auto" and all(native.missing(p, ts) is None for p, ts in groups(job, wanted))):
         return native
+    from ..engine.client import connect_lazy
     from .container import ContainerToolchain
 
-    return ContainerToolchain(connect(), base, libc, limits, clean, bases)
+    return ContainerToolchain((connect or connect_lazy)(), base, libc, limits, clean, bases)
 
 
 def _libc(toolchain: str, job: plan.Plan, libc: str | None) -> str:
@@ -154,6 +157,8 @@ def with_found(job: plan.Plan, wanted: Sequence[targets.Target], libc: str, inde
     job = _with_packages(job, wanted, libc, index, exclude, say)
     if job.system == plan.RULE:
         return job
+    from . import programs
+
     declared = programs.declared(job.root, job.subdir, job.system)
     machine = targets.host()  # the build machine: this host, or the engine's (the same but for remote engines)
     if not declared or index(machine.debian_arch) is None:
@@ -182,6 +187,8 @@ def _with_packages(job: plan.Plan, wanted: Sequence[targets.Target], libc: str, 
         say(f"not finding packages for what the project declares: Debian's file index for {', '.join(lacking)} "
             "cannot be had (give them with --package)")
         return job
+    from . import found_kept
+
     finding = found_kept.find(todo, wanted, index, exclude,
                               headers_alone=job.system in ("make", "run", plan.RULE))
     for line in finding.lines(len(wanted)):
@@ -219,6 +226,9 @@ def _deliver(out: Path, target: targets.Target, place: Place, sources: Sequence[
     says (into the temporary file reserved for it, else one made now, renamed as outputs closes), each with its
     SBOM beside it (from out/.records, the record of its link) and its naming lock held in naming: a binary never
     takes its name without the document that describes it."""
+    from ..check import verify  # (a build on this machine imported them while it ran: toolchain.py)
+    from ..sbom.program import program_document
+
     programs = _programs(out, target)
     hint = None if rule else ("a project that links dynamically despite the flags: see its build options "
                               "(--configure-args), or pick the programs with --artifact")
@@ -251,6 +261,8 @@ def _deliver(out: Path, target: targets.Target, place: Place, sources: Sequence[
 
 def _verified_alone(programs: list[Path], target: targets.Target) -> tuple[list[Path], dict[str, elf.ElfFacts]]:
     """Each program verified on its own: one that fails is said in one line and left out; none left fails."""
+    from ..check import verify
+
     facts: dict[str, elf.ElfFacts] = {}
     said = []
     for p in programs:
@@ -293,6 +305,8 @@ def for_each_target(wanted: Sequence[targets.Target], jobs: int,
 
     if jobs == 1 or len(wanted) == 1:
         return [one(t) for t in wanted]
+    from concurrent.futures import ThreadPoolExecutor
+
     pool = ThreadPoolExecutor(max_workers=min(jobs, len(wanted)), thread_name_prefix="build")
     try:
         futures = [pool.submit(one, t) for t in wanted]

@@ -206,24 +206,34 @@ def script(project: Plan, work: str, cross: bool, triplet: str, gnu_ld: bool = T
     where = f'"$W/src/"{shlex.quote(project.subdir)}' if project.subdir else '"$W/src"'
     body = "\n".join(steps(project, cross, triplet, gnu_ld))
     names = _words(compiler_names(cross, triplet))
+    rule = project.system == RULE
     lines = ["#!/bin/sh", f"# made by fromscratch: a {project.system} build", "set -u",
              f"W={shlex.quote(work)}", f"export P={PREFIX}",
              "# shellcheck source=/dev/null", '. "$W/tools/env.sh"',
              "# shellcheck source=/dev/null", '. "$W/tools/links.sh"',
              "# shellcheck source=/dev/null", '. "$W/tools/collect.sh"',
-             "export JOBS; JOBS=$(nproc 2>/dev/null || echo 2)",
-             f"cd {where} || exit 1", 'mkdir -p "$W/build" "$W/stage"',
+             # a rule's one compile runs no make (and its one record needs no parallel JOBS)
+             *([] if rule else ["export JOBS; JOBS=$(nproc 2>/dev/null || echo 2)"]),
+             f"cd {where} || exit 1",
+             # the wrappers' traces go to links/ (FROMSCRATCH_LINKS): made here with the rest, in one process
+             '[ -d "$W/build" ] && [ -d "$W/stage" ] && [ -d "$FROMSCRATCH_LINKS" ] || '
+             'mkdir -p "$W/build" "$W/stage" "$FROMSCRATCH_LINKS"',
              # the first build's start, in a kept state too: what a later build made anew or left as it was
              # is newer than it either way
-             '[ -e "$W/.started" ] || touch "$W/.started"',
-             # a rule's output is the compiler's own (its warnings are shown); a project's steps are traced, and
-             # its Makefile's own `gcc` is the wrapper too (the build machine's, when cross: tools it runs)
-             "{ (", *([] if project.system == RULE else [f"fs_compilers_first {names}"]),
-             "set -e" if project.system == RULE else "set -ex", body,
-             ') ; echo $? > "$W/status"; } 2>&1 | tee "$W/build.log"',
-             'status=$(cat "$W/status")',
-             'if [ "$status" != 0 ]; then fs_static_hint; exit "$status"; fi', "fs_collect_start"]
-    if project.system == RULE:
+             '[ -e "$W/.started" ] || : > "$W/.started"']
+    if rule:
+        # a rule's output is the compiler's own (its warnings are shown, after it ran: a compile is short); no
+        # tee when it said nothing
+        lines += ["(", "set -e", body, ') > "$W/build.log" 2>&1', "status=$?", 'echo "$status" > "$W/status"',
+                  'if [ -s "$W/build.log" ]; then cat "$W/build.log"; fi']
+    else:
+        # a project's steps are traced, as they run, and its Makefile's own `gcc` is the wrapper too (the build
+        # machine's, when cross: tools it runs)
+        lines += ["{ (", f"fs_compilers_first {names}", "set -ex", body,
+                  ') ; echo $? > "$W/status"; } 2>&1 | tee "$W/build.log"',
+                  'status=1; read -r status < "$W/status"']
+    lines += ['if [ "$status" != 0 ]; then fs_static_hint; exit "$status"; fi', "fs_collect_start"]
+    if rule:
         lines.append('fs_take "$W/build/$1"')
     elif project.artifacts:
         lines.append('fs_from_artifacts "$@"')

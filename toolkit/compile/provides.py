@@ -20,23 +20,24 @@ Lacked = tuple[str, str]  # (kind, name): ("header", "zlib.h"), ("library", "z")
 # ("shared", "onig"): the shared library only, libonig.so (what a package that lacks the static archive ships);
 # ("program", "tclsh"): a build tool, /usr/bin/tclsh (looked up in the build machine's architecture's index)
 
-# How gcc, clang (zig cc), GNU ld, lld, pkg-config and Meson say that a file is not there.
+# How gcc, clang (zig cc), GNU ld, lld, pkg-config and Meson say that a file is not there. (These patterns are
+# compiled when a failed build's output is read, not by every command that imports this module.)
 _SAID = (
-    ("header", re.compile(r"fatal error: '?([\w./+-]+\.(?:h|hh|hpp|hxx|H|h\+\+))'?(?::| file not found)")),
-    ("library", re.compile(r"(?:cannot find|unable to find library) -l([\w.+-]+)")),
-    ("pkg-config", re.compile(r"Package '?([\w.+-]+)'?,? (?:was not found in the pkg-config search path"
-                              r"|required by '[^']*', not found)")),
-    ("pkg-config", re.compile(r'ERROR: Dependency "([\w.+-]+)" not found')),
+    ("header", r"fatal error: '?([\w./+-]+\.(?:h|hh|hpp|hxx|H|h\+\+))'?(?::| file not found)"),
+    ("library", r"(?:cannot find|unable to find library) -l([\w.+-]+)"),
+    ("pkg-config", r"Package '?([\w.+-]+)'?,? (?:was not found in the pkg-config search path"
+                   r"|required by '[^']*', not found)"),
+    ("pkg-config", r'ERROR: Dependency "([\w.+-]+)" not found'),
 )
 # How make, dash and bash say that a command is not there (a build tool the project runs); counted only when a
 # step failed for it soon after (make's Error 127, ninja stopping): a script that tries `git describe` and goes
 # on without it (jq's) lacks nothing.
-_FAILED_RUN = re.compile(r"\bError 127\b|^ninja: build stopped")
+_FAILED_RUN = r"\bError 127\b|^ninja: build stopped"
 _RUN_NEAR = 30  # lines
 _SAID_RUN = (
-    re.compile(r"\bmake(?:\[\d+\])?: ([\w.+-]+): (?:No such file or directory|Command not found)"),
-    re.compile(r"\bsh: (?:\d+: )?([\w.+-]+): (?:command )?not found"),
-    re.compile(r": line \d+: ([\w.+-]+): command not found"),
+    r"\bmake(?:\[\d+\])?: ([\w.+-]+): (?:No such file or directory|Command not found)",
+    r"\bsh: (?:\d+: )?([\w.+-]+): (?:command )?not found",
+    r": line \d+: ([\w.+-]+): command not found",
 )
 _SCAN_MAX = 8 << 20  # of a build's output, the last 8 MiB are read: its failing step is at the end
 Index = Callable[[str], "Path | None"]  # a Debian architecture (arm64, all) -> its kept index, None if there is none
@@ -44,6 +45,9 @@ Index = Callable[[str], "Path | None"]  # a Debian architecture (arm64, all) -> 
 
 def lacking(output: Path) -> tuple[Lacked, ...]:
     """What a build's output (a file) says it could not find, each once, in the order said."""
+    said_lacking = [(kind, re.compile(pattern)) for kind, pattern in _SAID]
+    said_run = [re.compile(pattern) for pattern in _SAID_RUN]
+    failed_run = re.compile(_FAILED_RUN)
     found: dict[Lacked, None] = {}
     try:
         with open(output, "rb") as fh:
@@ -54,11 +58,11 @@ def lacking(output: Path) -> tuple[Lacked, ...]:
             tried: list[tuple[int, str]] = []  # commands not there: (line number, name)
             for number, raw in enumerate(fh):
                 line = raw[:4096].decode("utf-8", "replace")
-                for kind, said in _SAID:
+                for kind, said in said_lacking:
                     for name in said.findall(line):
                         found[(kind, name)] = None
-                tried += [(number, name) for said in _SAID_RUN for name in said.findall(line)]
-                if _FAILED_RUN.search(line):
+                tried += [(number, name) for said in said_run for name in said.findall(line)]
+                if failed_run.search(line):
                     for at, name in tried:
                         if number - at <= _RUN_NEAR:
                             found[("program", name)] = None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import targets
-from ..engine.container import DEFAULT_LIMITS, Limits
+from ..engine.limits import DEFAULT_LIMITS, Limits
 from ..sbom.spdx import NOASSERTION
 from . import pipeline, plan, provides
 from .sources import sources as checked_sources

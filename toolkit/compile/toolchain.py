@@ -11,13 +11,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .. import files, interrupts, targets
-from ..engine.container import Limits
+from ..engine.limits import Limits
 from ..errors import BuildFailed, InputError, timed_out
 from ..sbom import links
-from . import cross, kept, plan, provides
+from . import cross, plan, provides
+
+if TYPE_CHECKING:  # a kept build state is a project's: a rule's build does not load it
+    from . import kept
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +137,13 @@ def run_here(job: plan.Plan, target: targets.Target, tools: cross.Toolset, limit
 def _run_here(job: plan.Plan, target: targets.Target, tools: cross.Toolset, limits: Limits, work: Path,
               runner: list[str], env: dict[str, str] | None = None) -> None:
     """The tools written into work, then the build script run (through runner, when given)."""
-    (work / "tools").mkdir(exist_ok=True)
+    # the script makes build/, stage/ and links/ where they are not (in a container); made here, they cost it no mkdir
+    for name in ("tools", "build", "stage", "links"):
+        (work / name).mkdir(exist_ok=True)
     scripts = tools_files(job, tools, str(work))
     if runner:
+        from . import kept
+
         scripts[kept.RUNNER.name] = kept.RUNNER.read_text()
     for name, text in scripts.items():
         (work / "tools" / name).write_text(text)
@@ -147,7 +154,7 @@ def _run_here(job: plan.Plan, target: targets.Target, tools: cross.Toolset, limi
     script = ["sh", str(work / "tools" / "build.sh")] if not runner else runner
     try:
         code = interrupts.run_logged([*script, *argv(job)], str(output), limits.timeout,
-                                     env={**os.environ, **host_env(), **(env or {})})
+                                     env={**os.environ, **host_env(), **(env or {})}, meanwhile=_ahead_of_delivery)
     except interrupts.TimedOut:
         assert limits.timeout is not None
         raise timed_out(what(job, target), limits.timeout) from None
@@ -155,11 +162,20 @@ def _run_here(job: plan.Plan, target: targets.Target, tools: cross.Toolset, limi
         raise failure(code, output, what(job, target))
 
 
+def _ahead_of_delivery() -> None:
+    """What reads, verifies and describes the programs a build made (compile/pipeline.py's delivery), imported while
+    the build runs: this process only waits for it, and another core takes ~6 ms of imports off the wall time."""
+    from ..check import verify  # noqa: F401
+    from ..sbom import program  # noqa: F401
+
+
 @contextlib.contextmanager
 def _kept_here(job: plan.Plan, target: targets.Target, tools: cross.Toolset, limits: Limits,
                skip: Callable[[str], bool], keep: kept.Key, clean: bool) -> Iterator[Path]:
     """The build in a kept state under the user's cache directory, one build of it at a time."""
     import shutil
+
+    from . import kept
 
     with files.exclusive(kept.lock_name(keep.name), waiting=f"waiting for another build of {job.name} for "
                          f"{target.platform}, which uses the same kept build state"):

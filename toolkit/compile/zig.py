@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import importlib.util
 import logging
 import os
@@ -14,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from .. import files, targets
-from ..engine.container import DEFAULT_LIMITS, Limits
+from ..engine.limits import DEFAULT_LIMITS, Limits
 from ..errors import BuildFailed
 from . import cross, plan
 from .toolchain import run_here
@@ -50,10 +49,12 @@ def first_build(target: targets.Target) -> Iterator[None]:
     """Say so before zig's first build for a target, which compiles musl and its runtime into zig's cache (about a
     minute, without a word from zig); a build that succeeds leaves a note that the next one needs no saying.
     The note is kept per zig (where it is installed, its version), per zig cache and per target."""
+    from importlib import metadata  # ~30 ms to import: only a zig build needs it
+
     spec = importlib.util.find_spec("ziglang")
     try:
-        version = importlib.metadata.version("ziglang")
-    except importlib.metadata.PackageNotFoundError:
+        version = metadata.version("ziglang")
+    except metadata.PackageNotFoundError:
         version = "?"
     zig_cache = os.environ.get("ZIG_GLOBAL_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "zig")

@@ -14,32 +14,15 @@ import tarfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from .. import interrupts
 from ..errors import BuildFailed, EngineError, ToolkitError, timed_out
 from . import client as engine
+from .limits import DEFAULT_LIMITS, Limits
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one build may use: memory (bytes, swap included) and processes of its container, and seconds of wall
-    time (None: no limit) natively or in a container. A runaway build (a fork bomb, a leak, a hang) stops there
-    instead of taking the engine's machine with it."""
-
-    memory: int = 8 << 30
-    pids: int = 4096
-    timeout: float | None = 3600.0
-
-    def create_args(self) -> dict[str, Any]:
-        return {"mem_limit": self.memory, "memswap_limit": self.memory, "pids_limit": self.pids}
-
-
-DEFAULT_LIMITS = Limits()
 
 
 @contextlib.contextmanager

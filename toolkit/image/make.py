@@ -11,7 +11,7 @@ from pathlib import Path
 from .. import command, dates, files, targets
 from ..compile import provides, recipes
 from ..engine import client as engine
-from ..engine.container import Limits
+from ..engine.limits import Limits
 from ..errors import EngineUnavailable, InputError
 from ..sbom.spdx import NOASSERTION
 from . import dockerfile, oci, runtime, store

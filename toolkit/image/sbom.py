@@ -10,7 +10,6 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -175,6 +174,8 @@ def _host_record(paths: Sequence[str]) -> links.Record:
 
 
 def _pypi(name: str) -> spdx.Package:
+    from importlib import metadata  # ~30 ms to import: only a PyPI package's description needs it
+
     meta = metadata.metadata(name).json
     who = str(meta.get("author") or meta.get("maintainer") or "")
     email = str(meta.get("author_email") or meta.get("maintainer_email") or "")

@@ -6,11 +6,12 @@
 #
 #   fs_link STYLE DRIVER OUTPUT TRACE COMMAND...  runs COMMAND (a compiler that links OUTPUT) with its linker
 #       naming every input; TRACE gets the inputs, everything else COMMAND prints is passed on.
-#   fs_trace_of PROGRAM  prints the trace of the link that made PROGRAM (the wrappers keep one per link in
+#   fs_trace_of PROGRAM [REAL]  prints the trace of the link that made PROGRAM (the wrappers keep one per link in
 #       $FROMSCRATCH_LINKS, named OUTPUT.PID): the newest of that very path, else the newest link, of any name,
 #       whose output is still the same file (make install copies, and may rename: screen's link makes `screen`,
 #       installed as screen-4.9.0), else the newest of that name (install -s strips). Prints nothing when no link
-#       matches: the program was linked behind the wrappers' back.
+#       matches: the program was linked behind the wrappers' back. REAL: PROGRAM's real path, when the caller
+#       has it already.
 #   fs_resolve TRACE [OWN]  prints the record of a trace: each input's real path and sha256, the package that
 #       owns it and that package's version (dpkg), the compiler's version, the distribution. Inputs under OWN
 #       (the project's own build) are left out: they come from the sources. What dpkg answered is kept under
@@ -69,8 +70,31 @@ fs_link() {
   return "$fs_status"
 }
 
+# fs_real PATH: PATH with every symbolic link resolved, as realpath prints it; for a regular file that is no link
+# itself, by the shell's own cd -P (no process). A subshell: the cd is its own.
+fs_real() (
+  if [ -f "$1" ] && [ ! -L "$1" ]; then
+    case $1 in /*/*) fs_rd=${1%/*} ;; /*) fs_rd=/ ;; */*) fs_rd=./${1%/*} ;; *) fs_rd=. ;; esac
+    if CDPATH='' cd -P "$fs_rd" 2>/dev/null; then printf '%s/%s\n' "${PWD%/}" "${1##*/}"; exit 0; fi
+  fi
+  realpath "$1"
+)
+
 fs_trace_of() {
-  fs_p=$(realpath "$1"); fs_n=${1##*/}
+  fs_p=${2:-$(fs_real "$1")}; fs_n=${1##*/}
+  # A trace of that very path is named after its last part (the wrappers name each OUTPUT.PID): when exactly one
+  # is, it is the newest, and no process need list and read them all. (A hidden name is left to ls, which skips it.)
+  fs_t='' fs_c=0
+  case ${fs_p##*/} in .*) fs_c=-1 ;; esac
+  if [ "$fs_c" = 0 ]; then
+    for fs_f in "$FROMSCRATCH_LINKS/${fs_p##*/}".*; do
+      fs_l=''
+      if [ -f "$fs_f" ] && IFS= read -r fs_l < "$fs_f" && [ "$fs_l" = "output $fs_p" ]; then
+        fs_t=$fs_f fs_c=$((fs_c + 1))
+      fi
+    done
+  fi
+  if [ "$fs_c" = 1 ]; then cat "$fs_t"; return 0; fi
   # One awk reads the first line of every trace, newest first (a program's name may hold spaces): the trace of
   # that very path, when there is one; else each output once, for cmp when it is still a file (configure's test
   # links are gone: skipped without a process); and last the newest of the name.
@@ -102,11 +126,11 @@ fs_trace_of() {
 # this script. A link whose inputs did not change starts no realpath, sha256sum or dpkg-query (each program's
 # record took ~0.2 s of small processes on a loaded machine). The output line is the trace's own, each time.
 fs_resolve() {
-  fs_rk=$(fs_record_key "$1" "${2-}") || fs_rk=''
+  fs_record_key "$1" "${2-}" || fs_rk=''
   if [ -n "$fs_rk" ] && [ -f "$fs_rk" ]; then
-    while IFS=' ' read -r fs_kind fs_path; do
-      case $fs_kind in output|linker) printf '%s\t%s\n' "$fs_kind" "$fs_path" ;; esac
-    done < "$1"
+    fs_ifs=$IFS; IFS=$fs_nl; set -f
+    for fs_l in $fs_head; do printf '%s\t%s\n' "${fs_l%% *}" "${fs_l#* }"; done
+    IFS=$fs_ifs; set +f
     cat "$fs_rk"
     return 0
   fi
@@ -121,26 +145,44 @@ fs_resolve() {
   rm -f "$fs_rt" "$fs_rt.rest"
 }
 
-# The file fs_resolve keeps the record of trace $1 (OWN $2) in; fails when there is nowhere to keep it.
+# fs_record_key TRACE [OWN]: the file fs_resolve keeps the record of TRACE in, as fs_rk, and the trace's output and
+# linker lines, as fs_head (variables, not output: no subshell, the trace read once); fails when there is nowhere
+# to keep it. The key is made by one stat and one sha256sum: what it reads is listed in variables, not in files to
+# remove again.
 fs_record_key() {
-  [ -n "${FROMSCRATCH_DPKG_CACHE-}" ] && mkdir -p "$FROMSCRATCH_DPKG_CACHE/records" 2>/dev/null || return 1
-  fs_kd=${1%/*}/.key.${1##*/}
-  : > "$fs_kd.meta" || return 1
+  fs_rk='' fs_head=''
+  [ -n "${FROMSCRATCH_DPKG_CACHE-}" ] || return 1
+  [ -d "$FROMSCRATCH_DPKG_CACHE/records" ] || mkdir -p "$FROMSCRATCH_DPKG_CACHE/records" 2>/dev/null || return 1
+  fs_nl='
+'
+  fs_meta='' fs_list=''
   while IFS=' ' read -r fs_kind fs_path; do
     case $fs_kind in
-      linker|driver) printf '%s %s\n' "$fs_kind" "$fs_path" >> "$fs_kd.meta"
-        if [ "$fs_kind" = driver ]; then command -v "$fs_path" || true; fi ;;
+      output) fs_head="$fs_head$fs_kind $fs_path$fs_nl" ;;
+      linker|driver) fs_meta="$fs_meta$fs_kind $fs_path$fs_nl"
+        if [ "$fs_kind" = linker ]; then fs_head="$fs_head$fs_kind $fs_path$fs_nl"; fi
+        if [ "$fs_kind" = driver ] && fs_c=$(command -v "$fs_path"); then fs_list="$fs_list$fs_c$fs_nl"; fi ;;
       archive|object|file)
         case $fs_path in "${2:-/nonexistent}"/*) [ -L "$fs_path" ] || continue ;; esac
-        if [ -e "$fs_path" ]; then printf '%s %s\n' "$fs_kind" "$fs_path" >> "$fs_kd.meta"; printf '%s\n' "$fs_path"; fi ;;
+        if [ -e "$fs_path" ]; then fs_meta="$fs_meta$fs_kind $fs_path$fs_nl" fs_list="$fs_list$fs_path$fs_nl"; fi ;;
     esac
-  done < "$1" > "$fs_kd"
-  printf '%s\n' /etc/os-release "${DPKG_ADMINDIR:-/var/lib/dpkg}/status" >> "$fs_kd"
-  fs_key=$({ printf 'links.sh %s\n' "${FS_LINKS_SUM-}"; cat "$fs_kd.meta"
-             xargs -d '\n' stat -L -c '%n %s %.9Y %.9Z %i' -- < "$fs_kd" 2>&1; } | sha256sum | cut -c1-32)
-  rm -f "$fs_kd" "$fs_kd.meta"
+  done < "$1"
+  fs_ifs=$IFS; IFS=$fs_nl; set -f
+  # shellcheck disable=SC2086 # one path a line, none split or expanded further
+  set -- $fs_list /etc/os-release "${DPKG_ADMINDIR:-/var/lib/dpkg}/status"
+  IFS=$fs_ifs; set +f
+  # a file that is gone is said in the key; stat that could not run at all (too many paths) keeps nothing
+  fs_st=$(stat -L -c '%n %s %.9Y %.9Z %i' -- "$@" 2>&1)
+  [ $? -lt 126 ] || return 1
+  fs_key=$(sha256sum <<EOF
+links.sh ${FS_LINKS_SUM-}
+$fs_meta$fs_st
+EOF
+) || return 1
+  fs_key=${fs_key%% *}
+  fs_key=${fs_key%"${fs_key#????????????????????????????????}"}  # its first 32 characters
   [ -n "$fs_key" ] || return 1
-  printf '%s/records/%s\n' "$FROMSCRATCH_DPKG_CACHE" "$fs_key"
+  fs_rk=$FROMSCRATCH_DPKG_CACHE/records/$fs_key
 }
 
 fs_resolve_now() {
