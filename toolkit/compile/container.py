@@ -185,12 +185,25 @@ class ContainerToolchain:
             with self._kept_run(job, target, image, tools, skip) as made:
                 yield made
             return
+        shared, shared_env = self._shared_cache(target)
         with tempfile.TemporaryFile(dir=scratch_dir()) as tar_file, temp_dir("fromscratch-programs-") as made, \
                 Container.open(self._client, image, ["sh", f"{WORK}/tools/build.sh", *argv(job)], WORK,
-                               self.limits, receive="/") as container:
+                               self.limits, mounts=shared, env=shared_env, receive="/") as container:
             _write_tar(tar_file, job, tools_files(job, tools, WORK), skip)
             self._finish(self._run(container, job, target, made, send=tar_file), container, job, target, made)
             yield made
+
+    def _shared_cache(self, target: targets.Target) -> tuple[dict[str, str], dict[str, str]]:
+        """The volume every build for target shares (made if missing), as mounts, and what a build is told of
+        it: where the compiler cache is (unless FROMSCRATCH_CCACHE=0) and where links.sh keeps what dpkg said
+        owns each input of a link (keyed on the build image's dpkg status and the inputs: a fresh copy of a
+        project, in a state of its own, links without asking dpkg again, ~0.2 s for Lua's two programs)."""
+        cache, labels = kept.ccache_volume(target.name)
+        volume.ensure(self._client, cache, labels, role="ccache")
+        env = {"FROMSCRATCH_DPKG_CACHE": f"{kept.CCACHE_MOUNT}/{kept.DPKG_OWNERS}"}
+        if kept.ccache_on():
+            env["FROMSCRATCH_CCACHE_DIR"] = kept.CCACHE_MOUNT
+        return {cache: kept.CCACHE_MOUNT}, env
 
     @contextlib.contextmanager
     def _kept_run(self, job: plan.Plan, target: targets.Target, image: str, tools: cross.Toolset,
@@ -217,10 +230,7 @@ class ContainerToolchain:
             if self.clean and not volume.remove(self._client, k.name):
                 raise BuildFailed(f"--clean: the kept build state of {job.name} for {target.platform} ({k.name}) is "
                                   "in use by another build", hint="build again once it has ended")
-            cache, labels = kept.ccache_volume(target.name)
-            caching = kept.ccache_on()
-            if caching:
-                volume.ensure(self._client, cache, labels, role="ccache")
+            shared, shared_env = self._shared_cache(target)
             generation = kept.new_generation()
             for attempt in (0, 1):
                 if volume.ensure(self._client, k.name, dict(k.labels)):
@@ -233,9 +243,7 @@ class ContainerToolchain:
                     made = stack.enter_context(temp_dir("fromscratch-programs-"))
                     container = stack.enter_context(Container.open(
                         self._client, image, command, WORK, self.limits,
-                        mounts={k.name: WORK, **({cache: kept.CCACHE_MOUNT} if caching else {})},
-                        env={"FROMSCRATCH_OUT_TAR": "1",
-                             **({"FROMSCRATCH_CCACHE_DIR": kept.CCACHE_MOUNT} if caching else {})},
+                        mounts={k.name: WORK, **shared}, env={"FROMSCRATCH_OUT_TAR": "1", **shared_env},
                         receive=WORK))
                     programs = stack.enter_context(tempfile.TemporaryFile(dir=scratch_dir()))
                     if expect and change is not None:

@@ -360,12 +360,13 @@ def held_on_engine(client: object, caches: bool) -> list[Held]:
 
     roles = ("state", *CACHE_ROLES) if caches else ("state",)
     return [Held(v.name, "engine", v.size, last_used(v.name, v.created), _describe(v.labels) if role == "state"
-                 else f"compiler cache for {v.labels.get(LABEL + 'target', '?')}")
+                 else f"compiler cache and dpkg's answers for links, {v.labels.get(LABEL + 'target', '?')}")
             for role in roles for v in volume.kept(client, role=role)]  # type: ignore[arg-type]
 
 
 CACHE_ROLES = ("ccache",)  # the roles of the volumes that hold compiler caches
 CCACHE_MOUNT = "/ccache"  # where a container build's compiler cache is
+DPKG_OWNERS = "dpkg-owners"  # beside it (ccache reads only its own hex directories): links.sh's dpkg answers
 
 
 def ccache_on() -> bool:
@@ -380,8 +381,9 @@ def ccache_here(target: str) -> Path:
 
 
 def ccache_volume(target: str, cache_set: str | None = None) -> tuple[str, dict[str, str]]:
-    """The volume of container builds' compiler cache for target, and its labels: shared by every project (but
-    those of another cache_set, by default FROMSCRATCH_CCACHE_SET's)."""
+    """The volume of container builds' compiler cache for target (and of what dpkg said owns each input of their
+    links), and its labels: shared by every project (but those of another cache_set, by default
+    FROMSCRATCH_CCACHE_SET's)."""
     return f"fromscratch-ccache-{_ccache_set(cache_set)}{target}", {LABEL + "target": target}
 
 

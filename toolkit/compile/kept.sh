@@ -9,7 +9,8 @@ S=$W/.fromscratch
 # the build's output goes to standard error; standard output carries, when asked (FROMSCRATCH_OUT_TAR=1), the
 # programs (out/) as a tar archive once the build passed: the host takes them from the same attachment
 exec 4>&1 1>&2
-# what dpkg said owns each input of a link, kept with the state (a state's build image, its dpkg, never changes)
+# what dpkg said owns each input of a link: where the host says (the target's shared cache volume), else with the
+# state (keyed on the build image's dpkg status either way)
 FROMSCRATCH_DPKG_CACHE=${FROMSCRATCH_DPKG_CACHE:-$S/dpkg-owners}; export FROMSCRATCH_DPKG_CACHE
 # the compiler cache, shared by every project built for the target, when this machine has ccache and the build
 # is given a directory for it: paths under $W hashed relative to it, so that a fresh copy of a project hits
