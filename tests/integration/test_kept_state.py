@@ -6,6 +6,7 @@ state left mid-build, changed flags and --clean start from nothing; two builds a
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -279,6 +280,18 @@ def _ccache_hits(client, image: str) -> int:
     return int(stats.get("direct_cache_hit", 0)) + int(stats.get("preprocessed_cache_hit", 0))
 
 
+def _link_records(client, image: str) -> set[str]:
+    """The link records kept in the shared cache volume for amd64 (what dpkg said owns each input of a link)."""
+    name, _ = kept.ccache_volume("amd64")
+    made = client.containers.run(image, ["sh", "-c", f"ls /c/{kept.DPKG_OWNERS}/records"], detach=True,
+                                 volumes={name: {"bind": "/c", "mode": "ro"}})
+    try:
+        assert made.wait(timeout=60)["StatusCode"] == 0
+        return set(made.logs(stdout=True, stderr=False).decode().split())
+    finally:
+        made.remove(force=True)
+
+
 def test_a_fresh_copy_of_a_built_project_compiles_from_the_cache(builder_base, tmp_path, session, states,
                                                                    docker_client):
     unique = uuid.uuid4().hex  # sources no other build compiled: the first build misses, the copy's hits
@@ -290,10 +303,18 @@ def test_a_fresh_copy_of_a_built_project_compiles_from_the_cache(builder_base, t
     [state] = states()
     image = state["Labels"][kept.LABEL + "image"]
     before = _ccache_hits(docker_client, image)
+    records = _link_records(docker_client, image)
+    assert records  # the first build's link was recorded there, not in its own state
     copy = _project(tmp_path / "b", **files)
     assert _build(copy, tmp_path / "two", builder_base, session).returncode == 0
     assert _ccache_hits(docker_client, image) - before >= 2
     assert (tmp_path / "one" / "app").read_bytes() == (tmp_path / "two" / "app").read_bytes()
+    # the copy, in a state of its own, linked the same system inputs: dpkg was not asked again, and its SBOM
+    # names the same packages
+    assert _link_records(docker_client, image) == records
+    one, two = ({p["name"] for p in json.loads((tmp_path / out / "app.spdx.json").read_text())["packages"]}
+                for out in ("one", "two"))
+    assert "libc6-dev" in one and one == two, (one, two)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
