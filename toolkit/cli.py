@@ -22,7 +22,7 @@ from invoke.config import AmbiguousMergeError
 from invoke.exceptions import UncastableEnvVar
 
 from . import __version__, command, files, interrupts, targets
-from .compile import buildimage as builder
+from .compile import FALLBACK_BASE, SETUP_BASE
 from .errors import BuildFailed, ToolkitError
 
 log = logging.getLogger("toolkit")
@@ -114,14 +114,19 @@ def _supplier(c: Context, given: str | None) -> str:
     the configuration files there; `invoke` reads the files first. The key is not declared with ns.configure, so
     that `sbom: VALUE` is this one line rather than Invoke's merge error, whose hint is builder.base's."""
     from .errors import InputError
-    from .sbom import suppliers
+    from .sbom import NOASSERTION, SUPPLIER_ENV
 
     section = c.config.get("sbom")
     if section is not None and not hasattr(section, "get"):
         raise InputError("the config key sbom is not a section",
                          hint="sbom.supplier goes in a section: sbom:, then supplier: \"Organization: NAME\" on the "
                               "next line, indented")
-    return suppliers.choose(given, section.get("supplier") if section is not None else None)
+    configured = section.get("supplier") if section is not None else None
+    if not given and configured in (None, "") and not os.environ.get(SUPPLIER_ENV, "").strip():
+        return NOASSERTION  # nothing to check: the module that checks one is loaded while the build runs
+    from .sbom import suppliers
+
+    return suppliers.choose(given, configured)
 
 
 def _toolchain(toolchain: str, builder_base: str | None) -> str:
@@ -191,7 +196,7 @@ _ARCH_HELP = "target architecture(s): a name (arm64, arm32v7, linux/arm/v7), a c
 _JOBS_HELP = "build this many targets at once (default 1)"
 _TOOLCHAIN_HELP = "auto, native, container or zig"
 _BUILDER_BASE_HELP = (f"base image of the build container (default: the config key builder.base, else "
-                      f"{builder.SETUP_BASE} when the engine has it, else {builder.FALLBACK_BASE})")
+                      f"{SETUP_BASE} when the engine has it, else {FALLBACK_BASE})")
 _LIBC_HELP = "glibc (default) or musl (Debian's musl-dev with gcc; zig always links musl)"
 _TIMEOUT_HELP = f"stop a target's build after this many seconds (default {DEFAULT_TIMEOUT}; 0: no limit)"
 _SUPPLIER_HELP = ("who supplies the programs, for their SBOMs: 'Organization: NAME (EMAIL)' or 'Person: NAME (EMAIL)' "

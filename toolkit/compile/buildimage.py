@@ -10,13 +10,10 @@ from typing import Any
 
 from .. import command, files, grammar, targets
 from ..errors import BuildFailed
+from . import FALLBACK_BASE, SETUP_BASE
 
 log = logging.getLogger(__name__)
 
-# The build image's base when none is given (--builder-base, the config key builder.base): the one the set-up
-# makes (scripts/dev, with the rootfs task) when the engine has it, else FALLBACK_BASE, which a registry has
-SETUP_BASE = "fromscratch/debian:bookworm"
-FALLBACK_BASE = "ubuntu:24.04"
 REPOSITORY = "fromscratch/builder"
 SRC_DIR = "/src"
 OUT_DIR = "/out"

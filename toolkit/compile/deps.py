@@ -30,6 +30,29 @@ class Declared:
                 "program": f"program {' or '.join(self.name.split('|'))}"}[self.kind]
 
 
+# Headers the C library or the compiler ships: not looked up (hello.c needs no index at all).
+_LIBC_HEADERS = frozenset("""
+assert.h complex.h ctype.h errno.h fenv.h float.h inttypes.h iso646.h limits.h locale.h math.h setjmp.h signal.h
+stdalign.h stdarg.h stdatomic.h stdbool.h stddef.h stdint.h stdio.h stdlib.h stdnoreturn.h string.h tgmath.h
+threads.h time.h uchar.h wchar.h wctype.h aio.h arpa/inet.h cpio.h dirent.h dlfcn.h fcntl.h fnmatch.h glob.h grp.h
+iconv.h langinfo.h libgen.h libintl.h monetary.h mqueue.h netdb.h net/if.h netinet/in.h netinet/tcp.h nl_types.h
+poll.h pthread.h pwd.h regex.h sched.h search.h semaphore.h spawn.h strings.h syslog.h tar.h termios.h ulimit.h
+unistd.h utime.h utmp.h utmpx.h wordexp.h getopt.h err.h error.h paths.h alloca.h malloc.h memory.h features.h
+endian.h byteswap.h execinfo.h ifaddrs.h mntent.h pty.h shadow.h crypt.h sysexits.h stdio_ext.h link.h elf.h
+fts.h ftw.h values.h argp.h obstack.h resolv.h ttyent.h lastlog.h ucontext.h termio.h wait.h syscall.h printf.h
+mcheck.h argz.h envz.h fmtmsg.h sgtty.h ieee754.h fpu_control.h gshadow.h aliases.h thread_db.h nss.h sysexits.h
+""".split())
+_LIBC_DIRS = ("sys/", "bits/", "linux/", "asm/", "asm-generic/", "netinet/", "net/", "arpa/", "scsi/", "gnu/",
+              "rpc/", "protocols/", "netpacket/")
+
+
+def wanted(declared: Sequence[Declared]) -> tuple[Declared, ...]:
+    """The declarations worth a lookup: not the C library's or the compiler's own headers."""
+    # a name without a dot (<vector>, <cstdio>) is one of C++'s own headers
+    return tuple(d for d in declared if not (d.kind == "header" and (
+        d.name in _LIBC_HEADERS or d.name.startswith(_LIBC_DIRS) or "." not in d.name)))
+
+
 _READ_MAX = 512 << 10  # of each file, the first 512 KiB (a configure.ac or a source file is far smaller)
 _FILES_MAX = 4000  # files looked at in one walk
 _DEPTH_MAX = 4  # directories below the build directory

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .. import grammar, targets
 from ..errors import InputError
 from . import buildimage, provides
-from .deps import Declared
+from .deps import Declared, wanted
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +54,6 @@ CMAKE: dict[str, tuple[provides.Lacked, ...]] = {
 # What the compiler and C library already bring (every toolchain installs them): never added, never said.
 _TOOLCHAIN = re.compile(r"(libc6-dev|libc6-dev-.*-cross|linux-libc-dev|libcrypt-dev|libnsl-dev|libtirpc-dev|"
                         r"libgcc-[0-9]+-dev|libstdc\+\+-[0-9]+-dev|libc-dev-bin|.*-cross)")
-# Headers the C library or the compiler ships: not looked up (hello.c needs no index at all).
-_LIBC_HEADERS = frozenset("""
-assert.h complex.h ctype.h errno.h fenv.h float.h inttypes.h iso646.h limits.h locale.h math.h setjmp.h signal.h
-stdalign.h stdarg.h stdatomic.h stdbool.h stddef.h stdint.h stdio.h stdlib.h stdnoreturn.h string.h tgmath.h
-threads.h time.h uchar.h wchar.h wctype.h aio.h arpa/inet.h cpio.h dirent.h dlfcn.h fcntl.h fnmatch.h glob.h grp.h
-iconv.h langinfo.h libgen.h libintl.h monetary.h mqueue.h netdb.h net/if.h netinet/in.h netinet/tcp.h nl_types.h
-poll.h pthread.h pwd.h regex.h sched.h search.h semaphore.h spawn.h strings.h syslog.h tar.h termios.h ulimit.h
-unistd.h utime.h utmp.h utmpx.h wordexp.h getopt.h err.h error.h paths.h alloca.h malloc.h memory.h features.h
-endian.h byteswap.h execinfo.h ifaddrs.h mntent.h pty.h shadow.h crypt.h sysexits.h stdio_ext.h link.h elf.h
-fts.h ftw.h values.h argp.h obstack.h resolv.h ttyent.h lastlog.h ucontext.h termio.h wait.h syscall.h printf.h
-mcheck.h argz.h envz.h fmtmsg.h sgtty.h ieee754.h fpu_control.h gshadow.h aliases.h thread_db.h nss.h sysexits.h
-""".split())
-_LIBC_DIRS = ("sys/", "bits/", "linux/", "asm/", "asm-generic/", "netinet/", "net/", "arpa/", "scsi/", "gnu/",
-              "rpc/", "protocols/", "netpacket/")
 
 
 @dataclass(frozen=True)
@@ -108,13 +94,6 @@ class Finding:
                        f"{'it' if len(self.unprovided) == 1 else 'one'}, its own error follows; add the package "
                        "with --package)")
         return out
-
-
-def wanted(declared: Sequence[Declared]) -> tuple[Declared, ...]:
-    """The declarations worth a lookup: not the C library's or the compiler's own headers."""
-    # a name without a dot (<vector>, <cstdio>) is one of C++'s own headers
-    return tuple(d for d in declared if not (d.kind == "header" and (
-        d.name in _LIBC_HEADERS or d.name.startswith(_LIBC_DIRS) or "." not in d.name)))
 
 
 def _lookups(d: Declared) -> tuple[provides.Lacked, ...]:

@@ -5,6 +5,7 @@ One target's failure does not stop the others."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -13,18 +14,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import dates, targets
+from .. import targets
 from ..engine.limits import DEFAULT_LIMITS, Limits
 from ..errors import BuildFailed, InputError, ToolkitError
 from ..files import atomic_output, excerpt
-from ..sbom import links, spdx
-from ..sbom.sources import source_files, source_tree
-from . import deps, found, plan, provides, symlinks
+from ..sbom import NOASSERTION
+from . import deps, plan, provides
 from .toolchain import TOOLCHAINS, Toolchain, resolve_libc
 
 if TYPE_CHECKING:  # loaded where they are used: by a project's or a container's build, or to deliver a program
     from ..check import elf
     from ..engine import client as engine
+    from ..sbom import spdx
     from .emulated import BaseImages
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class Outcome:
 def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, place: Place,
           say: Callable[[str], None], *, base: str | None = None, jobs: int = 1, libc: str | None = None,
           limits: Limits = DEFAULT_LIMITS, index: provides.Index | None = None,
-          out_dir: Path | None = None, supplier: str = spdx.NOASSERTION, find: bool = True,
+          out_dir: Path | None = None, supplier: str = NOASSERTION, find: bool = True,
           exclude: Sequence[str] = (), saved: Callable[[plan.Plan], None] | None = None,
           described: Sequence[spdx.Package] | None = None, pick: Pick | None = None,
           clean: bool = False, raise_failed: bool = True, bases: BaseImages | None = None) -> list[Outcome]:
@@ -118,8 +119,9 @@ def build(job: plan.Plan, wanted: Sequence[targets.Target], toolchain: str, plac
     for each, some in groups(job, wanted):  # once, before any thread: a build image is built by one caller only
         chain.prepare(each, some)
     skip = skip_output(out_dir) if out_dir else (lambda path: False)
-    # once: every program of every target is made from them
-    sources = list(described) if described is not None else _documented_sources(job, out_dir, supplier)
+    # read once, now, as the build takes them: every program of every target is made from them
+    sources = functools.cache((lambda: list(described)) if described is not None
+                              else _documented_sources(job, out_dir, supplier))
 
     def one(target: targets.Target) -> tuple[Program, ...]:
         rule = job.system == plan.RULE
@@ -157,7 +159,7 @@ def with_found(job: plan.Plan, wanted: Sequence[targets.Target], libc: str, inde
     job = _with_packages(job, wanted, libc, index, exclude, say)
     if job.system == plan.RULE:
         return job
-    from . import programs
+    from . import found, programs
 
     declared = programs.declared(job.root, job.subdir, job.system)
     machine = targets.host()  # the build machine: this host, or the engine's (the same but for remote engines)
@@ -174,7 +176,7 @@ def _with_packages(job: plan.Plan, wanted: Sequence[targets.Target], libc: str, 
                    exclude: Sequence[str], say: Callable[[str], None]) -> plan.Plan:
     declared = (deps.included(job.root, job.sources) if job.system == plan.RULE
                 else deps.declared(job.root, job.subdir, job.system))
-    todo = [d for d in found.wanted(declared) if d.name not in exclude]
+    todo = [d for d in deps.wanted(declared) if d.name not in exclude]
     if not todo:
         return job
     if libc == "musl":
@@ -205,11 +207,16 @@ def groups(job: plan.Plan, wanted: Sequence[targets.Target]) -> list[tuple[plan.
     return list(out.items())
 
 
-def _documented_sources(job: plan.Plan, out_dir: Path | None, supplier: str) -> list[spdx.Package | spdx.File]:
-    """What the SBOMs name as the sources: each --src file, or the project's tree (out_dir left out)."""
+def _documented_sources(job: plan.Plan, out_dir: Path | None,
+                        supplier: str) -> Callable[[], Sequence[spdx.Package | spdx.File]]:
+    """What the SBOMs name as the sources: each --src file, or the project's tree (out_dir left out), read now;
+    their SPDX elements are made when the function returned is called."""
+    from ..sbom.sources import source_files, source_tree
+
     if job.system == plan.RULE:
-        return list(source_files(job.root, job.sources))
-    return [source_tree(job.root, supplier, out_dir)]
+        return source_files(job.root, job.sources)
+    tree = source_tree(job.root, supplier, out_dir)
+    return lambda: [tree()]
 
 
 def _compiler_said(output: Path) -> None:
@@ -219,15 +226,18 @@ def _compiler_said(output: Path) -> None:
         log.warning("%s", "\n".join(said))
 
 
-def _deliver(out: Path, target: targets.Target, place: Place, sources: Sequence[spdx.Package | spdx.File],
+def _deliver(out: Path, target: targets.Target, place: Place, sources: Callable[[], Sequence[spdx.Package | spdx.File]],
              rule: bool, naming: contextlib.ExitStack, outputs: contextlib.ExitStack,
              reserved: dict[str, Path], supplier: str, pick: Pick | None = None) -> tuple[Program, ...]:
     """Every program of out, verified for target first (all or none are written), then written where place
     says (into the temporary file reserved for it, else one made now, renamed as outputs closes), each with its
     SBOM beside it (from out/.records, the record of its link) and its naming lock held in naming: a binary never
     takes its name without the document that describes it."""
+    from .. import dates
     from ..check import verify  # (a build on this machine imported them while it ran: toolchain.py)
+    from ..sbom import links, spdx
     from ..sbom.program import program_document
+    from . import symlinks
 
     programs = _programs(out, target)
     hint = None if rule else ("a project that links dynamically despite the flags: see its build options "
@@ -247,7 +257,7 @@ def _deliver(out: Path, target: targets.Target, place: Place, sources: Sequence[
         if seen is None or not seen.seen:
             log.warning("%s: no record of its link (it was linked behind the compiler wrappers' back): its SBOM "
                         "names only what the binary shows", dest)
-        document = program_document(p, dest.name, target.platform, facts[p.name], seen, sources, epoch,
+        document = program_document(p, dest.name, target.platform, facts[p.name], seen, sources(), epoch,
                                     supplier=supplier)
         naming.enter_context(spdx.naming(dest))
         tmp = reserved.get(p.name) or outputs.enter_context(atomic_output(dest, mode=0o755))
@@ -280,6 +290,8 @@ def _verified_alone(programs: list[Path], target: targets.Target) -> tuple[list[
 def _programs(out: Path, target: targets.Target) -> list[Path]:
     """The programs a build left in out: regular files only (a symlink there could name any file of the machine
     that ran the build), none named like another's SBOM; none at all is a failure."""
+    from ..sbom import spdx
+
     if not out.is_dir() or out.is_symlink():
         raise BuildFailed(f"the build for {target.platform} left no directory of programs")
     programs = sorted(p for p in out.iterdir() if not p.is_symlink() and p.is_file())

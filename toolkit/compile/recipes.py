@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import targets
 from ..engine.limits import DEFAULT_LIMITS, Limits
-from ..sbom.spdx import NOASSERTION
+from ..sbom import NOASSERTION
 from . import pipeline, plan, provides
 from .sources import sources as checked_sources
 

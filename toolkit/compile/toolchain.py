@@ -165,8 +165,10 @@ def _run_here(job: plan.Plan, target: targets.Target, tools: cross.Toolset, limi
 def _ahead_of_delivery() -> None:
     """What reads, verifies and describes the programs a build made (compile/pipeline.py's delivery), imported while
     the build runs: this process only waits for it, and another core takes ~6 ms of imports off the wall time."""
+    from .. import dates  # noqa: F401
     from ..check import verify  # noqa: F401
     from ..sbom import program  # noqa: F401
+    from . import symlinks  # noqa: F401
 
 
 @contextlib.contextmanager

@@ -1,5 +1,7 @@
 """What a program was built from, as its document names it: --src files by the names the compiler saw, with their
-digests, and a project's tree by its git commit and a digest over its files."""
+digests, and a project's tree by its git commit and a digest over its files. Each is read when asked, as a build
+takes its copy; its SPDX element is made later, by the function returned, with the first program's document (the
+SPDX model is not loaded before a build starts: a build of hello waits for no more than it needs)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,14 @@ import hashlib
 import os
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..files import sha256
-from .spdx import File, Package, spdx_id
+
+if TYPE_CHECKING:
+    from .spdx import File, Package
 
 _CHUNK = 1 << 20
 
@@ -26,16 +31,19 @@ def _digests(path: Path) -> tuple[str, str]:
     return sha1.hexdigest(), sha2.hexdigest()
 
 
-def source_files(base: Path, names: Sequence[str]) -> list[File]:
-    """--src files by the names the compiler saw (relative to base), with their SHA1 and SHA256."""
-    out = []
-    for name in names:
-        sha1, sha2 = _digests(base / name)
-        out.append(File(spdx_id("File", name, sha2[:8]), f"./{name}", sha1, sha2))
-    return out
+def source_files(base: Path, names: Sequence[str]) -> Callable[[], list[File]]:
+    """--src files by the names the compiler saw (relative to base), with their SHA1 and SHA256 (read now)."""
+    read = [(name, *_digests(base / name)) for name in names]
+
+    def described() -> list[File]:
+        from .spdx import File, spdx_id
+
+        return [File(spdx_id("File", name, sha2[:8]), f"./{name}", sha1, sha2) for name, sha1, sha2 in read]
+
+    return described
 
 
-def source_tree(root: Path, supplier: str, skip: Path | None = None) -> Package:
+def source_tree(root: Path, supplier: str, skip: Path | None = None) -> Callable[[], Package]:
     """A project directory: its git commit when it is a repository (noting uncommitted changes), and always a
     sha256 over its files (path, execute bit, content; .git and skip left out). The user gave it, so its supplier
     is the programs' (as for a file the image adds)."""
@@ -45,9 +53,15 @@ def source_tree(root: Path, supplier: str, skip: Path | None = None) -> Package:
             "(.git and the output directory left out)")
     if commit and dirty:
         note += f"; git commit {commit} with uncommitted changes"
-    return Package(spdx_id("Source", root.name), root.name, commit or f"sha256:{digest[:16]}", supplier,
-                   purpose="SOURCE", comment=note,
-                   gitoid=f"gitoid:commit:sha1:{commit}" if commit and len(commit) == 40 else None)
+
+    def described() -> Package:
+        from .spdx import Package, spdx_id
+
+        return Package(spdx_id("Source", root.name), root.name, commit or f"sha256:{digest[:16]}", supplier,
+                       purpose="SOURCE", comment=note,
+                       gitoid=f"gitoid:commit:sha1:{commit}" if commit and len(commit) == 40 else None)
+
+    return described
 
 
 def tree_digest(root: Path, skip: Path | None = None) -> str:

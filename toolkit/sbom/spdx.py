@@ -20,8 +20,8 @@ from typing import Any
 from .. import __version__
 from ..dates import rfc3339
 from ..files import atomic_output, exclusive
+from . import NOASSERTION
 
-NOASSERTION = "NOASSERTION"
 MEDIA_TYPE = "application/spdx+json"
 SUFFIX = ".spdx.json"
 # An SPDX document needs a namespace URI of its own; nothing is served there (.invalid is reserved for that).

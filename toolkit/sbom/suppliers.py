@@ -16,10 +16,10 @@ from typing import Any
 from urllib.parse import quote
 
 from ..errors import InputError
-from . import links
-from .spdx import NOASSERTION, Package, spdx_id
+from . import NOASSERTION, links
+from . import SUPPLIER_ENV as ENV
+from .spdx import Package, spdx_id
 
-ENV = "FROMSCRATCH_SBOM_SUPPLIER"
 ZIG_SUPPLIER = "Organization: Zig Software Foundation"
 # SPDX 2.3 clause 7.5: "Person: person name and optional (<email>)", the same for an Organization, or NOASSERTION.
 # The name holds no brackets, quotes or backslashes and the email no space either: the value is one line of text.
