@@ -19,7 +19,7 @@ import pytest
 from tests import spdxcheck
 from tests.conftest import assert_clean_failure, invoke
 from toolkit.image import oci
-from toolkit.sbom import links
+from toolkit.sbom import links, records
 
 EMPTY_CONFIG = {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2,
                 "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"}
@@ -77,14 +77,14 @@ def _link(style: str, driver: str, out: str, record: str, cmd: list[str]) -> sub
     return done
 
 
-def _record(tmp: Path, source: str, *flags: str) -> links.Record:
+def _record(tmp: Path, source: str, *flags: str) -> records.Record:
     """A real gcc link through fs_link and fs_resolve, as every build runs it."""
     src = _write(tmp, "p.c", source)
     cmd = ["gcc", "-static", str(src), "-o", str(tmp / "p"), *flags]
     done = _link(links.GNU, "gcc", str(tmp / "p"), str(tmp / "record"), cmd)
     assert done.returncode == 0, done
     assert done.stdout == "", done.stdout  # the linker's trace is kept, not printed
-    return links.parse((tmp / "record").read_text())
+    return records.parse((tmp / "record").read_text())
 
 
 def test_only_the_archives_a_link_took_members_from_are_listed(tmp_path):
@@ -169,7 +169,7 @@ def test_a_record_is_kept_while_nothing_it_read_changed(tmp_path):
     assert "output\t/out/a" in first and "output" not in kept.read_text()
     second = resolve("/out/b")  # another program, a temporary object that is gone: the same record
     assert sorted(second.replace("/out/b", "/out/a").splitlines()) == sorted(first.splitlines())
-    assert links.parse(second).output == "/out/b" and len(list((cache / "records").iterdir())) == 1
+    assert records.parse(second).output == "/out/b" and len(list((cache / "records").iterdir())) == 1
     mine.write_text("!<arch>\nchanged, and left out of the record\n")
     assert len(resolve("/out/a")) and len(list((cache / "records").iterdir())) == 1
     archive.write_text("!<arch>\nchanged\n")
@@ -664,5 +664,5 @@ def test_a_zig_link_lists_the_objects_of_the_programs_own_link_once(tmp_path):
     zig.chmod(0o755)
     done = _link(links.ZIG, "zig", str(out), str(tmp_path / "record"), [str(zig)])
     assert done.returncode == 0, done
-    inputs = links.parse((tmp_path / "record").read_text()).inputs
+    inputs = records.parse((tmp_path / "record").read_text()).inputs
     assert [(i.kind, i.path) for i in inputs] == [("object", str(final)), ("archive", str(libc))], inputs

@@ -235,7 +235,7 @@ def _deliver(out: Path, target: targets.Target, place: Place, sources: Callable[
     takes its name without the document that describes it."""
     from .. import dates
     from ..check import verify  # (a build on this machine imported them while it ran: toolchain.py)
-    from ..sbom import links, spdx
+    from ..sbom import records, spdx
     from ..sbom.program import program_document
     from . import symlinks
 
@@ -253,7 +253,7 @@ def _deliver(out: Path, target: targets.Target, place: Place, sources: Callable[
         dest = place(target, p.name)
         record = out / plan.RECORDS / p.name
         text = record.read_text() if record.is_file() else ""
-        seen = links.parse(text) if text else None
+        seen = records.parse(text) if text else None
         if seen is None or not seen.seen:
             log.warning("%s: no record of its link (it was linked behind the compiler wrappers' back): its SBOM "
                         "names only what the binary shows", dest)

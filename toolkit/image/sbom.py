@@ -18,7 +18,7 @@ from .. import command
 from ..check import elf
 from ..errors import InputError, ToolkitError
 from ..files import regular_input, scratch_dir, sha256
-from ..sbom import links, read, spdx, suppliers
+from ..sbom import links, read, records, spdx, suppliers
 from ..sbom.program import minimal_document
 from ..sbom.sources import tree_digest
 from . import oci, runtime
@@ -147,8 +147,8 @@ def debian_contents(added: Sequence[runtime.Added]) -> list[Contained]:
     out = []
     for kind in added:
         for pkg in kind.packages:
-            deb = links.DebPackage(pkg.package, pkg.version, pkg.arch, pkg.source, pkg.version, pkg.maintainer)
-            record = links.Record(os_id="debian", os_version=pkg.os_version)
+            deb = records.DebPackage(pkg.package, pkg.version, pkg.arch, pkg.source, pkg.version, pkg.maintainer)
+            record = records.Record(os_id="debian", os_version=pkg.os_version)
             out.append(Contained(suppliers.deb_package(deb, record, "FILE"),
                                  f"{kind.kind} ({', '.join(kind.names)}) from Debian's {pkg.package}"))
     return out
@@ -161,7 +161,7 @@ def _describe(extra: Extra, digest: str | None) -> str:
     return f"/{extra.dest} ({count} files)"
 
 
-def _host_record(paths: Sequence[str]) -> links.Record:
+def _host_record(paths: Sequence[str]) -> records.Record:
     """fs_resolve run on this machine for paths: their owners, as for a native link."""
     with tempfile.TemporaryDirectory(prefix="fromscratch-owners-", dir=scratch_dir()) as tmp:
         trace = Path(tmp) / "trace"
@@ -169,8 +169,8 @@ def _host_record(paths: Sequence[str]) -> links.Record:
         try:
             proc = subprocess.run(links.argv("fs_resolve", str(trace)), capture_output=True, text=True)
         except OSError:  # no sh (a Windows host): no package is known, each file stands for itself
-            return links.Record()
-    return links.parse(proc.stdout)
+            return records.Record()
+    return records.parse(proc.stdout)
 
 
 def _pypi(name: str) -> spdx.Package:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..check import elf
 from ..files import sha256
-from . import links, shown
+from . import links, records, shown
 from .spdx import NOASSERTION, Document, File, Package, spdx_id
 from .suppliers import ZigBundle, deb_package, upstream, zig_bundle
 
@@ -23,7 +23,7 @@ def program(binary: Path, name: str, platform: str, libc: str | None, supplier: 
                    summary=f"a static Linux executable for {platform}{libc_words}{how}")
 
 
-def program_document(binary: Path, name: str, platform: str, facts: elf.ElfFacts, record: links.Record | None,
+def program_document(binary: Path, name: str, platform: str, facts: elf.ElfFacts, record: records.Record | None,
                      sources: Sequence[Package | File], epoch: int, *, supplier: str) -> bytes:
     """The document of a program built here (binary, to be called name, supplied by supplier): what its link
     took, by package, the compiler, the sources."""
@@ -57,10 +57,10 @@ def minimal_document(binary: Path, platform: str, facts: elf.ElfFacts, epoch: in
     return doc.to_bytes(epoch)
 
 
-def _linked(record: links.Record, zig: ZigBundle | None) -> list[tuple[Package, list[links.Input]]]:
+def _linked(record: records.Record, zig: ZigBundle | None) -> list[tuple[Package, list[records.Input]]]:
     """Each package the link took files from, with those files: dpkg's owner; for zig, the part of zig's
     bundle; an archive nobody owns as itself. Objects nobody owns are the program's own."""
-    groups: dict[str, tuple[Package, list[links.Input]]] = {}
+    groups: dict[str, tuple[Package, list[records.Input]]] = {}
     for item in record.inputs:
         if item.owner is not None:
             package = deb_package(item.owner, record, "LIBRARY")
@@ -80,7 +80,7 @@ def _linked(record: links.Record, zig: ZigBundle | None) -> list[tuple[Package, 
             for package, inputs in (groups[k] for k in sorted(groups))]
 
 
-def _compiler(record: links.Record, zig: ZigBundle | None) -> Package | None:
+def _compiler(record: records.Record, zig: ZigBundle | None) -> Package | None:
     if zig is not None:
         return zig.package("zig")
     if record.compiler is None:

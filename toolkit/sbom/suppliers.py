@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..errors import InputError
-from . import NOASSERTION, links
+from . import NOASSERTION, records
 from . import SUPPLIER_ENV as ENV
 from .spdx import Package, spdx_id
 
@@ -79,7 +79,7 @@ def maintainer_supplier(maintainer: str) -> str:
     return f"{kind}: {name} ({email})" if email else f"{kind}: {name}"
 
 
-def deb_purl(pkg: links.DebPackage, os_id: str, os_version: str) -> str:
+def deb_purl(pkg: records.DebPackage, os_id: str, os_version: str) -> str:
     """pkg:deb/<distribution>/<name>@<version>?arch=...&distro=<id>-<version>&upstream=<source>, as scanners
     match Debian and Ubuntu packages."""
     vendor = os_id or "debian"
@@ -92,7 +92,7 @@ def deb_purl(pkg: links.DebPackage, os_id: str, os_version: str) -> str:
     return f"pkg:deb/{vendor}/{quote(pkg.name, safe='')}@{quote(pkg.version, safe=':')}?{query}"
 
 
-def deb_package(pkg: links.DebPackage, record: links.Record, purpose: str | None = None) -> Package:
+def deb_package(pkg: records.DebPackage, record: records.Record, purpose: str | None = None) -> Package:
     return Package(spdx_id("Package", "deb", pkg.name, pkg.arch), pkg.name, pkg.version,
                    maintainer_supplier(pkg.maintainer), deb_purl(pkg, record.os_id, record.os_version), purpose)
 
