@@ -135,6 +135,22 @@ def atomic_output(out: Path, mode: int | None = None) -> Iterator[Path]:
                     directory.rmdir()
 
 
+def keep(path: Path, data: str | bytes) -> bool:
+    """An entry of a cache written whole, or not at all: a cache that cannot be written (read-only, full, a file
+    in the way of its directory) costs the next run the work again, never this run its result. False when it was
+    not kept."""
+    try:
+        with atomic_output(path) as tmp:
+            if isinstance(data, bytes):
+                tmp.write_bytes(data)
+            else:
+                tmp.write_text(data)
+    except (OSError, InputError) as exc:  # atomic_output says a directory it cannot make as an InputError
+        log.info("not kept in %s: %s", path, exc)
+        return False
+    return True
+
+
 def scratch_dir() -> str | None:
     """Where big temporary files go: TMPDIR when set, else /var/tmp (disk) rather than a tmpfs /tmp."""
     if os.environ.get("TMPDIR"):

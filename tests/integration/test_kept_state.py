@@ -266,6 +266,18 @@ def test_a_native_rebuild_keeps_its_state_under_the_cache_directory(tmp_path):
     assert "not listing the engine's kept volumes" in removed.out
 
 
+def test_a_cache_directory_that_cannot_be_written_costs_a_native_build_its_kept_state_only(tmp_path):
+    """XDG_CACHE_HOME a file: no state, no kept digests, no libc note can be written, and the build still
+    delivers (from nothing, in a scratch directory), saying why once."""
+    proj = _project(tmp_path, **{"Makefile": MAKEFILE, "main.c": MAIN, "part.c": "int part(void){return 1;}\n"})
+    (tmp_path / "cache").write_text("not a directory\n")
+    done = invoke("build", "--project", str(proj), "--toolchain", "native", "--out", str(tmp_path / "dist"),
+                  env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert done.code == 0 and (tmp_path / "dist" / "app").is_file(), done
+    assert "cannot keep the build state" in done.err and "Traceback" not in done.err, done
+    assert done.err.count("\n") == 1, done
+
+
 def _ccache_hits(client, image: str) -> int:
     """The compiles the container builds' compiler cache for amd64 answered so far (ccache's own count)."""
     name, _ = kept.ccache_volume("amd64")

@@ -18,7 +18,7 @@ from tests.conftest import REPO, assert_clean_failure, invoke, sigint
 from tests.faults import as_other_user, invoke_cmd
 from toolkit import interrupts
 from toolkit.errors import InputError
-from toolkit.files import atomic_output, exclusive, regular_input
+from toolkit.files import atomic_output, exclusive, keep, regular_input
 
 HELLO = '#include <stdio.h>\nint main(void){ puts("hello"); return 0; }\n'
 
@@ -89,6 +89,18 @@ def test_an_output_under_a_file_is_a_clear_error(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="a file is in the way"), atomic_output(tmp_path / "file" / "app"):
         pass
+
+
+def test_a_cache_that_cannot_be_written_is_only_not_kept(tmp_path):
+    """A cache entry is written whole or not at all, and a cache it cannot be written to is no failure: a file in the
+    way of its directory (root writes anywhere else), or a directory where the entry goes."""
+    assert keep(tmp_path / "cache" / "a.json", "{}") and (tmp_path / "cache" / "a.json").read_text() == "{}"
+    assert keep(tmp_path / "cache" / "b", b"\0\1") and (tmp_path / "cache" / "b").read_bytes() == b"\0\1"
+    (tmp_path / "file").write_text("x")
+    assert not keep(tmp_path / "file" / "cache" / "a.json", "{}")
+    (tmp_path / "cache" / "dir").mkdir()
+    assert not keep(tmp_path / "cache" / "dir", "{}") and (tmp_path / "cache" / "dir").is_dir()
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["a.json", "b", "dir"]
 
 
 def test_regular_input_refuses_what_could_hang_or_does_not_exist(tmp_path):

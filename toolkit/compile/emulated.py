@@ -124,12 +124,7 @@ class Timings:
         with self._lock:
             data = self._read()
             data.setdefault(package, {}).setdefault(how, {})[target.name] = round(seconds, 1)
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                with files.atomic_output(self.path) as tmp:
-                    tmp.write_text(json.dumps(data, sort_keys=True, indent=1) + "\n")
-            except OSError as exc:  # a figure for a message, never worth failing a build for
-                log.info("could not keep the build time in %s: %s", self.path, exc)
+            files.keep(self.path, json.dumps(data, sort_keys=True, indent=1) + "\n")  # a figure for a message
 
     def cross(self, package: str) -> tuple[str, float] | None:
         """The typical cross build of package on record (target name, seconds), None if there is none."""

@@ -35,10 +35,9 @@ def find(declared: Sequence[Declared], wanted_targets: Sequence[targets.Target],
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         return _loaded(json.loads(kept.read_text()))
     answer = found.find(declared, wanted_targets, index, exclude, headers_alone)
-    with contextlib.suppress(OSError):
-        with files.atomic_output(kept) as tmp:
-            tmp.write_text(json.dumps(_dumped(answer), sort_keys=True))
-        _prune(kept.parent)
+    if files.keep(kept, json.dumps(_dumped(answer), sort_keys=True)):
+        with contextlib.suppress(OSError):
+            _prune(kept.parent)
     return answer
 
 

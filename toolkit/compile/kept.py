@@ -192,8 +192,7 @@ def unchanged(done: Done, change: Changes) -> Path | None:
     if change.send or change.gone:
         return None
     if change.manifest != done.manifest:  # times only: noted, so that the next check reads no file
-        with contextlib.suppress(OSError), files.atomic_output(done.path / MANIFEST) as tmp:
-            tmp.write_bytes(change.manifest_bytes())
+        files.keep(done.path / MANIFEST, change.manifest_bytes())
     return done.path
 
 

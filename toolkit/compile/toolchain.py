@@ -124,9 +124,17 @@ def run_here(job: plan.Plan, target: targets.Target, tools: cross.Toolset, limit
     """The build on this machine, in a temporary copy of what job copies, or in the kept state keep (brought up
     to date; from nothing with clean); yields the work directory."""
     if keep is not None:
-        with _kept_here(job, target, tools, limits, skip, keep, clean) as work:
-            yield work
-        return
+        from . import kept
+
+        try:
+            kept.state_root().mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a cache that cannot be written costs this build its head start, not its result
+            log.warning("cannot keep the build state of %s under %s (%s): building it from nothing in a scratch "
+                        "directory", job.name, kept.state_root(), exc.strerror)
+        else:
+            with _kept_here(job, target, tools, limits, skip, keep, clean) as work:
+                yield work
+            return
     with files.temp_dir("fromscratch-project-", files.scratch_dir()) as work:
         work = work.resolve()  # the script checks that --artifact paths lead into it, by their real paths
         files.copy_entries(entries(job, skip), work / "src")
@@ -181,7 +189,6 @@ def _kept_here(job: plan.Plan, target: targets.Target, tools: cross.Toolset, lim
 
     with files.exclusive(kept.lock_name(keep.name), waiting=f"waiting for another build of {job.name} for "
                          f"{target.platform}, which uses the same kept build state"):
-        kept.state_root().mkdir(parents=True, exist_ok=True)
         work = (kept.state_root() / keep.name).resolve()
         old, dirty = kept.read_here(work)
         if dirty:

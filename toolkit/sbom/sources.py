@@ -124,9 +124,9 @@ class _KeptDigests:
 
         from .. import files
 
+        if not files.keep(self.path, json.dumps(self.new, sort_keys=True)):
+            return
         with contextlib.suppress(OSError):
-            with files.atomic_output(self.path) as tmp:
-                tmp.write_text(json.dumps(self.new, sort_keys=True))
             kept = sorted(self.path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
             for old in kept[:max(len(kept) - self._MAX, 0)]:
                 old.unlink(missing_ok=True)
