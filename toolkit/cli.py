@@ -739,9 +739,11 @@ def import_rootfs(c: Context, path: str, tag: str, arch: str | None = None, allo
 
 @task(name="clean", help={"all": "also the caches every build shares: compiler caches, dpkg's answers",
                           "older_than": "only what no build used for this many days",
+                          "project": "only the build states of this project directory (it need not exist any more)",
                           "dry_run": "only list what would be removed"})
 @cli
-def clean(c: Context, all: bool = False, older_than: str | None = None, dry_run: bool = False) -> None:  # noqa: A002
+def clean(c: Context, all: bool = False, older_than: str | None = None, project: str | None = None,  # noqa: A002
+          dry_run: bool = False) -> None:
     """List the build state kept between builds (volumes on the engine, directories here), with sizes; remove it."""
     from .compile import kept
     from .engine import client as engine
@@ -751,7 +753,9 @@ def clean(c: Context, all: bool = False, older_than: str | None = None, dry_run:
         days = None if older_than is None else float(older_than)
     except ValueError:
         raise InputError(f"--older-than {older_than!r}: give a number of days") from None
-    kept.clean(engine.connect, all, days, dry_run, say)
+    if project is not None and not project.strip():
+        raise InputError("--project '': give the project's directory")
+    kept.clean(engine.connect, all, days, dry_run, say, os.path.realpath(project) if project is not None else None)
 
 
 def _print_delivered(done: Any) -> None:

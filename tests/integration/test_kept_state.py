@@ -230,12 +230,19 @@ def test_clean_lists_and_removes_kept_state(builder_base, tmp_path, session, sta
     caches = invoke("clean", "--all", "--dry-run", env=env)
     assert "would remove fromscratch-ccache-amd64 (engine, " in caches.out, caches
     assert len(states()) == 1
-    kept_young = invoke("clean", "--older-than", "1", env=env)
+    # --project: this test's state only (a plain `clean` would remove the states of every project on this engine)
+    mine = ("--project", str(proj))
+    other = invoke("clean", "--project", str(tmp_path / "gone"), env=env)
+    assert other.code == 0 and f"nothing is kept for {tmp_path.resolve() / 'gone'}" in other.out, other
+    kept_young = invoke("clean", "--older-than", "1", *mine, env=env)
     assert kept_young.code == 0 and f"kept    {state['Name']}" in kept_young.out and len(states()) == 1
-    removed = invoke("clean", env=env)
+    assert kept_young.out.count("\n") == 1, kept_young  # no other project's state is said, let alone removed
+    removed = invoke("clean", *mine, env=env)
     assert removed.code == 0 and f"removed {state['Name']}" in removed.out, removed
     assert states() == []
     assert_clean_failure(invoke("clean", "--older-than", "$(id)"), 2)
+    assert_clean_failure(invoke("clean", "--all", *mine), 2)
+    assert_clean_failure(invoke("clean", "--project", ""), 2)
 
 
 def test_a_native_rebuild_keeps_its_state_under_the_cache_directory(tmp_path):

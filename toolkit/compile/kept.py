@@ -283,6 +283,7 @@ class Held:
     size: int | None  # bytes; None: the engine did not say
     last: float  # when it was last used (seconds since the epoch)
     what: str
+    project: str | None = None  # a kept state's project directory (its label); None for a cache
 
     def line(self) -> str:
         size = "?" if self.size is None else f"{self.size / (1 << 20):.1f} MiB"
@@ -320,8 +321,9 @@ def held_on_host(caches: bool) -> list[Held]:
             labels = json.loads((d / STATE_DIR / "labels.json").read_text())
         except (OSError, ValueError):
             pass
-        found.append(Held(d.name, "host", _tree_size(d), last_used(d.name, d.stat().st_mtime),
-                          _describe(labels if isinstance(labels, dict) else {})))
+        labels = labels if isinstance(labels, dict) else {}
+        found.append(Held(d.name, "host", _tree_size(d), last_used(d.name, d.stat().st_mtime), _describe(labels),
+                          labels.get(LABEL + "project")))
     dpkg = files.cache_dir() / "dpkg-owners"
     if caches and dpkg.is_dir():
         found.append(Held(dpkg.name, "host", _tree_size(dpkg), dpkg.stat().st_mtime,
@@ -359,7 +361,8 @@ def held_on_engine(client: object, caches: bool) -> list[Held]:
 
     roles = ("state", *CACHE_ROLES) if caches else ("state",)
     return [Held(v.name, "engine", v.size, last_used(v.name, v.created), _describe(v.labels) if role == "state"
-                 else f"compiler cache and dpkg's answers for links, {v.labels.get(LABEL + 'target', '?')}")
+                 else f"compiler cache and dpkg's answers for links, {v.labels.get(LABEL + 'target', '?')}",
+                 v.labels.get(LABEL + "project") if role == "state" else None)
             for role in roles for v in volume.kept(client, role=role)]  # type: ignore[arg-type]
 
 
@@ -398,16 +401,17 @@ def _ccache_set(name: str | None = None) -> str:
 
 
 def clean(connect: Callable[[], object], caches: bool, older_than: float | None, dry_run: bool,
-          say: Callable[[str], None]) -> int:
-    """List what is kept (with sizes) and remove it (all of it, or what was not used for older_than days);
-    returns how many were removed. An engine that cannot be reached is said in one line; this machine's are
-    still cleaned."""
-    from ..errors import EngineUnavailable
+          say: Callable[[str], None], project: str | None = None) -> int:
+    """List what is kept (with sizes) and remove it (all of it, or what was not used for older_than days, or only
+    the states of the project directory project, a real path); returns how many were removed. An engine that
+    cannot be reached is said in one line; this machine's are still cleaned."""
+    from ..errors import EngineUnavailable, InputError
 
     if older_than is not None and older_than < 0:
-        from ..errors import InputError
-
         raise InputError(f"--older-than {older_than:g}: give a number of days, 0 or more")
+    if project is not None and caches:
+        raise InputError("--all with --project: the caches --all adds are every project's",
+                         hint="clean one project's states with --project, the shared caches with --all alone")
     client = None
     found = held_on_host(caches)
     try:
@@ -417,6 +421,8 @@ def clean(connect: Callable[[], object], caches: bool, older_than: float | None,
         say(f"not listing the engine's kept volumes: {exc}")
     if client is not None and not dry_run:  # records of states that are no more (removed behind our back)
         forget_done_except({held.name for held in found})
+    if project is not None:
+        found = [held for held in found if held.project == project]
     cutoff = None if older_than is None else time.time() - older_than * 86400
     removed = 0
     for held in found:
@@ -431,7 +437,7 @@ def clean(connect: Callable[[], object], caches: bool, older_than: float | None,
         else:
             say(f"in use  {held.line()}: a build uses it now, not removed")
     if not found:
-        say("nothing is kept")
+        say("nothing is kept" if project is None else f"nothing is kept for {project}")
     return removed
 
 
