@@ -40,7 +40,7 @@ fs_take() {
   case $n in .*) echo "fromscratch: skipped $1: a hidden file is not taken as a program" >&2; return ;; esac
   if [ -e "$W/out/$n" ]; then echo "fromscratch: skipped $1: a program named $n was taken already" >&2; return; fi
   cp "$1" "$W/out/$n" && echo "fromscratch: took $1" >&2
-  fs_took=$(fs_real "$1")
+  fs_real "$1"; fs_took=$fs_rp
   fs_trace_of "$1" "$fs_took" > "$W/taken/$n"
   printf '%s\n' "$fs_took" > "$W/taken/.from.$n"
 }

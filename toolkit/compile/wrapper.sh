@@ -85,7 +85,9 @@ EOT
   if [ "$fs_strip" = 1 ]; then set -- "$@" -s; fi
   if [ -n "${FROMSCRATCH_LINKS-}" ]; then
     case $fs_out in */*) fs_dir=${fs_out%/*} ;; *) fs_dir=. ;; esac
-    if [ -n "$fs_linking" ] && fs_dir=$(cd "${fs_dir:-/}" 2>/dev/null && pwd -P); then
+    if [ -n "$fs_linking" ] && fs_physical "${fs_dir:-/}"; then
+      # shellcheck disable=SC2154 # fs_pd: set by links.sh's fs_physical
+      fs_dir=$fs_pd
       [ -d "$FROMSCRATCH_LINKS" ] || mkdir -p "$FROMSCRATCH_LINKS"
       fs_link "$fs_linker" "$fs_driver" "$fs_dir/${fs_out##*/}" "$FROMSCRATCH_LINKS/${fs_out##*/}.$$" "$@"
       exit

@@ -70,18 +70,29 @@ fs_link() {
   return "$fs_status"
 }
 
-# fs_real PATH: PATH with every symbolic link resolved, as realpath prints it; for a regular file that is no link
-# itself, by the shell's own cd -P (no process). A subshell: the cd is its own.
-fs_real() (
+# fs_real PATH: sets fs_rp to PATH with every symbolic link resolved, as realpath prints it; for a regular file that
+# is no link itself, by the shell's own cd -P there and back (no process, no subshell: a fork is a millisecond, and
+# a build takes a program this way; each of a project's links resolves its output's directory alike, in wrapper.sh).
+fs_real() {
   if [ -f "$1" ] && [ ! -L "$1" ]; then
     case $1 in /*/*) fs_rd=${1%/*} ;; /*) fs_rd=/ ;; */*) fs_rd=./${1%/*} ;; *) fs_rd=. ;; esac
-    if CDPATH='' cd -P "$fs_rd" 2>/dev/null; then printf '%s/%s\n' "${PWD%/}" "${1##*/}"; exit 0; fi
+    if fs_physical "$fs_rd"; then fs_rp=${fs_pd%/}/${1##*/}; return 0; fi
   fi
-  realpath "$1"
-)
+  fs_rp=$(realpath "$1")
+}
+
+# fs_physical DIR: sets fs_pd to DIR's path with every symbolic link resolved (pwd -P there), the current directory
+# left as it was (gone back to by the path the shell knows it by); fails when DIR cannot be entered. A shell that
+# cannot go back stops rather than run on in another directory.
+fs_physical() {
+  fs_back=$PWD
+  CDPATH='' cd -P -- "$1" 2>/dev/null || return 1
+  fs_pd=$PWD
+  CDPATH='' cd -- "$fs_back" || { echo "fromscratch: cannot return to $fs_back" >&2; exit 1; }
+}
 
 fs_trace_of() {
-  fs_p=${2:-$(fs_real "$1")}; fs_n=${1##*/}
+  if [ -n "${2-}" ]; then fs_p=$2; else fs_real "$1"; fs_p=$fs_rp; fi; fs_n=${1##*/}
   # A trace of that very path is named after its last part (the wrappers name each OUTPUT.PID): when exactly one
   # is, it is the newest, and no process need list and read them all. (A hidden name is left to ls, which skips it.)
   fs_t='' fs_c=0
