@@ -232,13 +232,14 @@ def script(project: Plan, work: str, cross: bool, triplet: str, gnu_ld: bool = T
         lines += ["{ (", f"fs_compilers_first {names}", "set -ex", body,
                   ') ; echo $? > "$W/status"; } 2>&1 | tee "$W/build.log"',
                   'status=1; read -r status < "$W/status"']
-    lines += ['if [ "$status" != 0 ]; then fs_static_hint; exit "$status"; fi', "fs_collect_start"]
+    lines.append('if [ "$status" != 0 ]; then fs_static_hint; exit "$status"; fi')
     if rule:
-        lines.append('fs_take "$W/build/$1"')
+        # a compile makes no out/: in a fresh work directory, the one on this machine has them made already, empty
+        lines += ['[ -d "$W/out/.records" ] && [ -d "$W/taken" ] || fs_collect_start', 'fs_take "$W/build/$1"']
     elif project.artifacts:
-        lines.append('fs_from_artifacts "$@"')
+        lines += ["fs_collect_start", 'fs_from_artifacts "$@"']
     else:
-        lines += ["fs_from_install", "fs_from_tree"]
+        lines += ["fs_collect_start", "fs_from_install", "fs_from_tree"]
     lines.append("fs_collect_end")
     return "\n".join(lines) + "\n"
 

@@ -145,8 +145,10 @@ def run_here(job: plan.Plan, target: targets.Target, tools: cross.Toolset, limit
 def _run_here(job: plan.Plan, target: targets.Target, tools: cross.Toolset, limits: Limits, work: Path,
               runner: list[str], env: dict[str, str] | None = None) -> None:
     """The tools written into work, then the build script run (through runner, when given)."""
-    # the script makes build/, stage/ and links/ where they are not (in a container); made here, they cost it no mkdir
-    for name in ("tools", "build", "stage", "links"):
+    # the script makes build/, stage/ and links/ where they are not (in a container), and a rule's out/ and taken/;
+    # made here, they cost it no mkdir
+    made = ("out", f"out/{plan.RECORDS}", "taken") if job.system == plan.RULE else ()
+    for name in ("tools", "build", "stage", "links", *made):
         (work / name).mkdir(exist_ok=True)
     scripts = tools_files(job, tools, str(work))
     if runner:

@@ -156,6 +156,18 @@ fs_resolve() {
   rm -f "$fs_rt" "$fs_rt.rest"
 }
 
+# fs_which NAME: sets fs_wp to the file NAME runs as a program, as command -v names it, without the subshell that
+# $(command -v) forks (a record is made for every program of a build); fails when PATH has none.
+fs_which() {
+  case $1 in */*) fs_wp=$1; [ -f "$1" ] && [ -x "$1" ]; return ;; esac
+  fs_wr=$PATH:
+  while [ -n "$fs_wr" ]; do
+    fs_wd=${fs_wr%%:*} fs_wr=${fs_wr#*:}
+    if [ -f "${fs_wd:-.}/$1" ] && [ -x "${fs_wd:-.}/$1" ]; then fs_wp=${fs_wd:-.}/$1; return 0; fi
+  done
+  return 1
+}
+
 # fs_record_key TRACE [OWN]: the file fs_resolve keeps the record of TRACE in, as fs_rk, and the trace's output and
 # linker lines, as fs_head (variables, not output: no subshell, the trace read once); fails when there is nowhere
 # to keep it. The key is made by one stat and one sha256sum: what it reads is listed in variables, not in files to
@@ -172,7 +184,7 @@ fs_record_key() {
       output) fs_head="$fs_head$fs_kind $fs_path$fs_nl" ;;
       linker|driver) fs_meta="$fs_meta$fs_kind $fs_path$fs_nl"
         if [ "$fs_kind" = linker ]; then fs_head="$fs_head$fs_kind $fs_path$fs_nl"; fi
-        if [ "$fs_kind" = driver ] && fs_c=$(command -v "$fs_path"); then fs_list="$fs_list$fs_c$fs_nl"; fi ;;
+        if [ "$fs_kind" = driver ] && fs_which "$fs_path"; then fs_list="$fs_list$fs_wp$fs_nl"; fi ;;
       archive|object|file)
         case $fs_path in "${2:-/nonexistent}"/*) [ -L "$fs_path" ] || continue ;; esac
         if [ -e "$fs_path" ]; then fs_meta="$fs_meta$fs_kind $fs_path$fs_nl" fs_list="$fs_list$fs_path$fs_nl"; fi ;;
