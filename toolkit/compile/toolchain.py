@@ -135,7 +135,9 @@ def run_here(job: plan.Plan, target: targets.Target, tools: cross.Toolset, limit
             with _kept_here(job, target, tools, limits, skip, keep, clean) as work:
                 yield work
             return
-    with files.temp_dir("fromscratch-project-", files.scratch_dir()) as work:
+    # a rule's work directory is small (its sources, one program): where small temporary files go (TMPDIR, else /tmp,
+    # often a tmpfs; creating a file in /var/tmp took 0.4 ms here, in /tmp 0.07 ms); a project's tree goes to disk
+    with files.temp_dir("fromscratch-project-", None if job.system == plan.RULE else files.scratch_dir()) as work:
         work = work.resolve()  # the script checks that --artifact paths lead into it, by their real paths
         files.copy_entries(entries(job, skip), work / "src")
         _run_here(job, target, tools, limits, work, [])
