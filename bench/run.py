@@ -55,7 +55,26 @@ def _load() -> str:
         return "unknown"
 
 
-def machine(b: Bench, started: datetime.datetime, seconds: float, load_before: str) -> list[tuple[str, str]]:
+def settle(quick: bool, limit: float = 180.0, poll: float = 5.0) -> str:
+    """A full run starts on a quiet machine: it waits, at most limit seconds, until the 1-minute load average is
+    under half the cores (a row with a target of its own, build-hello's 0.3 s, is no ratio that a busy neighbour
+    slows on both sides). Says how long it waited."""
+    if quick:
+        return "not waited for (--quick)"
+    waited = 0.0
+    quiet = max(os.cpu_count() or 1, 1) / 2
+    while os.getloadavg()[0] >= quiet and waited < limit:
+        if waited == 0:
+            log.warning("bench: waiting (at most %.0f s) for the 1-minute load average to fall under %.1f", limit,
+                        quiet)
+        time.sleep(poll)
+        waited += poll
+    return f"waited {waited:.0f} s for a 1-minute load average under {quiet:.1f}" + (
+        " (it never fell that low)" if waited >= limit else "")
+
+
+def machine(b: Bench, started: datetime.datetime, seconds: float, load_before: str,
+            settled: str) -> list[tuple[str, str]]:
     try:
         version = b.client.version()
         engine = f"Docker Engine {version.get('Version')} (API {version.get('ApiVersion')}, {version.get('Os')}/" \
@@ -71,6 +90,7 @@ def machine(b: Bench, started: datetime.datetime, seconds: float, load_before: s
         ("cores", str(os.cpu_count())),
         ("memory", _memory()),
         ("load average (1, 5, 15 min) before / after", f"{load_before} / {_load()}"),
+        ("start", settled),
         ("system", f"{platform.system()} {platform.release()} {platform.machine()}"),
         ("engine", engine),
         ("docker CLI", _first_line(["docker", "--version"])),
@@ -119,6 +139,7 @@ def main(out: Path, quick: bool = False, builder_base: str | None = None, tree: 
         raise InputError(f"--only {only!r} matches no benchmark",
                          hint="titles: " + "; ".join(title for title, _ in BENCHMARKS))
     compile_bytecode()
+    settled = settle(quick)
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = _load()
     clock = time.perf_counter()
@@ -130,7 +151,7 @@ def main(out: Path, quick: bool = False, builder_base: str | None = None, tree: 
             b.builder_base = builder_base
         try:
             rows = run_benchmarks(b, only)
-            text = render(rows, machine(b, started, time.perf_counter() - clock, load_before), TITLE, INTRO)
+            text = render(rows, machine(b, started, time.perf_counter() - clock, load_before, settled), TITLE, INTRO)
         finally:
             b.cleanup()
         partial.write_text(text)

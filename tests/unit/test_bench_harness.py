@@ -68,3 +68,16 @@ def test_render_gives_one_row_per_measurement_with_the_machine():
     ]
     assert "1. ours: `ours x`; peer: `peer y`; 2 runs each" in text
     assert text.endswith("- cores: 2\n- engine: Docker Engine 20.10\n")
+
+
+def test_a_full_run_waits_for_a_quiet_machine_but_not_forever(monkeypatch):
+    """The load average is the kernel's: what a busy machine reports is given here (os.getloadavg replaced)."""
+    from bench import run
+
+    loads = [9.0, 9.0, 0.1]
+    monkeypatch.setattr(run.os, "getloadavg", lambda: (loads.pop(0), 0.0, 0.0))
+    assert run.settle(False, limit=60, poll=0.01).startswith("waited 0 s for a 1-minute load average under")
+    assert loads == []  # asked until the load fell
+    monkeypatch.setattr(run.os, "getloadavg", lambda: (9.0, 0.0, 0.0))
+    assert run.settle(False, limit=0.03, poll=0.01).endswith("(it never fell that low)")
+    assert run.settle(True) == "not waited for (--quick)"
