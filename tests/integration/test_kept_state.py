@@ -267,6 +267,14 @@ def test_a_native_rebuild_keeps_its_state_under_the_cache_directory(tmp_path):
     assert second != first and second == build("clean", "--clean")
     listed = invoke("clean", "--dry-run", env=env)
     assert f"would remove {state.name} (host, " in listed.out, listed
+    # --project values are paths, compared as data: none names this state, none runs, none is taken as a flag
+    no_engine = {**env, "DOCKER_HOST": f"unix://{tmp_path}/no.sock"}
+    for hostile in ("$(touch pwned)", "-rf", "it's\nhere", f"{proj}/.."):
+        other = invoke("clean", "--project", hostile, cwd=tmp_path, env=no_engine)
+        assert other.code == 0 and "nothing is kept for " in other.out and state.exists(), other
+    assert not (tmp_path / "pwned").exists() and not (proj / "pwned").exists()
+    mine = invoke("clean", "--dry-run", "--project", str(proj / ".." / "proj"), env=no_engine)
+    assert f"would remove {state.name} (host, " in mine.out, mine  # the same directory by another path
     # an engine that cannot be reached is said in a line; this machine's states are removed all the same
     removed = invoke("clean", "--older-than", "0", env={**env, "DOCKER_HOST": f"unix://{tmp_path}/no.sock"})
     assert removed.code == 0 and f"removed {state.name}" in removed.out and not state.exists(), removed
